@@ -1,0 +1,7 @@
+//! hlsvault: archive live MPEG-TS over UDP into hourly HLS in object storage.
+//!
+//! The modules follow the data flow of one stream:
+//! [`config`] → [`capture`] → [`ts`] → [`segment`] → [`playlist`] →
+//! [`storage`], wired and supervised by [`engine`].
+
+pub mod ts;

@@ -1,0 +1,116 @@
+//! 90 kHz PTS and 27 MHz PCR arithmetic, with the 33-bit wrap handled.
+//!
+//! Both clocks wrap: PTS after 2^33 ticks (about 26.5 hours), PCR after
+//! 2^33 × 300 ticks. Differences are taken modulo the wrap and read as signed,
+//! so a stream that crosses the wrap keeps a seamless timeline.
+
+/// PTS/DTS ticks per second.
+pub const PTS_HZ: u64 = 90_000;
+/// PCR ticks per second.
+pub const PCR_HZ: u64 = 27_000_000;
+/// PTS values wrap at 2^33.
+pub const PTS_WRAP: u64 = 1 << 33;
+/// PCR values wrap at 2^33 × 300.
+pub const PCR_WRAP: u64 = PTS_WRAP * 300;
+
+/// Signed distance `to - from` on the 33-bit PTS circle, in ticks.
+pub fn pts_diff(to: u64, from: u64) -> i64 {
+    let d = to.wrapping_sub(from) & (PTS_WRAP - 1);
+    if d >= PTS_WRAP / 2 {
+        d as i64 - PTS_WRAP as i64
+    } else {
+        d as i64
+    }
+}
+
+/// Forward distance from `from` to `to` on the PCR circle, in 27 MHz ticks.
+/// A backward step reads as a distance close to the whole circle.
+pub fn pcr_forward(to: u64, from: u64) -> u64 {
+    (to + PCR_WRAP - from) % PCR_WRAP
+}
+
+/// A PTS made monotonic-capable: 64-bit, never wrapping.
+///
+/// Feed it raw 33-bit values in stream order; it follows the wrap so that
+/// callers can subtract extended values directly.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PtsExtender {
+    last: Option<(u64, i64)>,
+}
+
+impl PtsExtender {
+    /// Extends `pts` relative to the previous value seen.
+    pub fn extend(&mut self, pts: u64) -> i64 {
+        let ext = match self.last {
+            None => pts as i64,
+            Some((raw, ext)) => ext + pts_diff(pts, raw),
+        };
+        self.last = Some((pts, ext));
+        ext
+    }
+}
+
+/// Formats 90 kHz ticks as seconds with six decimals, without going through
+/// floating point (so 540540 ticks is exactly "6.006000").
+pub fn format_seconds(ticks: u64) -> String {
+    let secs = ticks / PTS_HZ;
+    let micros = (ticks % PTS_HZ) * 1_000_000 / PTS_HZ;
+    format!("{secs}.{micros:06}")
+}
+
+/// Parses seconds (as written in `#EXTINF`) back to 90 kHz ticks, rounded.
+pub fn parse_seconds(text: &str) -> Option<u64> {
+    let secs: f64 = text.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (secs * PTS_HZ as f64).round() as u64)
+}
+
+/// 90 kHz ticks as a `Duration`.
+pub fn ticks_to_duration(ticks: i64) -> std::time::Duration {
+    let t = ticks.max(0) as u64;
+    std::time::Duration::from_nanos(t * 1_000_000_000 / PTS_HZ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_across_wrap_is_small_and_positive() {
+        let before = PTS_WRAP - 1800;
+        assert_eq!(pts_diff(1800, before), 3600);
+        assert_eq!(pts_diff(before, 1800), -3600);
+        assert_eq!(pts_diff(10, 10), 0);
+    }
+
+    #[test]
+    fn extender_is_seamless_across_wrap() {
+        let mut x = PtsExtender::default();
+        let start = PTS_WRAP - 3 * 3600;
+        let mut last = x.extend(start);
+        for i in 1..10u64 {
+            let raw = (start + i * 3600) % PTS_WRAP;
+            let ext = x.extend(raw);
+            assert_eq!(ext - last, 3600, "step {i}");
+            last = ext;
+        }
+        // B-frame order: a step back stays a step back.
+        assert_eq!(x.extend((start + 8 * 3600) % PTS_WRAP), last - 3600);
+    }
+
+    #[test]
+    fn pcr_forward_wraps() {
+        assert_eq!(pcr_forward(100, PCR_WRAP - 200), 300);
+        assert_eq!(pcr_forward(100, 100), 0);
+        assert!(pcr_forward(100, 200) > PCR_WRAP - 1000);
+    }
+
+    #[test]
+    fn seconds_round_trip() {
+        assert_eq!(format_seconds(540_540), "6.006000");
+        assert_eq!(format_seconds(90_000 * 4 + 1), "4.000011");
+        assert_eq!(parse_seconds("6.006000"), Some(540_540));
+        assert_eq!(parse_seconds("4.000011"), Some(360_001));
+        assert_eq!(parse_seconds("-1"), None);
+        assert_eq!(parse_seconds("x"), None);
+    }
+}

@@ -1,0 +1,261 @@
+//! Analyzer tests on crafted packets, and the tiny muxer they (and the
+//! segmenter's tests) build streams with.
+
+use super::*;
+use crate::ts::pes::tests::header as pes_header;
+use crate::ts::psi::tests::{pat, pmt};
+
+pub const PMT_PID: u16 = 0x1000;
+pub const VIDEO_PID: u16 = 0x100;
+pub const AUDIO_PID: u16 = 0x101;
+
+/// Builds TS packets for a one-program stream with H.264 video and AAC audio.
+pub struct Mux {
+    cc: [u8; 8192],
+    /// Set the adaptation field random access indicator on keyframes.
+    pub rai: bool,
+    /// Video stream type in the PMT (0 for an audio-only program).
+    pub video_type: u8,
+}
+
+impl Mux {
+    pub fn new() -> Self {
+        Mux {
+            cc: [0; 8192],
+            rai: true,
+            video_type: 0x1B,
+        }
+    }
+
+    fn next_cc(&mut self, pid: u16) -> u8 {
+        let c = self.cc[pid as usize];
+        self.cc[pid as usize] = (c + 1) & 0x0F;
+        c
+    }
+
+    /// PAT and PMT packets.
+    pub fn psi(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let cc = self.next_cc(PID_PAT);
+        psi::packetize(PID_PAT, &pat(&[(1, PMT_PID)]), cc, &mut out);
+        let streams: Vec<(u8, u16)> = if self.video_type == 0 {
+            vec![(0x0F, AUDIO_PID)]
+        } else {
+            vec![(self.video_type, VIDEO_PID), (0x0F, AUDIO_PID)]
+        };
+        let pcr_pid = if self.video_type == 0 { AUDIO_PID } else { VIDEO_PID };
+        let cc = self.next_cc(PMT_PID);
+        psi::packetize(PMT_PID, &pmt(1, pcr_pid, &streams), cc, &mut out);
+        out
+    }
+
+    /// One PES as packets. `pcr` is written into the first packet's
+    /// adaptation field; `key` marks a keyframe (RAI and an IDR NAL).
+    pub fn pes(&mut self, pid: u16, pts: u64, key: bool, pcr: Option<u64>, size: usize) -> Vec<u8> {
+        let stream_id = if pid == VIDEO_PID { 0xE0 } else { 0xC0 };
+        let mut es = pes_header(stream_id, pts);
+        if pid == VIDEO_PID {
+            es.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xF0]);
+            es.extend_from_slice(if key { &[0, 0, 1, 0x65, 0x88] } else { &[0, 0, 1, 0x41, 0x9A] });
+        }
+        es.resize(es.len().max(size), 0xAB);
+        let mut out = Vec::new();
+        let mut rest = &es[..];
+        let mut first = true;
+        while !rest.is_empty() {
+            // Adaptation field content (flags onwards), or None for no field.
+            let mut af: Option<Vec<u8>> = None;
+            if first && (pcr.is_some() || (key && self.rai)) {
+                let mut f = vec![if key && self.rai { 0x40 } else { 0 }];
+                if let Some(pcr) = pcr {
+                    f[0] |= 0x10;
+                    let (base, ext) = (pcr / 300, pcr % 300);
+                    f.extend_from_slice(&[
+                        (base >> 25) as u8,
+                        (base >> 17) as u8,
+                        (base >> 9) as u8,
+                        (base >> 1) as u8,
+                        ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8,
+                        ext as u8,
+                    ]);
+                }
+                af = Some(f);
+            }
+            let used = af.as_ref().map_or(0, |f| 1 + f.len());
+            let room = 184 - used;
+            if rest.len() < room {
+                // Stuff the adaptation field so the payload ends the packet.
+                let stuff = room - rest.len();
+                match &mut af {
+                    Some(f) => f.resize(f.len() + stuff, 0xFF),
+                    None if stuff == 1 => af = Some(Vec::new()),
+                    None => {
+                        let mut f = vec![0];
+                        f.resize(stuff - 1, 0xFF);
+                        af = Some(f);
+                    }
+                }
+            }
+            let take = rest.len().min(184 - af.as_ref().map_or(0, |f| 1 + f.len()));
+            let cc = self.next_cc(pid);
+            out.extend_from_slice(&[
+                0x47,
+                (if first { 0x40 } else { 0 }) | (pid >> 8) as u8,
+                pid as u8,
+                if af.is_some() { 0x30 } else { 0x10 } | cc,
+            ]);
+            if let Some(f) = &af {
+                out.push(f.len() as u8);
+                out.extend_from_slice(f);
+            }
+            out.extend_from_slice(&rest[..take]);
+            assert_eq!(out.len() % 188, 0, "packet size");
+            rest = &rest[take..];
+            first = false;
+        }
+        out
+    }
+}
+
+fn inspect_all(a: &mut Analyzer, bytes: &[u8]) -> Vec<Inspection> {
+    bytes.chunks(188).map(|p| a.inspect(p)).collect()
+}
+
+#[test]
+fn learns_program_and_reads_pts_pcr_and_keyframes() {
+    let mut m = Mux::new();
+    let mut a = Analyzer::new();
+    inspect_all(&mut a, &m.psi());
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 900_000, true, Some(890_000 * 300), 1000));
+    assert_eq!(got[0].pcr, Some(890_000 * 300));
+    assert_eq!(
+        got[0].access_unit,
+        Some(AccessUnit { pts: Some(900_000), key: Some(true) })
+    );
+    assert!(got[1..].iter().all(|i| i.access_unit.is_none()));
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 903_600, false, None, 500));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(false));
+    let got = inspect_all(&mut a, &m.pes(AUDIO_PID, 900_000, true, None, 300));
+    assert!(got[0].access_unit.is_none(), "audio does not drive timing with video present");
+    assert_eq!(a.counters(), TsCounters::default());
+    assert!(!a.audio_timed());
+}
+
+#[test]
+fn finds_idr_without_random_access_indicator() {
+    let mut m = Mux::new();
+    m.rai = false;
+    let mut a = Analyzer::new();
+    inspect_all(&mut a, &m.psi());
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 0, true, None, 1000));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(true));
+}
+
+#[test]
+fn resolves_key_when_first_picture_is_in_a_later_packet() {
+    let mut m = Mux::new();
+    m.rai = false;
+    let mut a = Analyzer::new();
+    inspect_all(&mut a, &m.psi());
+    // A PES whose first packet holds only SEI filler: build by hand.
+    let mut es = pes_header(0xE0, 0);
+    es.extend_from_slice(&[0, 0, 0, 1, 0x06]);
+    es.resize(184 + 100, 0x80);
+    es.extend_from_slice(&[0, 0, 1, 0x65, 0x88]);
+    es.resize(2 * 184, 0x11);
+    let mut pkts = Vec::new();
+    for (i, chunk) in es.chunks(184).enumerate() {
+        pkts.extend_from_slice(&[0x47, if i == 0 { 0x41 } else { 0x01 }, 0x00, 0x10 | i as u8]);
+        pkts.extend_from_slice(chunk);
+    }
+    let got = inspect_all(&mut a, &pkts);
+    assert_eq!(got[0].access_unit.unwrap().key, None);
+    assert_eq!(got[1].key_resolved, Some(true));
+}
+
+#[test]
+fn continuity_error_on_program_pid_breaks_timeline() {
+    let mut m = Mux::new();
+    let mut a = Analyzer::new();
+    inspect_all(&mut a, &m.psi());
+    let frame = m.pes(VIDEO_PID, 0, true, None, 600);
+    inspect_all(&mut a, &frame[..188]);
+    // Skip one packet.
+    let got = inspect_all(&mut a, &frame[376..]);
+    assert_eq!(got[0].brk, Some(Break::Continuity { pid: VIDEO_PID }));
+    assert_eq!(a.counters().cc_errors, 1);
+    // A duplicate packet is allowed.
+    let dup = &frame[frame.len() - 188..];
+    assert_eq!(a.inspect(dup).brk, None);
+}
+
+#[test]
+fn pcr_jump_and_wrap() {
+    let mut m = Mux::new();
+    let mut a = Analyzer::new();
+    inspect_all(&mut a, &m.psi());
+    let near_wrap = clock::PCR_WRAP - 27_000 * 20;
+    inspect_all(&mut a, &m.pes(VIDEO_PID, 0, true, Some(near_wrap), 100));
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 3600, false, Some(27_000 * 20), 100));
+    assert_eq!(got[0].brk, None, "40 ms across the wrap is no jump");
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 7200, false, Some(27_000 * 10), 100));
+    assert_eq!(got[0].brk, Some(Break::PcrJump), "backwards");
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 7200, false, Some(27_000 * 5000), 100));
+    assert_eq!(got[0].brk, Some(Break::PcrJump), "5 s forwards");
+}
+
+#[test]
+fn audio_only_program_is_timed_by_audio() {
+    let mut m = Mux::new();
+    m.video_type = 0;
+    let mut a = Analyzer::new();
+    inspect_all(&mut a, &m.psi());
+    assert!(a.audio_timed());
+    let got = inspect_all(&mut a, &m.pes(AUDIO_PID, 1234, false, None, 200));
+    assert_eq!(got[0].access_unit, Some(AccessUnit { pts: Some(1234), key: Some(true) }));
+}
+
+#[test]
+fn injected_psi_continues_the_stream_counters() {
+    let mut m = Mux::new();
+    let mut a = Analyzer::new();
+    let mut out = Vec::new();
+    a.write_psi(&mut out);
+    assert!(out.is_empty(), "nothing before PAT and PMT are known");
+    for _ in 0..3 {
+        inspect_all(&mut a, &m.psi());
+    }
+    a.write_psi(&mut out);
+    assert_eq!(out.len(), 2 * 188);
+    // The stream's next PAT/PMT carry CC 3: injected copies carry 2.
+    assert_eq!(out[3] & 0x0F, 2);
+    assert_eq!(out[188 + 3] & 0x0F, 2);
+    let mut fresh = Analyzer::new();
+    inspect_all(&mut fresh, &out);
+    let next = inspect_all(&mut fresh, &m.psi());
+    assert!(next.iter().all(|i| i.brk.is_none()));
+    assert_eq!(fresh.counters().cc_errors, 0);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut a = Analyzer::new();
+    let mut seed = 0x1234_5678u32;
+    let mut pkt = [0u8; 188];
+    for _ in 0..20_000 {
+        for b in pkt.iter_mut() {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            *b = seed as u8;
+        }
+        pkt[0] = SYNC_BYTE;
+        // Aim some packets at PSI and the program PIDs.
+        if seed % 3 == 0 {
+            pkt[1] &= 0xE0;
+            pkt[2] = 0;
+        }
+        a.inspect(&pkt);
+    }
+    assert!(a.counters().bad_adaptation > 0);
+}
