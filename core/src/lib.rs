@@ -4,4 +4,5 @@
 //! [`config`] → [`capture`] → [`ts`] → [`segment`] → [`playlist`] →
 //! [`storage`], wired and supervised by [`engine`].
 
+pub mod segment;
 pub mod ts;

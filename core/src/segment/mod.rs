@@ -1,0 +1,498 @@
+//! Cuts a TS stream into HLS segments at random access points.
+//!
+//! The cutter owns the stream's [`Analyzer`] and decides, packet by packet,
+//! where segments begin and end:
+//!
+//! - a segment opens at a random access point, with fresh PAT/PMT copies in
+//!   front, so every file plays on its own;
+//! - it closes at the first random access point at or after the target
+//!   duration, at an hour boundary, at a hard cap when no keyframe comes, and
+//!   at every break in the timeline (continuity error, PCR jump, lost
+//!   datagrams, capture gap);
+//! - its duration is the PTS distance from its first frame to the next
+//!   segment's first frame, so the playlist timeline is the stream's own.
+//!
+//! Other elementary streams do not switch segment at the video cut: a PID
+//! whose unit (PES or section) began before the cut keeps sending it to the
+//! earlier segment until its next unit starts. No audio frame is split.
+
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, SystemTime};
+
+use crate::ts::clock::{pts_diff, ticks_to_duration, PtsExtender, PCR_HZ, PTS_HZ};
+use crate::ts::{AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, SYNC_BYTE};
+
+/// A segment cannot grow past this many bytes, whatever the stream does.
+const MAX_SEGMENT_BYTES: usize = 512 << 20;
+/// After a cut, the earlier segment waits at most this many packets for the
+/// rest of the units it holds.
+const STRAGGLER_PACKETS: u32 = 4096;
+
+/// How segments are cut.
+#[derive(Debug, Clone, Copy)]
+pub struct CutPolicy {
+    /// Cut at the first keyframe at or after this much media.
+    pub target: Duration,
+    /// Cut at the first access unit past this much media, keyframe or not.
+    pub max: Duration,
+    /// A silence longer than this between datagrams breaks the timeline.
+    pub gap: Duration,
+}
+
+/// Why a segment ended early and the next is marked discontinuous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The TS timeline broke.
+    Stream(Break),
+    /// Datagrams were lost (RTP sequence gap).
+    LostDatagrams,
+    /// No datagram arrived for this long.
+    CaptureGap(Duration),
+    /// A segment grew past the size bound without a cut.
+    Oversized,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Stream(b) => b.fmt(f),
+            Cause::LostDatagrams => f.write_str("lost datagrams"),
+            Cause::CaptureGap(d) => write!(f, "capture gap of {}", humantime::format_duration(*d)),
+            Cause::Oversized => f.write_str("segment size bound reached"),
+        }
+    }
+}
+
+/// A finished segment.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// The TS bytes: PAT, PMTs, then the stream from a random access point.
+    pub data: Vec<u8>,
+    /// Wall-clock time (UTC) of its first frame.
+    pub start: SystemTime,
+    /// Media duration in 90 kHz ticks.
+    pub duration: u64,
+    /// The timeline broke just before this segment.
+    pub discontinuity: bool,
+    /// It starts with a random access point (false after a hard-cap cut).
+    pub keyframe: bool,
+}
+
+impl Segment {
+    /// UTC hour (hours since the Unix epoch) the segment belongs to.
+    pub fn hour(&self) -> u64 {
+        hour_of(self.start)
+    }
+}
+
+/// Hours since the Unix epoch of a wall-clock time (UTC has no leap hours).
+pub fn hour_of(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 3600)
+}
+
+/// What the cutter counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CutCounters {
+    /// Packets dropped because no segment could hold them: before the first
+    /// keyframe, and between a break and the next keyframe.
+    pub skipped_packets: u64,
+    /// Bytes that were not TS packets inside TS datagrams (lost sync).
+    pub unsynced_bytes: u64,
+    /// Segments cut by the hard cap without a keyframe.
+    pub forced_cuts: u64,
+    /// Breaks in the timeline.
+    pub discontinuities: u64,
+}
+
+/// A segment being filled.
+struct Open {
+    buf: Vec<u8>,
+    first: i64,
+    last: i64,
+    hour: u64,
+    start: SystemTime,
+    discontinuity: bool,
+    keyframe: bool,
+}
+
+/// A cut segment still collecting the ends of its units. Without a segment
+/// (at the start of a run) those ends cannot be decoded and are dropped.
+struct Tail {
+    open: Option<Open>,
+    duration: u64,
+    waiting: Vec<u16>,
+    budget: u32,
+}
+
+/// Packets held back until we know whether an access unit is a keyframe.
+struct Pending {
+    ext: i64,
+    packets: Vec<u8>,
+}
+
+/// Maps the stream's timeline onto the wall clock for one contiguous run.
+#[derive(Clone, Copy)]
+struct Anchor {
+    ext: i64,
+    wall: SystemTime,
+}
+
+impl Anchor {
+    fn wall(&self, ext: i64) -> SystemTime {
+        let d = ext - self.ext;
+        if d >= 0 {
+            self.wall + ticks_to_duration(d)
+        } else {
+            self.wall - ticks_to_duration(-d)
+        }
+    }
+}
+
+/// Cuts one stream into segments. See the module documentation.
+pub struct SegmentCutter {
+    analyzer: Analyzer,
+    target: i64,
+    max: i64,
+    gap: Duration,
+    cur: Option<Open>,
+    tail: Option<Tail>,
+    pending: Option<Pending>,
+    anchor: Option<Anchor>,
+    extender: PtsExtender,
+    last_au: Option<i64>,
+    frame: Option<u64>,
+    last_pcr: Option<(u64, SystemTime)>,
+    last_capture: Option<SystemTime>,
+    unit_pid: Box<[bool; 8192]>,
+    unit_pids: Vec<u16>,
+    break_pending: bool,
+    started: bool,
+    skipped_since_log: u64,
+    counters: CutCounters,
+    ready: Vec<Segment>,
+}
+
+impl SegmentCutter {
+    /// A cutter for a new stream.
+    pub fn new(policy: CutPolicy) -> Self {
+        let ticks = |d: Duration| (d.as_nanos() * PTS_HZ as u128 / 1_000_000_000) as i64;
+        SegmentCutter {
+            analyzer: Analyzer::new(),
+            target: ticks(policy.target),
+            max: ticks(policy.max),
+            gap: policy.gap,
+            cur: None,
+            tail: None,
+            pending: None,
+            anchor: None,
+            extender: PtsExtender::default(),
+            last_au: None,
+            frame: None,
+            last_pcr: None,
+            last_capture: None,
+            unit_pid: Box::new([false; 8192]),
+            unit_pids: Vec::new(),
+            break_pending: false,
+            started: false,
+            skipped_since_log: 0,
+            counters: CutCounters::default(),
+            ready: Vec::new(),
+        }
+    }
+
+    /// What the cutter counted.
+    pub fn counters(&self) -> CutCounters {
+        self.counters
+    }
+
+    /// What the TS analysis counted.
+    pub fn ts_counters(&self) -> TsCounters {
+        self.analyzer.counters()
+    }
+
+    /// Takes the segments finished so far, oldest first.
+    pub fn take_ready(&mut self) -> std::vec::Drain<'_, Segment> {
+        self.ready.drain(..)
+    }
+
+    /// Feeds the TS payload of one datagram captured at `at`. `lost_before`
+    /// says that datagrams were lost just before this one.
+    pub fn push_datagram(&mut self, ts: &[u8], at: SystemTime, lost_before: bool) {
+        if let Some(last) = self.last_capture {
+            if let Ok(gap) = at.duration_since(last) {
+                if gap > self.gap {
+                    self.brk(Cause::CaptureGap(gap));
+                    self.analyzer.forget_clock();
+                }
+            }
+        }
+        self.last_capture = Some(at);
+        if lost_before {
+            self.brk(Cause::LostDatagrams);
+        }
+        let mut i = 0;
+        while i + PACKET_SIZE <= ts.len() {
+            if ts[i] == SYNC_BYTE {
+                self.push_packet(&ts[i..i + PACKET_SIZE], at);
+                i += PACKET_SIZE;
+            } else {
+                let next = ts[i + 1..].iter().position(|&b| b == SYNC_BYTE).map_or(ts.len(), |n| i + 1 + n);
+                self.counters.unsynced_bytes += (next - i) as u64;
+                i = next;
+            }
+        }
+        self.counters.unsynced_bytes += (ts.len() - i) as u64;
+    }
+
+    /// Ends the stream: closes every segment, as at a break.
+    pub fn finish(&mut self) {
+        self.close_all();
+        self.log_skipped("the stream ended");
+    }
+
+    fn push_packet(&mut self, p: &[u8], at: SystemTime) {
+        let ins = self.analyzer.inspect(p);
+        let h = ins.header;
+        if let Some(b) = ins.brk {
+            self.brk(Cause::Stream(b));
+        }
+        if let Some(pcr) = ins.pcr {
+            self.last_pcr = Some((pcr, at));
+        }
+        if h.pusi && h.has_payload && !self.unit_pid[h.pid as usize] && h.pid != PID_NULL {
+            self.unit_pid[h.pid as usize] = true;
+            self.unit_pids.push(h.pid);
+        }
+        if let Some(au) = ins.access_unit {
+            self.access_unit(au, p, h, at);
+            return;
+        }
+        if let Some(pending) = &mut self.pending {
+            pending.packets.extend_from_slice(p);
+            if let Some(key) = ins.key_resolved {
+                self.resolve(key, at);
+            } else if pending.packets.len() > MAX_SEGMENT_BYTES / 8 {
+                self.resolve(false, at);
+            }
+            return;
+        }
+        self.route(p, h);
+    }
+
+    fn access_unit(&mut self, au: AccessUnit, p: &[u8], h: Header, at: SystemTime) {
+        if self.pending.is_some() {
+            // The previous unit never showed a picture: not a keyframe.
+            self.resolve(false, at);
+        }
+        let Some(pts) = au.pts else {
+            self.route(p, h);
+            return;
+        };
+        let ext = self.extender.extend(pts);
+        if let Some(last) = self.last_au {
+            let step = ext - last;
+            if step > 0 && self.frame.is_none_or(|f| (step as u64) < f) {
+                self.frame = Some(step as u64);
+            }
+        }
+        self.last_au = Some(ext);
+        match au.key {
+            Some(true) => self.keyframe(ext, at),
+            Some(false) => self.non_keyframe(ext, at),
+            None if self.would_cut(ext, at) => {
+                self.pending = Some(Pending {
+                    ext,
+                    packets: p.to_vec(),
+                });
+                return;
+            }
+            None => self.non_keyframe(ext, at),
+        }
+        if let Some(cur) = &mut self.cur {
+            cur.last = cur.last.max(ext);
+        }
+        self.route(p, h);
+    }
+
+    /// Settles a pending access unit and replays its packets.
+    fn resolve(&mut self, key: bool, at: SystemTime) {
+        let Some(pending) = self.pending.take() else { return };
+        if key {
+            self.keyframe(pending.ext, at);
+        } else {
+            self.non_keyframe(pending.ext, at);
+        }
+        if let Some(cur) = &mut self.cur {
+            cur.last = cur.last.max(pending.ext);
+        }
+        for p in pending.packets.chunks_exact(PACKET_SIZE) {
+            self.route(p, Header::parse(p));
+        }
+    }
+
+    fn wall_of(&self, ext: i64, at: SystemTime) -> SystemTime {
+        match self.anchor {
+            Some(a) => a.wall(ext),
+            None => self.new_anchor(ext, at).wall,
+        }
+    }
+
+    /// Anchors a new run: the frame is presented when the decoder clock
+    /// (PCR, placed on the wall clock by its capture time) reaches its PTS.
+    fn new_anchor(&self, ext: i64, at: SystemTime) -> Anchor {
+        let wall = self
+            .last_pcr
+            .and_then(|(pcr, pcr_at)| {
+                let pts = ext.rem_euclid(1 << 33) as u64;
+                let lead = pts_diff(pts, pcr / (PCR_HZ / PTS_HZ));
+                (lead.abs() < 10 * PTS_HZ as i64).then(|| Anchor { ext: 0, wall: pcr_at }.wall(lead))
+            })
+            .unwrap_or(at);
+        Anchor { ext, wall }
+    }
+
+    fn would_cut(&self, ext: i64, at: SystemTime) -> bool {
+        match &self.cur {
+            None => true,
+            Some(cur) => ext - cur.first >= self.target || hour_of(self.wall_of(ext, at)) != cur.hour,
+        }
+    }
+
+    fn keyframe(&mut self, ext: i64, at: SystemTime) {
+        if !self.would_cut(ext, at) {
+            return;
+        }
+        self.cut(ext, at, true);
+    }
+
+    fn non_keyframe(&mut self, ext: i64, at: SystemTime) {
+        let Some(cur) = &self.cur else { return };
+        if ext - cur.first >= self.max {
+            self.counters.forced_cuts += 1;
+            tracing::warn!(
+                after = %humantime::format_duration(ticks_to_duration(ext - cur.first)),
+                "no keyframe within the hard cap: cutting without one"
+            );
+            self.cut(ext, at, false);
+        }
+    }
+
+    /// Closes the open segment (its duration ends at `ext`) and opens the next.
+    fn cut(&mut self, ext: i64, at: SystemTime, keyframe: bool) {
+        if self.anchor.is_none() {
+            self.anchor = Some(self.new_anchor(ext, at));
+        }
+        let start = self.wall_of(ext, at);
+        let cur = self.cur.take();
+        if cur.is_none() {
+            self.log_skipped("a keyframe opened the stream");
+        }
+        self.flush_tail();
+        // Every PID may be mid-unit; the cutting PID's own unit start
+        // (routed next) takes it off the list at once.
+        self.tail = Some(Tail {
+            duration: cur.as_ref().map_or(0, |c| (ext - c.first).max(0) as u64),
+            open: cur,
+            waiting: self.unit_pids.clone(),
+            budget: STRAGGLER_PACKETS,
+        });
+        self.started = true;
+        let mut buf = Vec::with_capacity(1 << 20);
+        self.analyzer.write_psi(&mut buf);
+        self.cur = Some(Open {
+            buf,
+            first: ext,
+            last: ext,
+            hour: hour_of(start),
+            start,
+            discontinuity: std::mem::take(&mut self.break_pending),
+            keyframe,
+        });
+    }
+
+    fn route(&mut self, p: &[u8], h: Header) {
+        if let Some(tail) = &mut self.tail {
+            if h.has_payload {
+                if let Some(at) = tail.waiting.iter().position(|&pid| pid == h.pid) {
+                    if !h.pusi {
+                        match &mut tail.open {
+                            Some(open) => open.buf.extend_from_slice(p),
+                            None => self.counters.skipped_packets += 1,
+                        }
+                        return;
+                    }
+                    tail.waiting.swap_remove(at);
+                }
+            }
+            tail.budget -= 1;
+            if tail.waiting.is_empty() || tail.budget == 0 {
+                self.flush_tail();
+            }
+        }
+        let full = match &mut self.cur {
+            Some(cur) => {
+                cur.buf.extend_from_slice(p);
+                cur.buf.len() >= MAX_SEGMENT_BYTES
+            }
+            None => {
+                self.counters.skipped_packets += 1;
+                self.skipped_since_log += 1;
+                false
+            }
+        };
+        if full {
+            self.brk(Cause::Oversized);
+        }
+    }
+
+    fn flush_tail(&mut self) {
+        if let Some(Tail { open: Some(open), duration, .. }) = self.tail.take() {
+            self.emit(open, duration);
+        }
+    }
+
+    fn emit(&mut self, open: Open, duration: u64) {
+        self.ready.push(Segment {
+            data: open.buf,
+            start: open.start,
+            duration,
+            discontinuity: open.discontinuity,
+            keyframe: open.keyframe,
+        });
+    }
+
+    /// The timeline broke: close everything; the next segment opens at the
+    /// next keyframe, marked discontinuous, on a new wall-clock anchor.
+    fn brk(&mut self, cause: Cause) {
+        self.counters.discontinuities += 1;
+        let had_media = self.started;
+        tracing::info!(%cause, "timeline break: segment ends, next one is a discontinuity");
+        if let Some(pending) = self.pending.take() {
+            for p in pending.packets.chunks_exact(PACKET_SIZE) {
+                self.route(p, Header::parse(p));
+            }
+        }
+        self.close_all();
+        self.anchor = None;
+        self.break_pending = had_media;
+    }
+
+    fn close_all(&mut self) {
+        self.flush_tail();
+        if let Some(cur) = self.cur.take() {
+            // No next frame to measure to: the last frame ends the segment.
+            let duration = (cur.last - cur.first) as u64 + self.frame.unwrap_or(0);
+            self.emit(cur, duration);
+        }
+        self.pending = None;
+    }
+
+    fn log_skipped(&mut self, why: &str) {
+        let n = std::mem::take(&mut self.skipped_since_log);
+        if n > 0 {
+            tracing::warn!(packets = n, "dropped packets that no segment could start with until {why}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Cut decisions on crafted streams.
+
+use super::*;
+use crate::ts::clock::PTS_WRAP;
+use crate::ts::tests::{Mux, AUDIO_PID, PMT_PID, VIDEO_PID};
+use crate::ts::{Header, PID_PAT};
+
+const FRAME: u64 = 3600; // 25 fps
+/// Wall clock of PTS 0 in the generated streams: 09:59:57 UTC on 2026-11-21.
+const T0: u64 = 1_795_255_197;
+
+struct Gen {
+    mux: Mux,
+    /// Frames per GOP (0: only the first frame is a keyframe).
+    gop: u64,
+    /// PTS of frame 0.
+    pts0: u64,
+    /// Frames whose datagram is dropped (simulated loss).
+    drop_frames: Vec<u64>,
+    /// Extra wall-clock seconds added from this frame on (capture gap).
+    gap_at: Option<(u64, u64)>,
+}
+
+impl Gen {
+    fn new(gop: u64) -> Self {
+        Gen {
+            mux: Mux::new(),
+            gop,
+            pts0: 900_000,
+            drop_frames: vec![],
+            gap_at: None,
+        }
+    }
+
+    /// Feeds `frames` frames of video with one audio PES per frame, the
+    /// audio PES split around the next video frame (as real muxers do).
+    fn run(&mut self, cutter: &mut SegmentCutter, frames: u64) -> Vec<Segment> {
+        let mut out = Vec::new();
+        for f in 0..frames {
+            let pts = (self.pts0 + f * FRAME) % PTS_WRAP;
+            let key = f == 0 || (self.gop > 0 && f % self.gop == 0);
+            let mut bytes = if f % 10 == 0 { self.mux.psi() } else { vec![] };
+            // PCR 700 ms ahead of presentation.
+            let pcr = ((pts + PTS_WRAP - 63_000) % PTS_WRAP) * 300;
+            let audio = self.mux.pes(AUDIO_PID, pts, true, None, 400);
+            bytes.extend_from_slice(&audio[..188]);
+            bytes.extend_from_slice(&self.mux.pes(VIDEO_PID, pts, key, Some(pcr), 2000));
+            bytes.extend_from_slice(&audio[188..]);
+            let mut secs = f * FRAME * 1_000_000_000 / PTS_HZ;
+            if let Some((from, extra)) = self.gap_at {
+                if f >= from {
+                    secs += extra * 1_000_000_000;
+                }
+            }
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_nanos(secs);
+            if self.drop_frames.contains(&f) {
+                continue;
+            }
+            for dgram in bytes.chunks(7 * 188) {
+                cutter.push_datagram(dgram, at, false);
+            }
+            out.extend(cutter.take_ready());
+        }
+        cutter.finish();
+        out.extend(cutter.take_ready());
+        out
+    }
+}
+
+fn policy(target: u64) -> CutPolicy {
+    CutPolicy {
+        target: Duration::from_secs(target),
+        max: Duration::from_secs(30),
+        gap: Duration::from_secs(1),
+    }
+}
+
+fn packets(s: &Segment) -> Vec<Header> {
+    s.data.chunks(188).map(Header::parse).collect()
+}
+
+fn first_video_is_key(s: &Segment) -> bool {
+    let p = s.data.chunks(188).find(|p| Header::parse(p).pid == VIDEO_PID).unwrap();
+    let h = Header::parse(p);
+    // RAI set in the adaptation field of the unit start.
+    h.pusi && h.has_af && p[5] & 0x40 != 0
+}
+
+#[test]
+fn cuts_at_keyframes_with_exact_durations_and_psi_first() {
+    let mut c = SegmentCutter::new(policy(6));
+    let segs = Gen::new(50).run(&mut c, 25 * 20); // 20 s, 2 s GOP
+    // 09:59:57 + 0.7 s: the first hour ends 2.3 s in; the first keyframe at or
+    // after it is at 4 s, which then opens the 10:00 hour.
+    let durs: Vec<u64> = segs.iter().map(|s| s.duration).collect();
+    assert_eq!(durs, vec![4 * 90_000, 6 * 90_000, 6 * 90_000, 4 * 90_000]);
+    assert_eq!(segs[0].hour() + 1, segs[1].hour());
+    for s in &segs {
+        let h = packets(s);
+        assert_eq!((h[0].pid, h[1].pid), (PID_PAT, PMT_PID));
+        assert!(first_video_is_key(s));
+        assert!(!s.discontinuity);
+        assert!(s.keyframe);
+    }
+    // Program date times follow the media timeline exactly.
+    for w in segs.windows(2) {
+        assert_eq!(w[0].start + ticks_to_duration(w[0].duration as i64), w[1].start);
+    }
+    assert_eq!(c.counters().discontinuities, 0);
+    // PAT, PMT and the head of an audio unit came before the first keyframe;
+    // the rest of that unit (2 packets) cannot be decoded without its head.
+    assert_eq!(c.counters().skipped_packets, 5);
+}
+
+#[test]
+fn audio_unit_in_flight_at_a_cut_stays_whole_in_the_earlier_segment() {
+    let mut c = SegmentCutter::new(policy(6));
+    let segs = Gen::new(50).run(&mut c, 25 * 10);
+    for s in &segs {
+        let audio: Vec<Header> = packets(s).into_iter().filter(|h| h.pid == AUDIO_PID).collect();
+        assert!(audio[0].pusi, "segment starts with a whole audio unit");
+        // Each audio PES is 3 packets: whole units only.
+        assert_eq!(audio.len() % 3, 0);
+    }
+    let total: usize = segs.iter().map(|s| s.data.len() / 188).sum();
+    assert!(total > 0);
+}
+
+#[test]
+fn keyframes_found_in_nal_units_when_no_random_access_indicator() {
+    let mut c = SegmentCutter::new(policy(6));
+    let mut g = Gen::new(50);
+    g.mux.rai = false;
+    let segs = g.run(&mut c, 25 * 20);
+    let durs: Vec<u64> = segs.iter().map(|s| s.duration).collect();
+    assert_eq!(durs, vec![4 * 90_000, 6 * 90_000, 6 * 90_000, 4 * 90_000]);
+    for s in &segs {
+        let p = s.data.chunks(188).find(|p| Header::parse(p).pid == VIDEO_PID).unwrap();
+        assert!(p.windows(4).any(|w| w == [0, 0, 1, 0x65]), "starts with an IDR");
+    }
+}
+
+#[test]
+fn pts_wrap_is_seamless() {
+    let mut c = SegmentCutter::new(policy(6));
+    let mut g = Gen::new(50);
+    g.pts0 = PTS_WRAP - 5 * 90_000;
+    let segs = g.run(&mut c, 25 * 20);
+    let durs: Vec<u64> = segs.iter().map(|s| s.duration).collect();
+    assert_eq!(durs, vec![4 * 90_000, 6 * 90_000, 6 * 90_000, 4 * 90_000]);
+    assert!(segs.iter().all(|s| !s.discontinuity));
+}
+
+#[test]
+fn continuity_error_ends_the_segment_and_marks_the_next() {
+    let mut c = SegmentCutter::new(policy(6));
+    let mut g = Gen::new(50);
+    g.drop_frames = vec![130]; // 5.2 s in, inside the second segment
+    let segs = g.run(&mut c, 25 * 20);
+    let marks: Vec<bool> = segs.iter().map(|s| s.discontinuity).collect();
+    assert_eq!(marks, vec![false, false, true, false, false]);
+    // The broken segment ends after its last whole frame (4 s .. 5.2 s).
+    assert_eq!(segs[1].duration, 30 * FRAME);
+    // Frames from the loss to the next keyframe (6 s) cannot start a segment.
+    assert!(c.counters().skipped_packets > 0);
+    assert!(c.ts_counters().cc_errors > 0);
+    assert_eq!(segs[2].duration, 6 * 90_000);
+}
+
+#[test]
+fn capture_gap_breaks_the_timeline_and_reanchors_the_clock() {
+    let mut c = SegmentCutter::new(policy(6));
+    let mut g = Gen::new(50);
+    g.gap_at = Some((250, 30)); // 10 s in, the capture pauses 30 s
+    let segs = g.run(&mut c, 25 * 20);
+    let i = segs.iter().position(|s| s.discontinuity).expect("a discontinuity");
+    let before = &segs[i - 1];
+    let gap = segs[i].start.duration_since(before.start).unwrap() - ticks_to_duration(before.duration as i64);
+    assert!(gap >= Duration::from_secs(29), "wall clock shows the gap: {gap:?}");
+}
+
+#[test]
+fn hard_cap_cuts_without_keyframe() {
+    let mut c = SegmentCutter::new(CutPolicy {
+        target: Duration::from_secs(6),
+        max: Duration::from_secs(8),
+        gap: Duration::from_secs(1),
+    });
+    let segs = Gen::new(0).run(&mut c, 25 * 20);
+    assert_eq!(segs[1].duration, 8 * 90_000);
+    assert!(!segs[2].keyframe);
+    assert!(c.counters().forced_cuts >= 1);
+}
+
+#[test]
+fn garbage_between_packets_is_counted_and_skipped() {
+    let mut c = SegmentCutter::new(policy(6));
+    let mut m = Mux::new();
+    let mut d = m.psi();
+    d.splice(188..188, [1u8, 2, 3, 4, 5]);
+    d.extend_from_slice(&[0x47, 1, 2]);
+    c.push_datagram(&d, SystemTime::UNIX_EPOCH, false);
+    assert_eq!(c.counters().unsynced_bytes, 8);
+}
