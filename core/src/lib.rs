@@ -4,5 +4,6 @@
 //! [`config`] → [`capture`] → [`ts`] → [`segment`] → [`playlist`] →
 //! [`storage`], wired and supervised by [`engine`].
 
+pub mod config;
 pub mod segment;
 pub mod ts;
