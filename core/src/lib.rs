@@ -4,6 +4,8 @@
 //! [`config`] → [`capture`] → [`ts`] → [`segment`] → [`playlist`] →
 //! [`storage`], wired and supervised by [`engine`].
 
+pub mod capture;
 pub mod config;
+pub mod playlist;
 pub mod segment;
 pub mod ts;

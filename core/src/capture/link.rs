@@ -1,0 +1,177 @@
+//! Link, network and transport headers: from a captured frame to the UDP
+//! payload and its destination.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Link layers we decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkType {
+    /// Ethernet II, with optional 802.1Q / 802.1ad tags.
+    Ethernet,
+    /// Linux cooked capture v1 (`any` device).
+    LinuxSll,
+    /// Linux cooked capture v2.
+    LinuxSll2,
+    /// Raw IPv4 or IPv6.
+    Raw,
+    /// BSD loopback: a 4-byte address family in host order.
+    Null,
+}
+
+impl LinkType {
+    /// Maps a pcap DLT number to a link type we decode.
+    pub fn from_dlt(dlt: i32) -> Option<Self> {
+        match dlt {
+            1 => Some(Self::Ethernet),
+            113 => Some(Self::LinuxSll),
+            276 => Some(Self::LinuxSll2),
+            12 | 14 | 101 | 228 | 229 => Some(Self::Raw),
+            0 | 108 => Some(Self::Null),
+            _ => None,
+        }
+    }
+}
+
+/// Why a frame yields no UDP payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Not UDP over IPv4/IPv6.
+    NotUdp,
+    /// Headers or payload cut short.
+    Truncated,
+    /// An IP fragment.
+    Fragment,
+}
+
+/// Decodes a captured frame down to its UDP payload and destination.
+pub fn udp_payload(link: LinkType, frame: &[u8]) -> Result<(SocketAddr, &[u8]), Skip> {
+    let (ethertype, ip) = match link {
+        LinkType::Ethernet => {
+            let mut at = 12;
+            let mut et = be16(frame, at)?;
+            while et == 0x8100 || et == 0x88A8 {
+                at += 4;
+                et = be16(frame, at)?;
+            }
+            (Some(et), frame.get(at + 2..).ok_or(Skip::Truncated)?)
+        }
+        LinkType::LinuxSll => (Some(be16(frame, 14)?), frame.get(16..).ok_or(Skip::Truncated)?),
+        LinkType::LinuxSll2 => (Some(be16(frame, 0)?), frame.get(20..).ok_or(Skip::Truncated)?),
+        LinkType::Raw => (None, frame),
+        LinkType::Null => (None, frame.get(4..).ok_or(Skip::Truncated)?),
+    };
+    let version = ip.first().ok_or(Skip::Truncated)? >> 4;
+    match (ethertype, version) {
+        (Some(0x0800) | None, 4) => ipv4(ip),
+        (Some(0x86DD) | None, 6) => ipv6(ip),
+        _ => Err(Skip::NotUdp),
+    }
+}
+
+fn be16(b: &[u8], at: usize) -> Result<u16, Skip> {
+    b.get(at..at + 2).map(|s| u16::from_be_bytes([s[0], s[1]])).ok_or(Skip::Truncated)
+}
+
+fn ipv4(ip: &[u8]) -> Result<(SocketAddr, &[u8]), Skip> {
+    if ip.len() < 20 {
+        return Err(Skip::Truncated);
+    }
+    let ihl = (ip[0] & 0x0F) as usize * 4;
+    let total = be16(ip, 2)? as usize;
+    if ip[9] != 17 {
+        return Err(Skip::NotUdp);
+    }
+    if ihl < 20 || total < ihl || total > ip.len() {
+        return Err(Skip::Truncated);
+    }
+    if be16(ip, 6)? & 0x3FFF != 0 {
+        return Err(Skip::Fragment);
+    }
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    udp(IpAddr::V4(dst), &ip[ihl..total])
+}
+
+fn ipv6(ip: &[u8]) -> Result<(SocketAddr, &[u8]), Skip> {
+    if ip.len() < 40 {
+        return Err(Skip::Truncated);
+    }
+    let payload_len = be16(ip, 4)? as usize;
+    let next = ip[6];
+    if next == 44 {
+        return Err(Skip::Fragment);
+    }
+    if next != 17 {
+        return Err(Skip::NotUdp);
+    }
+    let end = 40 + payload_len;
+    if end > ip.len() {
+        return Err(Skip::Truncated);
+    }
+    let dst: [u8; 16] = ip[24..40].try_into().map_err(|_| Skip::Truncated)?;
+    udp(IpAddr::V6(Ipv6Addr::from(dst)), &ip[40..end])
+}
+
+fn udp(dst: IpAddr, seg: &[u8]) -> Result<(SocketAddr, &[u8]), Skip> {
+    let len = be16(seg, 4)? as usize;
+    if len < 8 || len > seg.len() {
+        return Err(Skip::Truncated);
+    }
+    Ok((SocketAddr::new(dst, be16(seg, 2)?), &seg[8..len]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(vlan: bool, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x01, 0x00, 0x5E, 0x0A, 0, 1, 2, 2, 2, 2, 2, 2];
+        if vlan {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = 20 + 8 + payload.len();
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 16, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 239, 10, 0, 1]);
+        let ulen = 8 + payload.len();
+        f.extend_from_slice(&[0x30, 0x39, 0x13, 0x88, (ulen >> 8) as u8, ulen as u8, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn ethernet_with_and_without_vlan() {
+        for vlan in [false, true] {
+            let f = frame(vlan, b"hello");
+            let (dst, p) = udp_payload(LinkType::Ethernet, &f).unwrap();
+            assert_eq!(dst, "239.10.0.1:5000".parse().unwrap());
+            assert_eq!(p, b"hello");
+        }
+    }
+
+    #[test]
+    fn truncated_fragmented_and_other_protocols() {
+        let f = frame(false, &[0x47; 188]);
+        assert_eq!(udp_payload(LinkType::Ethernet, &f[..100]), Err(Skip::Truncated));
+        let mut frag = f.clone();
+        frag[20] = 0x20; // more fragments
+        assert_eq!(udp_payload(LinkType::Ethernet, &frag), Err(Skip::Fragment));
+        let mut tcp = f.clone();
+        tcp[23] = 6;
+        assert_eq!(udp_payload(LinkType::Ethernet, &tcp), Err(Skip::NotUdp));
+        let mut arp = f;
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(udp_payload(LinkType::Ethernet, &arp), Err(Skip::NotUdp));
+        assert_eq!(udp_payload(LinkType::Raw, &[]), Err(Skip::Truncated));
+    }
+
+    #[test]
+    fn raw_ip_and_cooked() {
+        let f = frame(false, b"x");
+        let (dst, _) = udp_payload(LinkType::Raw, &f[14..]).unwrap();
+        assert_eq!(dst.port(), 5000);
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        sll.extend_from_slice(&f[14..]);
+        assert_eq!(udp_payload(LinkType::LinuxSll, &sll).unwrap().1, b"x");
+    }
+}

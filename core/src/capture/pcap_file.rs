@@ -1,0 +1,98 @@
+//! Replays a capture file (pcap or pcapng) through libpcap.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{udp_payload, CaptureError, Datagram, Flow, LinkType, Skip, Source, SourceCounters};
+use crate::config::Pace;
+
+/// Call `progress` after this many records.
+const PROGRESS_EVERY: u64 = 1 << 14;
+
+/// A capture file, replayed as fast as possible or at its recorded pace.
+pub struct PcapFileSource {
+    path: PathBuf,
+    pace: Pace,
+}
+
+impl PcapFileSource {
+    /// A source for the file at `path`.
+    pub fn new(path: PathBuf, pace: Pace) -> Self {
+        PcapFileSource { path, pace }
+    }
+
+    fn open(&self) -> Result<(pcap::Capture<pcap::Offline>, LinkType), CaptureError> {
+        let path = self.path.display().to_string();
+        let cap = pcap::Capture::from_file_with_precision(&self.path, pcap::Precision::Nano).map_err(|e| {
+            CaptureError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let dlt = cap.get_datalink();
+        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| CaptureError::LinkType {
+            path,
+            linktype: dlt.get_name().unwrap_or_else(|_| format!("DLT {}", dlt.0)),
+        })?;
+        Ok((cap, link))
+    }
+
+    /// Opens the file and checks its link layer, without reading records.
+    pub fn probe(&self) -> Result<(), CaptureError> {
+        self.open().map(drop)
+    }
+}
+
+impl Source for PcapFileSource {
+    fn run(
+        &mut self,
+        sink: &mut dyn FnMut(Datagram<'_>) -> Flow,
+        progress: &mut dyn FnMut(&SourceCounters),
+    ) -> Result<SourceCounters, CaptureError> {
+        let (mut cap, link) = self.open()?;
+        let mut n = SourceCounters::default();
+        let mut clock: Option<(SystemTime, Instant)> = None;
+        loop {
+            let packet = match cap.next_packet() {
+                Ok(p) => p,
+                Err(pcap::Error::NoMorePackets) => break,
+                Err(e) => {
+                    // libpcap cannot resynchronise inside a damaged file.
+                    tracing::warn!(file = %self.path.display(), error = %e, "capture file ends with a damaged record; stopping there");
+                    n.truncated += 1;
+                    break;
+                }
+            };
+            n.records += 1;
+            n.bytes += 16 + packet.header.caplen as u64;
+            if n.records % PROGRESS_EVERY == 0 {
+                progress(&n);
+            }
+            let ts = packet.header.ts;
+            // With nanosecond precision libpcap puts nanoseconds in tv_usec.
+            let at = SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec.max(0) as u64, ts.tv_usec.clamp(0, 999_999_999) as u32);
+            if self.pace == Pace::Realtime {
+                let (t0, w0) = *clock.get_or_insert((at, Instant::now()));
+                if let Ok(offset) = at.duration_since(t0) {
+                    std::thread::sleep((w0 + offset).saturating_duration_since(Instant::now()));
+                }
+            }
+            if packet.header.caplen < packet.header.len {
+                n.truncated += 1;
+                continue;
+            }
+            match udp_payload(link, packet.data) {
+                Ok((dst, payload)) => {
+                    if sink(Datagram { at, dst, payload }) == Flow::Stop {
+                        break;
+                    }
+                }
+                Err(Skip::NotUdp) => n.not_udp += 1,
+                Err(Skip::Truncated) => n.truncated += 1,
+                Err(Skip::Fragment) => n.fragments += 1,
+            }
+        }
+        progress(&n);
+        Ok(n)
+    }
+}

@@ -1,0 +1,80 @@
+//! Where a stream's objects live in the store:
+//!
+//! ```text
+//! {stream}/{YYYY}/{MM}/{DD}/{HH}/{segment}.ts
+//! {stream}/{YYYY}/{MM}/{DD}/{HH}/index.m3u8
+//! {stream}/live.m3u8
+//! {stream}/hours.log
+//! ```
+
+use std::time::{Duration, SystemTime};
+
+/// Object keys of one stream.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    stream: String,
+}
+
+impl Layout {
+    /// The layout of the stream named `stream`.
+    pub fn new(stream: &str) -> Self {
+        Layout {
+            stream: stream.to_string(),
+        }
+    }
+
+    /// `YYYY/MM/DD/HH` of an hour (hours since the Unix epoch).
+    pub fn hour_path(hour: u64) -> String {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(hour * 3600);
+        let s = humantime::format_rfc3339_seconds(t).to_string();
+        format!("{}/{}/{}/{}", &s[0..4], &s[5..7], &s[8..10], &s[11..13])
+    }
+
+    /// The default name of a segment: `MMSS.mmm-SEQUENCE.ts`, unique across
+    /// restarts (the sequence never repeats) and sorted by time in its hour.
+    pub fn segment_name(sequence: u64, start: SystemTime) -> String {
+        let s = humantime::format_rfc3339_millis(start).to_string();
+        format!("{}{}{}-{sequence}.ts", &s[14..16], &s[17..19], &s[19..23])
+    }
+
+    /// Key of a segment in an hour.
+    pub fn segment_key(&self, hour: u64, name: &str) -> String {
+        format!("{}/{}/{name}", self.stream, Self::hour_path(hour))
+    }
+
+    /// Key of an hour's playlist.
+    pub fn hour_playlist_key(&self, hour: u64) -> String {
+        format!("{}/{}/index.m3u8", self.stream, Self::hour_path(hour))
+    }
+
+    /// Key of the live window.
+    pub fn live_key(&self) -> String {
+        format!("{}/live.m3u8", self.stream)
+    }
+
+    /// Key of the list of hours.
+    pub fn hours_log_key(&self) -> String {
+        format!("{}/hours.log", self.stream)
+    }
+
+    /// URI of a segment as listed in `live.m3u8`.
+    pub fn live_uri(hour: u64, name: &str) -> String {
+        format!("{}/{name}", Self::hour_path(hour))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_utc_hour() {
+        let l = Layout::new("ch1");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_255_197_700);
+        let hour = crate::segment::hour_of(t);
+        assert_eq!(l.hour_playlist_key(hour), "ch1/2026/11/21/09/index.m3u8");
+        assert_eq!(Layout::segment_name(42, t), "5957.700-42.ts");
+        assert_eq!(l.segment_key(hour, "a.ts"), "ch1/2026/11/21/09/a.ts");
+        assert_eq!(Layout::live_uri(hour + 1, "b.ts"), "2026/11/21/10/b.ts");
+    }
+}

@@ -1,0 +1,266 @@
+//! HLS media playlists: the hourly archive playlist and the live window,
+//! rendered per RFC 8216 and read back when a restart continues an hour.
+
+mod layout;
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+pub use layout::Layout;
+
+use crate::ts::clock::{format_seconds, parse_seconds, ticks_to_duration, PTS_HZ};
+
+/// One segment as listed in a playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Media sequence number.
+    pub sequence: u64,
+    /// URI, relative to the playlist.
+    pub uri: String,
+    /// Duration in 90 kHz ticks.
+    pub duration: u64,
+    /// Program date time of the first frame.
+    pub start: SystemTime,
+    /// `#EXT-X-DISCONTINUITY` precedes it.
+    pub discontinuity: bool,
+}
+
+impl Entry {
+    /// When the entry's media ends on the wall clock.
+    pub fn end(&self) -> SystemTime {
+        self.start + ticks_to_duration(self.duration as i64)
+    }
+}
+
+/// Which playlist this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An hour of the archive: entries are only appended (`EVENT`).
+    Event,
+    /// The live window: the last `n` entries.
+    Window(usize),
+}
+
+/// A media playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Playlist {
+    kind: Kind,
+    target: u64,
+    entries: VecDeque<Entry>,
+    discontinuity_sequence: u64,
+    ended: bool,
+}
+
+/// A playlist text that could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Playlist {
+    /// An empty playlist whose target duration is at least `target_secs`.
+    pub fn new(kind: Kind, target_secs: u64) -> Self {
+        Playlist {
+            kind,
+            target: target_secs.max(1),
+            entries: VecDeque::new(),
+            discontinuity_sequence: 0,
+            ended: false,
+        }
+    }
+
+    /// The entries, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    /// The newest entry.
+    pub fn last(&self) -> Option<&Entry> {
+        self.entries.back()
+    }
+
+    /// Whether `#EXT-X-ENDLIST` closes it.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Appends an entry; a window drops its oldest entries past its size.
+    pub fn push(&mut self, entry: Entry) {
+        self.ended = false;
+        self.entries.push_back(entry);
+        if let Kind::Window(n) = self.kind {
+            while self.entries.len() > n {
+                if let Some(gone) = self.entries.pop_front() {
+                    // RFC 8216 6.2.2: count the discontinuities that left.
+                    if self.entries.front().is_some_and(|e| e.discontinuity) {
+                        self.discontinuity_sequence += 1;
+                    }
+                    drop(gone);
+                }
+            }
+        }
+    }
+
+    /// Closes the playlist with `#EXT-X-ENDLIST`.
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
+    /// Reopens a closed playlist (a restart continues its hour).
+    pub fn reopen(&mut self) {
+        self.ended = false;
+    }
+
+    /// The HLS text.
+    pub fn render(&self) -> String {
+        let rounded = self.entries.iter().map(|e| (e.duration + PTS_HZ / 2) / PTS_HZ);
+        let target = rounded.max().unwrap_or(0).max(self.target);
+        let first = self.entries.front().map_or(0, |e| e.sequence);
+        let mut s = String::with_capacity(128 + self.entries.len() * 96);
+        s.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+        let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
+        let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{first}");
+        if self.discontinuity_sequence > 0 {
+            let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.discontinuity_sequence);
+        }
+        if self.kind == Kind::Event {
+            s.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n");
+        }
+        for e in &self.entries {
+            if e.discontinuity {
+                s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", humantime::format_rfc3339_millis(e.start));
+            let _ = writeln!(s, "#EXTINF:{},\n{}", format_seconds(e.duration), e.uri);
+        }
+        if self.ended {
+            s.push_str("#EXT-X-ENDLIST\n");
+        }
+        s
+    }
+
+    /// Reads a playlist back (ours, or any media playlist with the same tags).
+    pub fn parse(kind: Kind, text: &str) -> Result<Self, ParseError> {
+        let mut p = Playlist::new(kind, 1);
+        let mut seq = 0u64;
+        let mut pending_disc = false;
+        let mut pending_pdt: Option<SystemTime> = None;
+        let mut pending_dur: Option<u64> = None;
+        let err = |line: usize, reason: &str| ParseError {
+            line: line + 1,
+            reason: reason.to_string(),
+        };
+        let mut lines = text.lines().enumerate().peekable();
+        match lines.next() {
+            Some((_, l)) if l.trim_end() == "#EXTM3U" => {}
+            _ => return Err(err(0, "does not start with #EXTM3U")),
+        }
+        for (n, line) in lines {
+            let line = line.trim_end();
+            if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+                p.target = v.parse().map_err(|_| err(n, "bad target duration"))?;
+            } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+                seq = v.parse().map_err(|_| err(n, "bad media sequence"))?;
+            } else if let Some(v) = line.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:") {
+                p.discontinuity_sequence = v.parse().map_err(|_| err(n, "bad discontinuity sequence"))?;
+            } else if line == "#EXT-X-DISCONTINUITY" {
+                pending_disc = true;
+            } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+                pending_pdt = Some(humantime::parse_rfc3339_weak(v).map_err(|_| err(n, "bad program date time"))?);
+            } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+                let secs = v.split(',').next().unwrap_or_default();
+                pending_dur = Some(parse_seconds(secs).ok_or_else(|| err(n, "bad EXTINF duration"))?);
+            } else if line == "#EXT-X-ENDLIST" {
+                p.ended = true;
+            } else if !line.is_empty() && !line.starts_with('#') {
+                let duration = pending_dur.take().ok_or_else(|| err(n, "URI without #EXTINF"))?;
+                let start = match (pending_pdt.take(), p.entries.back()) {
+                    (Some(t), _) => t,
+                    (None, Some(prev)) => prev.end(),
+                    (None, None) => return Err(err(n, "first entry has no #EXT-X-PROGRAM-DATE-TIME")),
+                };
+                p.entries.push_back(Entry {
+                    sequence: seq,
+                    uri: line.to_string(),
+                    duration,
+                    start,
+                    discontinuity: std::mem::take(&mut pending_disc),
+                });
+                seq += 1;
+            }
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn entry(sequence: u64, secs: u64, discontinuity: bool) -> Entry {
+        Entry {
+            sequence,
+            uri: format!("{sequence}.ts"),
+            duration: secs * 90_000 + 540,
+            start: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_255_197_700 + (sequence % 10) * 6006),
+            discontinuity,
+        }
+    }
+
+    #[test]
+    fn event_playlist_renders_and_parses_back() {
+        let mut p = Playlist::new(Kind::Event, 6);
+        p.push(entry(10, 6, false));
+        p.push(entry(11, 10, true));
+        p.end();
+        let text = p.render();
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:10\n\
+             #EXT-X-PLAYLIST-TYPE:EVENT\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-11-21T09:59:57.700Z\n#EXTINF:6.006000,\n10.ts\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:03.706Z\n#EXTINF:10.006000,\n11.ts\n\
+             #EXT-X-ENDLIST\n"
+        );
+        let back = Playlist::parse(Kind::Event, &text).unwrap();
+        assert_eq!(back, Playlist { target: 10, ..p });
+    }
+
+    #[test]
+    fn window_slides_and_counts_discontinuities() {
+        let mut p = Playlist::new(Kind::Window(2), 6);
+        for i in 0..5 {
+            p.push(entry(i, 6, i == 2));
+        }
+        let text = p.render();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
+        assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
+        assert!(!text.contains("PLAYLIST-TYPE"));
+        let back = Playlist::parse(Kind::Window(2), &text).unwrap();
+        assert_eq!(back.entries().map(|e| e.sequence).collect::<Vec<_>>(), vec![3, 4]);
+    }
+
+    #[test]
+    fn target_duration_covers_rounded_extinf() {
+        let mut p = Playlist::new(Kind::Event, 6);
+        p.push(Entry { duration: 6 * 90_000 + 45_000, ..entry(0, 0, false) }); // 6.5 s rounds to 7
+        assert!(p.render().contains("#EXT-X-TARGETDURATION:7\n"));
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let e = Playlist::parse(Kind::Event, "#EXTM3U\n#EXTINF:abc,\nx.ts\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(Playlist::parse(Kind::Event, "garbage").is_err());
+        let e = Playlist::parse(Kind::Event, "#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00Z\nx.ts\n").unwrap_err();
+        assert_eq!(e.reason, "URI without #EXTINF");
+    }
+}
