@@ -6,6 +6,8 @@
 
 pub mod capture;
 pub mod config;
+pub mod engine;
 pub mod playlist;
 pub mod segment;
+pub mod storage;
 pub mod ts;

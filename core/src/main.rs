@@ -1,1 +1,153 @@
-fn main(){}
+//! The `hlsvault` command: a thin layer over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hlsvault::config::{self, ConfigErrors};
+use hlsvault::engine;
+
+/// Archive live MPEG-TS over UDP into hourly HLS playlists and segments.
+///
+/// One TOML file declares the store and many streams. Each stream's
+/// datagrams are captured, stripped of RTP, analysed (PSI, PCR, PTS,
+/// continuity), cut into segments at keyframes and stored as
+/// {stream}/{YYYY}/{MM}/{DD}/{HH}/ folders, each with an index.m3u8, plus a
+/// sliding {stream}/live.m3u8.
+#[derive(Parser)]
+#[command(
+    name = "hlsvault",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HLSVAULT_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Archive every stream in the config file.
+    ///
+    /// A pcap-file source ends with its file: every segment is flushed,
+    /// every hour playlist gets #EXT-X-ENDLIST, a summary line per stream is
+    /// printed, and the exit status is 0 when nothing was lost.
+    Run {
+        /// The configuration file (TOML). HLSVAULT_* environment variables
+        /// override its keys, e.g. HLSVAULT_STORAGE__ROOT=/srv/archive.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config file and what it refers to, without archiving.
+    ///
+    /// Exits 0 when it is good; otherwise lists every problem, each with the
+    /// file, the key (and stream) and the reason, and exits 2.
+    Check {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => run(&config),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HLSVAULT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Loads the config and checks what it refers to; every problem is listed.
+fn load_checked(path: &std::path::Path) -> Result<config::Config, ConfigErrors> {
+    let config = config::load(path)?;
+    let problems = engine::check(&config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors {
+            file: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match load_checked(path) {
+        Ok(c) => {
+            println!(
+                "{}: OK, {} stream(s), storage: {:?} {}",
+                path.display(),
+                c.streams.len(),
+                c.storage.backend,
+                c.storage.root.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let config = match load_checked(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match engine::run(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hlsvault: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (file, c, ignored) in &report.sources {
+        println!(
+            "{}: {} records, {} datagrams for other destinations, {} not UDP, {} truncated, {} IP fragments",
+            file.display(),
+            c.records,
+            ignored,
+            c.not_udp,
+            c.truncated,
+            c.fragments
+        );
+    }
+    for (name, s) in &report.streams {
+        println!("{name}: {s}");
+    }
+    if report.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -55,8 +55,14 @@ pub fn udp_payload(link: LinkType, frame: &[u8]) -> Result<(SocketAddr, &[u8]), 
             }
             (Some(et), frame.get(at + 2..).ok_or(Skip::Truncated)?)
         }
-        LinkType::LinuxSll => (Some(be16(frame, 14)?), frame.get(16..).ok_or(Skip::Truncated)?),
-        LinkType::LinuxSll2 => (Some(be16(frame, 0)?), frame.get(20..).ok_or(Skip::Truncated)?),
+        LinkType::LinuxSll => (
+            Some(be16(frame, 14)?),
+            frame.get(16..).ok_or(Skip::Truncated)?,
+        ),
+        LinkType::LinuxSll2 => (
+            Some(be16(frame, 0)?),
+            frame.get(20..).ok_or(Skip::Truncated)?,
+        ),
         LinkType::Raw => (None, frame),
         LinkType::Null => (None, frame.get(4..).ok_or(Skip::Truncated)?),
     };
@@ -69,7 +75,9 @@ pub fn udp_payload(link: LinkType, frame: &[u8]) -> Result<(SocketAddr, &[u8]), 
 }
 
 fn be16(b: &[u8], at: usize) -> Result<u16, Skip> {
-    b.get(at..at + 2).map(|s| u16::from_be_bytes([s[0], s[1]])).ok_or(Skip::Truncated)
+    b.get(at..at + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
+        .ok_or(Skip::Truncated)
 }
 
 fn ipv4(ip: &[u8]) -> Result<(SocketAddr, &[u8]), Skip> {
@@ -130,7 +138,20 @@ mod tests {
         }
         f.extend_from_slice(&[0x08, 0x00]);
         let total = 20 + 8 + payload.len();
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 16, 17, 0, 0]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            16,
+            17,
+            0,
+            0,
+        ]);
         f.extend_from_slice(&[10, 0, 0, 1, 239, 10, 0, 1]);
         let ulen = 8 + payload.len();
         f.extend_from_slice(&[0x30, 0x39, 0x13, 0x88, (ulen >> 8) as u8, ulen as u8, 0, 0]);
@@ -151,7 +172,10 @@ mod tests {
     #[test]
     fn truncated_fragmented_and_other_protocols() {
         let f = frame(false, &[0x47; 188]);
-        assert_eq!(udp_payload(LinkType::Ethernet, &f[..100]), Err(Skip::Truncated));
+        assert_eq!(
+            udp_payload(LinkType::Ethernet, &f[..100]),
+            Err(Skip::Truncated)
+        );
         let mut frag = f.clone();
         frag[20] = 0x20; // more fragments
         assert_eq!(udp_payload(LinkType::Ethernet, &frag), Err(Skip::Fragment));

@@ -23,12 +23,11 @@ impl PcapFileSource {
 
     fn open(&self) -> Result<(pcap::Capture<pcap::Offline>, LinkType), CaptureError> {
         let path = self.path.display().to_string();
-        let cap = pcap::Capture::from_file_with_precision(&self.path, pcap::Precision::Nano).map_err(|e| {
-            CaptureError::Open {
+        let cap = pcap::Capture::from_file_with_precision(&self.path, pcap::Precision::Nano)
+            .map_err(|e| CaptureError::Open {
                 path: path.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let dlt = cap.get_datalink();
         let link = LinkType::from_dlt(dlt.0).ok_or_else(|| CaptureError::LinkType {
             path,
@@ -70,7 +69,11 @@ impl Source for PcapFileSource {
             }
             let ts = packet.header.ts;
             // With nanosecond precision libpcap puts nanoseconds in tv_usec.
-            let at = SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec.max(0) as u64, ts.tv_usec.clamp(0, 999_999_999) as u32);
+            let at = SystemTime::UNIX_EPOCH
+                + Duration::new(
+                    ts.tv_sec.max(0) as u64,
+                    ts.tv_usec.clamp(0, 999_999_999) as u32,
+                );
             if self.pace == Pace::Realtime {
                 let (t0, w0) = *clock.get_or_insert((at, Instant::now()));
                 if let Ok(offset) = at.duration_since(t0) {

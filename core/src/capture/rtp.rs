@@ -95,7 +95,14 @@ mod tests {
     use super::*;
 
     fn rtp(pt: u8, csrc: u8, ext_words: Option<u16>, pad: u8) -> Vec<u8> {
-        let mut p = vec![0x80 | csrc | if ext_words.is_some() { 0x10 } else { 0 } | if pad > 0 { 0x20 } else { 0 }, pt, 0x12, 0x34];
+        let mut p = vec![
+            0x80 | csrc
+                | if ext_words.is_some() { 0x10 } else { 0 }
+                | if pad > 0 { 0x20 } else { 0 },
+            pt,
+            0x12,
+            0x34,
+        ];
         p.extend_from_slice(&[0, 0, 0, 1, 0xDE, 0xAD, 0xBE, 0xEF]);
         for _ in 0..csrc {
             p.extend_from_slice(&[1, 2, 3, 4]);
@@ -125,8 +132,15 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert!(matches!(classify(&rtp(96, 0, None, 0)), Payload::Rtp { .. }));
-        assert_eq!(classify(&rtp(14, 0, None, 0)), Payload::NotTs, "MPA is not TS");
+        assert!(matches!(
+            classify(&rtp(96, 0, None, 0)),
+            Payload::Rtp { .. }
+        ));
+        assert_eq!(
+            classify(&rtp(14, 0, None, 0)),
+            Payload::NotTs,
+            "MPA is not TS"
+        );
     }
 
     #[test]

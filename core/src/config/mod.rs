@@ -84,7 +84,8 @@ pub struct StreamConfig {
 impl StreamConfig {
     /// The hard cap, with its default applied.
     pub fn max_segment(&self) -> Duration {
-        self.max_segment_duration.unwrap_or(self.segment_duration * 5)
+        self.max_segment_duration
+            .unwrap_or(self.segment_duration * 5)
     }
 }
 
@@ -99,7 +100,12 @@ fn default_gap() -> Duration {
 }
 
 /// Keys a `[defaults]` table may set for every stream.
-const DEFAULTABLE: &[&str] = &["segment_duration", "max_segment_duration", "live_window", "max_gap"];
+const DEFAULTABLE: &[&str] = &[
+    "segment_duration",
+    "max_segment_duration",
+    "live_window",
+    "max_gap",
+];
 
 /// Where a stream's datagrams come from.
 #[derive(Debug, Clone, Deserialize)]
@@ -140,8 +146,11 @@ pub enum Pace {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("\"{text}\" is not a duration ({e}); write e.g. \"6s\", \"500ms\", \"1h\"")))
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "\"{text}\" is not a duration ({e}); write e.g. \"6s\", \"500ms\", \"1h\""
+        ))
+    })
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -177,7 +186,12 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        writeln!(f, "{}: {n} problem{}", self.file.display(), if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {n} problem{}",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
             writeln!(f, "  {}: {}: {}", self.file.display(), p.key, p.reason)?;
         }
@@ -235,7 +249,10 @@ impl Problems {
 
     /// Deserializes `value` as `T`, recording problems under `prefix`.
     fn parse<T: for<'de> Deserialize<'de>>(&mut self, prefix: &str, value: &Value) -> Option<T> {
-        value.deserialize::<T>().map_err(|e| self.figment(prefix, e)).ok()
+        value
+            .deserialize::<T>()
+            .map_err(|e| self.figment(prefix, e))
+            .ok()
     }
 }
 
@@ -250,7 +267,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     };
     // figment ignores a missing file; we do not.
     std::fs::metadata(path).map_err(|e| fail("(file)", format!("cannot read: {e}")))?;
-    let figment = Figment::from(Toml::file_exact(path)).merge(Env::prefixed("HLSVAULT_").split("__"));
+    // Every top-level key is a table, so only nested keys (with `__`) are
+    // overrides; HLSVAULT_LOG and friends belong to the command line.
+    let env = Env::prefixed("HLSVAULT_")
+        .filter(|k| k.as_str().contains("__"))
+        .split("__");
+    let figment = Figment::from(Toml::file_exact(path)).merge(env);
     let mut problems = Problems(Vec::new());
     let top: TopLevel = match figment.extract() {
         Ok(top) => top,
@@ -269,14 +291,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     };
 
     let defaults = top.defaults.unwrap_or_default();
-    for key in defaults.keys().filter(|k| !DEFAULTABLE.contains(&k.as_str())) {
+    for key in defaults
+        .keys()
+        .filter(|k| !DEFAULTABLE.contains(&k.as_str()))
+    {
         problems.add(
             format!("defaults.{key}"),
-            format!("not a stream default; allowed here: {}", DEFAULTABLE.join(", ")),
+            format!(
+                "not a stream default; allowed here: {}",
+                DEFAULTABLE.join(", ")
+            ),
         );
     }
     if top.streams.is_empty() {
-        problems.add("streams", "no [[streams]] declared: there is nothing to archive");
+        problems.add(
+            "streams",
+            "no [[streams]] declared: there is nothing to archive",
+        );
     }
 
     let mut streams = Vec::new();
@@ -295,7 +326,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         };
         validate_stream(&s, &prefix, &mut problems);
         if !names.insert(s.name.clone()) {
-            problems.add(format!("{prefix}.name"), format!("duplicate stream name \"{}\"", s.name));
+            problems.add(
+                format!("{prefix}.name"),
+                format!("duplicate stream name \"{}\"", s.name),
+            );
         }
         streams.push(s);
     }
@@ -313,15 +347,22 @@ fn validate_stream(s: &StreamConfig, prefix: &str, p: &mut Problems) {
     let name_ok = !s.name.is_empty()
         && !s.name.starts_with('.')
         && s.name.len() <= 64
-        && s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && s.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if !name_ok {
         p.add(
             format!("{prefix}.name"),
             "must be 1-64 characters of A-Z a-z 0-9 - _ . (it names the stream's folder) and not start with '.'",
         );
     }
-    if s.segment_duration < Duration::from_millis(500) || s.segment_duration > Duration::from_secs(60) {
-        p.add(format!("{prefix}.segment_duration"), "must be between 500ms and 60s");
+    if s.segment_duration < Duration::from_millis(500)
+        || s.segment_duration > Duration::from_secs(60)
+    {
+        p.add(
+            format!("{prefix}.segment_duration"),
+            "must be between 500ms and 60s",
+        );
     }
     if s.max_segment() < s.segment_duration {
         p.add(
@@ -337,7 +378,10 @@ fn validate_stream(s: &StreamConfig, prefix: &str, p: &mut Problems) {
     }
     match s.source.kind {
         SourceKind::PcapFile => match &s.source.path {
-            None => p.add(format!("{prefix}.source.path"), "required for kind = \"pcap-file\""),
+            None => p.add(
+                format!("{prefix}.source.path"),
+                "required for kind = \"pcap-file\"",
+            ),
             Some(path) if !path.is_file() => p.add(
                 format!("{prefix}.source.path"),
                 format!("{} is not a readable file", path.display()),
@@ -356,13 +400,19 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let pcap = dir.join("c.pcap");
         std::fs::write(&pcap, b"").unwrap();
-        let file = dir.join(format!("{:x}.toml", text.len() * 31 + text.bytes().map(|b| b as usize).sum::<usize>()));
+        let file = dir.join(format!(
+            "{:x}.toml",
+            text.len() * 31 + text.bytes().map(|b| b as usize).sum::<usize>()
+        ));
         std::fs::write(&file, text.replace("PCAP", &pcap.display().to_string())).unwrap();
         load(&file)
     }
 
     fn keys(e: ConfigErrors) -> Vec<String> {
-        e.problems.into_iter().map(|p| format!("{}: {}", p.key, p.reason)).collect()
+        e.problems
+            .into_iter()
+            .map(|p| format!("{}: {}", p.key, p.reason))
+            .collect()
     }
 
     const GOOD: &str = r#"
@@ -407,44 +457,104 @@ port = 5000
     fn every_problem_is_listed_with_its_key() {
         let bad = GOOD
             .replace("port = 5000\npace", "port = 70000\npace")
-            .replace("segment_duration = \"6s\"", "segment_duration = \"6 parsecs\"")
-            .replace("live_window = 5", "live_window = 5\nsegmnt_duration = \"2s\"");
+            .replace(
+                "segment_duration = \"6s\"",
+                "segment_duration = \"6 parsecs\"",
+            )
+            .replace(
+                "live_window = 5",
+                "live_window = 5\nsegmnt_duration = \"2s\"",
+            );
         let got = keys(load_str(&bad).unwrap_err());
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].starts_with("streams[0] (\"ch1\")"), "{got:?}");
         assert!(got[0].contains("segmnt_duration"), "{got:?}");
-        assert!(got[1].starts_with("streams[1] (\"ch2\").segment_duration"), "{got:?}");
+        assert!(
+            got[1].starts_with("streams[1] (\"ch2\").segment_duration"),
+            "{got:?}"
+        );
         assert!(got[1].contains("6 parsecs"), "{got:?}");
 
         let bad = GOOD.replace("port = 5000\npace", "port = 70000\npace");
         let got = keys(load_str(&bad).unwrap_err());
-        assert_eq!(got, vec!["streams[0] (\"ch1\").source.port: port 70000 is out of range 1..=65535"]);
+        assert_eq!(
+            got,
+            vec!["streams[0] (\"ch1\").source.port: port 70000 is out of range 1..=65535"]
+        );
     }
 
     #[test]
     fn duplicate_names_unknown_top_level_and_missing_file() {
         let got = keys(load_str(&GOOD.replace("\"ch2\"", "\"ch1\"")).unwrap_err());
-        assert_eq!(got, vec!["streams[1] (\"ch1\").name: duplicate stream name \"ch1\""]);
+        assert_eq!(
+            got,
+            vec!["streams[1] (\"ch1\").name: duplicate stream name \"ch1\""]
+        );
 
         let got = keys(load_str(&format!("{GOOD}\n[storag]\nroot = \"x\"\n")).unwrap_err());
-        assert!(got[0].starts_with("storag: unknown field: found `storag`"), "{got:?}");
+        assert!(
+            got[0].starts_with("storag: unknown field: found `storag`"),
+            "{got:?}"
+        );
 
-        let got = keys(load_str(&GOOD.replace("path = \"PCAP\"\ngroup = \"239.10.0.1\"", "path = \"/nonexistent.pcap\"\ngroup = \"239.10.0.1\"")).unwrap_err());
-        assert_eq!(got, vec!["streams[0] (\"ch1\").source.path: /nonexistent.pcap is not a readable file"]);
+        let got = keys(
+            load_str(&GOOD.replace(
+                "path = \"PCAP\"\ngroup = \"239.10.0.1\"",
+                "path = \"/nonexistent.pcap\"\ngroup = \"239.10.0.1\"",
+            ))
+            .unwrap_err(),
+        );
+        assert_eq!(
+            got,
+            vec!["streams[0] (\"ch1\").source.path: /nonexistent.pcap is not a readable file"]
+        );
 
         let err = load(Path::new("/nonexistent/hlsvault.toml")).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/hlsvault.toml: (file): cannot read"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/hlsvault.toml: (file): cannot read"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_values_and_kinds() {
-        let got = keys(load_str(&GOOD.replace("kind = \"pcap-file\"\npath = \"PCAP\"\ngroup = \"239.10.0.2\"", "kind = \"carrier-pigeon\"\npath = \"PCAP\"\ngroup = \"239.10.0.2\"")).unwrap_err());
-        assert!(got[0].starts_with("streams[1] (\"ch2\").source.kind: unknown variant: found `carrier-pigeon`"), "{got:?}");
-        let got = keys(load_str(&GOOD.replace("group = \"239.10.0.1\"", "group = \"239.10.0.300\"")).unwrap_err());
-        assert!(got[0].starts_with("streams[0] (\"ch1\").source.group"), "{got:?}");
+        let got = keys(
+            load_str(&GOOD.replace(
+                "kind = \"pcap-file\"\npath = \"PCAP\"\ngroup = \"239.10.0.2\"",
+                "kind = \"carrier-pigeon\"\npath = \"PCAP\"\ngroup = \"239.10.0.2\"",
+            ))
+            .unwrap_err(),
+        );
+        assert!(
+            got[0].starts_with(
+                "streams[1] (\"ch2\").source.kind: unknown variant: found `carrier-pigeon`"
+            ),
+            "{got:?}"
+        );
+        let got = keys(
+            load_str(&GOOD.replace("group = \"239.10.0.1\"", "group = \"239.10.0.300\""))
+                .unwrap_err(),
+        );
+        assert!(
+            got[0].starts_with("streams[0] (\"ch1\").source.group"),
+            "{got:?}"
+        );
         let got = keys(load_str(&GOOD.replace("name = \"ch1\"", "name = \"../ch1\"")).unwrap_err());
-        assert!(got[0].starts_with("streams[0] (\"../ch1\").name: must be"), "{got:?}");
-        let got = keys(load_str(&GOOD.replace("segment_duration = \"4s\"", "segment_duration = \"4s\"\nport = 1")).unwrap_err());
-        assert!(got[0].starts_with("defaults.port: not a stream default"), "{got:?}");
+        assert!(
+            got[0].starts_with("streams[0] (\"../ch1\").name: must be"),
+            "{got:?}"
+        );
+        let got = keys(
+            load_str(&GOOD.replace(
+                "segment_duration = \"4s\"",
+                "segment_duration = \"4s\"\nport = 1",
+            ))
+            .unwrap_err(),
+        );
+        assert!(
+            got[0].starts_with("defaults.port: not a stream default"),
+            "{got:?}"
+        );
     }
 }

@@ -30,6 +30,12 @@ impl Layout {
         format!("{}/{}/{}/{}", &s[0..4], &s[5..7], &s[8..10], &s[11..13])
     }
 
+    /// `YYYY-MM-DDTHH` of an hour, as `hours.log` and the command line write it.
+    pub fn hour_label(hour: u64) -> String {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(hour * 3600);
+        humantime::format_rfc3339_seconds(t).to_string()[..13].to_string()
+    }
+
     /// The default name of a segment: `MMSS.mmm-SEQUENCE.ts`, unique across
     /// restarts (the sequence never repeats) and sorted by time in its hour.
     pub fn segment_name(sequence: u64, start: SystemTime) -> String {
@@ -76,5 +82,6 @@ mod tests {
         assert_eq!(Layout::segment_name(42, t), "5957.700-42.ts");
         assert_eq!(l.segment_key(hour, "a.ts"), "ch1/2026/11/21/09/a.ts");
         assert_eq!(Layout::live_uri(hour + 1, "b.ts"), "2026/11/21/10/b.ts");
+        assert_eq!(Layout::hour_label(hour), "2026-11-21T09");
     }
 }

@@ -118,7 +118,10 @@ impl Playlist {
 
     /// The HLS text.
     pub fn render(&self) -> String {
-        let rounded = self.entries.iter().map(|e| (e.duration + PTS_HZ / 2) / PTS_HZ);
+        let rounded = self
+            .entries
+            .iter()
+            .map(|e| (e.duration + PTS_HZ / 2) / PTS_HZ);
         let target = rounded.max().unwrap_or(0).max(self.target);
         let first = self.entries.front().map_or(0, |e| e.sequence);
         let mut s = String::with_capacity(128 + self.entries.len() * 96);
@@ -126,7 +129,11 @@ impl Playlist {
         let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{first}");
         if self.discontinuity_sequence > 0 {
-            let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.discontinuity_sequence);
+            let _ = writeln!(
+                s,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            );
         }
         if self.kind == Kind::Event {
             s.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n");
@@ -135,7 +142,11 @@ impl Playlist {
             if e.discontinuity {
                 s.push_str("#EXT-X-DISCONTINUITY\n");
             }
-            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", humantime::format_rfc3339_millis(e.start));
+            let _ = writeln!(
+                s,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                humantime::format_rfc3339_millis(e.start)
+            );
             let _ = writeln!(s, "#EXTINF:{},\n{}", format_seconds(e.duration), e.uri);
         }
         if self.ended {
@@ -167,22 +178,32 @@ impl Playlist {
             } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
                 seq = v.parse().map_err(|_| err(n, "bad media sequence"))?;
             } else if let Some(v) = line.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:") {
-                p.discontinuity_sequence = v.parse().map_err(|_| err(n, "bad discontinuity sequence"))?;
+                p.discontinuity_sequence = v
+                    .parse()
+                    .map_err(|_| err(n, "bad discontinuity sequence"))?;
             } else if line == "#EXT-X-DISCONTINUITY" {
                 pending_disc = true;
             } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-                pending_pdt = Some(humantime::parse_rfc3339_weak(v).map_err(|_| err(n, "bad program date time"))?);
+                pending_pdt = Some(
+                    humantime::parse_rfc3339_weak(v)
+                        .map_err(|_| err(n, "bad program date time"))?,
+                );
             } else if let Some(v) = line.strip_prefix("#EXTINF:") {
                 let secs = v.split(',').next().unwrap_or_default();
-                pending_dur = Some(parse_seconds(secs).ok_or_else(|| err(n, "bad EXTINF duration"))?);
+                pending_dur =
+                    Some(parse_seconds(secs).ok_or_else(|| err(n, "bad EXTINF duration"))?);
             } else if line == "#EXT-X-ENDLIST" {
                 p.ended = true;
             } else if !line.is_empty() && !line.starts_with('#') {
-                let duration = pending_dur.take().ok_or_else(|| err(n, "URI without #EXTINF"))?;
+                let duration = pending_dur
+                    .take()
+                    .ok_or_else(|| err(n, "URI without #EXTINF"))?;
                 let start = match (pending_pdt.take(), p.entries.back()) {
                     (Some(t), _) => t,
                     (None, Some(prev)) => prev.end(),
-                    (None, None) => return Err(err(n, "first entry has no #EXT-X-PROGRAM-DATE-TIME")),
+                    (None, None) => {
+                        return Err(err(n, "first entry has no #EXT-X-PROGRAM-DATE-TIME"))
+                    }
                 };
                 p.entries.push_back(Entry {
                     sequence: seq,
@@ -208,7 +229,8 @@ mod tests {
             sequence,
             uri: format!("{sequence}.ts"),
             duration: secs * 90_000 + 540,
-            start: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_255_197_700 + (sequence % 10) * 6006),
+            start: SystemTime::UNIX_EPOCH
+                + Duration::from_millis(1_795_255_197_700 + (sequence % 10) * 6006),
             discontinuity,
         }
     }
@@ -245,13 +267,19 @@ mod tests {
         assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
         assert!(!text.contains("PLAYLIST-TYPE"));
         let back = Playlist::parse(Kind::Window(2), &text).unwrap();
-        assert_eq!(back.entries().map(|e| e.sequence).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(
+            back.entries().map(|e| e.sequence).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
     }
 
     #[test]
     fn target_duration_covers_rounded_extinf() {
         let mut p = Playlist::new(Kind::Event, 6);
-        p.push(Entry { duration: 6 * 90_000 + 45_000, ..entry(0, 0, false) }); // 6.5 s rounds to 7
+        p.push(Entry {
+            duration: 6 * 90_000 + 45_000,
+            ..entry(0, 0, false)
+        }); // 6.5 s rounds to 7
         assert!(p.render().contains("#EXT-X-TARGETDURATION:7\n"));
     }
 
@@ -260,7 +288,11 @@ mod tests {
         let e = Playlist::parse(Kind::Event, "#EXTM3U\n#EXTINF:abc,\nx.ts\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(Playlist::parse(Kind::Event, "garbage").is_err());
-        let e = Playlist::parse(Kind::Event, "#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00Z\nx.ts\n").unwrap_err();
+        let e = Playlist::parse(
+            Kind::Event,
+            "#EXTM3U\n#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00Z\nx.ts\n",
+        )
+        .unwrap_err();
         assert_eq!(e.reason, "URI without #EXTINF");
     }
 }

@@ -22,7 +22,9 @@ mod tests;
 use std::time::{Duration, SystemTime};
 
 use crate::ts::clock::{pts_diff, ticks_to_duration, PtsExtender, PCR_HZ, PTS_HZ};
-use crate::ts::{AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, SYNC_BYTE};
+use crate::ts::{
+    AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, SYNC_BYTE,
+};
 
 /// A segment cannot grow past this many bytes, whatever the stream does.
 const MAX_SEGMENT_BYTES: usize = 512 << 20;
@@ -89,7 +91,8 @@ impl Segment {
 
 /// Hours since the Unix epoch of a wall-clock time (UTC has no leap hours).
 pub fn hour_of(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 3600)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 3600)
 }
 
 /// What the cutter counted.
@@ -238,7 +241,10 @@ impl SegmentCutter {
                 self.push_packet(&ts[i..i + PACKET_SIZE], at);
                 i += PACKET_SIZE;
             } else {
-                let next = ts[i + 1..].iter().position(|&b| b == SYNC_BYTE).map_or(ts.len(), |n| i + 1 + n);
+                let next = ts[i + 1..]
+                    .iter()
+                    .position(|&b| b == SYNC_BYTE)
+                    .map_or(ts.len(), |n| i + 1 + n);
                 self.counters.unsynced_bytes += (next - i) as u64;
                 i = next;
             }
@@ -318,7 +324,9 @@ impl SegmentCutter {
 
     /// Settles a pending access unit and replays its packets.
     fn resolve(&mut self, key: bool, at: SystemTime) {
-        let Some(pending) = self.pending.take() else { return };
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
         if key {
             self.keyframe(pending.ext, at);
         } else {
@@ -347,7 +355,13 @@ impl SegmentCutter {
             .and_then(|(pcr, pcr_at)| {
                 let pts = ext.rem_euclid(1 << 33) as u64;
                 let lead = pts_diff(pts, pcr / (PCR_HZ / PTS_HZ));
-                (lead.abs() < 10 * PTS_HZ as i64).then(|| Anchor { ext: 0, wall: pcr_at }.wall(lead))
+                (lead.abs() < 10 * PTS_HZ as i64).then(|| {
+                    Anchor {
+                        ext: 0,
+                        wall: pcr_at,
+                    }
+                    .wall(lead)
+                })
             })
             .unwrap_or(at);
         Anchor { ext, wall }
@@ -356,7 +370,9 @@ impl SegmentCutter {
     fn would_cut(&self, ext: i64, at: SystemTime) -> bool {
         match &self.cur {
             None => true,
-            Some(cur) => ext - cur.first >= self.target || hour_of(self.wall_of(ext, at)) != cur.hour,
+            Some(cur) => {
+                ext - cur.first >= self.target || hour_of(self.wall_of(ext, at)) != cur.hour
+            }
         }
     }
 
@@ -448,7 +464,12 @@ impl SegmentCutter {
     }
 
     fn flush_tail(&mut self) {
-        if let Some(Tail { open: Some(open), duration, .. }) = self.tail.take() {
+        if let Some(Tail {
+            open: Some(open),
+            duration,
+            ..
+        }) = self.tail.take()
+        {
             self.emit(open, duration);
         }
     }
@@ -491,8 +512,21 @@ impl SegmentCutter {
 
     fn log_skipped(&mut self, why: &str) {
         let n = std::mem::take(&mut self.skipped_since_log);
-        if n > 0 {
-            tracing::warn!(packets = n, "dropped packets that no segment could start with until {why}");
+        if n == 0 {
+            return;
+        }
+        // Before the very first keyframe this is how every capture starts;
+        // after a break it is data lost to the break.
+        if self.break_pending {
+            tracing::warn!(
+                packets = n,
+                "dropped packets that no segment could start with until {why}"
+            );
+        } else {
+            tracing::info!(
+                packets = n,
+                "skipped packets before the first keyframe until {why}"
+            );
         }
     }
 }

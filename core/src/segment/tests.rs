@@ -80,7 +80,11 @@ fn packets(s: &Segment) -> Vec<Header> {
 }
 
 fn first_video_is_key(s: &Segment) -> bool {
-    let p = s.data.chunks(188).find(|p| Header::parse(p).pid == VIDEO_PID).unwrap();
+    let p = s
+        .data
+        .chunks(188)
+        .find(|p| Header::parse(p).pid == VIDEO_PID)
+        .unwrap();
     let h = Header::parse(p);
     // RAI set in the adaptation field of the unit start.
     h.pusi && h.has_af && p[5] & 0x40 != 0
@@ -90,8 +94,8 @@ fn first_video_is_key(s: &Segment) -> bool {
 fn cuts_at_keyframes_with_exact_durations_and_psi_first() {
     let mut c = SegmentCutter::new(policy(6));
     let segs = Gen::new(50).run(&mut c, 25 * 20); // 20 s, 2 s GOP
-    // 09:59:57 + 0.7 s: the first hour ends 2.3 s in; the first keyframe at or
-    // after it is at 4 s, which then opens the 10:00 hour.
+                                                  // 09:59:57 + 0.7 s: the first hour ends 2.3 s in; the first keyframe at or
+                                                  // after it is at 4 s, which then opens the 10:00 hour.
     let durs: Vec<u64> = segs.iter().map(|s| s.duration).collect();
     assert_eq!(durs, vec![4 * 90_000, 6 * 90_000, 6 * 90_000, 4 * 90_000]);
     assert_eq!(segs[0].hour() + 1, segs[1].hour());
@@ -104,7 +108,10 @@ fn cuts_at_keyframes_with_exact_durations_and_psi_first() {
     }
     // Program date times follow the media timeline exactly.
     for w in segs.windows(2) {
-        assert_eq!(w[0].start + ticks_to_duration(w[0].duration as i64), w[1].start);
+        assert_eq!(
+            w[0].start + ticks_to_duration(w[0].duration as i64),
+            w[1].start
+        );
     }
     assert_eq!(c.counters().discontinuities, 0);
     // PAT, PMT and the head of an audio unit came before the first keyframe;
@@ -117,7 +124,10 @@ fn audio_unit_in_flight_at_a_cut_stays_whole_in_the_earlier_segment() {
     let mut c = SegmentCutter::new(policy(6));
     let segs = Gen::new(50).run(&mut c, 25 * 10);
     for s in &segs {
-        let audio: Vec<Header> = packets(s).into_iter().filter(|h| h.pid == AUDIO_PID).collect();
+        let audio: Vec<Header> = packets(s)
+            .into_iter()
+            .filter(|h| h.pid == AUDIO_PID)
+            .collect();
         assert!(audio[0].pusi, "segment starts with a whole audio unit");
         // Each audio PES is 3 packets: whole units only.
         assert_eq!(audio.len() % 3, 0);
@@ -135,8 +145,15 @@ fn keyframes_found_in_nal_units_when_no_random_access_indicator() {
     let durs: Vec<u64> = segs.iter().map(|s| s.duration).collect();
     assert_eq!(durs, vec![4 * 90_000, 6 * 90_000, 6 * 90_000, 4 * 90_000]);
     for s in &segs {
-        let p = s.data.chunks(188).find(|p| Header::parse(p).pid == VIDEO_PID).unwrap();
-        assert!(p.windows(4).any(|w| w == [0, 0, 1, 0x65]), "starts with an IDR");
+        let p = s
+            .data
+            .chunks(188)
+            .find(|p| Header::parse(p).pid == VIDEO_PID)
+            .unwrap();
+        assert!(
+            p.windows(4).any(|w| w == [0, 0, 1, 0x65]),
+            "starts with an IDR"
+        );
     }
 }
 
@@ -173,10 +190,17 @@ fn capture_gap_breaks_the_timeline_and_reanchors_the_clock() {
     let mut g = Gen::new(50);
     g.gap_at = Some((250, 30)); // 10 s in, the capture pauses 30 s
     let segs = g.run(&mut c, 25 * 20);
-    let i = segs.iter().position(|s| s.discontinuity).expect("a discontinuity");
+    let i = segs
+        .iter()
+        .position(|s| s.discontinuity)
+        .expect("a discontinuity");
     let before = &segs[i - 1];
-    let gap = segs[i].start.duration_since(before.start).unwrap() - ticks_to_duration(before.duration as i64);
-    assert!(gap >= Duration::from_secs(29), "wall clock shows the gap: {gap:?}");
+    let gap = segs[i].start.duration_since(before.start).unwrap()
+        - ticks_to_duration(before.duration as i64);
+    assert!(
+        gap >= Duration::from_secs(29),
+        "wall clock shows the gap: {gap:?}"
+    );
 }
 
 #[test]

@@ -119,7 +119,11 @@ mod tests {
     fn hevc_irap_types() {
         // AUD (35), VPS (32), then IDR_W_RADL (19) / CRA (21) / TRAIL_R (1).
         let head = [0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 1, 0x40, 0x01];
-        for (nal, want) in [(19u8, Verdict::Key), (21, Verdict::Key), (1, Verdict::NotKey)] {
+        for (nal, want) in [
+            (19u8, Verdict::Key),
+            (21, Verdict::Key),
+            (1, Verdict::NotKey),
+        ] {
             let mut au = head.to_vec();
             au.extend_from_slice(&[0, 0, 1, nal << 1, 0x01, 0xAF]);
             assert_eq!(scan(Hevc, &au), want, "nal {nal}");
@@ -130,8 +134,14 @@ mod tests {
     fn mpeg2_sequence_header_or_i_picture() {
         assert_eq!(scan(Mpeg2, &[0, 0, 1, 0xB3, 0x2D]), Verdict::Key);
         // picture header: temporal_reference, picture_coding_type = 1 (I) / 2 (P)
-        assert_eq!(scan(Mpeg2, &[0, 0, 1, 0x00, 0x00, 0x0F, 0xFF]), Verdict::Key);
-        assert_eq!(scan(Mpeg2, &[0, 0, 1, 0x00, 0x00, 0x17, 0xFF]), Verdict::NotKey);
+        assert_eq!(
+            scan(Mpeg2, &[0, 0, 1, 0x00, 0x00, 0x0F, 0xFF]),
+            Verdict::Key
+        );
+        assert_eq!(
+            scan(Mpeg2, &[0, 0, 1, 0x00, 0x00, 0x17, 0xFF]),
+            Verdict::NotKey
+        );
         assert_eq!(scan(Mpeg2, &[0, 0, 1, 0x00, 0x00]), Verdict::NeedMore);
     }
 }

@@ -382,8 +382,12 @@ impl Analyzer {
     fn psi_payload(&mut self, h: Header, payload: &[u8]) {
         let mut sections = Vec::new();
         let mut errors = 0;
-        self.assembler(h.pid)
-            .push(payload, h.pusi, |s| sections.push(s.to_vec()), |_| errors += 1);
+        self.assembler(h.pid).push(
+            payload,
+            h.pusi,
+            |s| sections.push(s.to_vec()),
+            |_| errors += 1,
+        );
         self.counters.psi_errors += errors;
         for s in sections {
             let ok = match s[0] {
@@ -426,7 +430,10 @@ impl Analyzer {
     fn clear_program(&mut self, pmt_pid: u16) {
         if let Some(at) = self.es_of.iter().position(|(p, _)| *p == pmt_pid) {
             for pid in self.es_of.swap_remove(at).1 {
-                if matches!(self.role[pid as usize], Role::Timing | Role::Program | Role::Other) {
+                if matches!(
+                    self.role[pid as usize],
+                    Role::Timing | Role::Program | Role::Other
+                ) {
                     self.role[pid as usize] = Role::Unknown;
                 }
             }
@@ -452,10 +459,9 @@ impl Analyzer {
         let mut es = Vec::with_capacity(pmt.streams.len() + 1);
         let mut timing = None;
         if first {
-            let video = pmt
-                .streams
-                .iter()
-                .find_map(|s| VideoCodec::from_stream_type(s.stream_type).map(|c| (s.pid, TimingKind::Video(c))));
+            let video = pmt.streams.iter().find_map(|s| {
+                VideoCodec::from_stream_type(s.stream_type).map(|c| (s.pid, TimingKind::Video(c)))
+            });
             let audio = || {
                 pmt.streams
                     .iter()
@@ -464,7 +470,11 @@ impl Analyzer {
             };
             timing = video.or_else(audio);
         }
-        let program_pids = pmt.streams.iter().map(|s| s.pid).chain(first.then_some(pmt.pcr_pid));
+        let program_pids = pmt
+            .streams
+            .iter()
+            .map(|s| s.pid)
+            .chain(first.then_some(pmt.pcr_pid));
         for es_pid in program_pids {
             if es_pid == PID_NULL || matches!(self.role[es_pid as usize], Role::Pat | Role::Pmt) {
                 continue;

@@ -18,7 +18,10 @@ pub fn parse_header(p: &[u8]) -> Option<PesHeader> {
     }
     let stream_id = p[3];
     // Streams without the optional header (padding, private_stream_2, ECM...).
-    if matches!(stream_id, 0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF) {
+    if matches!(
+        stream_id,
+        0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF
+    ) {
         return Some(PesHeader {
             pts: None,
             payload_offset: 6,

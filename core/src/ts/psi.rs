@@ -113,9 +113,17 @@ impl SectionAssembler {
                 return;
             }
             let len = 3 + (((self.buf[1] as usize) & 0x0F) << 8 | self.buf[2] as usize);
-            if len > MAX_SECTION + 3 || len < 3 + 4 + 5 {
+            // Shortest: 5 bytes of header extension, no body, 4 of CRC.
+            let fault = if len > MAX_SECTION + 3 {
+                Some(PsiError::Oversized)
+            } else if len < 3 + 5 + 4 {
+                Some(PsiError::Malformed)
+            } else {
+                None
+            };
+            if let Some(fault) = fault {
                 self.reset();
-                on_error(PsiError::Oversized);
+                on_error(fault);
                 return;
             }
             if self.buf.len() < len {
@@ -306,14 +314,25 @@ pub(crate) mod tests {
         assert_eq!(pkts[3] & 0x0F, 7);
         let mut asm = SectionAssembler::default();
         let mut got = Vec::new();
-        asm.push(&pkts[4..], true, |s| got.push(s.to_vec()), |e| panic!("{e}"));
+        asm.push(
+            &pkts[4..],
+            true,
+            |s| got.push(s.to_vec()),
+            |e| panic!("{e}"),
+        );
         assert_eq!(got, vec![s.clone()]);
         let entries = parse_pat(&got[0]).unwrap();
         assert_eq!(
             entries,
             vec![
-                PatEntry { program: 1, pmt_pid: 0x100 },
-                PatEntry { program: 2, pmt_pid: 0x200 }
+                PatEntry {
+                    program: 1,
+                    pmt_pid: 0x100
+                },
+                PatEntry {
+                    program: 2,
+                    pmt_pid: 0x200
+                }
             ]
         );
     }

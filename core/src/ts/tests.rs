@@ -43,7 +43,11 @@ impl Mux {
         } else {
             vec![(self.video_type, VIDEO_PID), (0x0F, AUDIO_PID)]
         };
-        let pcr_pid = if self.video_type == 0 { AUDIO_PID } else { VIDEO_PID };
+        let pcr_pid = if self.video_type == 0 {
+            AUDIO_PID
+        } else {
+            VIDEO_PID
+        };
         let cc = self.next_cc(PMT_PID);
         psi::packetize(PMT_PID, &pmt(1, pcr_pid, &streams), cc, &mut out);
         out
@@ -56,7 +60,11 @@ impl Mux {
         let mut es = pes_header(stream_id, pts);
         if pid == VIDEO_PID {
             es.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xF0]);
-            es.extend_from_slice(if key { &[0, 0, 1, 0x65, 0x88] } else { &[0, 0, 1, 0x41, 0x9A] });
+            es.extend_from_slice(if key {
+                &[0, 0, 1, 0x65, 0x88]
+            } else {
+                &[0, 0, 1, 0x41, 0x9A]
+            });
         }
         es.resize(es.len().max(size), 0xAB);
         let mut out = Vec::new();
@@ -126,17 +134,26 @@ fn learns_program_and_reads_pts_pcr_and_keyframes() {
     let mut m = Mux::new();
     let mut a = Analyzer::new();
     inspect_all(&mut a, &m.psi());
-    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 900_000, true, Some(890_000 * 300), 1000));
+    let got = inspect_all(
+        &mut a,
+        &m.pes(VIDEO_PID, 900_000, true, Some(890_000 * 300), 1000),
+    );
     assert_eq!(got[0].pcr, Some(890_000 * 300));
     assert_eq!(
         got[0].access_unit,
-        Some(AccessUnit { pts: Some(900_000), key: Some(true) })
+        Some(AccessUnit {
+            pts: Some(900_000),
+            key: Some(true)
+        })
     );
     assert!(got[1..].iter().all(|i| i.access_unit.is_none()));
     let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 903_600, false, None, 500));
     assert_eq!(got[0].access_unit.unwrap().key, Some(false));
     let got = inspect_all(&mut a, &m.pes(AUDIO_PID, 900_000, true, None, 300));
-    assert!(got[0].access_unit.is_none(), "audio does not drive timing with video present");
+    assert!(
+        got[0].access_unit.is_none(),
+        "audio does not drive timing with video present"
+    );
     assert_eq!(a.counters(), TsCounters::default());
     assert!(!a.audio_timed());
 }
@@ -196,11 +213,20 @@ fn pcr_jump_and_wrap() {
     inspect_all(&mut a, &m.psi());
     let near_wrap = clock::PCR_WRAP - 27_000 * 20;
     inspect_all(&mut a, &m.pes(VIDEO_PID, 0, true, Some(near_wrap), 100));
-    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 3600, false, Some(27_000 * 20), 100));
+    let got = inspect_all(
+        &mut a,
+        &m.pes(VIDEO_PID, 3600, false, Some(27_000 * 20), 100),
+    );
     assert_eq!(got[0].brk, None, "40 ms across the wrap is no jump");
-    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 7200, false, Some(27_000 * 10), 100));
+    let got = inspect_all(
+        &mut a,
+        &m.pes(VIDEO_PID, 7200, false, Some(27_000 * 10), 100),
+    );
     assert_eq!(got[0].brk, Some(Break::PcrJump), "backwards");
-    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 7200, false, Some(27_000 * 5000), 100));
+    let got = inspect_all(
+        &mut a,
+        &m.pes(VIDEO_PID, 7200, false, Some(27_000 * 5000), 100),
+    );
     assert_eq!(got[0].brk, Some(Break::PcrJump), "5 s forwards");
 }
 
@@ -212,7 +238,13 @@ fn audio_only_program_is_timed_by_audio() {
     inspect_all(&mut a, &m.psi());
     assert!(a.audio_timed());
     let got = inspect_all(&mut a, &m.pes(AUDIO_PID, 1234, false, None, 200));
-    assert_eq!(got[0].access_unit, Some(AccessUnit { pts: Some(1234), key: Some(true) }));
+    assert_eq!(
+        got[0].access_unit,
+        Some(AccessUnit {
+            pts: Some(1234),
+            key: Some(true)
+        })
+    );
 }
 
 #[test]
@@ -251,7 +283,7 @@ fn garbage_never_panics() {
         }
         pkt[0] = SYNC_BYTE;
         // Aim some packets at PSI and the program PIDs.
-        if seed % 3 == 0 {
+        if seed.is_multiple_of(3) {
             pkt[1] &= 0xE0;
             pkt[2] = 0;
         }

@@ -1,1 +1,427 @@
-pub fn x(){}
+//! Test support for hlsvault: real streams made by ffmpeg, wrapped into pcap
+//! captures the way a network tap would record them, and ffprobe read-outs.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context, Result};
+
+/// Video codec of a generated stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Video {
+    /// H.264 (libx264).
+    H264,
+    /// HEVC (libx265).
+    Hevc,
+    /// No video: an audio-only stream.
+    None,
+}
+
+/// A stream for ffmpeg to make.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// Seconds of media.
+    pub seconds: f64,
+    /// Video codec.
+    pub video: Video,
+    /// Frames per second.
+    pub fps: u32,
+    /// Keyframe interval in frames.
+    pub gop: u32,
+    /// `-output_ts_offset` in seconds (to start near the PTS wrap).
+    pub ts_offset: Option<f64>,
+}
+
+impl Default for StreamSpec {
+    fn default() -> Self {
+        StreamSpec {
+            seconds: 20.0,
+            video: Video::H264,
+            fps: 25,
+            gop: 50,
+            ts_offset: None,
+        }
+    }
+}
+
+/// Makes an MPEG-TS file with ffmpeg (test pattern video, sine audio).
+pub fn make_ts(out: &Path, spec: &StreamSpec) -> Result<()> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-y"]);
+    let secs = format!("{}", spec.seconds);
+    if spec.video != Video::None {
+        cmd.args(["-f", "lavfi", "-i"]).arg(format!(
+            "testsrc2=size=320x240:rate={}:duration={secs}",
+            spec.fps
+        ));
+    }
+    cmd.args(["-f", "lavfi", "-i"]).arg(format!(
+        "sine=frequency=440:sample_rate=48000:duration={secs}"
+    ));
+    let gop = spec.gop.to_string();
+    match spec.video {
+        Video::H264 => {
+            cmd.args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-bf",
+                "2",
+            ]);
+            cmd.args([
+                "-g",
+                &gop,
+                "-keyint_min",
+                &gop,
+                "-sc_threshold",
+                "0",
+                "-b:v",
+                "400k",
+            ]);
+        }
+        Video::Hevc => {
+            cmd.args([
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+            ]);
+            cmd.args([
+                "-x265-params",
+                &format!("keyint={gop}:min-keyint={gop}:scenecut=0:log-level=error"),
+            ]);
+        }
+        Video::None => {}
+    }
+    cmd.args(["-c:a", "aac", "-b:a", "64k"]);
+    if let Some(off) = spec.ts_offset {
+        cmd.args(["-output_ts_offset", &off.to_string()]);
+    }
+    cmd.args(["-f", "mpegts"]).arg(out);
+    run(&mut cmd)
+}
+
+/// Runs a command, failing with its stderr when it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// How a TS file is sent onto the (recorded) network.
+#[derive(Debug, Clone)]
+pub struct Wrap {
+    /// The TS file.
+    pub ts: PathBuf,
+    /// Destination group and port.
+    pub dst: SocketAddrV4,
+    /// Wrap each datagram in RTP (payload type 33) with this many CSRCs.
+    pub rtp: Option<u8>,
+    /// Datagrams (by index) that the network loses.
+    pub lose: Vec<std::ops::Range<u64>>,
+    /// Clear the adaptation field random access indicator (streams that
+    /// never set it).
+    pub clear_rai: bool,
+}
+
+impl Wrap {
+    /// Plain TS to `dst`.
+    pub fn new(ts: impl Into<PathBuf>, dst: SocketAddrV4) -> Self {
+        Wrap {
+            ts: ts.into(),
+            dst,
+            rtp: None,
+            lose: vec![],
+            clear_rai: false,
+        }
+    }
+}
+
+/// Yields the datagrams of one wrapped TS file with their send times, paced
+/// by the stream's own PCR (as an encoder sends them).
+struct Sender {
+    wrap: Wrap,
+    reader: BufReader<File>,
+    index: u64,
+    first_pcr: Option<u64>,
+    last_pcr: u64,
+    seq: u16,
+}
+
+impl Sender {
+    fn new(wrap: Wrap) -> Result<Self> {
+        let reader = BufReader::with_capacity(
+            1 << 20,
+            File::open(&wrap.ts).with_context(|| format!("{:?}", wrap.ts))?,
+        );
+        Ok(Sender {
+            wrap,
+            reader,
+            index: 0,
+            first_pcr: None,
+            last_pcr: 0,
+            seq: 0,
+        })
+    }
+
+    /// The next datagram: (offset from the start in ns, UDP payload), or
+    /// None at the end. Lost datagrams are skipped (their index still counts).
+    fn next(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
+        loop {
+            let mut ts = vec![0u8; 7 * 188];
+            let mut n = 0;
+            while n < ts.len() {
+                match self.reader.read(&mut ts[n..])? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            ts.truncate(n - n % 188);
+            if ts.is_empty() {
+                return Ok(None);
+            }
+            for p in ts.chunks_mut(188) {
+                if p[3] & 0x20 != 0 && p[4] > 0 {
+                    if self.wrap.clear_rai {
+                        p[5] &= !0x40;
+                    }
+                    if p[5] & 0x10 != 0 && p[4] >= 7 {
+                        let b = &p[6..12];
+                        let base = (b[0] as u64) << 25
+                            | (b[1] as u64) << 17
+                            | (b[2] as u64) << 9
+                            | (b[3] as u64) << 1
+                            | (b[4] as u64) >> 7;
+                        let pcr = base * 300 + (((b[4] as u64) & 1) << 8 | b[5] as u64);
+                        self.first_pcr.get_or_insert(pcr);
+                        self.last_pcr = pcr;
+                    }
+                }
+            }
+            let at = self.last_pcr.saturating_sub(self.first_pcr.unwrap_or(0)) * 1000 / 27;
+            let index = self.index;
+            self.index += 1;
+            let seq = self.seq;
+            self.seq = self.seq.wrapping_add(1);
+            if self.wrap.lose.iter().any(|r| r.contains(&index)) {
+                continue;
+            }
+            let payload = match self.wrap.rtp {
+                None => ts,
+                Some(csrc) => {
+                    let mut p = vec![0x80 | csrc, 33];
+                    p.extend_from_slice(&seq.to_be_bytes());
+                    p.extend_from_slice(&((at / 11_111) as u32).to_be_bytes());
+                    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+                    for c in 0..csrc {
+                        p.extend_from_slice(&[0, 0, 0, c]);
+                    }
+                    p.extend_from_slice(&ts);
+                    p
+                }
+            };
+            return Ok(Some((at, payload)));
+        }
+    }
+}
+
+/// An Ethernet/IPv4/UDP frame carrying `payload` to `dst`.
+pub fn udp_frame(dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let ip = dst.ip().octets();
+    let mut f = vec![
+        0x01,
+        0x00,
+        0x5E,
+        ip[1] & 0x7F,
+        ip[2],
+        ip[3],
+        0x02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0x08,
+        0x00,
+    ];
+    let total = 20 + 8 + payload.len();
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        16,
+        17,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&[10, 0, 0, 1]);
+    f.extend_from_slice(&ip);
+    let ulen = 8 + payload.len();
+    f.extend_from_slice(&[0x9C, 0x40]);
+    f.extend_from_slice(&dst.port().to_be_bytes());
+    f.extend_from_slice(&[(ulen >> 8) as u8, ulen as u8, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A pcap writer with nanosecond timestamps.
+pub struct PcapWriter {
+    save: pcap::Savefile,
+}
+
+impl PcapWriter {
+    /// Creates `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let dead =
+            pcap::Capture::dead_with_precision(pcap::Linktype::ETHERNET, pcap::Precision::Nano)?;
+        Ok(PcapWriter {
+            save: dead.savefile(path)?,
+        })
+    }
+
+    /// Writes one frame captured at `at`.
+    pub fn write(&mut self, at: SystemTime, frame: &[u8]) {
+        let d = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970");
+        let header = pcap::PacketHeader {
+            ts: libc::timeval {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_usec: d.subsec_nanos() as libc::suseconds_t,
+            },
+            caplen: frame.len() as u32,
+            len: frame.len() as u32,
+        };
+        self.save.write(&pcap::Packet::new(&header, frame));
+    }
+
+    /// Flushes to disk.
+    pub fn finish(mut self) -> Result<()> {
+        self.save.flush()?;
+        Ok(())
+    }
+}
+
+/// Writes a pcap of several TS files sent at once, starting at `start`,
+/// interleaved by send time. With `noise`, datagrams to another port and
+/// non-TS datagrams to each stream's port are mixed in. Returns how many
+/// datagrams each stream sent.
+pub fn write_pcap(out: &Path, start: SystemTime, wraps: &[Wrap], noise: bool) -> Result<Vec<u64>> {
+    let mut w = PcapWriter::create(out)?;
+    let mut senders: Vec<Sender> = wraps
+        .iter()
+        .cloned()
+        .map(Sender::new)
+        .collect::<Result<_>>()?;
+    let mut heads: Vec<Option<(u64, Vec<u8>)>> = senders
+        .iter_mut()
+        .map(|s| s.next())
+        .collect::<Result<_>>()?;
+    let mut sent = vec![0u64; wraps.len()];
+    let mut k = 0u64;
+    while let Some(i) = (0..heads.len())
+        .filter(|&i| heads[i].is_some())
+        .min_by_key(|&i| heads[i].as_ref().map(|h| h.0))
+    {
+        let (at, payload) = heads[i].take().expect("chosen head");
+        let when = start + Duration::from_nanos(at);
+        w.write(when, &udp_frame(wraps[i].dst, &payload));
+        sent[i] += 1;
+        k += 1;
+        if noise && k.is_multiple_of(97) {
+            let other = SocketAddrV4::new(*wraps[i].dst.ip(), wraps[i].dst.port() + 1);
+            w.write(when, &udp_frame(other, &payload));
+            w.write(
+                when,
+                &udp_frame(
+                    wraps[i].dst,
+                    b"not a transport stream, just noise on the port",
+                ),
+            );
+        }
+        heads[i] = senders[i].next()?;
+    }
+    w.finish()?;
+    Ok(sent)
+}
+
+/// One packet as ffprobe reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbePacket {
+    /// "video" or "audio".
+    pub codec_type: String,
+    /// PTS in seconds.
+    pub pts_time: Option<f64>,
+    /// Keyframe flag.
+    pub key: bool,
+}
+
+/// The packets of a media file (or URL), in file order.
+pub fn probe_packets(input: &str) -> Result<Vec<ProbePacket>> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=codec_type,pts_time,flags",
+            "-of",
+            "json",
+            input,
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("ffprobe {input}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["packets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| ProbePacket {
+                    codec_type: p["codec_type"].as_str().unwrap_or_default().to_string(),
+                    pts_time: p["pts_time"].as_str().and_then(|s| s.parse().ok()),
+                    key: p["flags"].as_str().is_some_and(|f| f.starts_with('K')),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Decodes a file fully with ffmpeg and returns what it reported as errors.
+pub fn decode_errors(input: &str) -> Result<String> {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            input,
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()?;
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        text.push_str(&format!("\nffmpeg exited with {}", out.status));
+    }
+    Ok(text)
+}

@@ -1,0 +1,218 @@
+//! Per-stream figures, kept in one place so logs, the run summary and (later)
+//! a metrics endpoint all read the same numbers.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use crate::segment::CutCounters;
+use crate::ts::clock::format_seconds;
+use crate::ts::TsCounters;
+
+/// Live counters of one stream, shared between its threads.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    datagrams: AtomicU64,
+    ts_bytes: AtomicU64,
+    not_ts: AtomicU64,
+    rtp_late: AtomicU64,
+    rtp_lost: AtomicU64,
+    undelivered: AtomicU64,
+    cc_errors: AtomicU64,
+    psi_errors: AtomicU64,
+    tei_packets: AtomicU64,
+    discontinuities: AtomicU64,
+    skipped_packets: AtomicU64,
+    unsynced_bytes: AtomicU64,
+    forced_cuts: AtomicU64,
+    segments: AtomicU64,
+    segment_bytes: AtomicU64,
+    media_ticks: AtomicU64,
+    store_errors: AtomicU64,
+    lost_segments: AtomicU64,
+    failed: AtomicBool,
+}
+
+/// A copy of a stream's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Datagrams delivered to the stream.
+    pub datagrams: u64,
+    /// TS bytes received.
+    pub ts_bytes: u64,
+    /// Datagrams discarded: not TS (nor RTP-wrapped TS).
+    pub not_ts: u64,
+    /// Datagrams discarded: RTP repeats or late arrivals.
+    pub rtp_late: u64,
+    /// Datagrams missing by RTP sequence number.
+    pub rtp_lost: u64,
+    /// Datagrams discarded because the stream's pipeline had failed.
+    pub undelivered: u64,
+    /// Continuity counter errors.
+    pub cc_errors: u64,
+    /// PSI sections refused.
+    pub psi_errors: u64,
+    /// Packets with the transport error indicator.
+    pub tei_packets: u64,
+    /// Breaks in the timeline.
+    pub discontinuities: u64,
+    /// Packets no segment could start with (before a keyframe).
+    pub skipped_packets: u64,
+    /// Bytes without TS sync inside TS datagrams.
+    pub unsynced_bytes: u64,
+    /// Segments cut without a keyframe.
+    pub forced_cuts: u64,
+    /// Segments stored.
+    pub segments: u64,
+    /// Bytes of segments stored.
+    pub segment_bytes: u64,
+    /// Media stored, in 90 kHz ticks.
+    pub media_ticks: u64,
+    /// Failed store operations.
+    pub store_errors: u64,
+    /// Segments that could not be stored.
+    pub lost_segments: u64,
+    /// The stream's pipeline failed.
+    pub failed: bool,
+}
+
+impl StreamStats {
+    /// A datagram arrived with `ts_bytes` of TS.
+    pub fn datagram(&self, ts_bytes: usize) {
+        self.datagrams.fetch_add(1, Relaxed);
+        self.ts_bytes.fetch_add(ts_bytes as u64, Relaxed);
+    }
+
+    /// A datagram was not TS.
+    pub fn not_ts(&self) {
+        self.datagrams.fetch_add(1, Relaxed);
+        self.not_ts.fetch_add(1, Relaxed);
+    }
+
+    /// An RTP datagram came late or twice.
+    pub fn rtp_late(&self) {
+        self.datagrams.fetch_add(1, Relaxed);
+        self.rtp_late.fetch_add(1, Relaxed);
+    }
+
+    /// RTP sequence numbers show `n` datagrams missing.
+    pub fn rtp_lost(&self, n: u16) {
+        self.rtp_lost.fetch_add(n as u64, Relaxed);
+    }
+
+    /// A datagram could not be handed to the stream's failed pipeline.
+    pub fn undelivered(&self) {
+        self.undelivered.fetch_add(1, Relaxed);
+    }
+
+    /// Takes the analysis counters (they are cumulative).
+    pub fn analysis(&self, ts: TsCounters, cut: CutCounters) {
+        self.cc_errors.store(ts.cc_errors, Relaxed);
+        self.psi_errors
+            .store(ts.psi_errors + ts.bad_adaptation, Relaxed);
+        self.tei_packets.store(ts.tei_packets, Relaxed);
+        self.discontinuities.store(cut.discontinuities, Relaxed);
+        self.skipped_packets.store(cut.skipped_packets, Relaxed);
+        self.unsynced_bytes.store(cut.unsynced_bytes, Relaxed);
+        self.forced_cuts.store(cut.forced_cuts, Relaxed);
+    }
+
+    /// A segment was stored.
+    pub fn segment(&self, bytes: usize, ticks: u64) {
+        self.segments.fetch_add(1, Relaxed);
+        self.segment_bytes.fetch_add(bytes as u64, Relaxed);
+        self.media_ticks.fetch_add(ticks, Relaxed);
+    }
+
+    /// A store operation failed; `segment` says a segment was lost with it.
+    pub fn store_error(&self, segment: bool) {
+        self.store_errors.fetch_add(1, Relaxed);
+        if segment {
+            self.lost_segments.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The pipeline failed.
+    pub fn fail(&self) {
+        self.failed.store(true, Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            datagrams: self.datagrams.load(Relaxed),
+            ts_bytes: self.ts_bytes.load(Relaxed),
+            not_ts: self.not_ts.load(Relaxed),
+            rtp_late: self.rtp_late.load(Relaxed),
+            rtp_lost: self.rtp_lost.load(Relaxed),
+            undelivered: self.undelivered.load(Relaxed),
+            cc_errors: self.cc_errors.load(Relaxed),
+            psi_errors: self.psi_errors.load(Relaxed),
+            tei_packets: self.tei_packets.load(Relaxed),
+            discontinuities: self.discontinuities.load(Relaxed),
+            skipped_packets: self.skipped_packets.load(Relaxed),
+            unsynced_bytes: self.unsynced_bytes.load(Relaxed),
+            forced_cuts: self.forced_cuts.load(Relaxed),
+            segments: self.segments.load(Relaxed),
+            segment_bytes: self.segment_bytes.load(Relaxed),
+            media_ticks: self.media_ticks.load(Relaxed),
+            store_errors: self.store_errors.load(Relaxed),
+            lost_segments: self.lost_segments.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Whether anything was lost or went wrong that an operator must see.
+    pub fn healthy(&self) -> bool {
+        !self.failed && self.store_errors == 0 && self.undelivered == 0
+    }
+}
+
+/// The one-line summary of a stream.
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} segments, {} s media, {} bytes, {} CC errors, {} discontinuities; {} datagrams",
+            self.segments,
+            format_seconds(self.media_ticks),
+            self.segment_bytes,
+            self.cc_errors,
+            self.discontinuities,
+            self.datagrams,
+        )?;
+        let discarded = [
+            (self.not_ts, "not TS"),
+            (self.rtp_late, "late/repeated RTP"),
+            (self.undelivered, "pipeline failed"),
+        ];
+        let total: u64 = discarded.iter().map(|d| d.0).sum();
+        write!(f, ", {total} discarded")?;
+        let reasons: Vec<String> = discarded
+            .iter()
+            .filter(|d| d.0 > 0)
+            .map(|(n, why)| format!("{n} {why}"))
+            .collect();
+        if !reasons.is_empty() {
+            write!(f, " ({})", reasons.join(", "))?;
+        }
+        let extra = [
+            (self.rtp_lost, "datagrams lost (RTP)"),
+            (self.skipped_packets, "packets skipped awaiting a keyframe"),
+            (self.unsynced_bytes, "bytes without TS sync"),
+            (self.psi_errors, "bad PSI/adaptation fields"),
+            (self.tei_packets, "packets with transport errors"),
+            (self.forced_cuts, "cuts without keyframe"),
+            (self.store_errors, "store errors"),
+            (self.lost_segments, "segments NOT stored"),
+        ];
+        for (n, what) in extra.iter().filter(|e| e.0 > 0) {
+            write!(f, "; {n} {what}")?;
+        }
+        if self.failed {
+            f.write_str("; FAILED")?;
+        }
+        Ok(())
+    }
+}

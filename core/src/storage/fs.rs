@@ -1,0 +1,115 @@
+//! The local directory backend: keys are paths under a root.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use super::{validate_key, ObjectKind, ObjectStore, StoreError};
+
+/// A store in a local directory.
+pub struct FsStore {
+    root: PathBuf,
+    temp_counter: AtomicU64,
+}
+
+impl FsStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsStore {
+            root: root.into(),
+            temp_counter: AtomicU64::new(0),
+        }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+fn io<'k>(op: &'static str, key: &'k str) -> impl FnOnce(std::io::Error) -> StoreError + 'k {
+    move |source| StoreError::Io {
+        op,
+        key: key.to_string(),
+        source,
+    }
+}
+
+/// Writes to a hidden temporary file beside `path`, then renames it over
+/// `path`: a reader sees the old file or the new one, never half of one.
+fn write_atomic(path: &Path, temp_name: &str, body: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("keys have a parent under the root");
+    std::fs::create_dir_all(dir)?;
+    let temp = dir.join(temp_name);
+    let result = std::fs::write(&temp, body).and_then(|()| std::fs::rename(&temp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for FsStore {
+    async fn put(&self, key: &str, body: Bytes, _kind: ObjectKind) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+        let temp_name = format!(".tmp-{}-{n}", std::process::id());
+        tokio::task::spawn_blocking(move || write_atomic(&path, &temp_name, &body))
+            .await
+            .expect("blocking write task panicked")
+            .map_err(io("put", key))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Some(Bytes::from(data))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("get", key)(e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("directory {}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_and_replace_atomically() {
+        let dir = std::env::temp_dir().join(format!("hlsvault-fs-{}", std::process::id()));
+        let store = FsStore::new(&dir);
+        assert!(store.get("a/b.m3u8").await.unwrap().is_none());
+        store
+            .put(
+                "a/b.m3u8",
+                Bytes::from_static(b"one"),
+                ObjectKind::OpenPlaylist,
+            )
+            .await
+            .unwrap();
+        store
+            .put(
+                "a/b.m3u8",
+                Bytes::from_static(b"two"),
+                ObjectKind::OpenPlaylist,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.get("a/b.m3u8").await.unwrap().unwrap(), "two");
+        let names: Vec<_> = std::fs::read_dir(dir.join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["b.m3u8"], "no temporary file left behind");
+        assert!(store
+            .put("../x", Bytes::new(), ObjectKind::Segment)
+            .await
+            .is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

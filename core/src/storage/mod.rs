@@ -1,0 +1,120 @@
+//! Object storage: one interface, several backends. Keys are `/`-separated
+//! relative paths (see [`crate::playlist::Layout`]).
+
+mod fs;
+
+use bytes::Bytes;
+
+pub use fs::FsStore;
+
+/// What an object is, which decides its content type and caching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A TS segment: immutable.
+    Segment,
+    /// A playlist that still changes (open hour, live window).
+    OpenPlaylist,
+    /// A playlist that will not change again (closed hour).
+    ClosedPlaylist,
+    /// A plain text index such as `hours.log`.
+    Index,
+}
+
+impl ObjectKind {
+    /// The `Content-Type` to serve it with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ObjectKind::Segment => "video/mp2t",
+            ObjectKind::OpenPlaylist | ObjectKind::ClosedPlaylist => {
+                "application/vnd.apple.mpegurl"
+            }
+            ObjectKind::Index => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key is not a safe relative path.
+    #[error("invalid object key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The backend failed.
+    #[error("{op} {key}: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The key.
+        key: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Where the archive is written.
+#[async_trait::async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Stores `body` under `key`, replacing any object there. Readers see
+    /// either the old object or the whole new one, never a part.
+    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError>;
+
+    /// Reads the object under `key`, or `None` if there is none.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+
+    /// A short description for logs (never secrets).
+    fn describe(&self) -> String;
+}
+
+/// Checks that a key is a relative path without `..`, empty or hidden
+/// parts, or control characters.
+pub fn validate_key(key: &str) -> Result<(), StoreError> {
+    let bad = |reason| {
+        Err(StoreError::InvalidKey {
+            key: key.to_string(),
+            reason,
+        })
+    };
+    if key.is_empty() || key.len() > 1024 {
+        return bad("empty or longer than 1024 bytes");
+    }
+    if key.starts_with('/') {
+        return bad("absolute path");
+    }
+    if key.chars().any(|c| c.is_control() || c == '\\') {
+        return bad("control character or backslash");
+    }
+    if key
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == ".." || part.starts_with('.'))
+    {
+        return bad("empty, '.', '..' or hidden path component");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_safe_relative_paths() {
+        assert!(validate_key("ch1/2026/11/21/09/0001.ts").is_ok());
+        for key in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "a//b",
+            "a/./b",
+            "a/.hidden",
+            "a\nb",
+            "a\\b",
+        ] {
+            assert!(validate_key(key).is_err(), "{key:?}");
+        }
+    }
+}
