@@ -1,1 +1,635 @@
+//! End-to-end: real streams made by ffmpeg, wrapped into pcap captures that
+//! cross an hour boundary, archived by the `hlsvault` binary, and checked
+//! with ffprobe and ffmpeg.
 
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::SystemTime;
+
+use hlsvault_testkit::{
+    decode_errors, make_ts, probe_packets, write_pcap, StreamSpec, Video, Wrap,
+};
+
+const PTS_WRAP_SECS: f64 = (1u64 << 33) as f64 / 90_000.0;
+
+/// Ten seconds before 10:00 UTC: every capture crosses an hour.
+fn start() -> SystemTime {
+    humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap()
+}
+
+fn dst(n: u8) -> SocketAddrV4 {
+    SocketAddrV4::new([239, 10, 0, n].into(), 5000)
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Self {
+        Case {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn archive(&self) -> PathBuf {
+        self.path("archive")
+    }
+
+    /// Makes a TS file with ffmpeg.
+    fn ts(&self, name: &str, spec: &StreamSpec) -> PathBuf {
+        let p = self.path(name);
+        make_ts(&p, spec).unwrap();
+        p
+    }
+
+    /// Writes a config with one `[[streams]]` per (name, group, extra keys).
+    fn config(&self, pcap: &Path, streams: &[(&str, SocketAddrV4, &str)]) -> PathBuf {
+        let mut text = format!(
+            "[storage]\nbackend = \"fs\"\nroot = \"{}\"\n",
+            self.archive().display()
+        );
+        for (name, d, extra) in streams {
+            text.push_str(&format!(
+                "\n[[streams]]\nname = \"{name}\"\n{extra}\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\n",
+                pcap.display(),
+                d.ip(),
+                d.port()
+            ));
+        }
+        let p = self.path("hlsvault.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn hlsvault(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(args)
+            .env("HLSVAULT_LOG", "info")
+            .output()
+            .unwrap();
+        eprintln!(
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn run(&self, config: &Path) -> String {
+        let out = self.hlsvault(&["run", "--config", config.to_str().unwrap()]);
+        assert!(out.status.success(), "hlsvault run failed");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Hour playlists of a stream, in hour order.
+    fn hours(&self, stream: &str) -> Vec<(PathBuf, Playlist)> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.archive().join(stream)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().unwrap() == "index.m3u8" {
+                    found.push(p);
+                }
+            }
+        }
+        found.sort();
+        found
+            .into_iter()
+            .map(|p| (p.clone(), Playlist::read(&p)))
+            .collect()
+    }
+}
+
+/// A media playlist as the tests read it (independently of hlsvault's own parser).
+#[derive(Debug)]
+struct Playlist {
+    target: u64,
+    media_sequence: u64,
+    ended: bool,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    uri: String,
+    extinf: f64,
+    pdt: Option<SystemTime>,
+    discontinuity: bool,
+    path: PathBuf,
+}
+
+impl Playlist {
+    fn read(path: &Path) -> Self {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut p = Playlist {
+            target: 0,
+            media_sequence: 0,
+            ended: false,
+            entries: vec![],
+        };
+        let (mut extinf, mut pdt, mut disc) = (None, None, false);
+        assert!(text.starts_with("#EXTM3U\n"));
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+                p.target = v.parse().unwrap();
+            } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+                p.media_sequence = v.parse().unwrap();
+            } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+                extinf = Some(v.trim_end_matches(',').parse::<f64>().unwrap());
+            } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+                assert_eq!(
+                    v.len(),
+                    "2026-11-21T09:59:50.123Z".len(),
+                    "PDT with milliseconds: {v}"
+                );
+                pdt = Some(humantime::parse_rfc3339(v).unwrap());
+            } else if line == "#EXT-X-DISCONTINUITY" {
+                disc = true;
+            } else if line == "#EXT-X-ENDLIST" {
+                p.ended = true;
+            } else if !line.starts_with('#') && !line.is_empty() {
+                p.entries.push(Entry {
+                    uri: line.to_string(),
+                    extinf: extinf.take().expect("EXTINF before URI"),
+                    pdt: pdt.take(),
+                    discontinuity: std::mem::take(&mut disc),
+                    path: path.parent().unwrap().join(line),
+                });
+            }
+        }
+        p
+    }
+}
+
+/// What ffprobe says about one archived segment.
+struct Probed {
+    /// PTS of the first video (or audio) packet in file order.
+    first_pts: f64,
+    /// The largest PTS of the timing stream.
+    max_pts: f64,
+    first_is_key: bool,
+}
+
+fn probe(path: &Path, timing: &str) -> Probed {
+    let packets = probe_packets(path.to_str().unwrap()).unwrap();
+    let timed: Vec<_> = packets
+        .iter()
+        .filter(|p| p.codec_type == timing && p.pts_time.is_some())
+        .collect();
+    assert!(!timed.is_empty(), "{path:?} has {timing} packets");
+    let first = timed[0].pts_time.unwrap();
+    // Unwrap PTS that crossed the 33-bit wrap inside the file.
+    let unwrap = |t: f64| {
+        if t < first - PTS_WRAP_SECS / 2.0 {
+            t + PTS_WRAP_SECS
+        } else {
+            t
+        }
+    };
+    Probed {
+        first_pts: first,
+        max_pts: timed
+            .iter()
+            .map(|p| unwrap(p.pts_time.unwrap()))
+            .fold(f64::MIN, f64::max),
+        first_is_key: timed[0].key,
+    }
+}
+
+/// Every entry: decodes on its own without errors, starts with a keyframe,
+/// and its EXTINF is the PTS distance to the next entry's first frame
+/// (to the millisecond), or to the end of its last frame at a break.
+fn check_timeline(entries: &[Entry], timing: &str, frame: f64) {
+    let probed: Vec<Probed> = entries.iter().map(|e| probe(&e.path, timing)).collect();
+    for (i, e) in entries.iter().enumerate() {
+        let errors = decode_errors(e.path.to_str().unwrap()).unwrap();
+        assert!(
+            errors.trim().is_empty(),
+            "{} does not decode cleanly: {errors}",
+            e.uri
+        );
+        assert!(probed[i].first_is_key, "{} starts with a keyframe", e.uri);
+        let contiguous = entries.get(i + 1).filter(|n| !n.discontinuity);
+        let expected = match contiguous {
+            Some(_) => (probed[i + 1].first_pts - probed[i].first_pts).rem_euclid(PTS_WRAP_SECS),
+            None => probed[i].max_pts - probed[i].first_pts + frame,
+        };
+        assert!(
+            (e.extinf - expected).abs() < 0.001,
+            "{}: EXTINF {} but PTS says {expected}",
+            e.uri,
+            e.extinf
+        );
+    }
+}
+
+/// Hour playlists: closed, PDT on the first entry and after discontinuities,
+/// target duration covers rounded EXTINF. Returns all entries in order.
+fn check_hours(hours: &[(PathBuf, Playlist)]) -> Vec<Entry> {
+    let mut all = Vec::new();
+    for (path, p) in hours {
+        assert!(p.ended, "{path:?} ends with #EXT-X-ENDLIST");
+        let first = &p.entries[0];
+        assert!(first.pdt.is_some(), "{path:?}: first entry has a PDT");
+        for e in &p.entries {
+            assert!(
+                !e.discontinuity || e.pdt.is_some(),
+                "PDT after discontinuity"
+            );
+            assert!(
+                (e.extinf.round() as u64) <= p.target,
+                "{path:?}: target {} < {}",
+                p.target,
+                e.extinf
+            );
+        }
+        all.extend(p.entries.iter().cloned());
+    }
+    all
+}
+
+/// Media sequence numbers run on from one hour to the next.
+fn check_sequence_across_hours(hours: &[(PathBuf, Playlist)]) {
+    for w in hours.windows(2) {
+        let (a, b) = (&w[0].1, &w[1].1);
+        assert_eq!(
+            b.media_sequence,
+            a.media_sequence + a.entries.len() as u64,
+            "{:?}",
+            w[1].0
+        );
+    }
+}
+
+/// Entries cut at the target: the next entry follows in the same hour
+/// without a break (the others end at an hour, a break or the end).
+fn cut_at_target(entries: &[Entry]) -> Vec<&Entry> {
+    entries
+        .windows(2)
+        .filter(|w| !w[1].discontinuity && hour_of(&w[0]) == hour_of(&w[1]))
+        .map(|w| &w[0])
+        .collect()
+}
+
+fn hour_of(e: &Entry) -> String {
+    humantime::format_rfc3339(e.pdt.unwrap()).to_string()[..13].to_string()
+}
+
+#[test]
+fn h264_2s_gop_crosses_the_hour_with_exact_timing() {
+    let c = Case::new();
+    let ts = c.ts("a.ts", &StreamSpec::default());
+    let pcap = c.path("a.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], true).unwrap();
+    let config = c.config(&pcap, &[("ch1", dst(1), "")]);
+    let summary = c.run(&config);
+    assert!(summary.contains("ch1: "), "{summary}");
+    assert!(
+        summary.contains(" 0 CC errors, 0 discontinuities"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("not TS)"),
+        "noise on the port is counted: {summary}"
+    );
+
+    let hours = c.hours("ch1");
+    assert_eq!(hours.len(), 2, "two hours");
+    assert!(hours[0].0.ends_with("ch1/2026/11/21/09/index.m3u8"));
+    assert!(hours[1].0.ends_with("ch1/2026/11/21/10/index.m3u8"));
+    // The last segment of 09 starts before 10:00, the first of 10 at or after it,
+    // and it is the first keyframe after 10:00 (2 s GOP).
+    let last09 = hours[0].1.entries.last().unwrap();
+    let first10 = &hours[1].1.entries[0];
+    assert_eq!(hour_of(last09), "2026-11-21T09");
+    assert_eq!(hour_of(first10), "2026-11-21T10");
+    let into_hour = first10
+        .pdt
+        .unwrap()
+        .duration_since(humantime::parse_rfc3339("2026-11-21T10:00:00Z").unwrap())
+        .unwrap();
+    assert!(
+        into_hour.as_secs_f64() < 2.0,
+        "cut at the first keyframe after the hour: {into_hour:?}"
+    );
+
+    let entries = check_hours(&hours);
+    assert!(
+        entries.iter().all(|e| !e.discontinuity),
+        "a clean stream has no discontinuity"
+    );
+    check_timeline(&entries, "video", 0.04);
+    let total: f64 = entries.iter().map(|e| e.extinf).sum();
+    assert!((total - 20.0).abs() < 0.05, "all 20 s archived: {total}");
+
+    // The live window lists the last segments, relative to the stream folder.
+    let live = Playlist::read(&c.archive().join("ch1/live.m3u8"));
+    assert!(
+        live.entries.len() <= 5
+            && live
+                .entries
+                .last()
+                .unwrap()
+                .uri
+                .starts_with("2026/11/21/10/")
+    );
+    assert!(c.archive().join("ch1").join(&live.entries[0].uri).is_file());
+    let log = std::fs::read_to_string(c.archive().join("ch1/hours.log")).unwrap();
+    assert_eq!(
+        log,
+        "2026-11-21T09 2026/11/21/09/index.m3u8\n2026-11-21T10 2026/11/21/10/index.m3u8\n"
+    );
+}
+
+#[test]
+fn h264_10s_gop_waits_for_keyframes() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 40.0,
+            gop: 250,
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("a.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    c.run(&c.config(&pcap, &[("ch1", dst(1), "segment_duration = \"6s\"")]));
+    let entries = check_hours(&c.hours("ch1"));
+    for e in &entries[..entries.len() - 1] {
+        assert!(
+            (e.extinf - 10.0).abs() < 0.001,
+            "10 s GOP gives 10 s segments: {}",
+            e.extinf
+        );
+    }
+    check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn hevc_without_random_access_indicator_cuts_at_irap() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            video: Video::Hevc,
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("a.pcap");
+    let mut w = Wrap::new(&ts, dst(1));
+    w.clear_rai = true;
+    write_pcap(&pcap, start(), &[w], false).unwrap();
+    c.run(&c.config(&pcap, &[("hevc", dst(1), "")]));
+    let entries = check_hours(&c.hours("hevc"));
+    assert!(entries.len() >= 3);
+    check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn h264_without_random_access_indicator_cuts_at_idr() {
+    let c = Case::new();
+    let ts = c.ts("a.ts", &StreamSpec::default());
+    let pcap = c.path("a.pcap");
+    let mut w = Wrap::new(&ts, dst(1));
+    w.clear_rai = true;
+    write_pcap(&pcap, start(), &[w], false).unwrap();
+    c.run(&c.config(&pcap, &[("ch1", dst(1), "")]));
+    let entries = check_hours(&c.hours("ch1"));
+    assert_eq!(entries.len(), 4);
+    check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn loss_ends_the_segment_and_marks_a_discontinuity() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 30.0,
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("a.pcap");
+    let mut w = Wrap::new(&ts, dst(1));
+    // About 4 s and 14 s in (the stream sends ~55 datagrams a second).
+    w.lose = vec![220..225, 770..771];
+    write_pcap(&pcap, start(), &[w], false).unwrap();
+    let summary = c.run(&c.config(&pcap, &[("ch1", dst(1), "")]));
+    assert!(!summary.contains(" 0 CC errors"), "{summary}");
+    assert!(summary.contains("2 discontinuities"), "{summary}");
+    let entries = check_hours(&c.hours("ch1"));
+    let marked: Vec<_> = entries.iter().filter(|e| e.discontinuity).collect();
+    assert_eq!(marked.len(), 2, "{entries:#?}");
+    check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn rtp_with_csrcs_across_the_pts_wrap() {
+    let c = Case::new();
+    // Start 8 s before the 33-bit wrap.
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            ts_offset: Some(PTS_WRAP_SECS - 8.0),
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("a.pcap");
+    let mut w = Wrap::new(&ts, dst(1));
+    w.rtp = Some(2);
+    write_pcap(&pcap, start(), &[w], false).unwrap();
+    let summary = c.run(&c.config(&pcap, &[("ch1", dst(1), "")]));
+    assert!(
+        summary.contains(" 0 CC errors, 0 discontinuities"),
+        "{summary}"
+    );
+    let entries = check_hours(&c.hours("ch1"));
+    let first = probe(&entries[0].path, "video").first_pts;
+    let last = probe(&entries.last().unwrap().path, "video").first_pts;
+    // ffprobe shows PTS just before the wrap as negative.
+    let first = first.rem_euclid(PTS_WRAP_SECS);
+    assert!(
+        first > PTS_WRAP_SECS - 10.0 && last < 20.0,
+        "the archive crosses the wrap: {first} .. {last}"
+    );
+    assert!(entries.iter().all(|e| !e.discontinuity));
+    check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn audio_only_stream_is_timed_by_audio() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            video: Video::None,
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("a.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    c.run(&c.config(&pcap, &[("radio", dst(1), "")]));
+    let entries = check_hours(&c.hours("radio"));
+    assert!(entries.len() >= 3);
+    // AAC frames are 1024 samples at 48 kHz; ffmpeg packs several per PES,
+    // so a cut lands on the first PES at or after 6 s.
+    for e in cut_at_target(&entries) {
+        assert!((6.0..6.5).contains(&e.extinf), "{}", e.extinf);
+    }
+    let probed: Vec<Probed> = entries.iter().map(|e| probe(&e.path, "audio")).collect();
+    for i in 0..entries.len() - 1 {
+        let expected = probed[i + 1].first_pts - probed[i].first_pts;
+        assert!(
+            (entries[i].extinf - expected).abs() < 0.001,
+            "{} vs {expected}",
+            entries[i].extinf
+        );
+    }
+}
+
+#[test]
+fn many_streams_from_one_pass_and_a_broken_one_does_not_stop_them() {
+    let c = Case::new();
+    let a = c.ts("a.ts", &StreamSpec::default());
+    let b = c.ts(
+        "b.ts",
+        &StreamSpec {
+            seconds: 16.0,
+            gop: 25,
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("two.pcap");
+    write_pcap(
+        &pcap,
+        start(),
+        &[Wrap::new(&a, dst(1)), Wrap::new(&b, dst(2))],
+        true,
+    )
+    .unwrap();
+    let config = c.config(
+        &pcap,
+        &[
+            ("ch1", dst(1), ""),
+            ("ch2", dst(2), "segment_duration = \"4s\""),
+            ("silent", dst(9), ""),
+        ],
+    );
+    let summary = c.run(&config);
+    assert!(summary.contains("silent: 0 segments"), "{summary}");
+    let e1 = check_hours(&c.hours("ch1"));
+    let e2 = check_hours(&c.hours("ch2"));
+    check_timeline(&e1, "video", 0.04);
+    check_timeline(&e2, "video", 0.04);
+    let full = cut_at_target(&e2);
+    assert!(!full.is_empty() && full.iter().all(|e| (e.extinf - 4.0).abs() < 0.001));
+    // Datagrams of one stream never reach the other's archive.
+    let bytes = |es: &[Entry]| {
+        es.iter()
+            .map(|e| std::fs::metadata(&e.path).unwrap().len())
+            .sum::<u64>()
+    };
+    assert!(bytes(&e1) > bytes(&e2));
+}
+
+#[test]
+fn a_restart_continues_the_hours_without_overwriting() {
+    let c = Case::new();
+    let ts = c.ts("a.ts", &StreamSpec::default());
+    let pcap = c.path("a.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let config = c.config(&pcap, &[("ch1", dst(1), "")]);
+    c.run(&config);
+    let before = c.hours("ch1");
+    // Replay the same hour (same capture times) into the same archive.
+    c.run(&config);
+    let hours = c.hours("ch1");
+    let after = check_hours(&hours);
+    for ((_, old), (_, new)) in before.iter().zip(&hours) {
+        assert_eq!(new.entries.len(), 2 * old.entries.len());
+        for (o, n) in old.entries.iter().zip(&new.entries) {
+            assert_eq!(o.uri, n.uri, "earlier entries kept");
+            assert!(n.path.is_file());
+        }
+    }
+    let uris: std::collections::HashSet<_> = after.iter().map(|e| &e.uri).collect();
+    assert_eq!(uris.len(), after.len(), "no segment name reused");
+    // The first entry the second run added to each hour is a discontinuity.
+    for (_, p) in &hours {
+        let n = p.entries.len() / 2;
+        assert!(p.entries[n].discontinuity, "{:?}", p.entries);
+        assert!(p.entries[..n].iter().all(|e| !e.discontinuity));
+    }
+}
+
+#[test]
+fn check_lists_every_problem_and_run_refuses_bad_config() {
+    let c = Case::new();
+    let pcap = c.path("x.pcap");
+    std::fs::write(&pcap, b"this is not a capture file").unwrap();
+    let config = c.config(
+        &pcap,
+        &[
+            ("ch1", dst(1), "live_window = 0"),
+            ("ch1", dst(2), "segment_duration = \"6 parsecs\""),
+        ],
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("port = 5000\n", "port = 70000\n");
+    std::fs::write(&config, text).unwrap();
+    for cmd in ["check", "run"] {
+        let out = c.hlsvault(&[cmd, "--config", config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("streams[0] (\"ch1\").source.port: port 70000 is out of range"),
+            "{err}"
+        );
+        assert!(
+            err.contains("streams[1] (\"ch1\").segment_duration"),
+            "{err}"
+        );
+        assert!(err.contains("6 parsecs"), "{err}");
+        assert!(
+            err.contains(&config.display().to_string()),
+            "the file is named: {err}"
+        );
+    }
+    // With the values fixed, the capture itself is the problem.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("port = 70000\n", "port = 5000\n")
+        .replace("6 parsecs", "6s")
+        .replace("live_window = 0", "")
+        .replacen("name = \"ch1\"", "name = \"ch2\"", 1);
+    std::fs::write(&config, text).unwrap();
+    let out = c.hlsvault(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("source.path: cannot open capture"), "{err}");
+}
+
+#[test]
+fn truncated_capture_archives_what_it_holds() {
+    let c = Case::new();
+    let ts = c.ts("a.ts", &StreamSpec::default());
+    let pcap = c.path("a.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let bytes = std::fs::read(&pcap).unwrap();
+    std::fs::write(&pcap, &bytes[..bytes.len() * 2 / 3 + 7]).unwrap();
+    let summary = c.run(&c.config(&pcap, &[("ch1", dst(1), "")]));
+    assert!(summary.contains("1 truncated"), "{summary}");
+    let entries = check_hours(&c.hours("ch1"));
+    check_timeline(&entries, "video", 0.04);
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::ts::clock::{pts_diff, ticks_to_duration, PtsExtender, PCR_HZ, PTS_HZ};
 use crate::ts::{
-    AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, SYNC_BYTE,
+    payload, AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, SYNC_BYTE,
 };
 
 /// A segment cannot grow past this many bytes, whatever the stream does.
@@ -113,7 +113,13 @@ pub struct CutCounters {
 struct Open {
     buf: Vec<u8>,
     first: i64,
+    /// Largest PTS of its access units.
     last: i64,
+    /// Largest PTS of its access units but the newest (which may still be
+    /// arriving); `None` while only one has started.
+    complete: Option<i64>,
+    /// Per PID, where its newest unit starts in `buf`.
+    units: Vec<(u16, usize)>,
     hour: u64,
     start: SystemTime,
     discontinuity: bool,
@@ -140,6 +146,77 @@ struct Pending {
 struct Anchor {
     ext: i64,
     wall: SystemTime,
+}
+
+impl Open {
+    /// Takes note of an access unit starting: the one before is complete.
+    fn access_unit(&mut self, ext: i64) {
+        if ext != self.first || self.complete.is_some() || !self.units.is_empty() {
+            self.complete = Some(self.last);
+        }
+        self.last = self.last.max(ext);
+    }
+
+    /// Removes the newest unit of each PID in `pids` (all PIDs if `None`):
+    /// after a loss, or at the end of a capture, it may be cut short, and a
+    /// damaged frame is worse than a missing one. Returns packets removed.
+    fn drop_unfinished(&mut self, pids: Option<&[u16]>, timing: Option<u16>) -> u64 {
+        let starts: Vec<(u16, usize)> = self
+            .units
+            .iter()
+            .copied()
+            .filter(|(pid, _)| pids.is_none_or(|p| p.contains(pid)))
+            .filter(|&(pid, at)| !self.unit_complete(pid, at))
+            .collect();
+        let Some(from) = starts.iter().map(|u| u.1).min() else {
+            return 0;
+        };
+        let mut write = from;
+        let mut dropped = 0;
+        for read in (from..self.buf.len()).step_by(PACKET_SIZE) {
+            let pid = Header::parse(&self.buf[read..read + PACKET_SIZE]).pid;
+            if starts.iter().any(|&(p, at)| p == pid && at <= read) {
+                dropped += 1;
+                continue;
+            }
+            self.buf.copy_within(read..read + PACKET_SIZE, write);
+            write += PACKET_SIZE;
+        }
+        self.buf.truncate(write);
+        self.units.retain(|u| !starts.contains(u));
+        if timing.is_some_and(|t| starts.iter().any(|u| u.0 == t)) {
+            self.last = self.complete.unwrap_or(self.first - 1);
+        }
+        dropped
+    }
+
+    /// Whether the unit of `pid` starting at `at` is known to be whole: a
+    /// section, or a PES whose length field is met. A PES of unbounded
+    /// length (video) ends only where the next one starts.
+    fn unit_complete(&self, pid: u16, at: usize) -> bool {
+        let Some(head) = payload(&self.buf[at..at + PACKET_SIZE]) else {
+            return true;
+        };
+        if !head.starts_with(&[0, 0, 1]) {
+            return true;
+        }
+        let len = match head.get(4..6) {
+            Some(b) => u16::from_be_bytes([b[0], b[1]]) as usize,
+            None => return false,
+        };
+        let mut got = 0;
+        for p in self.buf[at..].chunks_exact(PACKET_SIZE) {
+            if Header::parse(p).pid == pid {
+                got += payload(p).map_or(0, <[u8]>::len);
+            }
+        }
+        len != 0 && got >= 6 + len
+    }
+
+    /// Whether it still holds a whole access unit.
+    fn has_media(&self) -> bool {
+        self.last >= self.first
+    }
 }
 
 impl Anchor {
@@ -254,7 +331,8 @@ impl SegmentCutter {
 
     /// Ends the stream: closes every segment, as at a break.
     pub fn finish(&mut self) {
-        self.close_all();
+        // A capture ends at an arbitrary packet: the last units may be cut.
+        self.close_all(true);
         self.log_skipped("the stream ended");
     }
 
@@ -297,13 +375,16 @@ impl SegmentCutter {
             return;
         };
         let ext = self.extender.extend(pts);
+        // Frame duration: the smallest decode-order step. DTS advances one
+        // frame at a time; PTS (without DTS) only in streams without reordering.
+        let decode = ext + au.dts.map_or(0, |dts| pts_diff(dts, pts));
         if let Some(last) = self.last_au {
-            let step = ext - last;
+            let step = decode - last;
             if step > 0 && self.frame.is_none_or(|f| (step as u64) < f) {
                 self.frame = Some(step as u64);
             }
         }
-        self.last_au = Some(ext);
+        self.last_au = Some(decode);
         match au.key {
             Some(true) => self.keyframe(ext, at),
             Some(false) => self.non_keyframe(ext, at),
@@ -317,7 +398,7 @@ impl SegmentCutter {
             None => self.non_keyframe(ext, at),
         }
         if let Some(cur) = &mut self.cur {
-            cur.last = cur.last.max(ext);
+            cur.access_unit(ext);
         }
         self.route(p, h);
     }
@@ -333,7 +414,7 @@ impl SegmentCutter {
             self.non_keyframe(pending.ext, at);
         }
         if let Some(cur) = &mut self.cur {
-            cur.last = cur.last.max(pending.ext);
+            cur.access_unit(pending.ext);
         }
         for p in pending.packets.chunks_exact(PACKET_SIZE) {
             self.route(p, Header::parse(p));
@@ -421,6 +502,8 @@ impl SegmentCutter {
             buf,
             first: ext,
             last: ext,
+            complete: None,
+            units: Vec::new(),
             hour: hour_of(start),
             start,
             discontinuity: std::mem::take(&mut self.break_pending),
@@ -449,6 +532,13 @@ impl SegmentCutter {
         }
         let full = match &mut self.cur {
             Some(cur) => {
+                if h.pusi && h.has_payload {
+                    let at = cur.buf.len();
+                    match cur.units.iter_mut().find(|u| u.0 == h.pid) {
+                        Some(u) => u.1 = at,
+                        None => cur.units.push((h.pid, at)),
+                    }
+                }
                 cur.buf.extend_from_slice(p);
                 cur.buf.len() >= MAX_SEGMENT_BYTES
             }
@@ -495,19 +585,45 @@ impl SegmentCutter {
                 self.route(p, Header::parse(p));
             }
         }
-        self.close_all();
+        // Data was lost or the stream restarted: units in flight may be cut
+        // short. An announced discontinuity or a size bound loses nothing.
+        let unfinished = !matches!(cause, Cause::Stream(Break::Announced) | Cause::Oversized);
+        self.close_all(unfinished);
         self.anchor = None;
         self.break_pending = had_media;
     }
 
-    fn close_all(&mut self) {
+    /// Closes the tail and the open segment. With `unfinished`, units that
+    /// may be cut short are dropped first (counted and logged).
+    fn close_all(&mut self, unfinished: bool) {
+        let timing = self.analyzer.timing_pid();
+        let mut dropped = 0;
+        if let Some(tail) = &mut self.tail {
+            if let (true, Some(open)) = (unfinished, &mut tail.open) {
+                dropped += open.drop_unfinished(Some(&tail.waiting), timing);
+            }
+        }
         self.flush_tail();
-        if let Some(cur) = self.cur.take() {
-            // No next frame to measure to: the last frame ends the segment.
-            let duration = (cur.last - cur.first) as u64 + self.frame.unwrap_or(0);
-            self.emit(cur, duration);
+        if let Some(mut cur) = self.cur.take() {
+            if unfinished {
+                dropped += cur.drop_unfinished(None, timing);
+            }
+            if cur.has_media() {
+                // No next frame to measure to: the last frame ends the segment.
+                let duration = (cur.last - cur.first) as u64 + self.frame.unwrap_or(0);
+                self.emit(cur, duration);
+            } else {
+                dropped += (cur.buf.len() / PACKET_SIZE) as u64;
+            }
         }
         self.pending = None;
+        if dropped > 0 {
+            self.counters.skipped_packets += dropped;
+            tracing::warn!(
+                packets = dropped,
+                "dropped units that may be cut short (the last frame before a loss or the end)"
+            );
+        }
     }
 
     fn log_skipped(&mut self, why: &str) {

@@ -62,6 +62,14 @@ impl Header {
     }
 }
 
+/// The payload of a packet (sync byte checked by the caller), if it has one
+/// that fits.
+pub fn payload(p: &[u8]) -> Option<&[u8]> {
+    let h = Header::parse(p);
+    let at = if h.has_af { 5 + p[4] as usize } else { 4 };
+    (h.has_payload && at < PACKET_SIZE).then(|| &p[at..])
+}
+
 /// Why the timeline broke at a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Break {
@@ -91,6 +99,8 @@ impl std::fmt::Display for Break {
 pub struct AccessUnit {
     /// Its PTS, when the PES header carries one.
     pub pts: Option<u64>,
+    /// Its DTS, when the PES header carries one apart from the PTS.
+    pub dts: Option<u64>,
     /// Whether it is a random access point; `None` while the first picture
     /// has not been seen yet (see [`Inspection::key_resolved`]).
     pub key: Option<bool>,
@@ -195,6 +205,11 @@ impl Analyzer {
     /// What the analysis found wrong so far.
     pub fn counters(&self) -> TsCounters {
         self.counters
+    }
+
+    /// The PID that drives timing, once the PMT is known.
+    pub fn timing_pid(&self) -> Option<u16> {
+        self.timing.map(|(pid, _)| pid)
     }
 
     /// Whether the timed program's PID drives timing with audio (no video).
@@ -355,7 +370,11 @@ impl Analyzer {
             if key.is_some() {
                 self.scan = None;
             }
-            out.access_unit = Some(AccessUnit { pts: pes.pts, key });
+            out.access_unit = Some(AccessUnit {
+                pts: pes.pts,
+                dts: pes.dts,
+                key,
+            });
         } else if let (Some(buf), TimingKind::Video(codec)) = (&mut self.scan, kind) {
             buf.extend_from_slice(payload);
             let verdict = match keyframe::scan(codec, buf) {

@@ -5,6 +5,8 @@
 pub struct PesHeader {
     /// Presentation time stamp (33 bits), if the header carries one.
     pub pts: Option<u64>,
+    /// Decoding time stamp (33 bits), if the header carries one apart from the PTS.
+    pub dts: Option<u64>,
     /// Offset of the elementary stream payload within the bytes given.
     pub payload_offset: usize,
 }
@@ -24,6 +26,7 @@ pub fn parse_header(p: &[u8]) -> Option<PesHeader> {
     ) {
         return Some(PesHeader {
             pts: None,
+            dts: None,
             payload_offset: 6,
         });
     }
@@ -35,13 +38,16 @@ pub fn parse_header(p: &[u8]) -> Option<PesHeader> {
     if payload_offset > p.len() {
         return None;
     }
-    let pts = if p[7] & 0x80 != 0 && header_len >= 5 {
-        read_timestamp(&p[9..14])
-    } else {
-        None
-    };
+    let flags = p[7] >> 6;
+    let pts = (flags & 0b10 != 0 && header_len >= 5)
+        .then(|| read_timestamp(&p[9..14]))
+        .flatten();
+    let dts = (flags == 0b11 && header_len >= 10)
+        .then(|| read_timestamp(&p[14..19]))
+        .flatten();
     Some(PesHeader {
         pts,
+        dts,
         payload_offset,
     })
 }
@@ -83,6 +89,20 @@ pub(crate) mod tests {
             assert_eq!(got.pts, Some(pts));
             assert_eq!(got.payload_offset, 14);
         }
+    }
+
+    #[test]
+    fn reads_dts_when_flagged() {
+        let mut h = header(0xE0, 9000);
+        h[7] = 0xC0;
+        h[8] = 10;
+        h[9] = (h[9] & 0x0F) | 0x30;
+        h.extend_from_slice(&[0x11, 0x00, 0x01, 0x1C, 0x21]); // 3600
+        let got = parse_header(&h).unwrap();
+        assert_eq!(
+            (got.pts, got.dts, got.payload_offset),
+            (Some(9000), Some(3600), 19)
+        );
     }
 
     #[test]

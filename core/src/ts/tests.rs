@@ -67,6 +67,11 @@ impl Mux {
             });
         }
         es.resize(es.len().max(size), 0xAB);
+        if pid == AUDIO_PID {
+            // Audio carries its PES length; video leaves it unbounded (0).
+            let len = (es.len() - 6) as u16;
+            es[4..6].copy_from_slice(&len.to_be_bytes());
+        }
         let mut out = Vec::new();
         let mut rest = &es[..];
         let mut first = true;
@@ -143,6 +148,7 @@ fn learns_program_and_reads_pts_pcr_and_keyframes() {
         got[0].access_unit,
         Some(AccessUnit {
             pts: Some(900_000),
+            dts: None,
             key: Some(true)
         })
     );
@@ -242,6 +248,7 @@ fn audio_only_program_is_timed_by_audio() {
         got[0].access_unit,
         Some(AccessUnit {
             pts: Some(1234),
+            dts: None,
             key: Some(true)
         })
     );
