@@ -323,6 +323,7 @@ fn h264_2s_gop_crosses_the_hour_with_exact_timing() {
     );
 
     let entries = check_hours(&hours);
+    check_sequence_across_hours(&hours);
     assert!(
         entries.iter().all(|e| !e.discontinuity),
         "a clean stream has no discontinuity"
