@@ -36,7 +36,7 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Batches queued per stream before the reader waits.
 const QUEUE_BATCHES: usize = 16;
 /// Finished segments queued per stream before the analysis waits.
-const QUEUE_SEGMENTS: usize = 16;
+const QUEUE_SEGMENTS: usize = 4;
 
 /// Datagrams for one stream, packed into one buffer.
 #[derive(Default)]

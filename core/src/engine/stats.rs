@@ -199,7 +199,10 @@ impl fmt::Display for Snapshot {
         }
         let extra = [
             (self.rtp_lost, "datagrams lost (RTP)"),
-            (self.skipped_packets, "packets skipped awaiting a keyframe"),
+            (
+                self.skipped_packets,
+                "packets dropped (before a keyframe, or a unit cut short)",
+            ),
             (self.unsynced_bytes, "bytes without TS sync"),
             (self.psi_errors, "bad PSI/adaptation fields"),
             (self.tei_packets, "packets with transport errors"),
