@@ -634,3 +634,48 @@ fn truncated_capture_archives_what_it_holds() {
     let entries = check_hours(&c.hours("ch1"));
     check_timeline(&entries, "video", 0.04);
 }
+
+#[test]
+fn reference_and_demo_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for config in ["config/hlsvault.toml", "examples/demo.toml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["check", "--config", config])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 4.0,
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("a.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let config = c.config(&pcap, &[("ch1", dst(1), "")]);
+    let elsewhere = c.path("elsewhere");
+    let out = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("HLSVAULT_STORAGE__ROOT", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(elsewhere.join("ch1/live.m3u8").is_file());
+    assert!(!c.archive().exists());
+}
