@@ -131,12 +131,13 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for (file, c, ignored) in &report.sources {
+    for src in &report.sources {
+        let c = &src.counters;
         println!(
             "{}: {} records, {} datagrams for other destinations, {} not UDP, {} truncated, {} IP fragments",
-            file.display(),
+            src.path.display(),
             c.records,
-            ignored,
+            src.ignored,
             c.not_udp,
             c.truncated,
             c.fragments

@@ -132,30 +132,10 @@ mod tests {
     use super::*;
 
     fn frame(vlan: bool, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0x01, 0x00, 0x5E, 0x0A, 0, 1, 2, 2, 2, 2, 2, 2];
+        let mut f = hlsvault_testkit::udp_frame("239.10.0.1:5000".parse().unwrap(), payload);
         if vlan {
-            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
         }
-        f.extend_from_slice(&[0x08, 0x00]);
-        let total = 20 + 8 + payload.len();
-        f.extend_from_slice(&[
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0x40,
-            0,
-            16,
-            17,
-            0,
-            0,
-        ]);
-        f.extend_from_slice(&[10, 0, 0, 1, 239, 10, 0, 1]);
-        let ulen = 8 + payload.len();
-        f.extend_from_slice(&[0x30, 0x39, 0x13, 0x88, (ulen >> 8) as u8, ulen as u8, 0, 0]);
-        f.extend_from_slice(payload);
         f
     }
 

@@ -72,21 +72,27 @@ impl StreamArchive {
     pub async fn add(&mut self, seg: Segment) -> Result<(), StoreError> {
         let hour = seg.hour();
         if self.hour.as_ref().is_none_or(|h| h.hour != hour) {
-            self.close_hour().await?;
-            self.open_hour(hour).await?;
+            let opened = match self.close_hour().await {
+                Ok(()) => self.open_hour(hour).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = opened {
+                self.stats.lost_segment();
+                self.gap = true;
+                return Err(e);
+            }
         }
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         let name = Layout::segment_name(sequence, seg.start);
         let key = self.layout.segment_key(hour, &name);
-        let (bytes, duration) = (seg.data.len(), seg.duration);
+        let (bytes, duration, start, discontinuity) =
+            (seg.data.len(), seg.duration, seg.start, seg.discontinuity);
         if let Err(e) = self
-            .store
             .put(&key, Bytes::from(seg.data), ObjectKind::Segment)
             .await
         {
             // The playlists never list a segment that is not stored.
-            self.stats.store_error(true);
             self.gap = true;
             return Err(e);
         }
@@ -95,8 +101,8 @@ impl StreamArchive {
             sequence,
             uri: name.clone(),
             duration,
-            start: seg.start,
-            discontinuity: seg.discontinuity || std::mem::take(&mut self.gap),
+            start,
+            discontinuity: discontinuity || std::mem::take(&mut self.gap),
         };
         let open = self.hour.as_mut().expect("an hour is open");
         open.playlist.push(entry.clone());
@@ -121,9 +127,27 @@ impl StreamArchive {
         self.write_live().await
     }
 
+    /// Stores an object; a failure is counted (as a lost segment for segments).
+    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
+        let result = self.store.put(key, body, kind).await;
+        if result.is_err() {
+            self.stats.store_error(kind == ObjectKind::Segment);
+        }
+        result
+    }
+
+    /// Reads an object; a failure is counted.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let result = self.store.get(key).await;
+        if result.is_err() {
+            self.stats.store_error(false);
+        }
+        result
+    }
+
     async fn open_hour(&mut self, hour: u64) -> Result<(), StoreError> {
         let key = self.layout.hour_playlist_key(hour);
-        let playlist = match self.store.get(&key).await? {
+        let playlist = match self.get(&key).await? {
             Some(text) => match Playlist::parse(Kind::Event, &String::from_utf8_lossy(&text)) {
                 Ok(mut p) => {
                     tracing::info!(%key, entries = p.entries().count(), "continuing the hour's playlist from the store");
@@ -141,7 +165,7 @@ impl StreamArchive {
                         humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                     );
                     tracing::error!(%key, error = %e, %aside, "hour playlist in the store is unreadable; moving it aside");
-                    self.store.put(&aside, text, ObjectKind::Index).await?;
+                    self.put(&aside, text, ObjectKind::Index).await?;
                     Playlist::new(Kind::Event, self.target_secs)
                 }
             },
@@ -152,13 +176,12 @@ impl StreamArchive {
                     Layout::hour_path(hour)
                 );
                 self.hours_log.push_str(&line);
-                self.store
-                    .put(
-                        &self.layout.hours_log_key(),
-                        Bytes::from(self.hours_log.clone()),
-                        ObjectKind::Index,
-                    )
-                    .await?;
+                self.put(
+                    &self.layout.hours_log_key(),
+                    Bytes::from(self.hours_log.clone()),
+                    ObjectKind::Index,
+                )
+                .await?;
                 Playlist::new(Kind::Event, self.target_secs)
             }
         };
@@ -188,13 +211,12 @@ impl StreamArchive {
         };
         let key = self.layout.hour_playlist_key(open.hour);
         let text = Bytes::from(open.playlist.render());
-        self.store.put(&key, text, kind).await
+        self.put(&key, text, kind).await
     }
 
     async fn write_live(&mut self) -> Result<(), StoreError> {
         let text = Bytes::from(self.live.render());
-        self.store
-            .put(&self.layout.live_key(), text, ObjectKind::OpenPlaylist)
+        self.put(&self.layout.live_key(), text, ObjectKind::OpenPlaylist)
             .await
     }
 }

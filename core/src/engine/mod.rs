@@ -45,13 +45,24 @@ struct Batch {
     items: Vec<(SystemTime, usize)>,
 }
 
+/// What the reader of one capture file saw.
+#[derive(Debug, Clone)]
+pub struct SourceReport {
+    /// The capture file.
+    pub path: PathBuf,
+    /// Records, and those that were not usable datagrams.
+    pub counters: SourceCounters,
+    /// Datagrams to destinations no stream asked for.
+    pub ignored: u64,
+}
+
 /// The outcome of a run.
 #[derive(Debug, Clone)]
 pub struct Report {
     /// Per stream: its name and figures, in config order.
     pub streams: Vec<(String, Snapshot)>,
-    /// Per capture file: its path and what its reader saw.
-    pub sources: Vec<(PathBuf, SourceCounters, u64)>,
+    /// Per capture file, what its reader saw.
+    pub sources: Vec<SourceReport>,
 }
 
 impl Report {
@@ -121,7 +132,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         );
     }
 
-    let sources = read_sources(config, inputs, &stats)?;
+    let sources = read_sources(config, inputs, &stats);
     for t in threads {
         let _ = t.join();
     }
@@ -147,7 +158,7 @@ fn read_sources(
     config: &Config,
     inputs: Vec<SyncSender<Batch>>,
     stats: &[Arc<StreamStats>],
-) -> anyhow::Result<Vec<(PathBuf, SourceCounters, u64)>> {
+) -> Vec<SourceReport> {
     // One reader per (file, pace); each stream is fed by exactly one.
     let mut files: Vec<(PathBuf, Pace, Vec<Route>)> = Vec::new();
     for ((s, tx), st) in config.streams.iter().zip(inputs).zip(stats) {
@@ -193,12 +204,16 @@ fn read_sources(
                     tracing::error!(file = %path.display(), "capture reader panicked");
                     (SourceCounters::default(), 0)
                 });
-                (path, counters, ignored)
+                SourceReport {
+                    path,
+                    counters,
+                    ignored,
+                }
             })
             .collect()
     });
     progress.finish();
-    Ok(report)
+    report
 }
 
 /// One stream's route from a reader: where its batches go.
@@ -294,7 +309,7 @@ fn analyse(
         let send = |cutter: &mut SegmentCutter| {
             for seg in cutter.take_ready() {
                 if tx.blocking_send(seg).is_err() {
-                    stats.store_error(true);
+                    stats.lost_segment();
                 }
             }
         };
@@ -358,7 +373,7 @@ async fn publish(
             tracing::error!(error = %e, "cannot open the stream's archive; its segments are lost");
             stats.fail();
             while rx.recv().await.is_some() {
-                stats.store_error(true);
+                stats.lost_segment();
             }
             return;
         }
@@ -369,7 +384,6 @@ async fn publish(
         }
     }
     if let Err(e) = archive.finish(true).await {
-        stats.store_error(false);
         tracing::error!(error = %e, "cannot write the final playlists");
     }
 }

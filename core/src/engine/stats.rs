@@ -127,8 +127,13 @@ impl StreamStats {
     pub fn store_error(&self, segment: bool) {
         self.store_errors.fetch_add(1, Relaxed);
         if segment {
-            self.lost_segments.fetch_add(1, Relaxed);
+            self.lost_segment();
         }
+    }
+
+    /// A finished segment could not be stored.
+    pub fn lost_segment(&self) {
+        self.lost_segments.fetch_add(1, Relaxed);
     }
 
     /// The pipeline failed.
@@ -165,7 +170,7 @@ impl StreamStats {
 impl Snapshot {
     /// Whether anything was lost or went wrong that an operator must see.
     pub fn healthy(&self) -> bool {
-        !self.failed && self.store_errors == 0 && self.undelivered == 0
+        !self.failed && self.store_errors == 0 && self.lost_segments == 0 && self.undelivered == 0
     }
 }
 

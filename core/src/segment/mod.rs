@@ -577,6 +577,11 @@ impl SegmentCutter {
     /// The timeline broke: close everything; the next segment opens at the
     /// next keyframe, marked discontinuous, on a new wall-clock anchor.
     fn brk(&mut self, cause: Cause) {
+        self.anchor = None;
+        if self.cur.is_none() && self.tail.is_none() && self.pending.is_none() {
+            // Already waiting for a keyframe: the same gap, not a new one.
+            return;
+        }
         self.counters.discontinuities += 1;
         let had_media = self.started;
         tracing::info!(%cause, "timeline break: segment ends, next one is a discontinuity");
@@ -589,7 +594,6 @@ impl SegmentCutter {
         // short. An announced discontinuity or a size bound loses nothing.
         let unfinished = !matches!(cause, Cause::Stream(Break::Announced) | Cause::Oversized);
         self.close_all(unfinished);
-        self.anchor = None;
         self.break_pending = had_media;
     }
 
