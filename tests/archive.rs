@@ -679,3 +679,30 @@ fn environment_overrides_the_file() {
     assert!(elsewhere.join("ch1/live.m3u8").is_file());
     assert!(!c.archive().exists());
 }
+
+#[test]
+fn a_failing_store_is_counted_reported_and_fails_the_run() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 8.0,
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("a.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let config = c.config(&pcap, &[("ch1", dst(1), "")]);
+    // A file where the archive's root directory should be: every write fails.
+    std::fs::write(c.archive(), b"in the way").unwrap();
+    let out = c.hlsvault(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "lost segments fail the run");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("segments NOT stored"), "{summary}");
+    assert!(summary.contains("ch1: 0 segments"), "{summary}");
+    // Reading the archive back already fails: the stream refuses to guess
+    // (it could overwrite an hour) and says why.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("cannot open the stream's archive"), "{log}");
+    assert!(log.contains("Not a directory"), "{log}");
+}
