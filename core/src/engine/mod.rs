@@ -306,6 +306,7 @@ fn analyse(
             gap: cfg.max_gap,
         });
         let mut sequence = rtp::Sequence::default();
+        let mut problems = ProblemLog::default();
         let send = |cutter: &mut SegmentCutter| {
             for seg in cutter.take_ready() {
                 if tx.blocking_send(seg).is_err() {
@@ -339,15 +340,63 @@ fn analyse(
                 }
             }
             stats.analysis(cutter.ts_counters(), cutter.counters());
+            problems.report(&stats.snapshot(), false);
             send(&mut cutter);
         }
         cutter.finish();
         stats.analysis(cutter.ts_counters(), cutter.counters());
+        problems.report(&stats.snapshot(), true);
         send(&mut cutter);
     }));
     if run.is_err() {
         tracing::error!("stream analysis panicked; this stream stops, the others go on");
         stats.fail();
+    }
+}
+
+/// Logs what a stream's input got wrong: at once the first time, then at
+/// most every `PROBLEM_LOG_EVERY`, with what changed since the last line.
+#[derive(Default)]
+struct ProblemLog {
+    logged: Snapshot,
+    at: Option<Instant>,
+}
+
+const PROBLEM_LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl ProblemLog {
+    fn report(&mut self, now: &Snapshot, last: bool) {
+        let due = self.at.is_none_or(|t| t.elapsed() >= PROBLEM_LOG_EVERY);
+        let (was, n) = (&self.logged, now);
+        let delta = [
+            (n.cc_errors - was.cc_errors, "continuity errors"),
+            (
+                n.psi_errors - was.psi_errors,
+                "bad PSI sections or adaptation fields",
+            ),
+            (
+                n.unsynced_bytes - was.unsynced_bytes,
+                "bytes without TS sync",
+            ),
+            (
+                n.tei_packets - was.tei_packets,
+                "packets flagged with transport errors",
+            ),
+            (n.not_ts - was.not_ts, "datagrams that are not TS"),
+            (n.rtp_lost - was.rtp_lost, "datagrams lost (RTP sequence)"),
+            (n.rtp_late - was.rtp_late, "late or repeated RTP datagrams"),
+        ];
+        let found: Vec<String> = delta
+            .iter()
+            .filter(|d| d.0 > 0)
+            .map(|(k, what)| format!("{k} {what}"))
+            .collect();
+        if found.is_empty() || !(due || last) {
+            return;
+        }
+        tracing::warn!("input problems (counted, skipped): {}", found.join(", "));
+        self.logged = *now;
+        self.at = Some(Instant::now());
     }
 }
 
