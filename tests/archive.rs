@@ -706,3 +706,127 @@ fn a_failing_store_is_counted_reported_and_fails_the_run() {
     assert!(log.contains("cannot open the stream's archive"), "{log}");
     assert!(log.contains("Not a directory"), "{log}");
 }
+
+/// Packets per PID in a TS file, and the PIDs of its first three packets.
+fn pid_census(path: &Path) -> (std::collections::BTreeMap<u16, u64>, Vec<u16>) {
+    let data = std::fs::read(path).unwrap();
+    let pids: Vec<u16> = data
+        .chunks(188)
+        .map(|p| u16::from_be_bytes([p[1], p[2]]) & 0x1FFF)
+        .collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for &pid in &pids {
+        *counts.entry(pid).or_default() += 1;
+    }
+    (counts, pids.into_iter().take(3).collect())
+}
+
+#[test]
+fn multi_program_ts_is_archived_whole_and_timed_by_the_first_program() {
+    let c = Case::new();
+    let ts = c.path("mp.ts");
+    // Program 1: H.264 25 fps (2 s GOP) + AAC; program 2: H.264 30 fps.
+    hlsvault_testkit::run(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25:duration=20",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000:duration=20",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=30:duration=20",
+            ])
+            .args(["-map", "0:v", "-map", "1:a", "-map", "2:v"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "50",
+                "-c:a",
+                "aac",
+            ])
+            .args([
+                "-program",
+                "title=A:st=0:st=1",
+                "-program",
+                "title=B:st=2",
+                "-f",
+                "mpegts",
+            ])
+            .arg(&ts),
+    )
+    .unwrap();
+    let pcap = c.path("mp.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    c.run(&c.config(&pcap, &[("mux", dst(1), "")]));
+    let entries = check_hours(&c.hours("mux"));
+    let (input, _) = pid_census(&ts);
+    let mut archived = std::collections::BTreeMap::<u16, u64>::new();
+    for e in &entries {
+        let (counts, head) = pid_census(&e.path);
+        // PAT, then the PMTs of both programs, in PAT order.
+        assert_eq!(head, vec![0, 0x1000, 0x1001], "{}", e.uri);
+        for (pid, n) in counts {
+            *archived.entry(pid).or_default() += n;
+        }
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "program=program_id",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&e.path)
+            .output()
+            .unwrap();
+        let programs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_end_matches(',').to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(programs, vec!["1", "2"], "{}: both programs", e.uri);
+    }
+    // Program 2's video is archived whole but for what precedes the first
+    // cut and the unit in flight at the end.
+    let (sent, kept) = (input[&0x102], archived[&0x102]);
+    assert!(
+        kept + 60 > sent && kept <= sent,
+        "program 2 video: {kept} of {sent} packets"
+    );
+    // Program 1's video (2 s GOP) drives the cuts.
+    for e in cut_at_target(&entries) {
+        assert!((e.extinf - 6.0).abs() < 0.001, "{}", e.extinf);
+    }
+}
+
+#[test]
+fn rtp_sequence_gaps_are_counted_and_break_the_timeline() {
+    let c = Case::new();
+    let ts = c.ts("a.ts", &StreamSpec::default());
+    let pcap = c.path("a.pcap");
+    let mut w = Wrap::new(&ts, dst(1));
+    w.rtp = Some(0);
+    w.lose = vec![300..303];
+    write_pcap(&pcap, start(), &[w], false).unwrap();
+    let summary = c.run(&c.config(&pcap, &[("ch1", dst(1), "")]));
+    assert!(summary.contains("; 3 datagrams lost (RTP)"), "{summary}");
+    assert!(summary.contains(" 1 discontinuities"), "{summary}");
+    let entries = check_hours(&c.hours("ch1"));
+    assert_eq!(entries.iter().filter(|e| e.discontinuity).count(), 1);
+    check_timeline(&entries, "video", 0.04);
+}
