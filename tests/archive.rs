@@ -821,7 +821,7 @@ fn rtp_sequence_gaps_are_counted_and_break_the_timeline() {
     let pcap = c.path("a.pcap");
     let mut w = Wrap::new(&ts, dst(1));
     w.rtp = Some(0);
-    w.lose = vec![300..303];
+    w.lose.push(300..303);
     write_pcap(&pcap, start(), &[w], false).unwrap();
     let summary = c.run(&c.config(&pcap, &[("ch1", dst(1), "")]));
     assert!(summary.contains("; 3 datagrams lost (RTP)"), "{summary}");
