@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
-use hlsvault_testkit::{
-    decode_errors, make_ts, probe_packets, write_pcap, StreamSpec, Video, Wrap,
+use hlsvault_testkit::archive::{
+    check_timeline, hour_playlists, probe, Entry, Playlist, Probed, PTS_WRAP_SECS,
 };
-
-const PTS_WRAP_SECS: f64 = (1u64 << 33) as f64 / 90_000.0;
+use hlsvault_testkit::{make_ts, write_pcap, StreamSpec, Video, Wrap};
 
 /// Ten seconds before 10:00 UTC: every capture crosses an hour.
 fn start() -> SystemTime {
@@ -89,146 +88,7 @@ impl Case {
 
     /// Hour playlists of a stream, in hour order.
     fn hours(&self, stream: &str) -> Vec<(PathBuf, Playlist)> {
-        let mut found = Vec::new();
-        let mut stack = vec![self.archive().join(stream)];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.file_name().unwrap() == "index.m3u8" {
-                    found.push(p);
-                }
-            }
-        }
-        found.sort();
-        found
-            .into_iter()
-            .map(|p| (p.clone(), Playlist::read(&p)))
-            .collect()
-    }
-}
-
-/// A media playlist as the tests read it (independently of hlsvault's own parser).
-#[derive(Debug)]
-struct Playlist {
-    target: u64,
-    media_sequence: u64,
-    ended: bool,
-    entries: Vec<Entry>,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    uri: String,
-    extinf: f64,
-    pdt: Option<SystemTime>,
-    discontinuity: bool,
-    path: PathBuf,
-}
-
-impl Playlist {
-    fn read(path: &Path) -> Self {
-        let text = std::fs::read_to_string(path).unwrap();
-        let mut p = Playlist {
-            target: 0,
-            media_sequence: 0,
-            ended: false,
-            entries: vec![],
-        };
-        let (mut extinf, mut pdt, mut disc) = (None, None, false);
-        assert!(text.starts_with("#EXTM3U\n"));
-        for line in text.lines() {
-            if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
-                p.target = v.parse().unwrap();
-            } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
-                p.media_sequence = v.parse().unwrap();
-            } else if let Some(v) = line.strip_prefix("#EXTINF:") {
-                extinf = Some(v.trim_end_matches(',').parse::<f64>().unwrap());
-            } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-                assert_eq!(
-                    v.len(),
-                    "2026-11-21T09:59:50.123Z".len(),
-                    "PDT with milliseconds: {v}"
-                );
-                pdt = Some(humantime::parse_rfc3339(v).unwrap());
-            } else if line == "#EXT-X-DISCONTINUITY" {
-                disc = true;
-            } else if line == "#EXT-X-ENDLIST" {
-                p.ended = true;
-            } else if !line.starts_with('#') && !line.is_empty() {
-                p.entries.push(Entry {
-                    uri: line.to_string(),
-                    extinf: extinf.take().expect("EXTINF before URI"),
-                    pdt: pdt.take(),
-                    discontinuity: std::mem::take(&mut disc),
-                    path: path.parent().unwrap().join(line),
-                });
-            }
-        }
-        p
-    }
-}
-
-/// What ffprobe says about one archived segment.
-struct Probed {
-    /// PTS of the first video (or audio) packet in file order.
-    first_pts: f64,
-    /// The largest PTS of the timing stream.
-    max_pts: f64,
-    first_is_key: bool,
-}
-
-fn probe(path: &Path, timing: &str) -> Probed {
-    let packets = probe_packets(path.to_str().unwrap()).unwrap();
-    let timed: Vec<_> = packets
-        .iter()
-        .filter(|p| p.codec_type == timing && p.pts_time.is_some())
-        .collect();
-    assert!(!timed.is_empty(), "{path:?} has {timing} packets");
-    let first = timed[0].pts_time.unwrap();
-    // Unwrap PTS that crossed the 33-bit wrap inside the file.
-    let unwrap = |t: f64| {
-        if t < first - PTS_WRAP_SECS / 2.0 {
-            t + PTS_WRAP_SECS
-        } else {
-            t
-        }
-    };
-    Probed {
-        first_pts: first,
-        max_pts: timed
-            .iter()
-            .map(|p| unwrap(p.pts_time.unwrap()))
-            .fold(f64::MIN, f64::max),
-        first_is_key: timed[0].key,
-    }
-}
-
-/// Every entry: decodes on its own without errors, starts with a keyframe,
-/// and its EXTINF is the PTS distance to the next entry's first frame
-/// (to the millisecond), or to the end of its last frame at a break.
-fn check_timeline(entries: &[Entry], timing: &str, frame: f64) {
-    let probed: Vec<Probed> = entries.iter().map(|e| probe(&e.path, timing)).collect();
-    for (i, e) in entries.iter().enumerate() {
-        let errors = decode_errors(e.path.to_str().unwrap()).unwrap();
-        assert!(
-            errors.trim().is_empty(),
-            "{} does not decode cleanly: {errors}",
-            e.uri
-        );
-        assert!(probed[i].first_is_key, "{} starts with a keyframe", e.uri);
-        let contiguous = entries.get(i + 1).filter(|n| !n.discontinuity);
-        let expected = match contiguous {
-            Some(_) => (probed[i + 1].first_pts - probed[i].first_pts).rem_euclid(PTS_WRAP_SECS),
-            None => probed[i].max_pts - probed[i].first_pts + frame,
-        };
-        assert!(
-            (e.extinf - expected).abs() < 0.001,
-            "{}: EXTINF {} but PTS says {expected}",
-            e.uri,
-            e.extinf
-        );
+        hour_playlists(&self.archive().join(stream))
     }
 }
 

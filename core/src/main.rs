@@ -45,6 +45,12 @@ enum Command {
     /// A pcap-file source ends with its file: every segment is flushed,
     /// every hour playlist gets #EXT-X-ENDLIST, a summary line per stream is
     /// printed, and the exit status is 0 when nothing was lost.
+    ///
+    /// Live sources (pcap, udp) run until SIGINT or SIGTERM: the open
+    /// segments and playlists are flushed, the open hours stay open (a
+    /// restart within the hour continues them), and the exit status is 0. A
+    /// second signal exits at once. A missing or down interface is retried
+    /// with backoff.
     Run {
         /// The configuration file (TOML). HLSVAULT_* environment variables
         /// override its keys, e.g. HLSVAULT_STORAGE__ROOT=/srv/archive.
@@ -83,10 +89,14 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Loads the config and checks what it refers to; every problem is listed.
-fn load_checked(path: &std::path::Path) -> Result<config::Config, ConfigErrors> {
+/// Loads the config and checks what it refers to with `check` (one of
+/// [`engine::check`], [`engine::preflight`]); every problem is listed.
+fn load_checked(
+    path: &std::path::Path,
+    check: fn(&config::Config) -> Vec<config::Problem>,
+) -> Result<config::Config, ConfigErrors> {
     let config = config::load(path)?;
-    let problems = engine::check(&config);
+    let problems = check(&config);
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -98,7 +108,7 @@ fn load_checked(path: &std::path::Path) -> Result<config::Config, ConfigErrors> 
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match load_checked(path) {
+    match load_checked(path, engine::check) {
         Ok(c) => {
             println!(
                 "{}: OK, {} stream(s), storage: {:?} {}",
@@ -117,7 +127,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> ExitCode {
-    let config = match load_checked(path) {
+    let config = match load_checked(path, engine::preflight) {
         Ok(c) => c,
         Err(e) => {
             eprint!("{e}");
@@ -134,13 +144,16 @@ fn run(path: &std::path::Path) -> ExitCode {
     for src in &report.sources {
         let c = &src.counters;
         println!(
-            "{}: {} records, {} datagrams for other destinations, {} not UDP, {} truncated, {} IP fragments",
-            src.path.display(),
+            "{}: {} records, {} datagrams for other destinations, {} not UDP, {} truncated, {} IP fragments, {} kernel drops, {} interface drops, {} socket drops",
+            src.source,
             c.records,
             src.ignored,
             c.not_udp,
             c.truncated,
-            c.fragments
+            c.fragments,
+            c.kernel_drops,
+            c.interface_drops,
+            c.socket_drops
         );
     }
     for (name, s) in &report.streams {

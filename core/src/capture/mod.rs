@@ -5,14 +5,20 @@
 //! destination; the engine demultiplexes them to streams by destination.
 
 mod link;
+pub mod netif;
 mod pcap_file;
+mod pcap_live;
 pub mod rtp;
+mod udp;
 
-use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
 
 pub use link::{udp_payload, LinkType, Skip};
+pub use netif::{Interface, InterfaceError};
 pub use pcap_file::PcapFileSource;
+pub use pcap_live::PcapLiveSource;
+pub use udp::UdpSource;
 
 /// One UDP datagram as captured.
 #[derive(Debug, Clone, Copy)]
@@ -28,16 +34,38 @@ pub struct Datagram<'a> {
 /// What the source saw besides the datagrams it delivered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourceCounters {
-    /// Records read.
+    /// Records (frames or datagrams) read.
     pub records: u64,
-    /// Bytes of records read, as stored in the file.
+    /// Bytes read (for files: as stored in the file).
     pub bytes: u64,
+    /// Packets the kernel dropped before the capture saw them (pcap's
+    /// `ps_drop`: buffer full).
+    pub kernel_drops: u64,
+    /// Packets the interface dropped (pcap's `ps_ifdrop`).
+    pub interface_drops: u64,
+    /// Datagrams the kernel dropped because the socket buffer was full
+    /// (`SO_RXQ_OVFL`).
+    pub socket_drops: u64,
     /// Records that were not UDP over IP.
     pub not_udp: u64,
     /// Records cut short by the capture's snap length or corrupted.
     pub truncated: u64,
     /// IP fragments (a TS datagram never needs fragmenting; they are not reassembled).
     pub fragments: u64,
+}
+
+impl SourceCounters {
+    /// Adds the counters of another run of the same source.
+    pub fn add(&mut self, o: &SourceCounters) {
+        self.records += o.records;
+        self.bytes += o.bytes;
+        self.kernel_drops += o.kernel_drops;
+        self.interface_drops += o.interface_drops;
+        self.socket_drops += o.socket_drops;
+        self.not_udp += o.not_udp;
+        self.truncated += o.truncated;
+        self.fragments += o.fragments;
+    }
 }
 
 /// An error that ends a source.
@@ -48,6 +76,33 @@ pub enum CaptureError {
     Open {
         /// The capture's path or interface.
         path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The interface is missing or down (live sources retry).
+    #[error(transparent)]
+    Interface(#[from] InterfaceError),
+    /// The process may not capture on the interface.
+    #[error("no permission to capture on {interface} ({reason}): run as root, grant the binary `setcap cap_net_raw,cap_net_admin=eip`, or use kind = \"udp\", which needs no privilege")]
+    Privilege {
+        /// The interface.
+        interface: String,
+        /// What libpcap said.
+        reason: String,
+    },
+    /// A socket could not be set up.
+    #[error("cannot receive {what}: {reason}")]
+    Socket {
+        /// The group and port, and the interface.
+        what: String,
+        /// Why.
+        reason: std::io::Error,
+    },
+    /// Reading the live capture failed.
+    #[error("capture on {interface} failed: {reason}")]
+    Read {
+        /// The interface.
+        interface: String,
         /// Why.
         reason: String,
     },
@@ -70,13 +125,108 @@ pub enum Flow {
     Stop,
 }
 
+/// What a source hands to its sink.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A datagram.
+    Datagram(Datagram<'a>),
+    /// Time passed (sent about every [`TICK`], busy or quiet, by live and
+    /// paced sources), so the sink can flush what it holds, notice silence
+    /// and ask the source to stop.
+    Tick,
+    /// The counters so far (sent now and then).
+    Progress(&'a SourceCounters),
+    /// The kernel dropped datagrams for the socket of one destination:
+    /// `total` so far (`SO_RXQ_OVFL`).
+    SocketDrops {
+        /// The destination whose socket overflowed.
+        dst: SocketAddr,
+        /// Drops since the socket opened.
+        total: u64,
+    },
+}
+
+/// How often a live or paced source reports [`Event::Tick`].
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// One stream a live source receives: a destination, and optionally the
+/// only sender to accept (source-specific multicast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// Destination group (or unicast address).
+    pub group: IpAddr,
+    /// Destination port.
+    pub port: u16,
+    /// The sender, for source-specific multicast.
+    pub source: Option<IpAddr>,
+}
+
+impl Endpoint {
+    /// The destination as a socket address.
+    pub fn dst(&self) -> SocketAddr {
+        SocketAddr::new(self.group, self.port)
+    }
+}
+
+/// How a source ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// It ran out (the end of a file).
+    Exhausted,
+    /// The sink asked it to stop.
+    Stopped,
+}
+
+/// Decodes one captured frame and hands its datagram to `sink`, counting
+/// what is not a usable datagram.
+fn deliver(
+    link: LinkType,
+    header: &pcap::PacketHeader,
+    frame: &[u8],
+    n: &mut SourceCounters,
+    sink: &mut dyn FnMut(Event<'_>) -> Flow,
+) -> Flow {
+    n.records += 1;
+    n.bytes += frame.len() as u64;
+    if header.caplen < header.len {
+        n.truncated += 1;
+        return Flow::Continue;
+    }
+    // Captures are opened with nanosecond precision: libpcap then puts
+    // nanoseconds in tv_usec.
+    let ts = header.ts;
+    let at = SystemTime::UNIX_EPOCH
+        + Duration::new(
+            ts.tv_sec.max(0) as u64,
+            ts.tv_usec.clamp(0, 999_999_999) as u32,
+        );
+    match udp_payload(link, frame) {
+        Ok((dst, payload)) => return sink(Event::Datagram(Datagram { at, dst, payload })),
+        Err(Skip::NotUdp) => n.not_udp += 1,
+        Err(Skip::Truncated) => n.truncated += 1,
+        Err(Skip::Fragment) => n.fragments += 1,
+    }
+    Flow::Continue
+}
+
+/// The link layer of an open capture, if we decode it.
+fn link_of<T: pcap::Activated + ?Sized>(
+    cap: &pcap::Capture<T>,
+    path: &str,
+) -> Result<LinkType, CaptureError> {
+    let dlt = cap.get_datalink();
+    LinkType::from_dlt(dlt.0).ok_or_else(|| CaptureError::LinkType {
+        path: path.to_string(),
+        linktype: dlt.get_name().unwrap_or_else(|_| format!("DLT {}", dlt.0)),
+    })
+}
+
 /// A source of datagrams.
 pub trait Source: Send {
-    /// Delivers datagrams to `sink` until the source ends or the sink stops
-    /// it. `progress` is called now and then with the counters so far.
+    /// Delivers events to `sink` until the source ends or the sink returns
+    /// [`Flow::Stop`]; returns how it ended and its final counters.
     fn run(
         &mut self,
-        sink: &mut dyn FnMut(Datagram<'_>) -> Flow,
-        progress: &mut dyn FnMut(&SourceCounters),
-    ) -> Result<SourceCounters, CaptureError>;
+        sink: &mut dyn FnMut(Event<'_>) -> Flow,
+    ) -> Result<(End, SourceCounters), CaptureError>;
 }

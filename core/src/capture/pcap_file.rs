@@ -1,9 +1,11 @@
 //! Replays a capture file (pcap or pcapng) through libpcap.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use super::{udp_payload, CaptureError, Datagram, Flow, LinkType, Skip, Source, SourceCounters};
+use super::{
+    deliver, link_of, CaptureError, End, Event, Flow, LinkType, Source, SourceCounters, TICK,
+};
 use crate::config::Pace;
 
 /// Call `progress` after this many records.
@@ -52,11 +54,7 @@ impl PcapFileSource {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let dlt = cap.get_datalink();
-        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| CaptureError::LinkType {
-            path,
-            linktype: dlt.get_name().unwrap_or_else(|_| format!("DLT {}", dlt.0)),
-        })?;
+        let link = link_of(&cap, &path)?;
         Ok((cap, link))
     }
 
@@ -69,15 +67,14 @@ impl PcapFileSource {
 impl Source for PcapFileSource {
     fn run(
         &mut self,
-        sink: &mut dyn FnMut(Datagram<'_>) -> Flow,
-        progress: &mut dyn FnMut(&SourceCounters),
-    ) -> Result<SourceCounters, CaptureError> {
+        sink: &mut dyn FnMut(Event<'_>) -> Flow,
+    ) -> Result<(End, SourceCounters), CaptureError> {
         // Declared before the capture so that it is dropped after it.
         let mut read_buffer = vec![0u8; READ_BUFFER];
         let (mut cap, link) = self.open()?;
         enlarge_read_buffer(&cap, &mut read_buffer);
         let mut n = SourceCounters::default();
-        let mut clock: Option<(SystemTime, Instant)> = None;
+        let mut clock: Option<(Duration, Instant)> = None;
         loop {
             let packet = match cap.next_packet() {
                 Ok(p) => p,
@@ -89,40 +86,33 @@ impl Source for PcapFileSource {
                     break;
                 }
             };
-            n.records += 1;
-            n.bytes += 16 + packet.header.caplen as u64;
-            if n.records % PROGRESS_EVERY == 0 {
-                progress(&n);
+            // The record header, so that progress adds up to the file size.
+            n.bytes += 16;
+            if n.records % PROGRESS_EVERY == 0 && sink(Event::Progress(&n)) == Flow::Stop {
+                return Ok((End::Stopped, n));
             }
-            let ts = packet.header.ts;
-            // With nanosecond precision libpcap puts nanoseconds in tv_usec.
-            let at = SystemTime::UNIX_EPOCH
-                + Duration::new(
+            if self.pace == Pace::Realtime {
+                let ts = packet.header.ts;
+                let at = Duration::new(
                     ts.tv_sec.max(0) as u64,
                     ts.tv_usec.clamp(0, 999_999_999) as u32,
                 );
-            if self.pace == Pace::Realtime {
                 let (t0, w0) = *clock.get_or_insert((at, Instant::now()));
-                if let Ok(offset) = at.duration_since(t0) {
-                    std::thread::sleep((w0 + offset).saturating_duration_since(Instant::now()));
-                }
-            }
-            if packet.header.caplen < packet.header.len {
-                n.truncated += 1;
-                continue;
-            }
-            match udp_payload(link, packet.data) {
-                Ok((dst, payload)) => {
-                    if sink(Datagram { at, dst, payload }) == Flow::Stop {
-                        break;
+                if let Some(offset) = at.checked_sub(t0) {
+                    // Sleep in ticks, so that a stop request is heard.
+                    while let Some(wait) = (w0 + offset).checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait.min(TICK));
+                        if sink(Event::Tick) == Flow::Stop {
+                            return Ok((End::Stopped, n));
+                        }
                     }
                 }
-                Err(Skip::NotUdp) => n.not_udp += 1,
-                Err(Skip::Truncated) => n.truncated += 1,
-                Err(Skip::Fragment) => n.fragments += 1,
+            }
+            if deliver(link, packet.header, packet.data, &mut n, sink) == Flow::Stop {
+                return Ok((End::Stopped, n));
             }
         }
-        progress(&n);
-        Ok(n)
+        sink(Event::Progress(&n));
+        Ok((End::Exhausted, n))
     }
 }

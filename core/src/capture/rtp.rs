@@ -1,6 +1,9 @@
 //! RTP: recognise RTP-wrapped TS, strip its real header, follow sequence
 //! numbers.
 
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
 /// What a datagram's payload is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Payload<'a> {
@@ -53,39 +56,125 @@ pub fn classify(p: &[u8]) -> Payload<'_> {
     }
 }
 
-/// What a sequence number says about the datagrams before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeqCheck {
-    /// The next one expected (or the first).
-    InOrder,
-    /// This many datagrams are missing before it.
-    Lost(u16),
-    /// A repeat or a late arrival of one already passed.
-    Late,
+/// Datagrams held while waiting for a missing one: beyond this many, the
+/// missing one is given up as lost.
+pub const REORDER_WINDOW: usize = 64;
+/// How long (in capture time) a missing datagram is waited for.
+pub const REORDER_WAIT: Duration = Duration::from_millis(50);
+
+/// What [`Reorder`] counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReorderCounters {
+    /// Datagrams that arrived out of order and were put back in place.
+    pub reordered: u64,
+    /// Datagrams given up as lost.
+    pub lost: u64,
+    /// Repeats, and datagrams that came after they were given up.
+    pub late: u64,
 }
 
-/// Follows RTP sequence numbers of one stream.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sequence {
-    last: Option<u16>,
+struct Held {
+    at: SystemTime,
+    data: Vec<u8>,
 }
 
-impl Sequence {
-    /// Checks `seq` against the last accepted one. Late and repeated
-    /// datagrams do not move the expectation.
-    pub fn check(&mut self, seq: u16) -> SeqCheck {
-        let Some(last) = self.last else {
-            self.last = Some(seq);
-            return SeqCheck::InOrder;
-        };
-        let step = seq.wrapping_sub(last);
-        if step == 0 || step >= 0x8000 {
-            return SeqCheck::Late;
+/// Puts the datagrams of one RTP stream back in sequence order: a datagram
+/// that overtook a missing one waits (up to [`REORDER_WINDOW`] datagrams or
+/// [`REORDER_WAIT`]) for it to arrive; then the missing one is lost.
+///
+/// Datagrams come out through a callback as `(ts, capture time, lost)`,
+/// where `lost` counts the datagrams given up just before this one.
+#[derive(Default)]
+pub struct Reorder {
+    /// The sequence number expected next.
+    next: Option<u16>,
+    /// Slot `k` holds sequence number `next + k` once it has arrived.
+    slots: VecDeque<Option<Held>>,
+    /// Capture time of the oldest datagram held.
+    waiting_since: Option<SystemTime>,
+    counters: ReorderCounters,
+}
+
+impl Reorder {
+    /// What was counted so far.
+    pub fn counters(&self) -> ReorderCounters {
+        self.counters
+    }
+
+    /// Takes one datagram with sequence number `seq`.
+    pub fn push(
+        &mut self,
+        seq: u16,
+        ts: &[u8],
+        at: SystemTime,
+        out: &mut dyn FnMut(&[u8], SystemTime, u64),
+    ) {
+        let next = *self.next.get_or_insert(seq);
+        let ahead = seq.wrapping_sub(next) as usize;
+        if ahead >= 0x8000 || self.slots.get(ahead).is_some_and(|s| s.is_some()) {
+            self.counters.late += 1;
+            return;
         }
-        self.last = Some(seq);
-        match step {
-            1 => SeqCheck::InOrder,
-            n => SeqCheck::Lost(n - 1),
+        let waited = self
+            .waiting_since
+            .is_some_and(|t| at.duration_since(t).unwrap_or_default() > REORDER_WAIT);
+        if ahead > 0 && ahead < REORDER_WINDOW && !waited {
+            if self.slots.len() <= ahead {
+                self.slots.resize_with(ahead + 1, || None);
+            }
+            self.slots[ahead] = Some(Held {
+                at,
+                data: ts.to_vec(),
+            });
+            self.waiting_since.get_or_insert(at);
+            return;
+        }
+        // In order, or the wait is over: give up on what is missing first.
+        let lost = self.advance(ahead, out);
+        out(ts, at, lost);
+        self.step();
+        self.release_ready(out);
+        self.waiting_since = self.slots.iter().flatten().map(|h| h.at).min();
+    }
+
+    /// Releases everything held, giving up on what is missing before it
+    /// (at a stall or the end of the stream).
+    pub fn flush(&mut self, out: &mut dyn FnMut(&[u8], SystemTime, u64)) {
+        self.advance(self.slots.len(), out);
+        self.waiting_since = None;
+    }
+
+    /// Passes the next sequence number: returns its slot.
+    fn step(&mut self) -> Option<Held> {
+        self.next = self.next.map(|n| n.wrapping_add(1));
+        self.slots.pop_front().flatten()
+    }
+
+    /// Moves the expectation `by` sequence numbers on, releasing what is
+    /// held on the way and counting the rest lost; returns how many were
+    /// lost after the last one released.
+    fn advance(&mut self, by: usize, out: &mut dyn FnMut(&[u8], SystemTime, u64)) -> u64 {
+        let mut missing = 0;
+        for _ in 0..by {
+            match self.step() {
+                Some(h) => {
+                    self.counters.reordered += 1;
+                    out(&h.data, h.at, missing);
+                    missing = 0;
+                }
+                None => {
+                    missing += 1;
+                    self.counters.lost += 1;
+                }
+            }
+        }
+        missing
+    }
+
+    /// Releases the held datagrams that are now next in order.
+    fn release_ready(&mut self, out: &mut dyn FnMut(&[u8], SystemTime, u64)) {
+        while self.slots.front().is_some_and(|s| s.is_some()) {
+            self.advance(1, out);
         }
     }
 }
@@ -150,15 +239,67 @@ mod tests {
         assert_eq!(classify(&[0x80; 300]), Payload::NotTs);
     }
 
+    fn run(r: &mut Reorder, seqs: &[(u16, u64)]) -> Vec<(u16, u64)> {
+        let mut out = Vec::new();
+        for &(seq, ms) in seqs {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+            r.push(seq, &seq.to_be_bytes(), at, &mut |ts, _, lost| {
+                out.push((u16::from_be_bytes([ts[0], ts[1]]), lost))
+            });
+        }
+        out
+    }
+
     #[test]
-    fn sequence_gaps_wrap_and_late_packets() {
-        let mut s = Sequence::default();
-        assert_eq!(s.check(65534), SeqCheck::InOrder);
-        assert_eq!(s.check(65535), SeqCheck::InOrder);
-        assert_eq!(s.check(0), SeqCheck::InOrder);
-        assert_eq!(s.check(3), SeqCheck::Lost(2));
-        assert_eq!(s.check(2), SeqCheck::Late);
-        assert_eq!(s.check(3), SeqCheck::Late);
-        assert_eq!(s.check(4), SeqCheck::InOrder);
+    fn in_order_across_the_wrap() {
+        let mut r = Reorder::default();
+        let got = run(&mut r, &[(65534, 0), (65535, 1), (0, 2), (1, 3)]);
+        assert_eq!(got, vec![(65534, 0), (65535, 0), (0, 0), (1, 0)]);
+        assert_eq!(r.counters(), ReorderCounters::default());
+    }
+
+    #[test]
+    fn small_reorders_are_repaired() {
+        let mut r = Reorder::default();
+        let got = run(
+            &mut r,
+            &[(10, 0), (12, 1), (13, 1), (11, 2), (14, 3), (14, 3)],
+        );
+        assert_eq!(got, vec![(10, 0), (11, 0), (12, 0), (13, 0), (14, 0)]);
+        assert_eq!(
+            r.counters(),
+            ReorderCounters {
+                reordered: 2,
+                lost: 0,
+                late: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_datagram_is_given_up_after_the_wait_or_the_window() {
+        let mut r = Reorder::default();
+        // 2 never comes; 5 arrives after the wait is over.
+        let got = run(&mut r, &[(1, 0), (3, 1), (4, 2), (5, 100), (2, 101)]);
+        assert_eq!(got, vec![(1, 0), (3, 1), (4, 0), (5, 0)]);
+        assert_eq!(r.counters().lost, 1);
+        assert_eq!(r.counters().late, 1, "2 came after it was given up");
+
+        // A jump past the window gives up at once.
+        let mut r = Reorder::default();
+        let far = 1 + REORDER_WINDOW as u16 + 5;
+        let got = run(&mut r, &[(0, 0), (far, 1), (far + 1, 2)]);
+        assert_eq!(got, vec![(0, 0), (far, far as u64 - 1), (far + 1, 0)]);
+    }
+
+    #[test]
+    fn flush_releases_what_is_held() {
+        let mut r = Reorder::default();
+        let mut got = run(&mut r, &[(1, 0), (3, 1), (5, 2)]);
+        r.flush(&mut |ts, _, lost| got.push((u16::from_be_bytes([ts[0], ts[1]]), lost)));
+        assert_eq!(got, vec![(1, 0), (3, 1), (5, 1)]);
+        assert_eq!(r.counters().lost, 2);
+        // After the flush, the sequence goes on from the last one released.
+        assert_eq!(run(&mut r, &[(6, 3)]), vec![(6, 0)]);
     }
 }

@@ -23,7 +23,12 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The streams to archive, in file order.
     pub streams: Vec<StreamConfig>,
+    /// How often each stream's figures are logged while running.
+    pub stats_interval: Duration,
 }
+
+/// Default of `stats_interval`.
+const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The object store.
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +82,9 @@ pub struct StreamConfig {
     /// Silence between datagrams longer than this is a gap in the timeline.
     #[serde(default = "default_gap", deserialize_with = "duration")]
     pub max_gap: Duration,
+    /// A live stream silent this long ends its segment and is "stalled".
+    #[serde(default = "default_stall", deserialize_with = "duration")]
+    pub stall_timeout: Duration,
     /// Where the datagrams come from.
     pub source: SourceConfig,
 }
@@ -98,6 +106,9 @@ fn default_window() -> usize {
 fn default_gap() -> Duration {
     Duration::from_secs(1)
 }
+fn default_stall() -> Duration {
+    Duration::from_secs(5)
+}
 
 /// Keys a `[defaults]` table may set for every stream.
 const DEFAULTABLE: &[&str] = &[
@@ -105,6 +116,7 @@ const DEFAULTABLE: &[&str] = &[
     "max_segment_duration",
     "live_window",
     "max_gap",
+    "stall_timeout",
 ];
 
 /// Where a stream's datagrams come from.
@@ -115,22 +127,51 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     /// Capture file (`pcap-file`).
     pub path: Option<PathBuf>,
+    /// Network interface, by name or address (`pcap`, `udp`).
+    pub interface: Option<String>,
+    /// Source-specific multicast: only datagrams from this sender (`pcap`, `udp`).
+    pub source_addr: Option<IpAddr>,
+    /// Kernel capture or socket receive buffer (`pcap`, `udp`), e.g. "64MiB".
+    #[serde(default, deserialize_with = "opt_size")]
+    pub buffer_size: Option<u64>,
     /// Destination address of the stream's datagrams.
     pub group: IpAddr,
     /// Destination UDP port of the stream's datagrams.
     #[serde(deserialize_with = "port")]
     pub port: u16,
     /// Replay pace (`pcap-file`).
-    #[serde(default)]
-    pub pace: Pace,
+    pub pace: Option<Pace>,
+}
+
+impl SourceConfig {
+    /// The replay pace, with its default.
+    pub fn pace(&self) -> Pace {
+        self.pace.unwrap_or_default()
+    }
+
+    /// The kernel buffer size, with its default (32 MiB).
+    pub fn buffer_bytes(&self) -> u64 {
+        self.buffer_size.unwrap_or(32 << 20)
+    }
 }
 
 /// Source kinds.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
     /// Replay a capture file (pcap or pcapng).
     PcapFile,
+    /// Capture live with libpcap on an interface (root or CAP_NET_RAW).
+    Pcap,
+    /// Receive on a plain UDP socket (no privilege needed).
+    Udp,
+}
+
+impl SourceKind {
+    /// Whether the source is the live network (as opposed to a file).
+    pub fn is_live(self) -> bool {
+        self != SourceKind::PcapFile
+    }
 }
 
 /// How fast a capture file is replayed.
@@ -155,6 +196,17 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
+}
+
+fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse::<bytesize::ByteSize>()
+        .map(|b| Some(b.as_u64()))
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "\"{text}\" is not a size ({e}); write e.g. \"64MiB\""
+            ))
+        })
 }
 
 fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
@@ -211,6 +263,8 @@ struct TopLevel {
     defaults: Option<Dict>,
     #[serde(default)]
     streams: Vec<Value>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    stats_interval: Option<Duration>,
 }
 
 /// Collects problems while the configuration is read.
@@ -334,8 +388,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         streams.push(s);
     }
 
+    let mut endpoints = HashSet::new();
+    for (i, s) in streams.iter().enumerate() {
+        let src = &s.source;
+        if src.kind.is_live()
+            && !endpoints.insert((src.kind, src.interface.clone(), src.group, src.port))
+        {
+            problems.add(
+                format!("streams[{i}] (\"{}\").source", s.name),
+                format!(
+                    "another stream already receives {}:{} on this interface",
+                    src.group, src.port
+                ),
+            );
+        }
+    }
+    let stats_interval = top.stats_interval.unwrap_or(DEFAULT_STATS_INTERVAL);
+    if stats_interval < Duration::from_secs(1) {
+        problems.add("stats_interval", "must be at least 1s");
+    }
+
     match storage {
-        Some(storage) if problems.0.is_empty() => Ok(Config { storage, streams }),
+        Some(storage) if problems.0.is_empty() => Ok(Config {
+            storage,
+            streams,
+            stats_interval,
+        }),
         _ => Err(ConfigErrors {
             file: path.to_path_buf(),
             problems: problems.0,
@@ -376,18 +454,55 @@ fn validate_stream(s: &StreamConfig, prefix: &str, p: &mut Problems) {
     if s.max_gap < Duration::from_millis(100) {
         p.add(format!("{prefix}.max_gap"), "must be at least 100ms");
     }
-    match s.source.kind {
-        SourceKind::PcapFile => match &s.source.path {
-            None => p.add(
-                format!("{prefix}.source.path"),
-                "required for kind = \"pcap-file\"",
-            ),
+    if s.stall_timeout < Duration::from_millis(100) {
+        p.add(format!("{prefix}.stall_timeout"), "must be at least 100ms");
+    }
+    let src = &s.source;
+    let key = |k: &str| format!("{prefix}.source.{k}");
+    let kind = match src.kind {
+        SourceKind::PcapFile => "pcap-file",
+        SourceKind::Pcap => "pcap",
+        SourceKind::Udp => "udp",
+    };
+    let not_for = |p: &mut Problems, k: &str, set: bool| {
+        if set {
+            p.add(key(k), format!("does not apply to kind = \"{kind}\""));
+        }
+    };
+    if src.kind.is_live() {
+        not_for(p, "path", src.path.is_some());
+        not_for(p, "pace", src.pace.is_some());
+        match &src.interface {
+            None if src.kind == SourceKind::Pcap => {
+                p.add(key("interface"), "required for kind = \"pcap\"")
+            }
+            Some(i) if i.is_empty() => p.add(key("interface"), "must not be empty"),
+            _ => {}
+        }
+        if src.source_addr.is_some() && !src.group.is_multicast() {
+            p.add(
+                key("source_addr"),
+                "source-specific multicast needs a multicast group",
+            );
+        }
+        if src
+            .buffer_size
+            .is_some_and(|b| !(64 << 10..=2 << 30).contains(&b))
+        {
+            p.add(key("buffer_size"), "must be between 64KiB and 2GiB");
+        }
+    } else {
+        not_for(p, "interface", src.interface.is_some());
+        not_for(p, "source_addr", src.source_addr.is_some());
+        not_for(p, "buffer_size", src.buffer_size.is_some());
+        match &src.path {
+            None => p.add(key("path"), "required for kind = \"pcap-file\""),
             Some(path) if !path.is_file() => p.add(
-                format!("{prefix}.source.path"),
+                key("path"),
                 format!("{} is not a readable file", path.display()),
             ),
             Some(_) => {}
-        },
+        }
     }
 }
 
@@ -451,6 +566,65 @@ port = 5000
         assert_eq!(c.streams[1].segment_duration, Duration::from_secs(6));
         assert_eq!(c.streams[0].max_segment(), Duration::from_secs(20));
         assert_eq!(c.storage.backend, Backend::Fs);
+        assert_eq!(c.streams[0].stall_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn live_sources_and_keys_that_do_not_apply() {
+        let live = GOOD
+            .replacen(
+                "kind = \"pcap-file\"\npath = \"PCAP\"",
+                "kind = \"udp\"\ninterface = \"lo\"\nbuffer_size = \"8MiB\"",
+                1,
+            )
+            .replacen("pace = \"fast\"\n", "", 1);
+        let c = load_str(&live).unwrap();
+        assert_eq!(c.streams[0].source.kind, SourceKind::Udp);
+        assert_eq!(c.streams[0].source.buffer_bytes(), 8 << 20);
+
+        // Two live streams cannot receive the same destination on one interface.
+        let twice = live.replacen("239.10.0.2", "239.10.0.1", 1).replacen(
+            "kind = \"pcap-file\"\npath = \"PCAP\"",
+            "kind = \"udp\"\ninterface = \"lo\"",
+            1,
+        );
+        let got = keys(load_str(&twice).unwrap_err());
+        assert_eq!(
+            got,
+            vec!["streams[1] (\"ch2\").source: another stream already receives 239.10.0.1:5000 on this interface"]
+        );
+
+        let bad = GOOD.replacen(
+            "kind = \"pcap-file\"",
+            "kind = \"pcap\"\nbuffer_size = \"lots\"",
+            1,
+        );
+        let got = keys(load_str(&bad).unwrap_err());
+        assert!(
+            got[0].starts_with("streams[0] (\"ch1\").source.buffer_size: \"lots\" is not a size"),
+            "{got:?}"
+        );
+
+        let bad = GOOD.replacen("kind = \"pcap-file\"", "kind = \"pcap\"", 1);
+        let got = keys(load_str(&bad).unwrap_err());
+        assert_eq!(
+            got,
+            vec![
+                "streams[0] (\"ch1\").source.path: does not apply to kind = \"pcap\"",
+                "streams[0] (\"ch1\").source.pace: does not apply to kind = \"pcap\"",
+                "streams[0] (\"ch1\").source.interface: required for kind = \"pcap\"",
+            ]
+        );
+        let bad = GOOD.replacen(
+            "pace = \"fast\"",
+            "pace = \"fast\"\ninterface = \"eth0\"",
+            1,
+        );
+        let got = keys(load_str(&bad).unwrap_err());
+        assert_eq!(
+            got,
+            vec!["streams[0] (\"ch1\").source.interface: does not apply to kind = \"pcap-file\""]
+        );
     }
 
     #[test]

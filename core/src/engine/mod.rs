@@ -1,67 +1,49 @@
-//! Wiring and supervision: sources feed per-stream analysis threads, which
+//! Wiring and supervision: readers feed per-stream analysis threads, which
 //! feed per-stream archive writers.
 //!
 //! ```text
-//! capture file ──reader thread──┬─> stream thread (RTP, TS, cutter) ──> archive task ──> store
-//!   (one pass, demux by dst)    └─> stream thread ...                ──> archive task ──> store
+//! capture file / interface ──reader thread──┬─> stream thread (RTP, TS, cutter) ──> archive task ──> store
+//!   (one pass, demux by dst)                └─> stream thread ...                ──> archive task ──> store
 //! ```
 //!
 //! Each stream runs on its own thread and task: a stream that fails (a
 //! panic, a store error) is logged and counted, and the others go on.
+//! SIGINT or SIGTERM stops the readers; every stream then flushes its open
+//! segment and playlists, and the open hours stay open.
 
 mod archive;
+mod reader;
 pub mod stats;
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::capture::rtp::{self, Payload, SeqCheck};
-use crate::capture::{Flow, PcapFileSource, Source, SourceCounters};
-use crate::config::{Backend, Config, Pace, Problem, SourceKind, StreamConfig};
+use crate::capture::rtp::{self, Payload};
+use crate::capture::{netif, CaptureError, Endpoint, PcapFileSource, PcapLiveSource};
+use crate::config::{Backend, Config, Problem, SourceKind, StreamConfig};
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
 use crate::storage::{FsStore, ObjectStore};
 pub use archive::StreamArchive;
+pub use reader::SourceReport;
+use reader::{Input, Progress, ReaderKey, Route};
 pub use stats::{Snapshot, StreamStats};
 
-/// Datagrams are handed to a stream thread in batches of about this size.
-const BATCH_BYTES: usize = 256 * 1024;
-/// Batches queued per stream before the reader waits.
+/// Batches queued per stream before the reader waits (files) or drops and
+/// counts (live sources): about 4 MiB.
 const QUEUE_BATCHES: usize = 16;
 /// Finished segments queued per stream before the analysis waits.
 const QUEUE_SEGMENTS: usize = 4;
-
-/// Datagrams for one stream, packed into one buffer.
-#[derive(Default)]
-struct Batch {
-    data: Vec<u8>,
-    items: Vec<(SystemTime, usize)>,
-}
-
-/// What the reader of one capture file saw.
-#[derive(Debug, Clone)]
-pub struct SourceReport {
-    /// The capture file.
-    pub path: PathBuf,
-    /// Records, and those that were not usable datagrams.
-    pub counters: SourceCounters,
-    /// Datagrams to destinations no stream asked for.
-    pub ignored: u64,
-}
 
 /// The outcome of a run.
 #[derive(Debug, Clone)]
 pub struct Report {
     /// Per stream: its name and figures, in config order.
     pub streams: Vec<(String, Snapshot)>,
-    /// Per capture file, what its reader saw.
+    /// Per reader (capture file or interface), what it saw.
     pub sources: Vec<SourceReport>,
 }
 
@@ -72,21 +54,60 @@ impl Report {
     }
 }
 
-/// Checks what the configuration refers to (capture files, link types)
-/// without archiving anything.
+/// Checks what the configuration refers to (capture files, link types,
+/// interfaces, the privilege to capture) without archiving anything.
 pub fn check(config: &Config) -> Vec<Problem> {
+    findings(config).into_iter().map(|(p, _)| p).collect()
+}
+
+/// Checks before a run: what a run cannot start with. A missing or down
+/// interface is only logged, since live sources wait for it (hlsvault may
+/// start before the network does).
+pub fn preflight(config: &Config) -> Vec<Problem> {
+    let mut fatal = Vec::new();
+    for (p, transient) in findings(config) {
+        if transient {
+            tracing::warn!(key = %p.key, "{}; the source will retry until it is there", p.reason);
+        } else {
+            fatal.push(p);
+        }
+    }
+    fatal
+}
+
+/// Every problem found, and whether it may go away by itself.
+fn findings(config: &Config) -> Vec<(Problem, bool)> {
     let mut problems = Vec::new();
     for (i, s) in config.streams.iter().enumerate() {
-        match s.source.kind {
+        let src = &s.source;
+        let key = |k: &str| format!("streams[{i}] (\"{}\").source.{k}", s.name);
+        let found = match src.kind {
             SourceKind::PcapFile => {
-                let path = s.source.path.clone().unwrap_or_default();
-                if let Err(e) = PcapFileSource::new(path, s.source.pace).probe() {
-                    problems.push(Problem {
-                        key: format!("streams[{i}] (\"{}\").source.path", s.name),
-                        reason: e.to_string(),
-                    });
-                }
+                PcapFileSource::new(src.path.clone().unwrap_or_default(), src.pace())
+                    .probe()
+                    .map_err(|e| (key("path"), e))
             }
+            SourceKind::Pcap => {
+                PcapLiveSource::new(src.interface.clone().unwrap_or_default(), vec![], 0)
+                    .probe()
+                    .map_err(|e| (key("interface"), e))
+            }
+            SourceKind::Udp => match &src.interface {
+                Some(iface) => netif::find(iface)
+                    .map(drop)
+                    .map_err(|e| (key("interface"), e.into())),
+                None => Ok(()),
+            },
+        };
+        if let Err((key, e)) = found {
+            let transient = matches!(e, CaptureError::Interface(_));
+            problems.push((
+                Problem {
+                    key,
+                    reason: e.to_string(),
+                },
+                transient,
+            ));
         }
     }
     problems
@@ -98,13 +119,16 @@ fn build_store(config: &Config) -> Arc<dyn ObjectStore> {
     }
 }
 
-/// Archives every stream of `config` until its sources end.
+/// Archives every stream of `config` until its sources end (capture files)
+/// or a SIGINT/SIGTERM stops them (live sources).
 pub fn run(config: &Config) -> anyhow::Result<Report> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("hlsvault-io")
         .enable_all()
         .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    runtime.spawn(stop_on_signal(stop.clone()));
     let store = build_store(config);
     tracing::info!(
         store = store.describe(),
@@ -113,26 +137,85 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     );
 
     let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
-    let mut inputs = Vec::new();
+    let mut readers: Vec<(ReaderKey, Vec<Route>)> = Vec::new();
     let mut threads = Vec::new();
     let mut tasks = Vec::new();
     for (s, st) in config.streams.iter().zip(&stats) {
-        let (batch_tx, batch_rx) = sync_channel::<Batch>(QUEUE_BATCHES);
+        let (input_tx, input_rx) = sync_channel::<Input>(QUEUE_BATCHES);
         let (seg_tx, seg_rx) = tokio::sync::mpsc::channel::<Segment>(QUEUE_SEGMENTS);
-        inputs.push(batch_tx);
         let (cfg, st2) = (s.clone(), st.clone());
         threads.push(
             std::thread::Builder::new()
                 .name(format!("stream-{}", s.name))
-                .spawn(move || analyse(cfg, batch_rx, seg_tx, st2))?,
+                .spawn(move || analyse(cfg, input_rx, seg_tx, st2))?,
         );
         let span = tracing::info_span!("stream", name = %s.name);
-        tasks.push(
-            runtime.spawn(publish(store.clone(), s.clone(), seg_rx, st.clone()).instrument(span)),
-        );
+        tasks.push(runtime.spawn(
+            publish(store.clone(), s.clone(), seg_rx, st.clone(), stop.clone()).instrument(span),
+        ));
+        let route = Route {
+            endpoint: Endpoint {
+                group: s.source.group,
+                port: s.source.port,
+                source: s.source.source_addr,
+            },
+            buffer: s.source.buffer_bytes(),
+            stall_timeout: s.stall_timeout,
+            tx: input_tx,
+            stats: st.clone(),
+            stream: s.name.clone(),
+        };
+        let key = ReaderKey::of(s);
+        match readers.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, routes)) => routes.push(route),
+            None => readers.push((key, vec![route])),
+        }
     }
 
-    let sources = read_sources(config, inputs, &stats);
+    let total = readers
+        .iter()
+        .filter_map(|(k, _)| match k {
+            ReaderKey::File(p, _) => std::fs::metadata(p).ok(),
+            _ => None,
+        })
+        .map(|m| m.len())
+        .sum();
+    let progress = Progress::new(total);
+    let names: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let sources = std::thread::scope(|scope| {
+        scope.spawn(|| log_figures(&names, &stats, config.stats_interval, done_rx));
+        let (progress, stop) = (&progress, &*stop);
+        let handles: Vec<_> = readers
+            .into_iter()
+            .enumerate()
+            .map(|(n, (key, routes))| {
+                let name = key.describe();
+                let h = std::thread::Builder::new()
+                    .name(format!("reader-{n}"))
+                    .spawn_scoped(scope, move || reader::read(key, routes, progress, stop));
+                (name, h)
+            })
+            .collect();
+        let reports = handles
+            .into_iter()
+            .map(|(name, h)| {
+                h.map_err(anyhow::Error::from)
+                    .and_then(|h| h.join().map_err(|_| anyhow::anyhow!("panicked")))
+                    .unwrap_or_else(|e| {
+                        tracing::error!(source = %name, error = %e, "capture reader failed");
+                        SourceReport {
+                            source: name,
+                            counters: Default::default(),
+                            ignored: 0,
+                        }
+                    })
+            })
+            .collect();
+        drop(done_tx);
+        reports
+    });
+    progress.finish();
     for t in threads {
         let _ = t.join();
     }
@@ -152,140 +235,43 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     })
 }
 
-/// Reads every capture file once, each on its own thread, and hands each
-/// datagram to the streams whose destination it matches.
-fn read_sources(
-    config: &Config,
-    inputs: Vec<SyncSender<Batch>>,
-    stats: &[Arc<StreamStats>],
-) -> Vec<SourceReport> {
-    // One reader per (file, pace); each stream is fed by exactly one.
-    let mut files: Vec<(PathBuf, Pace, Vec<Route>)> = Vec::new();
-    for ((s, tx), st) in config.streams.iter().zip(inputs).zip(stats) {
-        let SourceKind::PcapFile = s.source.kind;
-        let path = s.source.path.clone().unwrap_or_default();
-        let route = Route {
-            dst: SocketAddr::new(s.source.group, s.source.port),
-            tx: Some(tx),
-            batch: Batch::default(),
-            stats: st.clone(),
-            stream: s.name.clone(),
-        };
-        match files
-            .iter_mut()
-            .find(|(p, pace, _)| *p == path && *pace == s.source.pace)
-        {
-            Some((_, _, routes)) => routes.push(route),
-            None => files.push((path, s.source.pace, vec![route])),
-        }
-    }
-    let total = files
-        .iter()
-        .filter_map(|(p, _, _)| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let progress = Progress::new(total);
-    let report = std::thread::scope(|scope| {
-        let progress = &progress;
-        let handles: Vec<_> = files
-            .into_iter()
-            .map(|(path, pace, routes)| {
-                let h = scope.spawn({
-                    let path = path.clone();
-                    move || read_file(&path, pace, routes, progress)
-                });
-                (path, h)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(path, h)| {
-                let (counters, ignored) = h.join().unwrap_or_else(|_| {
-                    tracing::error!(file = %path.display(), "capture reader panicked");
-                    (SourceCounters::default(), 0)
-                });
-                SourceReport {
-                    path,
-                    counters,
-                    ignored,
-                }
-            })
-            .collect()
-    });
-    progress.finish();
-    report
-}
-
-/// One stream's route from a reader: where its batches go.
-struct Route {
-    dst: SocketAddr,
-    tx: Option<SyncSender<Batch>>,
-    batch: Batch,
-    stats: Arc<StreamStats>,
-    stream: String,
-}
-
-impl Route {
-    fn flush(&mut self) {
-        if self.batch.items.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.batch);
-        let n = batch.items.len();
-        if let Some(tx) = &self.tx {
-            if tx.send(batch).is_ok() {
-                return;
-            }
-            tracing::error!(stream = %self.stream, "stream pipeline has stopped; its datagrams are counted as undelivered");
-            self.tx = None;
-        }
-        for _ in 0..n {
-            self.stats.undelivered();
-        }
-    }
-}
-
-fn read_file(
-    path: &Path,
-    pace: Pace,
-    mut routes: Vec<Route>,
-    progress: &Progress,
-) -> (SourceCounters, u64) {
-    let mut table: HashMap<SocketAddr, Vec<usize>> = HashMap::new();
-    for (i, r) in routes.iter().enumerate() {
-        table.entry(r.dst).or_default().push(i);
-    }
-    let realtime = pace == Pace::Realtime;
-    let mut ignored = 0u64;
-    let mut reported = 0u64;
-    let mut sink = |d: crate::capture::Datagram<'_>| {
-        let Some(targets) = table.get(&d.dst) else {
-            ignored += 1;
-            return Flow::Continue;
-        };
-        for &r in targets {
-            let route = &mut routes[r];
-            route.batch.data.extend_from_slice(d.payload);
-            route.batch.items.push((d.at, d.payload.len()));
-            if realtime || route.batch.data.len() >= BATCH_BYTES {
-                route.flush();
-            }
-        }
-        Flow::Continue
+/// Sets `stop` at the first SIGINT or SIGTERM; a second one exits at once.
+async fn stop_on_signal(stop: Arc<AtomicBool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; SIGTERM will not flush");
+        return;
     };
-    let mut on_progress = |c: &SourceCounters| {
-        progress.add(c.bytes - reported);
-        reported = c.bytes;
-    };
-    let result = PcapFileSource::new(path.to_path_buf(), pace).run(&mut sink, &mut on_progress);
-    for r in &mut routes {
-        r.flush();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
-    match result {
-        Ok(c) => (c, ignored),
-        Err(e) => {
-            tracing::error!(error = %e, "capture source failed");
-            (SourceCounters::default(), ignored)
+    tracing::info!(
+        "stopping: flushing open segments and playlists (a second signal exits at once)"
+    );
+    stop.store(true, Ordering::Relaxed);
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::error!("second signal: exiting without flushing");
+    std::process::exit(130);
+}
+
+/// Logs every stream's figures each `interval` until `done` closes.
+fn log_figures(names: &[&str], stats: &[Arc<StreamStats>], interval: Duration, done: Receiver<()>) {
+    let mut last: Vec<Snapshot> = stats.iter().map(|s| s.snapshot()).collect();
+    let mut at = Instant::now();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(interval) {
+        let secs = at.elapsed().as_secs_f64();
+        at = Instant::now();
+        for ((name, st), was) in names.iter().zip(stats).zip(&mut last) {
+            let now = st.snapshot();
+            tracing::info!(stream = %name, "{}", now.live_line(was, secs));
+            *was = now;
         }
     }
 }
@@ -293,7 +279,7 @@ fn read_file(
 /// The analysis thread of one stream: RTP, TS analysis and cutting.
 fn analyse(
     cfg: StreamConfig,
-    rx: Receiver<Batch>,
+    rx: Receiver<Input>,
     tx: tokio::sync::mpsc::Sender<Segment>,
     stats: Arc<StreamStats>,
 ) {
@@ -305,7 +291,7 @@ fn analyse(
             max: cfg.max_segment(),
             gap: cfg.max_gap,
         });
-        let mut sequence = rtp::Sequence::default();
+        let mut reorder = rtp::Reorder::default();
         let mut problems = ProblemLog::default();
         let send = |cutter: &mut SegmentCutter| {
             for seg in cutter.take_ready() {
@@ -314,38 +300,45 @@ fn analyse(
                 }
             }
         };
-        for batch in rx {
-            let mut at = 0;
-            for (time, len) in batch.items {
-                let payload = &batch.data[at..at + len];
-                at += len;
-                match rtp::classify(payload) {
-                    Payload::Ts(ts) => {
-                        stats.datagram(ts.len());
-                        cutter.push_datagram(ts, time, false);
+        let report =
+            |cutter: &SegmentCutter, reorder: &rtp::Reorder, problems: &mut ProblemLog, last| {
+                stats.rtp(reorder.counters());
+                stats.analysis(cutter.ts_counters(), cutter.counters());
+                problems.report(&stats.snapshot(), last);
+            };
+        for input in rx {
+            match input {
+                Input::Data(batch) => {
+                    let mut at = 0;
+                    for (time, len) in batch.items {
+                        let payload = &batch.data[at..at + len];
+                        at += len;
+                        match rtp::classify(payload) {
+                            Payload::Ts(ts) => {
+                                stats.datagram(ts.len());
+                                cutter.push_datagram(ts, time, false);
+                            }
+                            Payload::Rtp { ts, seq } => {
+                                stats.datagram(ts.len());
+                                reorder.push(seq, ts, time, &mut |ts, at, lost| {
+                                    cutter.push_datagram(ts, at, lost > 0)
+                                });
+                            }
+                            Payload::NotTs => stats.not_ts(),
+                        }
                     }
-                    Payload::Rtp { ts, seq } => match sequence.check(seq) {
-                        SeqCheck::InOrder => {
-                            stats.datagram(ts.len());
-                            cutter.push_datagram(ts, time, false);
-                        }
-                        SeqCheck::Lost(n) => {
-                            stats.rtp_lost(n);
-                            stats.datagram(ts.len());
-                            cutter.push_datagram(ts, time, true);
-                        }
-                        SeqCheck::Late => stats.rtp_late(),
-                    },
-                    Payload::NotTs => stats.not_ts(),
+                }
+                Input::Stalled(silence) => {
+                    reorder.flush(&mut |ts, at, lost| cutter.push_datagram(ts, at, lost > 0));
+                    cutter.stall(silence);
                 }
             }
-            stats.analysis(cutter.ts_counters(), cutter.counters());
-            problems.report(&stats.snapshot(), false);
+            report(&cutter, &reorder, &mut problems, false);
             send(&mut cutter);
         }
+        reorder.flush(&mut |ts, at, lost| cutter.push_datagram(ts, at, lost > 0));
         cutter.finish();
-        stats.analysis(cutter.ts_counters(), cutter.counters());
-        problems.report(&stats.snapshot(), true);
+        report(&cutter, &reorder, &mut problems, true);
         send(&mut cutter);
     }));
     if run.is_err() {
@@ -406,6 +399,7 @@ async fn publish(
     cfg: StreamConfig,
     mut rx: tokio::sync::mpsc::Receiver<Segment>,
     stats: Arc<StreamStats>,
+    stop: Arc<AtomicBool>,
 ) {
     let target = cfg.segment_duration.as_secs_f64().round() as u64;
     let mut archive = match StreamArchive::open(
@@ -432,56 +426,9 @@ async fn publish(
             tracing::error!(error = %e, "store write failed");
         }
     }
-    if let Err(e) = archive.finish(true).await {
+    // Stopped by a signal, the hour stays open for a restart to continue.
+    let end = !stop.load(Ordering::Relaxed);
+    if let Err(e) = archive.finish(end).await {
         tracing::error!(error = %e, "cannot write the final playlists");
-    }
-}
-
-/// Reading progress: a bar on a terminal, a log line now and then elsewhere.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    done: AtomicU64,
-    total: u64,
-    last_log: std::sync::Mutex<Instant>,
-}
-
-impl Progress {
-    fn new(total: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-                )
-                .expect("valid template"),
-            );
-            bar
-        });
-        Progress {
-            bar,
-            done: AtomicU64::new(0),
-            total,
-            last_log: std::sync::Mutex::new(Instant::now()),
-        }
-    }
-
-    fn add(&self, bytes: u64) {
-        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if let Some(bar) = &self.bar {
-            bar.set_position(done);
-            return;
-        }
-        let mut last = self.last_log.lock().expect("progress lock");
-        if last.elapsed() >= Duration::from_secs(5) {
-            *last = Instant::now();
-            let pct = (done * 100).checked_div(self.total).unwrap_or(100);
-            tracing::info!(read = done, total = self.total, "progress {pct}%");
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
     }
 }

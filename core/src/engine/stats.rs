@@ -16,7 +16,13 @@ pub struct StreamStats {
     not_ts: AtomicU64,
     rtp_late: AtomicU64,
     rtp_lost: AtomicU64,
+    rtp_reordered: AtomicU64,
     undelivered: AtomicU64,
+    overflow: AtomicU64,
+    kernel_drops: AtomicU64,
+    interface_drops: AtomicU64,
+    socket_drops: AtomicU64,
+    stalls: AtomicU64,
     cc_errors: AtomicU64,
     psi_errors: AtomicU64,
     tei_packets: AtomicU64,
@@ -45,8 +51,22 @@ pub struct Snapshot {
     pub rtp_late: u64,
     /// Datagrams missing by RTP sequence number.
     pub rtp_lost: u64,
+    /// RTP datagrams that arrived out of order and were put back in place.
+    pub rtp_reordered: u64,
     /// Datagrams discarded because the stream's pipeline had failed.
     pub undelivered: u64,
+    /// Datagrams discarded because the stream's analysis fell behind the
+    /// live capture (its queue was full).
+    pub overflow: u64,
+    /// Packets the kernel's capture buffer dropped (libpcap `ps_drop`), for
+    /// the whole capture handle this stream shares.
+    pub kernel_drops: u64,
+    /// Packets the interface dropped (libpcap `ps_ifdrop`), likewise shared.
+    pub interface_drops: u64,
+    /// Datagrams the kernel dropped for this stream's socket (buffer full).
+    pub socket_drops: u64,
+    /// Times the stream went silent past its stall timeout.
+    pub stalls: u64,
     /// Continuity counter errors.
     pub cc_errors: u64,
     /// PSI sections refused.
@@ -88,15 +108,32 @@ impl StreamStats {
         self.not_ts.fetch_add(1, Relaxed);
     }
 
-    /// An RTP datagram came late or twice.
-    pub fn rtp_late(&self) {
-        self.datagrams.fetch_add(1, Relaxed);
-        self.rtp_late.fetch_add(1, Relaxed);
+    /// Takes the RTP reorder counters (they are cumulative).
+    pub fn rtp(&self, r: crate::capture::rtp::ReorderCounters) {
+        self.rtp_lost.store(r.lost, Relaxed);
+        self.rtp_reordered.store(r.reordered, Relaxed);
+        self.rtp_late.store(r.late, Relaxed);
     }
 
-    /// RTP sequence numbers show `n` datagrams missing.
-    pub fn rtp_lost(&self, n: u16) {
-        self.rtp_lost.fetch_add(n as u64, Relaxed);
+    /// `n` datagrams were dropped because the analysis fell behind.
+    pub fn overflow(&self, n: u64) {
+        self.overflow.fetch_add(n, Relaxed);
+    }
+
+    /// Takes the drop counters of the capture handle (cumulative).
+    pub fn capture_drops(&self, kernel: u64, interface: u64) {
+        self.kernel_drops.store(kernel, Relaxed);
+        self.interface_drops.store(interface, Relaxed);
+    }
+
+    /// Takes the drop counter of the stream's socket (cumulative).
+    pub fn socket_drops(&self, n: u64) {
+        self.socket_drops.store(n, Relaxed);
+    }
+
+    /// The stream went silent.
+    pub fn stall(&self) {
+        self.stalls.fetch_add(1, Relaxed);
     }
 
     /// A datagram could not be handed to the stream's failed pipeline.
@@ -149,7 +186,13 @@ impl StreamStats {
             not_ts: self.not_ts.load(Relaxed),
             rtp_late: self.rtp_late.load(Relaxed),
             rtp_lost: self.rtp_lost.load(Relaxed),
+            rtp_reordered: self.rtp_reordered.load(Relaxed),
             undelivered: self.undelivered.load(Relaxed),
+            overflow: self.overflow.load(Relaxed),
+            kernel_drops: self.kernel_drops.load(Relaxed),
+            interface_drops: self.interface_drops.load(Relaxed),
+            socket_drops: self.socket_drops.load(Relaxed),
+            stalls: self.stalls.load(Relaxed),
             cc_errors: self.cc_errors.load(Relaxed),
             psi_errors: self.psi_errors.load(Relaxed),
             tei_packets: self.tei_packets.load(Relaxed),
@@ -170,7 +213,28 @@ impl StreamStats {
 impl Snapshot {
     /// Whether anything was lost or went wrong that an operator must see.
     pub fn healthy(&self) -> bool {
-        !self.failed && self.store_errors == 0 && self.lost_segments == 0 && self.undelivered == 0
+        !self.failed
+            && self.store_errors == 0
+            && self.lost_segments == 0
+            && self.undelivered == 0
+            && self.overflow == 0
+    }
+
+    /// The figures an operator watches on a running stream, with the bit
+    /// rate since `earlier`, taken `secs` seconds before.
+    pub fn live_line(&self, earlier: &Snapshot, secs: f64) -> String {
+        let mbps = (self.ts_bytes - earlier.ts_bytes) as f64 * 8.0 / secs.max(1e-3) / 1e6;
+        format!(
+            "{mbps:.2} Mbit/s, {} datagrams, {} kernel drops, {} interface drops, {} socket drops, {} CC errors, {} RTP lost, {} segments, {} stalls",
+            self.datagrams,
+            self.kernel_drops,
+            self.interface_drops,
+            self.socket_drops,
+            self.cc_errors,
+            self.rtp_lost,
+            self.segments,
+            self.stalls,
+        )
     }
 }
 
@@ -191,6 +255,7 @@ impl fmt::Display for Snapshot {
             (self.not_ts, "not TS"),
             (self.rtp_late, "late/repeated RTP"),
             (self.undelivered, "pipeline failed"),
+            (self.overflow, "analysis fell behind"),
         ];
         let total: u64 = discarded.iter().map(|d| d.0).sum();
         write!(f, ", {total} discarded")?;
@@ -204,6 +269,14 @@ impl fmt::Display for Snapshot {
         }
         let extra = [
             (self.rtp_lost, "datagrams lost (RTP)"),
+            (self.rtp_reordered, "RTP datagrams put back in order"),
+            (
+                self.kernel_drops,
+                "kernel capture drops (shared by the interface)",
+            ),
+            (self.interface_drops, "interface drops"),
+            (self.socket_drops, "socket buffer drops"),
+            (self.stalls, "stalls"),
             (
                 self.skipped_packets,
                 "packets dropped (before a keyframe, or a unit cut short)",

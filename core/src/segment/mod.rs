@@ -304,7 +304,7 @@ impl SegmentCutter {
             if let Ok(gap) = at.duration_since(last) {
                 if gap > self.gap {
                     self.brk(Cause::CaptureGap(gap));
-                    self.analyzer.forget_clock();
+                    self.analyzer.forget_history();
                 }
             }
         }
@@ -327,6 +327,15 @@ impl SegmentCutter {
             }
         }
         self.counters.unsynced_bytes += (ts.len() - i) as u64;
+    }
+
+    /// The source went silent for `silence`: the open segment ends now
+    /// rather than when data returns, and the next one is a discontinuity.
+    pub fn stall(&mut self, silence: Duration) {
+        self.brk(Cause::CaptureGap(silence));
+        self.analyzer.forget_history();
+        // The return of data is the same break, not a second one.
+        self.last_capture = None;
     }
 
     /// Ends the stream: closes every segment, as at a break.

@@ -19,6 +19,10 @@ struct Gen {
     drop_frames: Vec<u64>,
     /// Extra wall-clock seconds added from this frame on (capture gap).
     gap_at: Option<(u64, u64)>,
+    /// The source reports a stall just before this frame...
+    stall_at: Option<u64>,
+    /// ...and this many segments were out once it did.
+    out_at_stall: Option<usize>,
 }
 
 impl Gen {
@@ -29,6 +33,8 @@ impl Gen {
             pts0: 900_000,
             drop_frames: vec![],
             gap_at: None,
+            stall_at: None,
+            out_at_stall: None,
         }
     }
 
@@ -55,6 +61,11 @@ impl Gen {
             let at = SystemTime::UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_nanos(secs);
             if self.drop_frames.contains(&f) {
                 continue;
+            }
+            if self.stall_at == Some(f) {
+                cutter.stall(Duration::from_secs(5));
+                out.extend(cutter.take_ready());
+                self.out_at_stall = Some(out.len());
             }
             for dgram in bytes.chunks(7 * 188) {
                 cutter.push_datagram(dgram, at, false);
@@ -216,6 +227,31 @@ fn capture_gap_breaks_the_timeline_and_reanchors_the_clock() {
         gap >= Duration::from_secs(29),
         "wall clock shows the gap: {gap:?}"
     );
+}
+
+#[test]
+fn a_stall_ends_the_segment_at_once_and_the_return_is_one_discontinuity() {
+    let mut c = SegmentCutter::new(policy(6));
+    let mut g = Gen::new(50);
+    g.gap_at = Some((250, 8)); // 10 s in, the source is silent for 8 s
+    g.stall_at = Some(250);
+    let segs = g.run(&mut c, 25 * 20);
+    let k = g.out_at_stall.unwrap();
+    // The segment open at 10 s is out as soon as the stall is reported,
+    // ending within a frame of it (its last frame may be cut short).
+    let last = &segs[k - 1];
+    let end = last.start + ticks_to_duration(last.duration as i64);
+    let stall = segs[0].start + Duration::from_secs(10);
+    assert!(
+        stall
+            .duration_since(end)
+            .is_ok_and(|d| d <= ticks_to_duration(FRAME as i64)),
+        "ends at {end:?}, stall at {stall:?}"
+    );
+    assert!(!last.discontinuity);
+    assert!(segs[k].discontinuity, "the first segment after the stall");
+    assert_eq!(segs.iter().filter(|s| s.discontinuity).count(), 1);
+    assert_eq!(c.counters().discontinuities, 1);
 }
 
 #[test]

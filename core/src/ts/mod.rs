@@ -217,10 +217,12 @@ impl Analyzer {
         matches!(self.timing, Some((_, TimingKind::Audio)))
     }
 
-    /// Forgets clock history after a capture gap, so the next PCR does not
-    /// read as a jump a second time.
-    pub fn forget_clock(&mut self) {
+    /// Forgets clock and continuity history after a capture gap (already a
+    /// break): the next PCR must not read as a jump a second time, and a
+    /// sender that restarted meanwhile starts its counters afresh.
+    pub fn forget_history(&mut self) {
         self.last_pcr = None;
+        self.cc.fill(UNSEEN);
     }
 
     /// Appends the latest PAT and every known PMT as TS packets, with

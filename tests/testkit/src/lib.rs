@@ -10,6 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
+pub mod archive;
+pub mod net;
+
 /// Video codec of a generated stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Video {
@@ -135,6 +138,8 @@ pub struct Wrap {
     /// Clear the adaptation field random access indicator (streams that
     /// never set it).
     pub clear_rai: bool,
+    /// Datagrams (by index) that the network delivers after the next one.
+    pub swap: Vec<u64>,
 }
 
 impl Wrap {
@@ -146,6 +151,7 @@ impl Wrap {
             rtp: None,
             lose: vec![],
             clear_rai: false,
+            swap: vec![],
         }
     }
 }
@@ -159,6 +165,8 @@ struct Sender {
     first_pcr: Option<u64>,
     last_pcr: u64,
     seq: u16,
+    /// A datagram held back to be sent after the next one.
+    held: Option<(u64, Vec<u8>)>,
 }
 
 impl Sender {
@@ -174,12 +182,35 @@ impl Sender {
             first_pcr: None,
             last_pcr: 0,
             seq: 0,
+            held: None,
         })
     }
 
     /// The next datagram: (offset from the start in ns, UDP payload), or
-    /// None at the end. Lost datagrams are skipped (their index still counts).
+    /// None at the end. Lost datagrams are skipped (their index still
+    /// counts); swapped ones come right after the next one.
     fn next(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
+        if let Some(held) = self.held.take() {
+            return Ok(Some(held));
+        }
+        let index = self.index;
+        let Some(first) = self.next_in_order()? else {
+            return Ok(None);
+        };
+        if self.wrap.swap.contains(&index) {
+            if let Some(second) = self.next_in_order()? {
+                self.held = Some((second.0, first.1));
+                return Ok(Some((first.0, second.1)));
+            }
+        }
+        Ok(Some(first))
+    }
+
+    fn last_at(&self) -> u64 {
+        self.last_pcr.saturating_sub(self.first_pcr.unwrap_or(0)) * 1000 / 27
+    }
+
+    fn next_in_order(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
         loop {
             let mut ts = vec![0u8; 7 * 188];
             let mut n = 0;
@@ -211,7 +242,7 @@ impl Sender {
                     }
                 }
             }
-            let at = self.last_pcr.saturating_sub(self.first_pcr.unwrap_or(0)) * 1000 / 27;
+            let at = self.last_at();
             let index = self.index;
             self.index += 1;
             let seq = self.seq;
@@ -274,6 +305,14 @@ pub fn udp_frame(dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     ]);
     f.extend_from_slice(&[10, 0, 0, 1]);
     f.extend_from_slice(&ip);
+    // The IP header checksum: a receiving kernel drops a frame without it
+    // (a capture does not care).
+    let sum = f[14..34]
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum::<u32>();
+    let sum = !((sum & 0xFFFF) + (sum >> 16)) as u16;
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
     let ulen = 8 + payload.len();
     f.extend_from_slice(&[0x9C, 0x40]);
     f.extend_from_slice(&dst.port().to_be_bytes());

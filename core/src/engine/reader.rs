@@ -1,0 +1,378 @@
+//! Reader threads: one per capture file, per interface captured with
+//! libpcap, and per interface received with UDP sockets. Each hands the
+//! datagrams to the streams whose destination they match, notices silence,
+//! and (for live sources) retries a source that fails.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::stats::StreamStats;
+use crate::capture::{
+    Endpoint, Event, Flow, PcapFileSource, PcapLiveSource, Source, SourceCounters, UdpSource,
+};
+use crate::config::{Pace, SourceKind, StreamConfig};
+
+/// Datagrams are handed to a stream thread in batches of about this size.
+const BATCH_BYTES: usize = 256 * 1024;
+/// First wait before a failed live source is opened again; it doubles up
+/// to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// At most one "fell behind" warning per stream this often.
+const OVERFLOW_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Datagrams for one stream, packed into one buffer.
+#[derive(Default)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub items: Vec<(SystemTime, usize)>,
+}
+
+/// What a reader sends to a stream's analysis thread.
+pub enum Input {
+    /// Datagrams.
+    Data(Batch),
+    /// Nothing arrived for this long: end the segment now.
+    Stalled(Duration),
+}
+
+/// What feeds a set of streams: streams with equal keys share one reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderKey {
+    /// A capture file, at a pace.
+    File(PathBuf, Pace),
+    /// libpcap on an interface.
+    Pcap(String),
+    /// UDP sockets, joined on an interface (or as routed).
+    Udp(Option<String>),
+}
+
+impl ReaderKey {
+    /// The reader of a stream.
+    pub fn of(s: &StreamConfig) -> Self {
+        let src = &s.source;
+        match src.kind {
+            SourceKind::PcapFile => {
+                ReaderKey::File(src.path.clone().unwrap_or_default(), src.pace())
+            }
+            SourceKind::Pcap => ReaderKey::Pcap(src.interface.clone().unwrap_or_default()),
+            SourceKind::Udp => ReaderKey::Udp(src.interface.clone()),
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        !matches!(self, ReaderKey::File(..))
+    }
+
+    /// How the reader is named in logs and the summary.
+    pub fn describe(&self) -> String {
+        match self {
+            ReaderKey::File(p, _) => p.display().to_string(),
+            ReaderKey::Pcap(i) => format!("pcap on {i}"),
+            ReaderKey::Udp(Some(i)) => format!("udp on {i}"),
+            ReaderKey::Udp(None) => "udp".into(),
+        }
+    }
+}
+
+/// One stream's route from a reader: where its batches go.
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub buffer: u64,
+    pub stall_timeout: Duration,
+    pub tx: SyncSender<Input>,
+    pub stats: Arc<StreamStats>,
+    pub stream: String,
+}
+
+/// A route while its reader runs.
+struct Lane {
+    route: Route,
+    open: bool,
+    batch: Batch,
+    /// A datagram arrived since the last tick.
+    fresh: bool,
+    last_data: Instant,
+    stalled: bool,
+    overflow_logged: Option<Instant>,
+    overflow_since_log: u64,
+}
+
+impl Lane {
+    /// Hands the batch to the stream. A live reader never waits for a
+    /// stream that fell behind (it would hold up every other stream and
+    /// lose datagrams in the kernel instead): the batch is counted and
+    /// dropped. A file reader waits.
+    fn flush(&mut self, live: bool) {
+        if self.batch.items.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.items.len() as u64;
+        if self.open {
+            let sent = if live {
+                self.route.tx.try_send(Input::Data(batch))
+            } else {
+                self.route
+                    .tx
+                    .send(Input::Data(batch))
+                    .map_err(|e| TrySendError::Disconnected(e.0))
+            };
+            match sent {
+                Ok(()) => return,
+                Err(TrySendError::Full(_)) => {
+                    self.route.stats.overflow(n);
+                    self.overflow_since_log += n;
+                    if self
+                        .overflow_logged
+                        .is_none_or(|t| t.elapsed() >= OVERFLOW_LOG_EVERY)
+                    {
+                        tracing::warn!(stream = %self.route.stream, datagrams = self.overflow_since_log, "stream analysis fell behind the capture; datagrams dropped (counted)");
+                        self.overflow_logged = Some(Instant::now());
+                        self.overflow_since_log = 0;
+                    }
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    tracing::error!(stream = %self.route.stream, "stream pipeline has stopped; its datagrams are counted as undelivered");
+                    self.open = false;
+                }
+            }
+        }
+        for _ in 0..n {
+            self.route.stats.undelivered();
+        }
+    }
+
+    /// Time passed: notices silence and the return of data.
+    fn tick(&mut self, now: Instant) {
+        if self.fresh {
+            self.fresh = false;
+            if self.stalled {
+                self.stalled = false;
+                tracing::info!(stream = %self.route.stream, silent = %humantime::format_duration(round_ms(now - self.last_data)), "stream receiving again");
+            }
+            self.last_data = now;
+            return;
+        }
+        let silent = now - self.last_data;
+        if !self.stalled && silent >= self.route.stall_timeout {
+            self.stalled = true;
+            self.route.stats.stall();
+            tracing::warn!(stream = %self.route.stream, silent = %humantime::format_duration(round_ms(silent)), "stream stalled: no datagrams; its segment ends here");
+            if self.open {
+                // Blocking is fine: a stalled stream's queue is draining.
+                let _ = self.route.tx.send(Input::Stalled(silent));
+            }
+        }
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+/// What one reader saw.
+#[derive(Debug, Clone)]
+pub struct SourceReport {
+    /// The capture file, or the interface and kind.
+    pub source: String,
+    /// Records, and those that were not usable datagrams.
+    pub counters: SourceCounters,
+    /// Datagrams to destinations no stream asked for.
+    pub ignored: u64,
+}
+
+/// Runs one reader until its source ends or `stop` is set.
+pub fn read(
+    key: ReaderKey,
+    routes: Vec<Route>,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> SourceReport {
+    let live = key.is_live();
+    let endpoints: Vec<Endpoint> = routes.iter().map(|r| r.endpoint).collect();
+    let buffer = routes.iter().map(|r| r.buffer).max().unwrap_or(0) as usize;
+    let mut source: Box<dyn Source> = match &key {
+        ReaderKey::File(path, pace) => Box::new(PcapFileSource::new(path.clone(), *pace)),
+        ReaderKey::Pcap(iface) => Box::new(PcapLiveSource::new(iface.clone(), endpoints, buffer)),
+        ReaderKey::Udp(iface) => Box::new(UdpSource::new(iface.clone(), endpoints, buffer)),
+    };
+    let realtime = matches!(key, ReaderKey::File(_, Pace::Realtime));
+    let mut table: HashMap<SocketAddr, Vec<usize>> = HashMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        table.entry(r.endpoint.dst()).or_default().push(i);
+    }
+    let now = Instant::now();
+    let mut lanes: Vec<Lane> = routes
+        .into_iter()
+        .map(|route| Lane {
+            route,
+            open: true,
+            batch: Batch::default(),
+            fresh: false,
+            last_data: now,
+            stalled: false,
+            overflow_logged: None,
+            overflow_since_log: 0,
+        })
+        .collect();
+    let mut ignored = 0u64;
+    let mut total = SourceCounters::default();
+    let mut retry = RETRY_FIRST;
+    loop {
+        let mut reported = 0u64;
+        let mut delivered = false;
+        let mut sink = |e: Event<'_>| {
+            if stop.load(Ordering::Relaxed) {
+                return Flow::Stop;
+            }
+            match e {
+                Event::Datagram(d) => {
+                    let Some(targets) = table.get(&d.dst) else {
+                        ignored += 1;
+                        return Flow::Continue;
+                    };
+                    delivered = true;
+                    for &i in targets {
+                        let lane = &mut lanes[i];
+                        lane.fresh = true;
+                        lane.batch.data.extend_from_slice(d.payload);
+                        lane.batch.items.push((d.at, d.payload.len()));
+                        if realtime || lane.batch.data.len() >= BATCH_BYTES {
+                            lane.flush(live);
+                        }
+                    }
+                }
+                Event::Tick => {
+                    let now = Instant::now();
+                    for lane in &mut lanes {
+                        lane.flush(live);
+                        if live {
+                            lane.tick(now);
+                        }
+                    }
+                }
+                Event::Progress(c) => {
+                    if !live {
+                        progress.add(c.bytes - reported);
+                        reported = c.bytes;
+                    }
+                    for lane in &lanes {
+                        lane.route.stats.capture_drops(
+                            total.kernel_drops + c.kernel_drops,
+                            total.interface_drops + c.interface_drops,
+                        );
+                    }
+                }
+                Event::SocketDrops { dst, total } => {
+                    for &i in table.get(&dst).into_iter().flatten() {
+                        lanes[i].route.stats.socket_drops(total);
+                    }
+                }
+            }
+            Flow::Continue
+        };
+        let result = source.run(&mut sink);
+        match result {
+            Ok((_, c)) => {
+                total.add(&c);
+                break;
+            }
+            Err(e) if live && !stop.load(Ordering::Relaxed) => {
+                if delivered {
+                    retry = RETRY_FIRST;
+                }
+                tracing::error!(source = %key.describe(), error = %e, retry_in = %humantime::format_duration(retry), "live source failed; retrying");
+                for lane in &mut lanes {
+                    lane.flush(live);
+                }
+                let until = Instant::now() + retry;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(crate::capture::TICK);
+                    let now = Instant::now();
+                    for lane in &mut lanes {
+                        lane.tick(now);
+                    }
+                }
+                retry = (retry * 2).min(RETRY_MAX);
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(source = %key.describe(), error = %e, "capture source failed");
+                break;
+            }
+        }
+    }
+    for lane in &mut lanes {
+        lane.flush(live);
+    }
+    SourceReport {
+        source: key.describe(),
+        counters: total,
+        ignored,
+    }
+}
+
+/// Reading progress of capture files: a bar on a terminal, a log line now
+/// and then elsewhere.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: AtomicU64,
+    total: u64,
+    last_log: std::sync::Mutex<Instant>,
+}
+
+impl Progress {
+    /// Progress over `total` bytes of capture files (0: no file).
+    pub fn new(total: u64) -> Self {
+        let bar = (total > 0 && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            done: AtomicU64::new(0),
+            total,
+            last_log: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn add(&self, bytes: u64) {
+        if self.total == 0 {
+            return;
+        }
+        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            return;
+        }
+        let mut last = self.last_log.lock().expect("progress lock");
+        if last.elapsed() >= Duration::from_secs(5) {
+            *last = Instant::now();
+            let pct = (done * 100).checked_div(self.total).unwrap_or(100);
+            tracing::info!(read = done, total = self.total, "progress {pct}%");
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
