@@ -249,9 +249,9 @@ fn pcap_and_udp_in_a_namespace_started_before_the_network() {
 
     let plan = NetPlan::new();
     let archive = d.join("archive");
-    let stream = |name: &str, kind: &str, g: SocketAddrV4| {
+    let stream = |name: &str, kind: &str, g: SocketAddrV4, extra: &str| {
         format!(
-            "[[streams]]\nname = \"{name}\"\nsegment_duration = \"2s\"\nstall_timeout = \"1s\"\n[streams.source]\nkind = \"{kind}\"\ninterface = \"{}\"\ngroup = \"{}\"\nport = {}\nbuffer_size = \"4MiB\"\n",
+            "[[streams]]\nname = \"{name}\"\nsegment_duration = \"2s\"\nstall_timeout = \"1s\"\n[streams.source]\nkind = \"{kind}\"\ninterface = \"{}\"\ngroup = \"{}\"\nport = {}\nbuffer_size = \"4MiB\"\n{extra}",
             plan.host_if,
             g.ip(),
             g.port()
@@ -261,11 +261,20 @@ fn pcap_and_udp_in_a_namespace_started_before_the_network() {
     std::fs::write(
         &config,
         format!(
-            "[storage]\nroot = \"{}\"\n{}{}{}",
+            "[storage]\nroot = \"{}\"\n{}{}{}{}{}",
             archive.display(),
-            stream("a-pcap", "pcap", group_a),
-            stream("b-pcap", "pcap", group_b),
-            stream("a-udp", "udp", group_a),
+            stream("a-pcap", "pcap", group_a, ""),
+            stream("b-pcap", "pcap", group_b, ""),
+            stream("a-udp", "udp", group_a, ""),
+            // Source-specific multicast: the sender (10.0.0.1 in the
+            // capture) and a sender that does not exist.
+            stream("a-ssm", "udp", group_a, "source_addr = \"10.0.0.1\"\n"),
+            stream(
+                "a-ssm-other",
+                "udp",
+                group_a,
+                "source_addr = \"10.0.0.99\"\n"
+            ),
         ),
     )
     .unwrap();
@@ -281,7 +290,8 @@ fn pcap_and_udp_in_a_namespace_started_before_the_network() {
         .args(["60", "tcpreplay", "-q", "-i", &net.plan.ns_if])
         .arg(&pcap);
     run(&mut replay).unwrap();
-    daemon.wait_for("stream stalled", 3);
+    daemon.wait_for("stream stalled", 4);
+    let daemon_log = daemon.log();
     let summary = daemon.stop();
     drop(net);
 
@@ -292,9 +302,13 @@ fn pcap_and_udp_in_a_namespace_started_before_the_network() {
             .unwrap_or_else(|| panic!("no summary for {name}: {summary}"))
             .to_string()
     };
-    for name in ["a-pcap", "b-pcap", "a-udp"] {
+    for name in ["a-pcap", "b-pcap", "a-udp", "a-ssm"] {
         let l = line(name);
-        assert!(l.contains(" 0 CC errors, 0 discontinuities"), "{l}");
+        assert!(
+            l.contains(" 0 CC errors, 1 discontinuities;"),
+            "the stall: {l}"
+        );
+        assert!(l.contains("; 1 stalls"), "{l}");
         assert!(
             !l.contains("drops"),
             "no kernel, interface or socket drops: {l}"
@@ -312,6 +326,9 @@ fn pcap_and_udp_in_a_namespace_started_before_the_network() {
     let extinf =
         |name: &str| -> Vec<f64> { entries(&archive, name).iter().map(|e| e.extinf).collect() };
     assert_eq!(extinf("a-pcap"), extinf("a-udp"));
+    assert_eq!(extinf("a-pcap"), extinf("a-ssm"));
+    assert!(line("a-ssm-other").starts_with("a-ssm-other: 0 segments"));
+    assert!(daemon_log.contains("no datagrams received yet"));
 }
 
 #[test]

@@ -4,7 +4,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::{
-    deliver, link_of, netif, CaptureError, End, Endpoint, Event, Flow, Source, SourceCounters, TICK,
+    deliver, link_of, netif, wait_readable, CaptureError, End, Endpoint, Event, Flow, Source,
+    SourceCounters, TICK,
 };
 
 /// The capture keeps this much of each frame: a TS datagram is at most
@@ -120,17 +121,10 @@ impl Source for PcapLiveSource {
             revents: 0,
         };
         loop {
-            // SAFETY: one valid pollfd.
-            let ready = unsafe { libc::poll(&mut fd, 1, TICK.as_millis() as i32) };
-            if ready < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(CaptureError::Read {
-                        interface: iface.name.clone(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
+            wait_readable(std::slice::from_mut(&mut fd)).map_err(|e| CaptureError::Read {
+                interface: iface.name.clone(),
+                reason: e.to_string(),
+            })?;
             if fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
                 return Err(CaptureError::Read {
                     interface: iface.name.clone(),

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    netif, CaptureError, Datagram, End, Endpoint, Event, Flow, Source, SourceCounters, TICK,
+    netif, wait_readable, CaptureError, Datagram, End, Endpoint, Event, Flow, Source,
+    SourceCounters, TICK,
 };
 
 /// Datagrams read per `recvmmsg` call.
@@ -32,6 +33,8 @@ pub struct UdpSource {
 struct Receiver {
     socket: Socket,
     dst: SocketAddr,
+    /// Its index in the endpoints.
+    endpoint: usize,
     drops: u64,
 }
 
@@ -252,10 +255,11 @@ impl Source for UdpSource {
     ) -> Result<(End, SourceCounters), CaptureError> {
         let iface = self.interface.as_deref().map(netif::find).transpose()?;
         let mut receivers = Vec::new();
-        for e in &self.endpoints {
+        for (i, e) in self.endpoints.iter().enumerate() {
             receivers.push(Receiver {
                 socket: self.open(e, iface.as_ref())?,
                 dst: e.dst(),
+                endpoint: i,
                 drops: 0,
             });
         }
@@ -279,23 +283,10 @@ impl Source for UdpSource {
         let mut last_tick = Instant::now();
         let mut last_stats = Instant::now();
         loop {
-            // SAFETY: `fds` is a valid array of its length.
-            let ready = unsafe {
-                libc::poll(
-                    fds.as_mut_ptr(),
-                    fds.len() as libc::nfds_t,
-                    TICK.as_millis() as i32,
-                )
-            };
-            if ready < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(CaptureError::Read {
-                        interface: self.interface.clone().unwrap_or_default(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
+            wait_readable(&mut fds).map_err(|e| CaptureError::Read {
+                interface: self.interface.clone().unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
             for (fd, r) in fds.iter().zip(&mut receivers) {
                 if fd.revents == 0 {
                     continue;
@@ -323,6 +314,7 @@ impl Source for UdpSource {
                             at,
                             dst: r.dst,
                             payload,
+                            endpoint: Some(r.endpoint),
                         })) == Flow::Stop
                         {
                             return Ok((End::Stopped, n));
@@ -344,7 +336,7 @@ impl Source for UdpSource {
                 n.socket_drops = receivers.iter().map(|r| r.drops).sum();
                 for r in &receivers {
                     sink(Event::SocketDrops {
-                        dst: r.dst,
+                        endpoint: r.endpoint,
                         total: r.drops,
                     });
                 }
@@ -388,7 +380,7 @@ mod tests {
             .run(&mut |e| {
                 match e {
                     Event::Datagram(d) => {
-                        assert_eq!(d.dst, endpoint.dst());
+                        assert_eq!((d.dst, d.endpoint), (endpoint.dst(), Some(0)));
                         assert!(d.at >= before - Duration::from_secs(1));
                         got.push(u32::from_be_bytes(d.payload[1..5].try_into().unwrap()));
                     }

@@ -123,7 +123,8 @@ const DEFAULTABLE: &[&str] = &[
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// The kind of source.
+    /// The kind of source (default: `pcap`, live on an interface).
+    #[serde(default)]
     pub kind: SourceKind,
     /// Capture file (`pcap-file`).
     pub path: Option<PathBuf>,
@@ -156,12 +157,13 @@ impl SourceConfig {
 }
 
 /// Source kinds.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
     /// Replay a capture file (pcap or pcapng).
     PcapFile,
     /// Capture live with libpcap on an interface (root or CAP_NET_RAW).
+    #[default]
     Pcap,
     /// Receive on a plain UDP socket (no privilege needed).
     Udp,
@@ -391,9 +393,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut endpoints = HashSet::new();
     for (i, s) in streams.iter().enumerate() {
         let src = &s.source;
-        if src.kind.is_live()
-            && !endpoints.insert((src.kind, src.interface.clone(), src.group, src.port))
-        {
+        // UDP sockets tell senders apart (source-specific joins); one
+        // libpcap capture demultiplexes by destination only.
+        let sender = (src.kind == SourceKind::Udp)
+            .then_some(src.source_addr)
+            .flatten();
+        let endpoint = (src.kind, src.interface.clone(), src.group, src.port, sender);
+        if src.kind.is_live() && !endpoints.insert(endpoint) {
             problems.add(
                 format!("streams[{i}] (\"{}\").source", s.name),
                 format!(
@@ -605,16 +611,19 @@ port = 5000
             "{got:?}"
         );
 
-        let bad = GOOD.replacen("kind = \"pcap-file\"", "kind = \"pcap\"", 1);
-        let got = keys(load_str(&bad).unwrap_err());
-        assert_eq!(
-            got,
-            vec![
-                "streams[0] (\"ch1\").source.path: does not apply to kind = \"pcap\"",
-                "streams[0] (\"ch1\").source.pace: does not apply to kind = \"pcap\"",
-                "streams[0] (\"ch1\").source.interface: required for kind = \"pcap\"",
-            ]
-        );
+        // Written out, or left to its default: pcap.
+        for kind in ["kind = \"pcap\"\n", ""] {
+            let bad = GOOD.replacen("kind = \"pcap-file\"\n", kind, 1);
+            let got = keys(load_str(&bad).unwrap_err());
+            assert_eq!(
+                got,
+                vec![
+                    "streams[0] (\"ch1\").source.path: does not apply to kind = \"pcap\"",
+                    "streams[0] (\"ch1\").source.pace: does not apply to kind = \"pcap\"",
+                    "streams[0] (\"ch1\").source.interface: required for kind = \"pcap\"",
+                ]
+            );
+        }
         let bad = GOOD.replacen(
             "pace = \"fast\"",
             "pace = \"fast\"\ninterface = \"eth0\"",

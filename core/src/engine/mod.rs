@@ -15,6 +15,8 @@ mod archive;
 mod reader;
 pub mod stats;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use tracing::Instrument;
 
 use crate::capture::rtp::{self, Payload};
 use crate::capture::{netif, CaptureError, Endpoint, PcapFileSource, PcapLiveSource};
-use crate::config::{Backend, Config, Problem, SourceKind, StreamConfig};
+use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
 use crate::storage::{FsStore, ObjectStore};
 pub use archive::StreamArchive;
@@ -75,42 +77,50 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
     fatal
 }
 
-/// Every problem found, and whether it may go away by itself.
+/// Every problem found, and whether it may go away by itself. Each file
+/// and interface is probed once, however many streams use it.
 fn findings(config: &Config) -> Vec<(Problem, bool)> {
+    type Outcome = Option<(&'static str, String, bool)>;
+    let mut probed: HashMap<(SourceKind, Option<String>, Option<PathBuf>), Outcome> =
+        HashMap::new();
     let mut problems = Vec::new();
     for (i, s) in config.streams.iter().enumerate() {
         let src = &s.source;
-        let key = |k: &str| format!("streams[{i}] (\"{}\").source.{k}", s.name);
-        let found = match src.kind {
-            SourceKind::PcapFile => {
-                PcapFileSource::new(src.path.clone().unwrap_or_default(), src.pace())
-                    .probe()
-                    .map_err(|e| (key("path"), e))
-            }
-            SourceKind::Pcap => {
-                PcapLiveSource::new(src.interface.clone().unwrap_or_default(), vec![], 0)
-                    .probe()
-                    .map_err(|e| (key("interface"), e))
-            }
-            SourceKind::Udp => match &src.interface {
-                Some(iface) => netif::find(iface)
-                    .map(drop)
-                    .map_err(|e| (key("interface"), e.into())),
-                None => Ok(()),
-            },
-        };
-        if let Err((key, e)) = found {
-            let transient = matches!(e, CaptureError::Interface(_));
-            problems.push((
-                Problem {
-                    key,
-                    reason: e.to_string(),
-                },
-                transient,
-            ));
+        let outcome = probed
+            .entry((src.kind, src.interface.clone(), src.path.clone()))
+            .or_insert_with(|| {
+                probe(src).err().map(|(key, e)| {
+                    let transient = matches!(e, CaptureError::Interface(_));
+                    (key, e.to_string(), transient)
+                })
+            });
+        if let Some((key, reason, transient)) = outcome {
+            let key = format!("streams[{i}] (\"{}\").source.{key}", s.name);
+            let reason = reason.clone();
+            problems.push((Problem { key, reason }, *transient));
         }
     }
     problems
+}
+
+/// Opens what a source refers to, reading nothing; on failure, the key at
+/// fault.
+fn probe(src: &SourceConfig) -> Result<(), (&'static str, CaptureError)> {
+    let interface = || src.interface.clone().unwrap_or_default();
+    match src.kind {
+        SourceKind::PcapFile => {
+            PcapFileSource::new(src.path.clone().unwrap_or_default(), src.pace())
+                .probe()
+                .map_err(|e| ("path", e))
+        }
+        SourceKind::Pcap => PcapLiveSource::new(interface(), vec![], 0)
+            .probe()
+            .map_err(|e| ("interface", e)),
+        SourceKind::Udp if src.interface.is_some() => netif::find(&interface())
+            .map(drop)
+            .map_err(|e| ("interface", e.into())),
+        SourceKind::Udp => Ok(()),
+    }
 }
 
 fn build_store(config: &Config) -> Arc<dyn ObjectStore> {

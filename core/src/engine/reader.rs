@@ -98,7 +98,10 @@ struct Lane {
     batch: Batch,
     /// A datagram arrived since the last tick.
     fresh: bool,
+    /// When the last datagram arrived (the start, before the first).
     last_data: Instant,
+    /// A datagram has arrived since the reader started.
+    seen: bool,
     stalled: bool,
     overflow_logged: Option<Instant>,
     overflow_since_log: u64,
@@ -156,14 +159,28 @@ impl Lane {
             self.fresh = false;
             if self.stalled {
                 self.stalled = false;
-                tracing::info!(stream = %self.route.stream, silent = %humantime::format_duration(round_ms(now - self.last_data)), "stream receiving again");
+                let silent = humantime::format_duration(round_ms(now - self.last_data));
+                match self.seen {
+                    true => {
+                        tracing::info!(stream = %self.route.stream, %silent, "stream receiving again")
+                    }
+                    false => {
+                        tracing::info!(stream = %self.route.stream, %silent, "first datagrams received")
+                    }
+                }
             }
+            self.seen = true;
             self.last_data = now;
             return;
         }
         let silent = now - self.last_data;
         if !self.stalled && silent >= self.route.stall_timeout {
             self.stalled = true;
+            if !self.seen {
+                // Nothing to end: only say so.
+                tracing::warn!(stream = %self.route.stream, silent = %humantime::format_duration(round_ms(silent)), "no datagrams received yet");
+                return;
+            }
             self.route.stats.stall();
             tracing::warn!(stream = %self.route.stream, silent = %humantime::format_duration(round_ms(silent)), "stream stalled: no datagrams; its segment ends here");
             if self.open {
@@ -218,6 +235,7 @@ pub fn read(
             batch: Batch::default(),
             fresh: false,
             last_data: now,
+            seen: false,
             stalled: false,
             overflow_logged: None,
             overflow_since_log: 0,
@@ -235,9 +253,15 @@ pub fn read(
             }
             match e {
                 Event::Datagram(d) => {
-                    let Some(targets) = table.get(&d.dst) else {
-                        ignored += 1;
-                        return Flow::Continue;
+                    let targets = match &d.endpoint {
+                        Some(i) => std::slice::from_ref(i),
+                        None => match table.get(&d.dst) {
+                            Some(t) => t.as_slice(),
+                            None => {
+                                ignored += 1;
+                                return Flow::Continue;
+                            }
+                        },
                     };
                     delivered = true;
                     for &i in targets {
@@ -271,10 +295,8 @@ pub fn read(
                         );
                     }
                 }
-                Event::SocketDrops { dst, total } => {
-                    for &i in table.get(&dst).into_iter().flatten() {
-                        lanes[i].route.stats.socket_drops(total);
-                    }
+                Event::SocketDrops { endpoint, total } => {
+                    lanes[endpoint].route.stats.socket_drops(total);
                 }
             }
             Flow::Continue
