@@ -485,6 +485,12 @@ fn validate_stream(s: &StreamConfig, prefix: &str, p: &mut Problems) {
             Some(i) if i.is_empty() => p.add(key("interface"), "must not be empty"),
             _ => {}
         }
+        if src.group.is_ipv6() {
+            p.add(
+                key("group"),
+                "live capture of IPv6 is not supported yet (IPv4 groups and addresses are)",
+            );
+        }
         if src.source_addr.is_some() && !src.group.is_multicast() {
             p.add(
                 key("source_addr"),
@@ -609,6 +615,13 @@ port = 5000
         assert!(
             got[0].starts_with("streams[0] (\"ch1\").source.buffer_size: \"lots\" is not a size"),
             "{got:?}"
+        );
+
+        let v6 = live.replacen("group = \"239.10.0.1\"", "group = \"ff3e::1\"", 1);
+        let got = keys(load_str(&v6).unwrap_err());
+        assert_eq!(
+            got,
+            vec!["streams[0] (\"ch1\").source.group: live capture of IPv6 is not supported yet (IPv4 groups and addresses are)"]
         );
 
         // Written out, or left to its default: pcap.

@@ -241,9 +241,14 @@ impl Snapshot {
 /// The one-line summary of a stream.
 impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let media_secs = self.media_ticks as f64 / 90_000.0;
+        let mbps = match media_secs > 0.0 {
+            true => self.segment_bytes as f64 * 8.0 / media_secs / 1e6,
+            false => 0.0,
+        };
         write!(
             f,
-            "{} segments, {} s media, {} bytes, {} CC errors, {} discontinuities; {} datagrams",
+            "{} segments, {} s media, {} bytes ({mbps:.2} Mbit/s), {} CC errors, {} discontinuities; {} datagrams",
             self.segments,
             format_seconds(self.media_ticks),
             self.segment_bytes,
