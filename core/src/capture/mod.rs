@@ -12,7 +12,7 @@ pub mod rtp;
 mod udp;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use link::{udp_payload, LinkType, Skip};
 pub use netif::{Interface, InterfaceError};
@@ -158,6 +158,52 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// instead of one each. At 1 Gbit/s that is 500 KB, far below the kernel
 /// buffers.
 const COALESCE: Duration = Duration::from_millis(4);
+
+/// How often a live source reports its counters.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+/// When a live source owes its sink a [`Event::Tick`] or its counters.
+struct Reporting {
+    tick: Instant,
+    stats: Instant,
+}
+
+impl Reporting {
+    fn new() -> Self {
+        Reporting {
+            tick: Instant::now(),
+            stats: Instant::now(),
+        }
+    }
+
+    /// A tick is due.
+    fn tick_due(&self) -> bool {
+        self.tick.elapsed() >= TICK
+    }
+
+    /// Sends what is due: a tick every [`TICK`]; every [`STATS_EVERY`] the
+    /// counters, once `refresh` has brought them up to date (and sent what
+    /// else it has).
+    fn send_due(
+        &mut self,
+        n: &mut SourceCounters,
+        sink: &mut dyn FnMut(Event<'_>) -> Flow,
+        refresh: impl FnOnce(&mut SourceCounters, &mut dyn FnMut(Event<'_>) -> Flow),
+    ) -> Flow {
+        if self.tick_due() {
+            self.tick = Instant::now();
+            if sink(Event::Tick) == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        if self.stats.elapsed() < STATS_EVERY {
+            return Flow::Continue;
+        }
+        self.stats = Instant::now();
+        refresh(n, sink);
+        sink(Event::Progress(n))
+    }
+}
 
 /// Waits up to [`TICK`] for one of `fds` to be readable, then
 /// [`COALESCE`]s. Returns false when nothing became readable.

@@ -1,11 +1,10 @@
 //! Live capture with libpcap on one interface, for every stream on it.
 
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
 
 use super::{
-    deliver, link_of, netif, wait_readable, CaptureError, End, Endpoint, Event, Flow, Source,
-    SourceCounters, TICK,
+    deliver, link_of, netif, wait_readable, CaptureError, End, Endpoint, Event, Flow, Reporting,
+    Source, SourceCounters,
 };
 
 /// The capture keeps this much of each frame: a TS datagram is at most
@@ -14,8 +13,6 @@ use super::{
 const SNAPLEN: i32 = 2048;
 /// Frames read between two looks at the clock.
 const CLOCK_EVERY: u32 = 64;
-/// How often the kernel's drop counters are read.
-const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Captures the datagrams of several endpoints on one interface: one
 /// libpcap handle, one BPF filter, one multicast membership per group.
@@ -113,8 +110,7 @@ impl Source for PcapLiveSource {
         }
         tracing::info!(interface = %iface.name, filter = %self.filter(), "capturing");
         let mut n = SourceCounters::default();
-        let mut last_tick = Instant::now();
-        let mut last_stats = Instant::now();
+        let mut reporting = Reporting::new();
         let mut fd = libc::pollfd {
             fd: cap.as_raw_fd(),
             events: libc::POLLIN,
@@ -148,25 +144,18 @@ impl Source for PcapLiveSource {
                     }
                 }
                 read += 1;
-                if read.is_multiple_of(CLOCK_EVERY) && last_tick.elapsed() >= TICK {
+                if read.is_multiple_of(CLOCK_EVERY) && reporting.tick_due() {
                     break;
                 }
             }
-            if last_tick.elapsed() >= TICK {
-                last_tick = Instant::now();
-                if sink(Event::Tick) == Flow::Stop {
-                    return Ok((End::Stopped, n));
-                }
-            }
-            if last_stats.elapsed() >= STATS_EVERY {
-                last_stats = Instant::now();
+            let refresh = |n: &mut SourceCounters, _: &mut dyn FnMut(Event<'_>) -> Flow| {
                 if let Ok(s) = cap.stats() {
                     n.kernel_drops = s.dropped as u64;
                     n.interface_drops = s.if_dropped as u64;
                 }
-                if sink(Event::Progress(&n)) == Flow::Stop {
-                    return Ok((End::Stopped, n));
-                }
+            };
+            if reporting.send_due(&mut n, sink, refresh) == Flow::Stop {
+                return Ok((End::Stopped, n));
             }
         }
     }

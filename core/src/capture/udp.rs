@@ -3,13 +3,13 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    netif, wait_readable, CaptureError, Datagram, End, Endpoint, Event, Flow, Source,
-    SourceCounters, TICK,
+    netif, wait_readable, CaptureError, Datagram, End, Endpoint, Event, Flow, Reporting, Source,
+    SourceCounters,
 };
 
 /// Datagrams read per `recvmmsg` call.
@@ -19,8 +19,6 @@ const BATCH: usize = 64;
 const SLOT: usize = 9216;
 /// Control message room per datagram (a timestamp and a drop counter).
 const CONTROL_WORDS: usize = 16;
-/// How often drop counters are reported.
-const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Receives several endpoints with one socket each.
 pub struct UdpSource {
@@ -280,8 +278,7 @@ impl Source for UdpSource {
             .collect();
         let mut batch = MessageBatch::new();
         let mut n = SourceCounters::default();
-        let mut last_tick = Instant::now();
-        let mut last_stats = Instant::now();
+        let mut reporting = Reporting::new();
         loop {
             wait_readable(&mut fds).map_err(|e| CaptureError::Read {
                 interface: self.interface.clone().unwrap_or_default(),
@@ -325,14 +322,7 @@ impl Source for UdpSource {
                     }
                 }
             }
-            if last_tick.elapsed() >= TICK {
-                last_tick = Instant::now();
-                if sink(Event::Tick) == Flow::Stop {
-                    return Ok((End::Stopped, n));
-                }
-            }
-            if last_stats.elapsed() >= STATS_EVERY {
-                last_stats = Instant::now();
+            let refresh = |n: &mut SourceCounters, sink: &mut dyn FnMut(Event<'_>) -> Flow| {
                 n.socket_drops = receivers.iter().map(|r| r.drops).sum();
                 for r in &receivers {
                     sink(Event::SocketDrops {
@@ -340,9 +330,9 @@ impl Source for UdpSource {
                         total: r.drops,
                     });
                 }
-                if sink(Event::Progress(&n)) == Flow::Stop {
-                    return Ok((End::Stopped, n));
-                }
+            };
+            if reporting.send_due(&mut n, sink, refresh) == Flow::Stop {
+                return Ok((End::Stopped, n));
             }
         }
     }
