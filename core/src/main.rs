@@ -110,12 +110,18 @@ fn load_checked(
 fn check(path: &std::path::Path) -> ExitCode {
     match load_checked(path, engine::check) {
         Ok(c) => {
+            let store = match c.storage.backend {
+                config::Backend::Fs => format!("fs {}", c.storage.root.display()),
+                config::Backend::S3 => format!(
+                    "s3 {} bucket {}",
+                    c.storage.endpoint.as_deref().unwrap_or_default(),
+                    c.storage.bucket.as_deref().unwrap_or_default()
+                ),
+            };
             println!(
-                "{}: OK, {} stream(s), storage: {:?} {}",
+                "{}: OK, {} stream(s), storage: {store}",
                 path.display(),
-                c.streams.len(),
-                c.storage.backend,
-                c.storage.root.display()
+                c.streams.len()
             );
             ExitCode::SUCCESS
         }

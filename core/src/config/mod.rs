@@ -40,6 +40,22 @@ pub struct StorageConfig {
     /// Root directory of the `fs` backend.
     #[serde(default = "default_root")]
     pub root: PathBuf,
+    /// S3 endpoint URL, e.g. `http://127.0.0.1:3900` (`s3`).
+    pub endpoint: Option<String>,
+    /// Bucket (`s3`).
+    pub bucket: Option<String>,
+    /// Region to sign for (`s3`); Garage's default is "garage".
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Key prefix inside the bucket (`s3`), without slashes at the ends.
+    pub prefix: Option<String>,
+    /// Access key (`s3`); else `AWS_ACCESS_KEY_ID`.
+    pub access_key: Option<Secret>,
+    /// Secret key (`s3`); else `AWS_SECRET_ACCESS_KEY`.
+    pub secret_key: Option<Secret>,
+    /// Create the bucket when it is missing (`s3`).
+    #[serde(default)]
+    pub create_bucket: bool,
 }
 
 impl Default for StorageConfig {
@@ -47,7 +63,53 @@ impl Default for StorageConfig {
         StorageConfig {
             backend: Backend::Fs,
             root: default_root(),
+            endpoint: None,
+            bucket: None,
+            region: default_region(),
+            prefix: None,
+            access_key: None,
+            secret_key: None,
+            create_bucket: false,
         }
+    }
+}
+
+impl StorageConfig {
+    /// The S3 credentials: the keys in the file, else the standard
+    /// environment variables.
+    pub fn credentials(&self) -> Option<(Secret, Secret)> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Secret);
+        let access = self
+            .access_key
+            .clone()
+            .or_else(|| env("AWS_ACCESS_KEY_ID"))?;
+        let secret = self
+            .secret_key
+            .clone()
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"))?;
+        Some((access, secret))
+    }
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+/// A secret: never shown by `Debug` (and so never in logs or errors).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 
@@ -62,6 +124,8 @@ pub enum Backend {
     /// A local directory; object keys are relative paths.
     #[default]
     Fs,
+    /// An S3-compatible bucket (AWS, MinIO, Garage), path-style.
+    S3,
 }
 
 /// One stream to archive.
@@ -342,7 +406,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     };
 
     let storage = match &top.storage {
-        Some(v) => problems.parse::<StorageConfig>("storage", v),
+        Some(v) => problems
+            .parse::<StorageConfig>("storage", v)
+            .inspect(|s| validate_storage(s, &mut problems)),
         None => Some(StorageConfig::default()),
     };
 
@@ -424,6 +490,66 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             file: path.to_path_buf(),
             problems: problems.0,
         }),
+    }
+}
+
+fn validate_storage(s: &StorageConfig, p: &mut Problems) {
+    let s3_only = ["endpoint", "bucket", "prefix", "access_key", "secret_key"];
+    match s.backend {
+        Backend::Fs => {
+            let set = [
+                s.endpoint.is_some(),
+                s.bucket.is_some(),
+                s.prefix.is_some(),
+                s.access_key.is_some(),
+                s.secret_key.is_some(),
+            ];
+            for (key, _) in s3_only.iter().zip(set).filter(|(_, set)| *set) {
+                p.add(
+                    format!("storage.{key}"),
+                    "does not apply to backend = \"fs\"",
+                );
+            }
+        }
+        Backend::S3 => {
+            match s.endpoint.as_deref() {
+                None => p.add("storage.endpoint", "required for backend = \"s3\""),
+                Some(e) if !(e.starts_with("http://") || e.starts_with("https://")) => p.add(
+                    "storage.endpoint",
+                    format!("\"{e}\" is not an http:// or https:// URL"),
+                ),
+                Some(_) => {}
+            }
+            match s.bucket.as_deref() {
+                None => p.add("storage.bucket", "required for backend = \"s3\""),
+                Some(b)
+                    if !(3..=63).contains(&b.len())
+                        || !b.bytes().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
+                        }) =>
+                {
+                    p.add(
+                        "storage.bucket",
+                        format!("\"{b}\" is not a bucket name (3-63 of a-z 0-9 - .)"),
+                    )
+                }
+                Some(_) => {}
+            }
+            if let Some(prefix) = &s.prefix {
+                if crate::storage::validate_key(prefix).is_err() {
+                    p.add("storage.prefix", format!("\"{prefix}\" is not a relative key path without '..', empty or hidden parts"));
+                }
+            }
+            if s.region.is_empty() {
+                p.add("storage.region", "must not be empty");
+            }
+            if s.credentials().is_none() {
+                p.add(
+                    "storage.access_key",
+                    "no credentials: set access_key and secret_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                );
+            }
+        }
     }
 }
 

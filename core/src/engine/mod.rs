@@ -28,7 +28,7 @@ use crate::capture::rtp::{self, Payload};
 use crate::capture::{netif, CaptureError, Endpoint, PcapFileSource, PcapLiveSource};
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
-use crate::storage::{FsStore, ObjectStore};
+use crate::storage::{FsStore, ObjectStore, S3Store, StoreError};
 pub use archive::StreamArchive;
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey, Route};
@@ -63,13 +63,14 @@ pub fn check(config: &Config) -> Vec<Problem> {
 }
 
 /// Checks before a run: what a run cannot start with. A missing or down
-/// interface is only logged, since live sources wait for it (hlsvault may
-/// start before the network does).
+/// interface, or an unreachable store, is only logged: live sources wait
+/// for their interface (hlsvault may start before the network does), and
+/// store failures are counted as they happen.
 pub fn preflight(config: &Config) -> Vec<Problem> {
     let mut fatal = Vec::new();
     for (p, transient) in findings(config) {
         if transient {
-            tracing::warn!(key = %p.key, "{}; the source will retry until it is there", p.reason);
+            tracing::warn!(key = %p.key, "{}; starting anyway", p.reason);
         } else {
             fatal.push(p);
         }
@@ -83,7 +84,7 @@ fn findings(config: &Config) -> Vec<(Problem, bool)> {
     type Outcome = Option<(&'static str, String, bool)>;
     let mut probed: HashMap<(SourceKind, Option<String>, Option<PathBuf>), Outcome> =
         HashMap::new();
-    let mut problems = Vec::new();
+    let mut problems: Vec<(Problem, bool)> = store_finding(config).into_iter().collect();
     for (i, s) in config.streams.iter().enumerate() {
         let src = &s.source;
         let outcome = probed
@@ -123,11 +124,60 @@ fn probe(src: &SourceConfig) -> Result<(), (&'static str, CaptureError)> {
     }
 }
 
-fn build_store(config: &Config) -> Arc<dyn ObjectStore> {
-    match config.storage.backend {
+fn build_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    Ok(match config.storage.backend {
         Backend::Fs => Arc::new(FsStore::new(&config.storage.root)),
+        Backend::S3 => Arc::new(S3Store::new(&config.storage)?),
+    })
+}
+
+/// Reaches the S3 store, if that is the backend; an unreachable endpoint
+/// may come back (transient), refused credentials or a missing bucket
+/// will not.
+fn store_finding(config: &Config) -> Option<(Problem, bool)> {
+    if config.storage.backend != Backend::S3 {
+        return None;
+    }
+    let problem = |key: &str, reason: String| Problem {
+        key: format!("storage.{key}"),
+        reason,
+    };
+    let store = match S3Store::new(&config.storage) {
+        Ok(s) => s,
+        Err(e) => return Some((problem("endpoint", e.to_string()), false)),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return Some((problem("endpoint", e.to_string()), false)),
+    };
+    let checked = runtime.block_on(async {
+        tokio::time::timeout(
+            STORE_CHECK_TIMEOUT,
+            store.check(config.storage.create_bucket),
+        )
+        .await
+    });
+    match checked {
+        Ok(Ok(())) => None,
+        Ok(Err(f)) => Some((problem(f.key, f.reason), f.unreachable)),
+        Err(_) => Some((
+            problem(
+                "endpoint",
+                format!(
+                    "no answer within {}",
+                    humantime::format_duration(STORE_CHECK_TIMEOUT)
+                ),
+            ),
+            true,
+        )),
     }
 }
+
+/// How long `check` waits for the store to answer.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Archives every stream of `config` until its sources end (capture files)
 /// or a SIGINT/SIGTERM stops them (live sources).
@@ -139,7 +189,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         .build()?;
     let stop = Arc::new(AtomicBool::new(false));
     runtime.spawn(stop_on_signal(stop.clone()));
-    let store = build_store(config);
+    let store = build_store(config)?;
     tracing::info!(
         store = store.describe(),
         streams = config.streams.len(),

@@ -2,10 +2,12 @@
 //! relative paths (see [`crate::playlist::Layout`]).
 
 mod fs;
+mod s3;
 
 use bytes::Bytes;
 
 pub use fs::FsStore;
+pub use s3::{CheckFailure, S3Store};
 
 /// What an object is, which decides its content type and caching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,17 @@ impl ObjectKind {
             ObjectKind::Index => "text/plain; charset=utf-8",
         }
     }
+
+    /// The `Cache-Control` to serve it with: what changes must be fetched
+    /// again, what is final may be kept.
+    pub fn cache_control(self) -> &'static str {
+        match self {
+            ObjectKind::Segment | ObjectKind::ClosedPlaylist => {
+                "public, max-age=31536000, immutable"
+            }
+            ObjectKind::OpenPlaylist | ObjectKind::Index => "no-cache",
+        }
+    }
 }
 
 /// A store failure.
@@ -43,6 +56,16 @@ pub enum StoreError {
         key: String,
         /// Why it was refused.
         reason: &'static str,
+    },
+    /// A remote backend refused or could not be reached.
+    #[error("{op} {key}: {reason}")]
+    Backend {
+        /// The operation.
+        op: &'static str,
+        /// The key (or bucket).
+        key: String,
+        /// What went wrong, for an operator (never secrets).
+        reason: String,
     },
     /// The backend failed.
     #[error("{op} {key}: {source}")]

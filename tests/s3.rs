@@ -1,0 +1,303 @@
+//! The S3 backend against a real Garage server started on loopback: what
+//! lands in the bucket, with which headers, whether it plays, and what
+//! `hlsvault check` says when the store is wrong.
+
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::SystemTime;
+
+use futures_util::StreamExt;
+use hlsvault_testkit::archive::{check_timeline, hour_playlists};
+use hlsvault_testkit::garage::Garage;
+use hlsvault_testkit::{decode_errors, make_ts, write_pcap, StreamSpec, Wrap};
+use minio::s3::creds::StaticProvider;
+use minio::s3::http::BaseUrl;
+use minio::s3::types::{Region, S3Api, ToStream};
+use minio::s3::MinioClient;
+
+fn client(g: &Garage) -> MinioClient {
+    let mut base: BaseUrl = g.endpoint.parse().unwrap();
+    base.region = Region::new(g.region.clone()).unwrap();
+    let creds = StaticProvider::new(&g.access_key, &g.secret_key, None);
+    MinioClient::new(base, Some(creds), None, None).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Every key in the bucket under `prefix`, sorted.
+fn list(g: &Garage, prefix: &str) -> Vec<String> {
+    runtime().block_on(async {
+        let mut stream = client(g)
+            .list_objects(&g.bucket)
+            .unwrap()
+            .prefix(Some(prefix.to_string()))
+            .recursive(true)
+            .build()
+            .to_stream()
+            .await;
+        let mut keys = Vec::new();
+        while let Some(page) = stream.next().await {
+            keys.extend(page.unwrap().contents.into_iter().map(|e| e.name));
+        }
+        keys.sort();
+        keys
+    })
+}
+
+/// Copies every object under `prefix` into `dir`, keys as paths.
+fn mirror(g: &Garage, prefix: &str, dir: &Path) {
+    let c = client(g);
+    let rt = runtime();
+    for key in list(g, prefix) {
+        let bytes = rt.block_on(async {
+            c.get_object(&g.bucket, key.as_str())
+                .unwrap()
+                .build()
+                .send()
+                .await
+                .unwrap()
+                .into_bytes()
+                .await
+                .unwrap()
+        });
+        let path = dir.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+fn bucket_exists(g: &Garage, bucket: &str) -> bool {
+    runtime().block_on(async {
+        client(g)
+            .bucket_exists(bucket)
+            .unwrap()
+            .build()
+            .send()
+            .await
+            .unwrap()
+            .exists()
+    })
+}
+
+fn presign(g: &Garage, key: &str) -> String {
+    runtime().block_on(async {
+        client(g)
+            .get_presigned_object_url(&g.bucket, key, http::Method::GET)
+            .unwrap()
+            .expiry_seconds(Some(600))
+            .build()
+            .send()
+            .await
+            .unwrap()
+            .url
+    })
+}
+
+/// The response headers of a GET, lower-cased.
+fn headers(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", url])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
+}
+
+fn storage(g: &Garage, bucket: &str, secret: &str, extra: &str) -> String {
+    format!(
+        "[storage]\nbackend = \"s3\"\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nregion = \"{}\"\nprefix = \"tv\"\naccess_key = \"{}\"\nsecret_key = \"{secret}\"\n{extra}\n",
+        g.endpoint, g.region, g.access_key
+    )
+}
+
+fn write_config(dir: &Path, name: &str, storage: &str, pcap: &Path) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            "{storage}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
+            pcap.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn hlsvault(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+        .args(args)
+        .env("HLSVAULT_LOG", "info")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    eprintln!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A capture of 16 s of H.264 + AAC that crosses 10:00 UTC.
+fn capture(dir: &Path) -> PathBuf {
+    let ts = dir.join("a.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 16.0,
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    let pcap = dir.join("a.pcap");
+    let start: SystemTime = humantime::parse_rfc3339("2026-11-21T09:59:52Z").unwrap();
+    let dst = SocketAddrV4::new([239, 10, 0, 1].into(), 5000);
+    write_pcap(&pcap, start, &[Wrap::new(&ts, dst)], false).unwrap();
+    pcap
+}
+
+#[test]
+fn a_capture_archived_into_garage_plays_with_the_right_headers() {
+    let g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = capture(dir.path());
+    let config = write_config(
+        dir.path(),
+        "s3.toml",
+        &storage(&g, "archive", &g.secret_key, ""),
+        &pcap,
+    );
+    let out = hlsvault(&["run", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(&g.secret_key),
+        "the secret never appears in logs"
+    );
+
+    let keys = list(&g, "tv/");
+    for k in [
+        "tv/ch1/hours.log",
+        "tv/ch1/live.m3u8",
+        "tv/ch1/2026/11/21/09/index.m3u8",
+        "tv/ch1/2026/11/21/10/index.m3u8",
+    ] {
+        assert!(keys.contains(&k.to_string()), "{k} in {keys:#?}");
+    }
+    let segments: Vec<&String> = keys.iter().filter(|k| k.ends_with(".ts")).collect();
+    assert!(segments.len() >= 4, "{keys:#?}");
+
+    // Every playlist entry is an object in the bucket, and the archive
+    // holds up to the same checks as on disk: each segment decodes on its
+    // own from a keyframe, EXTINF matches the PTS.
+    let copy = dir.path().join("copy");
+    mirror(&g, "tv/", &copy);
+    let hours = hour_playlists(&copy.join("tv/ch1"));
+    assert_eq!(hours.len(), 2);
+    let entries: Vec<_> = hours.iter().flat_map(|(_, p)| p.entries.clone()).collect();
+    assert_eq!(
+        entries.len(),
+        segments.len(),
+        "every stored segment is listed"
+    );
+    for (path, p) in &hours {
+        assert!(p.ended, "{path:?} is closed");
+    }
+    check_timeline(&entries, "video", 0.04);
+
+    // Headers as a player or a CDN needs them.
+    let seg = headers(&presign(&g, segments[0]));
+    assert!(seg.starts_with("http/1.1 200"), "{seg}");
+    assert!(seg.contains("content-type: video/mp2t"), "{seg}");
+    assert!(
+        seg.contains("cache-control: public, max-age=31536000, immutable"),
+        "{seg}"
+    );
+    let closed = headers(&presign(&g, "tv/ch1/2026/11/21/09/index.m3u8"));
+    assert!(
+        closed.contains("content-type: application/vnd.apple.mpegurl"),
+        "{closed}"
+    );
+    assert!(
+        closed.contains("cache-control: public, max-age=31536000"),
+        "{closed}"
+    );
+    let live = headers(&presign(&g, "tv/ch1/live.m3u8"));
+    assert!(live.contains("cache-control: no-cache"), "{live}");
+
+    // A segment plays straight from the bucket over HTTP.
+    let errors = decode_errors(&presign(&g, segments[1])).unwrap();
+    assert!(errors.trim().is_empty(), "{errors}");
+
+    // Running again over the same hours continues them from the bucket:
+    // every earlier entry is kept.
+    let before: Vec<String> = entries.iter().map(|e| e.uri.clone()).collect();
+    assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
+        .status
+        .success());
+    let again = dir.path().join("again");
+    mirror(&g, "tv/ch1/2026", &again);
+    let after: Vec<String> = hour_playlists(&again.join("tv/ch1"))
+        .into_iter()
+        .flat_map(|(_, p)| p.entries.into_iter().map(|e| e.uri))
+        .collect();
+    assert!(after.len() >= 2 * before.len(), "{after:?}");
+    for uri in &before {
+        assert!(after.contains(uri), "{uri} kept");
+    }
+}
+
+#[test]
+fn check_says_what_is_wrong_with_the_store() {
+    let g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("empty.pcap");
+    write_pcap(&pcap, SystemTime::now(), &[], false).unwrap();
+    let check = |name: &str, storage: String| {
+        let config = write_config(dir.path(), name, &storage, &pcap);
+        let out = hlsvault(&["check", "--config", config.to_str().unwrap()]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, _) = check("good.toml", storage(&g, "archive", &g.secret_key, ""));
+    assert_eq!(code, Some(0));
+
+    let wrong = "0000000000000000000000000000000000000000000000000000000000000000";
+    let (code, err) = check("secret.toml", storage(&g, "archive", wrong, ""));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("storage.access_key: "), "{err}");
+    assert!(!err.contains(wrong), "the secret is never shown: {err}");
+
+    let (code, err) = check("bucket.toml", storage(&g, "nope", &g.secret_key, ""));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("storage.bucket: bucket \"nope\" does not exist at http://127.0.0.1:"),
+        "{err}"
+    );
+
+    assert!(!bucket_exists(&g, "made-by-check"));
+    let (code, _) = check(
+        "create.toml",
+        storage(&g, "made-by-check", &g.secret_key, "create_bucket = true"),
+    );
+    assert_eq!(code, Some(0));
+    assert!(bucket_exists(&g, "made-by-check"));
+
+    let mut down = storage(&g, "archive", &g.secret_key, "");
+    down = down.replace(&g.endpoint, "http://127.0.0.1:9");
+    let (code, err) = check("down.toml", down);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("storage.endpoint: cannot reach http://127.0.0.1:9"),
+        "{err}"
+    );
+}
