@@ -301,3 +301,142 @@ fn check_says_what_is_wrong_with_the_store() {
         "{err}"
     );
 }
+
+/// Every key under `prefix` with its modification time.
+fn listed_with_times(g: &Garage, prefix: &str) -> Vec<(String, String)> {
+    runtime().block_on(async {
+        let mut stream = client(g)
+            .list_objects(&g.bucket)
+            .unwrap()
+            .prefix(Some(prefix.to_string()))
+            .recursive(true)
+            .build()
+            .to_stream()
+            .await;
+        let mut keys = Vec::new();
+        while let Some(page) = stream.next().await {
+            keys.extend(
+                page.unwrap()
+                    .contents
+                    .into_iter()
+                    .map(|e| (e.name, format!("{:?}", e.last_modified))),
+            );
+        }
+        keys
+    })
+}
+
+#[test]
+fn a_store_outage_of_30_seconds_loses_nothing() {
+    let mut g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ts = dir.path().join("long.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 44.0,
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    let pcap = dir.path().join("long.pcap");
+    let start: SystemTime = humantime::parse_rfc3339("2026-11-21T09:59:52Z").unwrap();
+    write_pcap(
+        &pcap,
+        start,
+        &[Wrap::new(
+            &ts,
+            SocketAddrV4::new([239, 10, 0, 1].into(), 5000),
+        )],
+        false,
+    )
+    .unwrap();
+    let spool = dir.path().join("spool");
+    let storage = storage(
+        &g,
+        "archive",
+        &g.secret_key,
+        &format!("spool_dir = \"{}\"", spool.display()),
+    );
+    let config = write_config(dir.path(), "outage.toml", &storage, &pcap)
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("port = 5000\n", "port = 5000\npace = \"realtime\"\n");
+    std::fs::write(&config, text).unwrap();
+
+    // The capture plays in real time: 44 s. The store goes away after 6 s
+    // and comes back 32 s later.
+    let child = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+        .args(["run", "--config", &config])
+        .env("HLSVAULT_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let before = list(&g, "tv/")
+        .iter()
+        .filter(|k| k.ends_with(".ts"))
+        .count();
+    g.stop();
+    std::thread::sleep(std::time::Duration::from_secs(32));
+    let waiting = std::fs::read_dir(spool.join("ch1")).unwrap().count();
+    g.resume().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "stdout:\n{summary}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success());
+    assert!(before >= 1, "segments were stored before the outage");
+    assert!(
+        waiting >= 4,
+        "segments waited in the spool during the outage: {waiting}"
+    );
+    assert!(summary.contains("store retries"), "{summary}");
+    assert!(
+        summary.contains("objects spooled while the store was down"),
+        "{summary}"
+    );
+
+    // Everything arrived, in order, and the spool is empty.
+    assert_eq!(std::fs::read_dir(spool.join("ch1")).unwrap().count(), 0);
+    let copy = dir.path().join("copy");
+    mirror(&g, "tv/", &copy);
+    let entries: Vec<_> = hour_playlists(&copy.join("tv/ch1"))
+        .into_iter()
+        .flat_map(|(_, p)| p.entries)
+        .collect();
+    let stored: Vec<(String, String)> = listed_with_times(&g, "tv/ch1/2026")
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(".ts"))
+        .collect();
+    assert_eq!(
+        entries.len(),
+        stored.len(),
+        "every stored segment listed, every listed one stored"
+    );
+    let media: f64 = entries.iter().map(|e| e.extinf).sum();
+    assert!(media > 42.0, "the whole capture: {media} s");
+    assert!(
+        !entries.iter().any(|e| e.discontinuity),
+        "an outage of the store is no break in the stream"
+    );
+    check_timeline(&entries, "video", 0.04);
+    // Stored in sequence order: modification times never go backwards.
+    let mut by_sequence = stored.clone();
+    by_sequence.sort_by_key(|(k, _)| {
+        k.rsplit('-')
+            .next()
+            .unwrap()
+            .trim_end_matches(".ts")
+            .parse::<u64>()
+            .unwrap()
+    });
+    let times: Vec<&String> = by_sequence.iter().map(|(_, t)| t).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{by_sequence:#?}");
+}

@@ -56,6 +56,20 @@ pub struct StorageConfig {
     /// Create the bucket when it is missing (`s3`).
     #[serde(default)]
     pub create_bucket: bool,
+    /// Where finished objects wait, in order, while the store is down
+    /// (and across a restart). Without it they wait in memory, bounded by
+    /// `queue_memory`, and what does not fit is refused (counted).
+    pub spool_dir: Option<PathBuf>,
+    /// Uploads in flight at once, across all streams.
+    #[serde(default = "default_concurrency")]
+    pub upload_concurrency: usize,
+    /// Bytes each stream's upload queue holds in memory, e.g. "64MiB".
+    #[serde(default, deserialize_with = "opt_size")]
+    pub queue_memory: Option<u64>,
+}
+
+fn default_concurrency() -> usize {
+    4
 }
 
 impl Default for StorageConfig {
@@ -70,11 +84,19 @@ impl Default for StorageConfig {
             access_key: None,
             secret_key: None,
             create_bucket: false,
+            spool_dir: None,
+            upload_concurrency: default_concurrency(),
+            queue_memory: None,
         }
     }
 }
 
 impl StorageConfig {
+    /// Bytes each stream's upload queue holds in memory (default 64 MiB).
+    pub fn queue_bytes(&self) -> usize {
+        self.queue_memory.unwrap_or(64 << 20) as usize
+    }
+
     /// The S3 credentials: the keys in the file, else the standard
     /// environment variables.
     pub fn credentials(&self) -> Option<(Secret, Secret)> {
@@ -494,6 +516,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 fn validate_storage(s: &StorageConfig, p: &mut Problems) {
+    if !(1..=64).contains(&s.upload_concurrency) {
+        p.add("storage.upload_concurrency", "must be between 1 and 64");
+    }
+    if s.queue_memory.is_some_and(|m| m < 1 << 20) {
+        p.add("storage.queue_memory", "must be at least 1MiB");
+    }
     let s3_only = ["endpoint", "bucket", "prefix", "access_key", "secret_key"];
     match s.backend {
         Backend::Fs => {

@@ -14,6 +14,11 @@ use crate::storage::{ObjectKind, ObjectStore, StoreError};
 struct OpenHour {
     hour: u64,
     playlist: Playlist,
+    /// The store has been asked whether it already holds this hour's
+    /// playlist (and any entries it held are in `playlist`). Until then
+    /// the playlist is not written: it could overwrite entries of an
+    /// earlier run.
+    verified: bool,
 }
 
 /// One stream's archive in the store.
@@ -23,6 +28,9 @@ pub struct StreamArchive {
     target_secs: u64,
     stats: Arc<StreamStats>,
     hour: Option<OpenHour>,
+    /// Closed hours whose playlist could not be read back yet (the store
+    /// was down): written once it can be.
+    unwritten: Vec<OpenHour>,
     live: Playlist,
     hours_log: String,
     next_sequence: u64,
@@ -61,6 +69,7 @@ impl StreamArchive {
             target_secs,
             stats,
             hour: None,
+            unwritten: Vec::new(),
             gap: live.last().is_some(),
             live,
             hours_log,
@@ -97,6 +106,8 @@ impl StreamArchive {
             return Err(e);
         }
         self.stats.segment(bytes, duration);
+        self.write_unwritten(false).await?;
+        self.verify_hour().await?;
         let entry = Entry {
             sequence,
             uri: name.clone(),
@@ -118,12 +129,16 @@ impl StreamArchive {
     /// `#EXT-X-ENDLIST` (the source has ended); without it they stay open
     /// for a restart to continue.
     pub async fn finish(&mut self, end: bool) -> Result<(), StoreError> {
+        self.verify_hour().await?;
         if end {
-            self.close_hour().await?;
+            if let Some(open) = self.hour.take() {
+                self.unwritten.push(open);
+            }
             self.live.end();
         } else {
-            self.write_hour(false).await?;
+            self.write_hour(true).await?;
         }
+        self.write_unwritten(true).await?;
         self.write_live().await
     }
 
@@ -136,18 +151,47 @@ impl StreamArchive {
         result
     }
 
-    /// Reads an object; a failure is counted.
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let result = self.store.get(key).await;
-        if result.is_err() {
-            self.stats.store_error(false);
-        }
+    async fn open_hour(&mut self, hour: u64) -> Result<(), StoreError> {
+        self.hour = Some(OpenHour {
+            hour,
+            playlist: Playlist::new(Kind::Event, self.target_secs),
+            verified: false,
+        });
+        self.verify_hour().await
+    }
+
+    /// Reads the open hour's playlist back from the store, once. While the
+    /// store cannot be read, the hour's entries are kept here and the
+    /// reading is tried again at the next segment: an outage of the store
+    /// costs no segment, and nothing is overwritten.
+    async fn verify_hour(&mut self) -> Result<(), StoreError> {
+        let Some(mut open) = self.hour.take() else {
+            return Ok(());
+        };
+        let result = self.verify(&mut open).await;
+        self.hour = Some(open);
         result
     }
 
-    async fn open_hour(&mut self, hour: u64) -> Result<(), StoreError> {
-        let key = self.layout.hour_playlist_key(hour);
-        let playlist = match self.get(&key).await? {
+    /// Reads `open`'s playlist back from the store (see [`Self::verify_hour`]).
+    async fn verify(&mut self, open: &mut OpenHour) -> Result<(), StoreError> {
+        if open.verified {
+            return Ok(());
+        }
+        let key = self.layout.hour_playlist_key(open.hour);
+        let stored = match self.store.get(&key).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "cannot read the hour's playlist back yet; its entries wait until it can be read");
+                return Ok(());
+            }
+        };
+        let hour = open.hour;
+        let ours = std::mem::replace(
+            &mut open.playlist,
+            Playlist::new(Kind::Event, self.target_secs),
+        );
+        let mut playlist = match stored {
             Some(text) => match Playlist::parse(Kind::Event, &String::from_utf8_lossy(&text)) {
                 Ok(mut p) => {
                     tracing::info!(%key, entries = p.entries().count(), "continuing the hour's playlist from the store");
@@ -185,33 +229,65 @@ impl StreamArchive {
                 Playlist::new(Kind::Event, self.target_secs)
             }
         };
-        self.hour = Some(OpenHour { hour, playlist });
+        // Entries made while the store could not be read follow the stored
+        // ones, after a discontinuity when there were stored ones.
+        let mut first = playlist.last().is_some();
+        for e in ours.entries() {
+            playlist.push(Entry {
+                discontinuity: e.discontinuity || std::mem::take(&mut first),
+                ..e.clone()
+            });
+        }
+        open.playlist = playlist;
+        open.verified = true;
         Ok(())
     }
 
     async fn close_hour(&mut self) -> Result<(), StoreError> {
-        if self.hour.is_some() {
-            self.write_hour(true).await?;
-            self.hour = None;
+        if let Some(open) = self.hour.take() {
+            self.unwritten.push(open);
+        }
+        self.write_unwritten(false).await
+    }
+
+    /// Writes the closed hours that can be: read back from the store, or
+    /// all of them with `force` (at the end of the run: an hour the store
+    /// never answered for is written as this run knows it).
+    async fn write_unwritten(&mut self, force: bool) -> Result<(), StoreError> {
+        for mut open in std::mem::take(&mut self.unwritten) {
+            self.verify(&mut open).await?;
+            if open.verified || force {
+                if !open.verified {
+                    tracing::warn!(hour = Layout::hour_label(open.hour), "the store never let the hour's playlist be read back; writing it as this run knows it");
+                }
+                open.playlist.end();
+                self.write_playlist(&open, ObjectKind::ClosedPlaylist)
+                    .await?;
+            } else {
+                self.unwritten.push(open);
+            }
         }
         Ok(())
     }
 
-    async fn write_hour(&mut self, end: bool) -> Result<(), StoreError> {
-        let Some(open) = &mut self.hour else {
+    /// Writes the open hour's playlist once it has been read back (or with
+    /// `force`).
+    async fn write_hour(&mut self, force: bool) -> Result<(), StoreError> {
+        let Some(open) = self.hour.take() else {
             return Ok(());
         };
-        if end {
-            open.playlist.end();
-        }
-        let kind = if end {
-            ObjectKind::ClosedPlaylist
-        } else {
-            ObjectKind::OpenPlaylist
+        let result = match open.verified || force {
+            true => self.write_playlist(&open, ObjectKind::OpenPlaylist).await,
+            false => Ok(()),
         };
+        self.hour = Some(open);
+        result
+    }
+
+    async fn write_playlist(&self, open: &OpenHour, kind: ObjectKind) -> Result<(), StoreError> {
         let key = self.layout.hour_playlist_key(open.hour);
-        let text = Bytes::from(open.playlist.render());
-        self.put(&key, text, kind).await
+        self.put(&key, Bytes::from(open.playlist.render()), kind)
+            .await
     }
 
     async fn write_live(&mut self) -> Result<(), StoreError> {

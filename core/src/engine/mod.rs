@@ -28,7 +28,7 @@ use crate::capture::rtp::{self, Payload};
 use crate::capture::{netif, CaptureError, Endpoint, PcapFileSource, PcapLiveSource};
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
-use crate::storage::{FsStore, ObjectStore, S3Store, StoreError};
+use crate::storage::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 pub use archive::StreamArchive;
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey, Route};
@@ -196,6 +196,13 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         "archiving"
     );
 
+    let limits = QueueLimits {
+        uploads: Arc::new(tokio::sync::Semaphore::new(
+            config.storage.upload_concurrency,
+        )),
+        memory: config.storage.queue_bytes(),
+        spool_dir: config.storage.spool_dir.clone(),
+    };
     let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
     let mut readers: Vec<(ReaderKey, Vec<Route>)> = Vec::new();
     let mut threads = Vec::new();
@@ -210,9 +217,19 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
                 .spawn(move || analyse(cfg, input_rx, seg_tx, st2))?,
         );
         let span = tracing::info_span!("stream", name = %s.name);
-        tasks.push(runtime.spawn(
-            publish(store.clone(), s.clone(), seg_rx, st.clone(), stop.clone()).instrument(span),
-        ));
+        tasks.push(
+            runtime.spawn(
+                publish(
+                    store.clone(),
+                    limits.clone(),
+                    s.clone(),
+                    seg_rx,
+                    st.clone(),
+                    stop.clone(),
+                )
+                .instrument(span),
+            ),
+        );
         let route = Route {
             endpoint: Endpoint {
                 group: s.source.group,
@@ -453,13 +470,46 @@ impl ProblemLog {
     }
 }
 
-/// The archive task of one stream: stores segments and playlists in order.
+/// The archive task of one stream: stores segments and playlists in order,
+/// through the stream's upload queue.
 async fn publish(
     store: Arc<dyn ObjectStore>,
+    limits: QueueLimits,
     cfg: StreamConfig,
     mut rx: tokio::sync::mpsc::Receiver<Segment>,
     stats: Arc<StreamStats>,
     stop: Arc<AtomicBool>,
+) {
+    let queue = match UploadQueue::new(store, &cfg.name, limits) {
+        Ok(q) => Arc::new(q),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
+            stats.fail();
+            while rx.recv().await.is_some() {
+                stats.lost_segment();
+            }
+            return;
+        }
+    };
+    let uploads = tokio::spawn({
+        let q = queue.clone();
+        async move { q.run().await }
+    });
+    archive(queue.clone(), &cfg, &mut rx, &stats, &stop).await;
+    queue.close();
+    if uploads.await.is_err() {
+        tracing::error!("the upload task panicked");
+        stats.fail();
+    }
+    stats.queue(queue.counters());
+}
+
+async fn archive(
+    store: Arc<UploadQueue>,
+    cfg: &StreamConfig,
+    rx: &mut tokio::sync::mpsc::Receiver<Segment>,
+    stats: &Arc<StreamStats>,
+    stop: &AtomicBool,
 ) {
     let target = cfg.segment_duration.as_secs_f64().round() as u64;
     let mut archive = match StreamArchive::open(

@@ -34,6 +34,9 @@ pub struct StreamStats {
     segment_bytes: AtomicU64,
     media_ticks: AtomicU64,
     store_errors: AtomicU64,
+    store_retries: AtomicU64,
+    spooled: AtomicU64,
+    refused: AtomicU64,
     lost_segments: AtomicU64,
     failed: AtomicBool,
 }
@@ -89,6 +92,13 @@ pub struct Snapshot {
     pub media_ticks: u64,
     /// Failed store operations.
     pub store_errors: u64,
+    /// Uploads that failed and were retried.
+    pub store_retries: u64,
+    /// Objects that waited in the spool while the store was down.
+    pub spooled: u64,
+    /// Objects the upload queue could not keep (no spool, queue full, or
+    /// the store still down at exit without a spool).
+    pub refused: u64,
     /// Segments that could not be stored.
     pub lost_segments: u64,
     /// The stream's pipeline failed.
@@ -168,6 +178,13 @@ impl StreamStats {
         }
     }
 
+    /// Takes the upload queue's counters (cumulative).
+    pub fn queue(&self, q: crate::storage::QueueCounters) {
+        self.store_retries.store(q.retries, Relaxed);
+        self.spooled.store(q.spooled, Relaxed);
+        self.refused.store(q.refused, Relaxed);
+    }
+
     /// A finished segment could not be stored.
     pub fn lost_segment(&self) {
         self.lost_segments.fetch_add(1, Relaxed);
@@ -204,6 +221,9 @@ impl StreamStats {
             segment_bytes: self.segment_bytes.load(Relaxed),
             media_ticks: self.media_ticks.load(Relaxed),
             store_errors: self.store_errors.load(Relaxed),
+            store_retries: self.store_retries.load(Relaxed),
+            spooled: self.spooled.load(Relaxed),
+            refused: self.refused.load(Relaxed),
             lost_segments: self.lost_segments.load(Relaxed),
             failed: self.failed.load(Relaxed),
         }
@@ -218,6 +238,7 @@ impl Snapshot {
             && self.lost_segments == 0
             && self.undelivered == 0
             && self.overflow == 0
+            && self.refused == 0
     }
 
     /// The figures an operator watches on a running stream, with the bit
@@ -291,6 +312,9 @@ impl fmt::Display for Snapshot {
             (self.tei_packets, "packets with transport errors"),
             (self.forced_cuts, "cuts without keyframe"),
             (self.store_errors, "store errors"),
+            (self.store_retries, "store retries"),
+            (self.spooled, "objects spooled while the store was down"),
+            (self.refused, "objects NOT stored (upload queue)"),
             (self.lost_segments, "segments NOT stored"),
         ];
         for (n, what) in extra.iter().filter(|e| e.0 > 0) {

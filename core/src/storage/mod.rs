@@ -2,11 +2,13 @@
 //! relative paths (see [`crate::playlist::Layout`]).
 
 mod fs;
+mod queue;
 mod s3;
 
 use bytes::Bytes;
 
 pub use fs::FsStore;
+pub use queue::{QueueCounters, QueueLimits, UploadQueue};
 pub use s3::{CheckFailure, S3Store};
 
 /// What an object is, which decides its content type and caching.

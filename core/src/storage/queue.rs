@@ -1,0 +1,647 @@
+//! The upload queue in front of a store: one per stream, so that each
+//! stream's objects are stored in the order they were written (a playlist
+//! never before the segments it lists), with retries while the store is
+//! down. While it is down, queued objects spool to disk (or, without a
+//! spool directory, wait in memory up to a bound); they drain in order when
+//! it is back, and a restart drains the spool first.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, Semaphore};
+
+use super::{ObjectKind, ObjectStore, StoreError};
+
+/// First wait after a failed upload; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Limits shared by every stream's queue.
+#[derive(Clone)]
+pub struct QueueLimits {
+    /// Uploads in flight across all streams.
+    pub uploads: Arc<Semaphore>,
+    /// Bytes a stream's queue holds in memory before it refuses objects
+    /// (without a spool directory) or spools them.
+    pub memory: usize,
+    /// Where objects wait while the store is down, if anywhere.
+    pub spool_dir: Option<PathBuf>,
+}
+
+/// What a queue counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Upload attempts that failed (and were retried).
+    pub retries: u64,
+    /// Objects written to the spool.
+    pub spooled: u64,
+    /// Objects refused: memory bound reached without a spool, or the
+    /// spool could not be written.
+    pub refused: u64,
+    /// Objects waiting now.
+    pub waiting: u64,
+}
+
+enum Body {
+    Memory(Bytes),
+    Spooled(PathBuf),
+}
+
+struct Item {
+    key: String,
+    kind: ObjectKind,
+    body: Body,
+    size: usize,
+}
+
+#[derive(Default)]
+struct State {
+    items: VecDeque<Item>,
+    /// Bytes of items held in memory.
+    memory: usize,
+    /// The front item is being uploaded.
+    busy: bool,
+    /// The last upload failed and has not succeeded since.
+    down: bool,
+    closed: bool,
+    next_spool: u64,
+    counters: QueueCounters,
+}
+
+/// A stream's upload queue. It is itself an [`ObjectStore`]: `put` queues
+/// (failing only when the object must be refused), `get` sees queued
+/// objects first.
+pub struct UploadQueue {
+    inner: Arc<dyn ObjectStore>,
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
+    limits: QueueLimits,
+    spool: Option<PathBuf>,
+    name: String,
+}
+
+impl UploadQueue {
+    /// A queue for stream `name` in front of `inner`. Objects a previous
+    /// run left in the spool are queued first, in their order.
+    pub fn new(
+        inner: Arc<dyn ObjectStore>,
+        name: &str,
+        limits: QueueLimits,
+    ) -> std::io::Result<Self> {
+        let spool = limits.spool_dir.as_ref().map(|d| d.join(name));
+        let mut state = State::default();
+        if let Some(dir) = &spool {
+            std::fs::create_dir_all(dir)?;
+            for (n, path, item) in read_spool(dir)? {
+                state.next_spool = state.next_spool.max(n + 1);
+                state.items.push_back(Item {
+                    body: Body::Spooled(path),
+                    ..item
+                });
+            }
+            if !state.items.is_empty() {
+                tracing::info!(
+                    stream = name,
+                    objects = state.items.len(),
+                    "draining the spool a previous run left"
+                );
+            }
+        }
+        state.counters.waiting = state.items.len() as u64;
+        Ok(UploadQueue {
+            inner,
+            state: Arc::new(Mutex::new(state)),
+            wake: Arc::new(Notify::new()),
+            limits,
+            spool,
+            name: name.to_string(),
+        })
+    }
+
+    /// What the queue counted so far.
+    pub fn counters(&self) -> QueueCounters {
+        self.state.lock().expect("queue lock").counters
+    }
+
+    /// Uploads queued objects, in order, until [`UploadQueue::close`] and
+    /// the queue is empty (or, after close, the store stays down and
+    /// everything waiting is on disk).
+    pub async fn run(&self) {
+        let mut retry = RETRY_FIRST;
+        loop {
+            let next = {
+                let mut s = self.state.lock().expect("queue lock");
+                let front = s.items.front().map(|item| {
+                    let body = match &item.body {
+                        Body::Memory(b) => Ok(b.clone()),
+                        Body::Spooled(p) => Err(p.clone()),
+                    };
+                    (item.key.clone(), item.kind, body)
+                });
+                s.busy = front.is_some();
+                match front {
+                    Some(f) => Some(f),
+                    None if s.closed => return,
+                    None => None,
+                }
+            };
+            let Some((key, kind, body)) = next else {
+                self.wake.notified().await;
+                continue;
+            };
+            let body = match body {
+                Ok(b) => b,
+                Err(path) => match read_spooled(&path) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(stream = %self.name, %key, path = %path.display(), error = %e, "cannot read a spooled object; it is lost");
+                        self.finish_front(true);
+                        continue;
+                    }
+                },
+            };
+            let result = {
+                let _permit = self.limits.uploads.acquire().await.expect("semaphore open");
+                self.inner.put(&key, body, kind).await
+            };
+            match result {
+                Ok(()) => {
+                    retry = RETRY_FIRST;
+                    self.finish_front(false);
+                }
+                Err(e) => {
+                    let (first, closed) = {
+                        let mut s = self.state.lock().expect("queue lock");
+                        s.busy = false;
+                        s.counters.retries += 1;
+                        (!std::mem::replace(&mut s.down, true), s.closed)
+                    };
+                    if first {
+                        tracing::warn!(stream = %self.name, error = %e, "store write failed; retrying with backoff, finished objects wait in order{}",
+                            if self.spool.is_some() { " in the spool" } else { " in memory" });
+                    }
+                    self.spill();
+                    if closed {
+                        if self.spool.is_some() && self.all_spooled() {
+                            tracing::warn!(stream = %self.name, waiting = self.counters().waiting, "store still down at exit; the spool keeps what waits for the next run");
+                            return;
+                        }
+                        if self.spool.is_none() {
+                            let lost = self.abandon();
+                            tracing::error!(stream = %self.name, objects = lost, "store still down at exit and no spool_dir: objects lost");
+                            return;
+                        }
+                    }
+                    // Jitter spreads the retries of many streams.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos() % 1000)
+                        as f64
+                        / 1000.0;
+                    let wait = retry.mul_f64(0.5 + jitter);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.wake.notified() => {}
+                    }
+                    retry = (retry * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// The front item is done: stored, or lost with `lost`.
+    fn finish_front(&self, lost: bool) {
+        let mut s = self.state.lock().expect("queue lock");
+        s.busy = false;
+        if let Some(item) = s.items.pop_front() {
+            match item.body {
+                Body::Memory(_) => s.memory -= item.size,
+                Body::Spooled(p) => {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            if lost {
+                s.counters.refused += 1;
+            }
+        }
+        if std::mem::take(&mut s.down) {
+            tracing::info!(stream = %self.name, waiting = s.items.len(), "store writes succeed again; draining in order");
+        }
+        s.counters.waiting = s.items.len() as u64;
+    }
+
+    /// Moves what waits in memory to the spool (when there is one).
+    fn spill(&self) {
+        let Some(dir) = &self.spool else { return };
+        let mut s = self.state.lock().expect("queue lock");
+        let mut next = s.next_spool;
+        let mut moved = 0;
+        for item in s.items.iter_mut() {
+            let Body::Memory(bytes) = &item.body else {
+                continue;
+            };
+            match write_spooled(dir, next, &item.key, item.kind, bytes) {
+                Ok(path) => {
+                    item.body = Body::Spooled(path);
+                    moved += item.size;
+                    next += 1;
+                }
+                Err(e) => {
+                    tracing::error!(stream = %self.name, error = %e, "cannot write to the spool; objects stay in memory");
+                    break;
+                }
+            }
+        }
+        s.counters.spooled += next - s.next_spool;
+        s.memory -= moved;
+        s.next_spool = next;
+    }
+
+    /// Gives up on everything waiting (counted); returns how many.
+    fn abandon(&self) -> u64 {
+        let mut s = self.state.lock().expect("queue lock");
+        let n = s.items.len() as u64;
+        s.items.clear();
+        s.memory = 0;
+        s.counters.refused += n;
+        s.counters.waiting = 0;
+        n
+    }
+
+    fn all_spooled(&self) -> bool {
+        let s = self.state.lock().expect("queue lock");
+        s.items.iter().all(|i| matches!(i.body, Body::Spooled(_)))
+    }
+
+    /// No more objects will come: [`UploadQueue::run`] returns once
+    /// everything is stored, or, while the store is down, once everything
+    /// waiting is in the spool (or after one more try without a spool).
+    pub fn close(&self) {
+        self.state.lock().expect("queue lock").closed = true;
+        self.wake.notify_one();
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for UploadQueue {
+    async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
+        let size = body.len();
+        let refuse = |reason: &str| StoreError::Backend {
+            op: "queue",
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        {
+            let mut s = self.state.lock().expect("queue lock");
+            // Only the newest version of a playlist matters: a waiting older
+            // one (not in flight) is dropped. Everything it listed is still
+            // ahead of the new one.
+            if kind != ObjectKind::Segment {
+                let skip = usize::from(s.busy);
+                if let Some(i) = s
+                    .items
+                    .iter()
+                    .skip(skip)
+                    .position(|i| i.key == key)
+                    .map(|i| i + skip)
+                {
+                    let old = s.items.remove(i).expect("found");
+                    match old.body {
+                        Body::Memory(_) => s.memory -= old.size,
+                        Body::Spooled(p) => {
+                            let _ = std::fs::remove_file(p);
+                        }
+                    }
+                }
+            }
+            let body = if s.down || s.memory + size > self.limits.memory {
+                match &self.spool {
+                    Some(dir) => {
+                        let n = s.next_spool;
+                        match write_spooled(dir, n, key, kind, &body) {
+                            Ok(path) => {
+                                s.next_spool += 1;
+                                s.counters.spooled += 1;
+                                Body::Spooled(path)
+                            }
+                            Err(e) => {
+                                s.counters.refused += 1;
+                                return Err(refuse(&format!("cannot write to the spool: {e}")));
+                            }
+                        }
+                    }
+                    None if s.memory + size > self.limits.memory => {
+                        s.counters.refused += 1;
+                        return Err(refuse("the upload queue is full and there is no spool_dir"));
+                    }
+                    None => Body::Memory(body),
+                }
+            } else {
+                Body::Memory(body)
+            };
+            if matches!(body, Body::Memory(_)) {
+                s.memory += size;
+            }
+            s.items.push_back(Item {
+                key: key.to_string(),
+                kind,
+                body,
+                size,
+            });
+            s.counters.waiting = s.items.len() as u64;
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let queued = {
+            let s = self.state.lock().expect("queue lock");
+            s.items
+                .iter()
+                .rev()
+                .find(|i| i.key == key)
+                .map(|i| match &i.body {
+                    Body::Memory(b) => Ok(b.clone()),
+                    Body::Spooled(p) => Err(p.clone()),
+                })
+        };
+        match queued {
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(path)) => read_spooled(&path)
+                .map(Some)
+                .map_err(|source| StoreError::Io {
+                    op: "read spool",
+                    key: key.to_string(),
+                    source,
+                }),
+            None => self.inner.get(key).await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// A spooled object: `{n:016}.obj` holding a header line (kind and key)
+/// and the body, written to a temporary name and renamed, so that a crash
+/// leaves whole files only.
+fn write_spooled(
+    dir: &Path,
+    n: u64,
+    key: &str,
+    kind: ObjectKind,
+    body: &[u8],
+) -> std::io::Result<PathBuf> {
+    let path = dir.join(format!("{n:016}.obj"));
+    let temp = dir.join(format!(".{n:016}.tmp"));
+    let mut data = format!("{} {key}\n", kind_name(kind)).into_bytes();
+    data.extend_from_slice(body);
+    std::fs::write(&temp, data)?;
+    std::fs::rename(&temp, &path)?;
+    Ok(path)
+}
+
+fn read_spooled(path: &Path) -> std::io::Result<Bytes> {
+    let data = std::fs::read(path)?;
+    let start = data
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(data.len(), |i| i + 1);
+    Ok(Bytes::from(data).slice(start..))
+}
+
+/// The objects in a spool directory, oldest first.
+fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, Item)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(n) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".obj"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let data = std::fs::read(&path)?;
+        let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line);
+        let Some((kind, key)) = line
+            .split_once(' ')
+            .and_then(|(k, key)| Some((kind_from(k)?, key.to_string())))
+        else {
+            tracing::warn!(path = %path.display(), "not a spooled object; left alone");
+            continue;
+        };
+        let size = data.len() - line.len() - 1;
+        let item = Item {
+            key,
+            kind,
+            body: Body::Spooled(path.clone()),
+            size,
+        };
+        found.push((n, path, item));
+    }
+    found.sort_by_key(|(n, _, _)| *n);
+    Ok(found)
+}
+
+fn kind_name(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Segment => "segment",
+        ObjectKind::OpenPlaylist => "open-playlist",
+        ObjectKind::ClosedPlaylist => "closed-playlist",
+        ObjectKind::Index => "index",
+    }
+}
+
+fn kind_from(name: &str) -> Option<ObjectKind> {
+    [
+        ObjectKind::Segment,
+        ObjectKind::OpenPlaylist,
+        ObjectKind::ClosedPlaylist,
+        ObjectKind::Index,
+    ]
+    .into_iter()
+    .find(|k| kind_name(*k) == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// An in-memory store that can be switched off.
+    #[derive(Default)]
+    struct Flaky {
+        down: AtomicBool,
+        log: Mutex<Vec<(String, Bytes)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Flaky {
+        async fn put(&self, key: &str, body: Bytes, _: ObjectKind) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Backend {
+                    op: "put",
+                    key: key.into(),
+                    reason: "down".into(),
+                });
+            }
+            self.log.lock().unwrap().push((key.to_string(), body));
+            Ok(())
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+            Ok(self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, b)| b.clone()))
+        }
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+    }
+
+    fn limits(spool: Option<&Path>, memory: usize) -> QueueLimits {
+        QueueLimits {
+            uploads: Arc::new(Semaphore::new(2)),
+            memory,
+            spool_dir: spool.map(Path::to_path_buf),
+        }
+    }
+
+    fn keys(store: &Flaky) -> Vec<String> {
+        store
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_spools_in_order_coalesces_playlists_and_drains() {
+        let spool = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::default());
+        store.down.store(true, Ordering::SeqCst);
+        let q = Arc::new(
+            UploadQueue::new(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20)).unwrap(),
+        );
+        let worker = tokio::spawn({
+            let q = q.clone();
+            async move { q.run().await }
+        });
+        for i in 0..3 {
+            q.put(
+                &format!("s{i}.ts"),
+                Bytes::from(vec![i as u8; 100]),
+                ObjectKind::Segment,
+            )
+            .await
+            .unwrap();
+            q.put(
+                "index.m3u8",
+                Bytes::from(format!("v{i}")),
+                ObjectKind::OpenPlaylist,
+            )
+            .await
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(keys(&store).is_empty());
+        let c = q.counters();
+        assert!(c.retries >= 2, "{c:?}");
+        assert_eq!(c.waiting, 4, "three segments and the newest playlist");
+        assert_eq!(
+            std::fs::read_dir(spool.path().join("ch1")).unwrap().count(),
+            4
+        );
+        // The newest playlist is what a reader sees, though not yet stored.
+        assert_eq!(q.get("index.m3u8").await.unwrap().unwrap(), "v2");
+
+        store.down.store(false, Ordering::SeqCst);
+        q.close();
+        worker.await.unwrap();
+        // The first segment may have been in flight when the playlists came.
+        let got = keys(&store);
+        assert_eq!(got, ["s0.ts", "s1.ts", "s2.ts", "index.m3u8"]);
+        assert_eq!(store.log.lock().unwrap()[3].1, "v2");
+        assert_eq!(
+            std::fs::read_dir(spool.path().join("ch1")).unwrap().count(),
+            0,
+            "spool emptied"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_drains_the_spool_first() {
+        let spool = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::default());
+        store.down.store(true, Ordering::SeqCst);
+        {
+            let q = Arc::new(
+                UploadQueue::new(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20))
+                    .unwrap(),
+            );
+            let worker = tokio::spawn({
+                let q = q.clone();
+                async move { q.run().await }
+            });
+            q.put("a.ts", Bytes::from_static(b"a"), ObjectKind::Segment)
+                .await
+                .unwrap();
+            q.put("b.ts", Bytes::from_static(b"b"), ObjectKind::Segment)
+                .await
+                .unwrap();
+            q.close();
+            worker.await.unwrap();
+        }
+        store.down.store(false, Ordering::SeqCst);
+        let q = Arc::new(
+            UploadQueue::new(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20)).unwrap(),
+        );
+        assert_eq!(q.counters().waiting, 2);
+        q.put("c.ts", Bytes::from_static(b"c"), ObjectKind::Segment)
+            .await
+            .unwrap();
+        q.close();
+        q.run().await;
+        assert_eq!(keys(&store), ["a.ts", "b.ts", "c.ts"]);
+        assert_eq!(store.log.lock().unwrap()[0].1, "a");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_spool_memory_is_bounded_and_refusals_are_counted() {
+        let store = Arc::new(Flaky::default());
+        store.down.store(true, Ordering::SeqCst);
+        let q = UploadQueue::new(store.clone(), "ch1", limits(None, 250)).unwrap();
+        q.put("a.ts", Bytes::from(vec![0; 100]), ObjectKind::Segment)
+            .await
+            .unwrap();
+        q.put("b.ts", Bytes::from(vec![0; 100]), ObjectKind::Segment)
+            .await
+            .unwrap();
+        assert!(q
+            .put("c.ts", Bytes::from(vec![0; 100]), ObjectKind::Segment)
+            .await
+            .is_err());
+        assert_eq!(q.counters().refused, 1);
+        q.close();
+        q.run().await;
+        assert_eq!(
+            q.counters().refused,
+            3,
+            "the store stayed down: the two waiting are lost too"
+        );
+    }
+}
