@@ -440,3 +440,150 @@ fn a_store_outage_of_30_seconds_loses_nothing() {
     let times: Vec<&String> = by_sequence.iter().map(|(_, t)| t).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{by_sequence:#?}");
 }
+
+/// HTTP status of a GET.
+fn status(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fetch(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-f", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {url}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `hours.log` as stored: (label, URL) lines.
+fn hours_log(g: &Garage) -> Vec<(String, String)> {
+    let text = runtime().block_on(async {
+        client(g)
+            .get_object(&g.bucket, "tv/ch1/hours.log")
+            .unwrap()
+            .build()
+            .send()
+            .await
+            .unwrap()
+            .into_bytes()
+            .await
+            .unwrap()
+    });
+    String::from_utf8_lossy(&text)
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once(' ').unwrap();
+            (a.to_string(), b.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn presigned_hours_play_end_to_end_and_can_be_signed_again() {
+    let g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = capture(dir.path());
+    let s = storage(
+        &g,
+        "archive",
+        &g.secret_key,
+        "urls = \"presigned\"\nurl_expiry = \"1h\"",
+    );
+    let config = write_config(dir.path(), "signed.toml", &s, &pcap);
+    assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
+        .status
+        .success());
+
+    // The canonical playlists stay relative; hours.log hands out presigned
+    // URLs of signed copies.
+    let hours = hours_log(&g);
+    assert_eq!(
+        hours.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(),
+        ["2026-11-21T09", "2026-11-21T10"]
+    );
+    let keys = list(&g, "tv/ch1/2026/11/21/09/");
+    assert!(
+        keys.contains(&"tv/ch1/2026/11/21/09/index.signed.m3u8".to_string()),
+        "{keys:?}"
+    );
+    let (_, url) = &hours[1];
+    assert!(
+        url.contains("X-Amz-Signature=") && url.contains("index.signed.m3u8"),
+        "{url}"
+    );
+    let signed = fetch(url);
+    let segment_urls: Vec<&str> = signed.lines().filter(|l| l.starts_with("http")).collect();
+    assert!(segment_urls.len() >= 2, "{signed}");
+    assert!(signed.ends_with("#EXT-X-ENDLIST\n"), "{signed}");
+    let seg = headers(segment_urls[0]);
+    assert!(
+        seg.starts_with("http/1.1 200") && seg.contains("content-type: video/mp2t"),
+        "{seg}"
+    );
+
+    // A player gets the whole hour from that one URL.
+    let errors = decode_errors(url).unwrap();
+    assert!(errors.trim().is_empty(), "{errors}");
+    let probed = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .unwrap();
+    let secs: f64 = String::from_utf8_lossy(&probed.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let listed: f64 = signed
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|v| v.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        listed > 7.0 && (secs - listed).abs() < 0.1,
+        "plays {secs} s of the {listed} s listed"
+    );
+
+    // A tampered signature is refused.
+    let tampered = {
+        let i = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+        let flip = if &url[i..i + 1] == "0" { "1" } else { "0" };
+        format!("{}{flip}{}", &url[..i], &url[i + 1..])
+    };
+    assert_eq!(status(&tampered), "403");
+
+    // Signing again renews the URL (here for a few seconds, which then run out).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let short = s.replace("url_expiry = \"1h\"", "url_expiry = \"3s\"");
+    let short_config = write_config(dir.path(), "short.toml", &short, &pcap);
+    let out = hlsvault(&[
+        "sign",
+        "--config",
+        short_config.to_str().unwrap(),
+        "--stream",
+        "ch1",
+        "--hour",
+        "2026-11-21T09",
+    ]);
+    assert!(out.status.success());
+    let renewed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_ne!(&renewed, &hours[0].1);
+    assert_eq!(hours_log(&g)[0].1, renewed, "hours.log names the new URL");
+    assert_eq!(status(&renewed), "200");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let expired = status(&renewed);
+    assert!(
+        expired.starts_with('4'),
+        "an expired URL is refused: {expired}"
+    );
+}

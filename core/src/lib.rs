@@ -2,7 +2,7 @@
 //!
 //! The modules follow the data flow of one stream:
 //! [`config`] → [`capture`] → [`ts`] → [`segment`] → [`playlist`] →
-//! [`storage`], wired and supervised by [`engine`].
+//! [`storage`] → [`urls`], wired and supervised by [`engine`].
 
 pub mod capture;
 pub mod config;
@@ -11,3 +11,4 @@ pub mod playlist;
 pub mod segment;
 pub mod storage;
 pub mod ts;
+pub mod urls;

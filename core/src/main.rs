@@ -57,6 +57,22 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Sign an hour again: a fresh index.signed.m3u8 with presigned segment
+    /// URLs, and the new presigned URL of that playlist on standard output.
+    ///
+    /// Presigned URLs expire (at most 7 days for S3); this renews them. With
+    /// urls = "presigned", the hour's line in {stream}/hours.log is updated.
+    Sign {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The stream's name.
+        #[arg(long)]
+        stream: String,
+        /// The hour, UTC: YYYY-MM-DDTHH (e.g. 2026-11-21T09).
+        #[arg(long)]
+        hour: String,
+    },
     /// Validate a config file and what it refers to, without archiving.
     ///
     /// Exits 0 when it is good; otherwise lists every problem, each with the
@@ -74,6 +90,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Sign {
+            config,
+            stream,
+            hour,
+        } => sign(&config, &stream, &hour),
     }
 }
 
@@ -128,6 +149,26 @@ fn check(path: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprint!("{e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn sign(path: &std::path::Path, stream: &str, hour: &str) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match engine::sign(&config, stream, hour) {
+        Ok(url) => {
+            println!("{url}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hlsvault sign: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

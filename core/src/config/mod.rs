@@ -66,6 +66,31 @@ pub struct StorageConfig {
     /// Bytes each stream's upload queue holds in memory, e.g. "64MiB".
     #[serde(default, deserialize_with = "opt_size")]
     pub queue_memory: Option<u64>,
+    /// How `hours.log` hands out each hour's playlist.
+    #[serde(default)]
+    pub urls: UrlMode,
+    /// Validity of presigned URLs (at most 7 days: SigV4).
+    #[serde(default = "default_expiry", deserialize_with = "duration")]
+    pub url_expiry: Duration,
+    /// Base URL that serves the store's keys (`urls = "public"`).
+    pub public_base_url: Option<String>,
+}
+
+/// How playlists are handed out (see [`crate::urls`]).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UrlMode {
+    /// Paths relative to the stream's folder.
+    #[default]
+    Relative,
+    /// Absolute URLs under `public_base_url`.
+    Public,
+    /// Presigned URLs of signed copies (`index.signed.m3u8`).
+    Presigned,
+}
+
+fn default_expiry() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 
 fn default_concurrency() -> usize {
@@ -87,6 +112,9 @@ impl Default for StorageConfig {
             spool_dir: None,
             upload_concurrency: default_concurrency(),
             queue_memory: None,
+            urls: UrlMode::Relative,
+            url_expiry: default_expiry(),
+            public_base_url: None,
         }
     }
 }
@@ -522,6 +550,30 @@ fn validate_storage(s: &StorageConfig, p: &mut Problems) {
     if s.queue_memory.is_some_and(|m| m < 1 << 20) {
         p.add("storage.queue_memory", "must be at least 1MiB");
     }
+    match s.urls {
+        UrlMode::Presigned if s.backend != Backend::S3 => {
+            p.add("storage.urls", "\"presigned\" needs backend = \"s3\"")
+        }
+        UrlMode::Public if s.public_base_url.is_none() => p.add(
+            "storage.public_base_url",
+            "required for urls = \"public\" (the URL that serves the store's keys)",
+        ),
+        _ => {}
+    }
+    if s.url_expiry < Duration::from_secs(1) || s.url_expiry > default_expiry() {
+        p.add(
+            "storage.url_expiry",
+            "must be between 1s and 7d (the SigV4 limit)",
+        );
+    }
+    if let Some(base) = &s.public_base_url {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            p.add(
+                "storage.public_base_url",
+                format!("\"{base}\" is not an http:// or https:// URL"),
+            );
+        }
+    }
     let s3_only = ["endpoint", "bucket", "prefix", "access_key", "secret_key"];
     match s.backend {
         Backend::Fs => {
@@ -733,6 +785,56 @@ port = 5000
         assert_eq!(c.streams[0].max_segment(), Duration::from_secs(20));
         assert_eq!(c.storage.backend, Backend::Fs);
         assert_eq!(c.streams[0].stall_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn storage_backends_urls_and_secrets() {
+        let s3 = GOOD.replacen(
+            "backend = \"fs\"\nroot = \"archive\"",
+            "backend = \"s3\"\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"tv-archive\"\nregion = \"garage\"\naccess_key = \"GKid\"\nsecret_key = \"hush\"\nurls = \"presigned\"\nurl_expiry = \"2d\"\nspool_dir = \"/tmp/spool\"",
+            1,
+        );
+        let c = load_str(&s3).unwrap();
+        assert_eq!(c.storage.backend, Backend::S3);
+        assert_eq!(c.storage.url_expiry, Duration::from_secs(2 * 86400));
+        assert!(
+            !format!("{:?}", c.storage).contains("hush"),
+            "secrets never show"
+        );
+
+        let bad = s3
+            .replace("endpoint = \"http://127.0.0.1:3900\"\n", "")
+            .replace("tv-archive", "TV")
+            .replace("2d", "8d");
+        assert_eq!(
+            keys(load_str(&bad).unwrap_err()),
+            vec![
+                "storage.url_expiry: must be between 1s and 7d (the SigV4 limit)",
+                "storage.endpoint: required for backend = \"s3\"",
+                "storage.bucket: \"TV\" is not a bucket name (3-63 of a-z 0-9 - .)",
+            ]
+        );
+        let fs = GOOD.replacen(
+            "root = \"archive\"",
+            "root = \"archive\"\nurls = \"presigned\"\nbucket = \"b\"",
+            1,
+        );
+        assert_eq!(
+            keys(load_str(&fs).unwrap_err()),
+            vec![
+                "storage.urls: \"presigned\" needs backend = \"s3\"",
+                "storage.bucket: does not apply to backend = \"fs\"",
+            ]
+        );
+        let public = GOOD.replacen(
+            "root = \"archive\"",
+            "root = \"archive\"\nurls = \"public\"",
+            1,
+        );
+        assert_eq!(
+            keys(load_str(&public).unwrap_err()),
+            vec!["storage.public_base_url: required for urls = \"public\" (the URL that serves the store's keys)"]
+        );
     }
 
     #[test]

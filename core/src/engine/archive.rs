@@ -9,6 +9,7 @@ use super::stats::StreamStats;
 use crate::playlist::{Entry, Kind, Layout, Playlist};
 use crate::segment::Segment;
 use crate::storage::{ObjectKind, ObjectStore, StoreError};
+use crate::urls::{HoursLog, Urls};
 
 /// The open hour: its number and playlist.
 struct OpenHour {
@@ -32,7 +33,8 @@ pub struct StreamArchive {
     /// was down): written once it can be.
     unwritten: Vec<OpenHour>,
     live: Playlist,
-    hours_log: String,
+    hours: HoursLog,
+    urls: Urls,
     next_sequence: u64,
     /// The next entry follows a restart or a lost segment: mark it.
     gap: bool,
@@ -46,6 +48,7 @@ impl StreamArchive {
         stream: &str,
         target_secs: u64,
         window: usize,
+        urls: Urls,
         stats: Arc<StreamStats>,
     ) -> Result<Self, StoreError> {
         let layout = Layout::new(stream);
@@ -58,9 +61,9 @@ impl StreamArchive {
                 }
             }
         }
-        let hours_log = match store.get(&layout.hours_log_key()).await? {
-            Some(b) => String::from_utf8_lossy(&b).into_owned(),
-            None => String::new(),
+        let hours = match store.get(&layout.hours_log_key()).await? {
+            Some(b) => HoursLog::parse(&String::from_utf8_lossy(&b)),
+            None => HoursLog::default(),
         };
         let next_sequence = live.last().map_or(0, |e| e.sequence + 1);
         Ok(StreamArchive {
@@ -72,7 +75,8 @@ impl StreamArchive {
             unwritten: Vec::new(),
             gap: live.last().is_some(),
             live,
-            hours_log,
+            hours,
+            urls,
             next_sequence,
         })
     }
@@ -186,7 +190,6 @@ impl StreamArchive {
                 return Ok(());
             }
         };
-        let hour = open.hour;
         let ours = std::mem::replace(
             &mut open.playlist,
             Playlist::new(Kind::Event, self.target_secs),
@@ -213,21 +216,7 @@ impl StreamArchive {
                     Playlist::new(Kind::Event, self.target_secs)
                 }
             },
-            None => {
-                let line = format!(
-                    "{} {}/index.m3u8\n",
-                    Layout::hour_label(hour),
-                    Layout::hour_path(hour)
-                );
-                self.hours_log.push_str(&line);
-                self.put(
-                    &self.layout.hours_log_key(),
-                    Bytes::from(self.hours_log.clone()),
-                    ObjectKind::Index,
-                )
-                .await?;
-                Playlist::new(Kind::Event, self.target_secs)
-            }
+            None => Playlist::new(Kind::Event, self.target_secs),
         };
         // Entries made while the store could not be read follow the stored
         // ones, after a discontinuity when there were stored ones.
@@ -284,10 +273,33 @@ impl StreamArchive {
         result
     }
 
-    async fn write_playlist(&self, open: &OpenHour, kind: ObjectKind) -> Result<(), StoreError> {
+    /// Writes an hour's playlist, what its URLs need beside it, and its
+    /// line in `hours.log` when that changed.
+    async fn write_playlist(
+        &mut self,
+        open: &OpenHour,
+        kind: ObjectKind,
+    ) -> Result<(), StoreError> {
         let key = self.layout.hour_playlist_key(open.hour);
         self.put(&key, Bytes::from(open.playlist.render()), kind)
+            .await?;
+        let url = self
+            .urls
+            .publish_hour(
+                self.store.as_ref(),
+                &self.layout,
+                open.hour,
+                &open.playlist,
+                kind,
+            )
             .await
+            .inspect_err(|_| self.stats.store_error(false))?;
+        if self.hours.set(open.hour, url) {
+            let text = Bytes::from(self.hours.render());
+            self.put(&self.layout.hours_log_key(), text, ObjectKind::Index)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn write_live(&mut self) -> Result<(), StoreError> {

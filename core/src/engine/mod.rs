@@ -29,6 +29,7 @@ use crate::capture::{netif, CaptureError, Endpoint, PcapFileSource, PcapLiveSour
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
 use crate::storage::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
+use crate::urls::Urls;
 pub use archive::StreamArchive;
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey, Route};
@@ -222,6 +223,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
                 publish(
                     store.clone(),
                     limits.clone(),
+                    Urls::from_config(&config.storage),
                     s.clone(),
                     seg_rx,
                     st.clone(),
@@ -309,6 +311,63 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             .map(|(s, st)| (s.name.clone(), st.snapshot()))
             .collect(),
         sources,
+    })
+}
+
+/// Signs an hour again: writes a fresh `index.signed.m3u8` for `stream`'s
+/// hour `label` (`YYYY-MM-DDTHH`, UTC), updates its line in `hours.log`
+/// when the config hands out presigned URLs, and returns the playlist's
+/// new presigned URL (valid for `url_expiry`).
+pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    if !config.streams.iter().any(|s| s.name == stream) {
+        anyhow::bail!("no stream named \"{stream}\" in the config");
+    }
+    let at = humantime::parse_rfc3339(&format!("{label}:00:00Z"))
+        .with_context(|| format!("\"{label}\" is not an hour: write it as YYYY-MM-DDTHH (UTC)"))?;
+    let hour = crate::segment::hour_of(at);
+    let store = build_store(config)?;
+    let layout = crate::playlist::Layout::new(stream);
+    let urls = Urls::Presigned {
+        expiry: config.storage.url_expiry,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let key = layout.hour_playlist_key(hour);
+        let text = store.get(&key).await?.with_context(|| {
+            format!("the store holds no playlist for {stream} at {label} ({key})")
+        })?;
+        let playlist = crate::playlist::Playlist::parse(
+            crate::playlist::Kind::Event,
+            &String::from_utf8_lossy(&text),
+        )
+        .with_context(|| format!("{key} cannot be read"))?;
+        let kind = match playlist.is_ended() {
+            true => crate::storage::ObjectKind::ClosedPlaylist,
+            false => crate::storage::ObjectKind::OpenPlaylist,
+        };
+        let url = urls
+            .publish_hour(store.as_ref(), &layout, hour, &playlist, kind)
+            .await?;
+        if config.storage.urls == crate::config::UrlMode::Presigned {
+            let mut hours = match store.get(&layout.hours_log_key()).await? {
+                Some(b) => crate::urls::HoursLog::parse(&String::from_utf8_lossy(&b)),
+                None => crate::urls::HoursLog::default(),
+            };
+            if hours.set(hour, url.clone()) {
+                let text = bytes::Bytes::from(hours.render());
+                store
+                    .put(
+                        &layout.hours_log_key(),
+                        text,
+                        crate::storage::ObjectKind::Index,
+                    )
+                    .await?;
+            }
+        }
+        Ok(url)
     })
 }
 
@@ -475,6 +534,7 @@ impl ProblemLog {
 async fn publish(
     store: Arc<dyn ObjectStore>,
     limits: QueueLimits,
+    urls: Urls,
     cfg: StreamConfig,
     mut rx: tokio::sync::mpsc::Receiver<Segment>,
     stats: Arc<StreamStats>,
@@ -495,7 +555,7 @@ async fn publish(
         let q = queue.clone();
         async move { q.run().await }
     });
-    archive(queue.clone(), &cfg, &mut rx, &stats, &stop).await;
+    archive(queue.clone(), urls, &cfg, &mut rx, &stats, &stop).await;
     queue.close();
     if uploads.await.is_err() {
         tracing::error!("the upload task panicked");
@@ -506,6 +566,7 @@ async fn publish(
 
 async fn archive(
     store: Arc<UploadQueue>,
+    urls: Urls,
     cfg: &StreamConfig,
     rx: &mut tokio::sync::mpsc::Receiver<Segment>,
     stats: &Arc<StreamStats>,
@@ -517,6 +578,7 @@ async fn archive(
         &cfg.name,
         target,
         cfg.live_window,
+        urls,
         stats.clone(),
     )
     .await

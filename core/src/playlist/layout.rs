@@ -53,6 +53,15 @@ impl Layout {
         format!("{}/{}/index.m3u8", self.stream, Self::hour_path(hour))
     }
 
+    /// Key of an hour's signed copy (presigned segment URIs).
+    pub fn signed_playlist_key(&self, hour: u64) -> String {
+        format!(
+            "{}/{}/index.signed.m3u8",
+            self.stream,
+            Self::hour_path(hour)
+        )
+    }
+
     /// Key of the live window.
     pub fn live_key(&self) -> String {
         format!("{}/live.m3u8", self.stream)

@@ -79,6 +79,11 @@ impl Playlist {
         self.entries.iter()
     }
 
+    /// The entries, to rewrite (their URIs, for a signed copy).
+    pub fn entries_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.entries.iter_mut()
+    }
+
     /// The newest entry.
     pub fn last(&self) -> Option<&Entry> {
         self.entries.back()

@@ -91,6 +91,19 @@ pub trait ObjectStore: Send + Sync {
     /// Reads the object under `key`, or `None` if there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
 
+    /// A URL that lets anyone GET the object at `key` for `expiry`.
+    async fn presign_get(
+        &self,
+        key: &str,
+        _expiry: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        Err(StoreError::Backend {
+            op: "presign",
+            key: key.to_string(),
+            reason: "this store cannot presign URLs (use backend = \"s3\")".into(),
+        })
+    }
+
     /// A short description for logs (never secrets).
     fn describe(&self) -> String;
 }

@@ -382,6 +382,10 @@ impl ObjectStore for UploadQueue {
         }
     }
 
+    async fn presign_get(&self, key: &str, expiry: Duration) -> Result<String, StoreError> {
+        self.inner.presign_get(key, expiry).await
+    }
+
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -126,6 +126,8 @@ impl S3Store {
             .credentials()
             .ok_or_else(|| fail("no credentials".into()))?;
         let provider = StaticProvider::new(access.expose(), secret.expose(), None);
+        // With the region set, the crate signs for it without asking the
+        // server (its `skip_region_lookup` would sign for us-east-1).
         let client = MinioClient::new(base, Some(provider), None, None)
             .map_err(|e| fail(explain(&endpoint, &e)))?;
         Ok(S3Store {
@@ -237,6 +239,24 @@ impl ObjectStore for S3Store {
             Err(e) if is_code(&e, MinioErrorCode::NoSuchKey) => Ok(None),
             Err(e) => Err(self.error("get", key, &e)),
         }
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        expiry: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        let object = self.object(key)?;
+        let response = self
+            .client
+            .get_presigned_object_url(&self.bucket, object.as_str(), http::Method::GET)
+            .map_err(|e| self.error("presign", key, &e.into()))?
+            .expiry_seconds(Some(expiry.as_secs().min(u32::MAX as u64) as u32))
+            .build()
+            .send()
+            .await
+            .map_err(|e| self.error("presign", key, &e))?;
+        Ok(response.url)
     }
 
     fn describe(&self) -> String {
