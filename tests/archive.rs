@@ -434,6 +434,49 @@ fn a_restart_continues_the_hours_without_overwriting() {
 }
 
 #[test]
+fn retention_deletes_whole_hours_past_it() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 14.0,
+            ..StreamSpec::default()
+        },
+    );
+    let old = c.path("old.pcap");
+    write_pcap(&old, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    c.run(&c.config(&old, &[("ch1", dst(1), "")]));
+    assert_eq!(c.hours("ch1").len(), 2, "09:00 and 10:00 on 11-21");
+
+    // Two days later, with one day of retention: the hours of 11-21 go,
+    // whole; the new one stays.
+    let later = humantime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
+    let new = c.path("new.pcap");
+    write_pcap(&new, later, &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let config = c.config(&new, &[("ch1", dst(1), "")]);
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "backend = \"fs\"\n",
+        "backend = \"fs\"\nretention = \"1d\"\n",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    c.run(&config);
+    assert!(
+        !c.archive().join("ch1/2026/11/21").exists(),
+        "the old day's folders are gone"
+    );
+    let hours = c.hours("ch1");
+    assert_eq!(hours.len(), 1);
+    assert!(
+        hours[0].0.ends_with("ch1/2026/11/23/12/index.m3u8"),
+        "{:?}",
+        hours[0].0
+    );
+    let log = std::fs::read_to_string(c.archive().join("ch1/hours.log")).unwrap();
+    assert_eq!(log, "2026-11-23T12 2026/11/23/12/index.m3u8\n");
+}
+
+#[test]
 fn check_lists_every_problem_and_run_refuses_bad_config() {
     let c = Case::new();
     let pcap = c.path("x.pcap");

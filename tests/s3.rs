@@ -251,6 +251,21 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
     for uri in &before {
         assert!(after.contains(uri), "{uri} kept");
     }
+
+    // Two days later, with one day of retention, the hours of 11-21 are
+    // deleted whole, by their prefix.
+    let ts = dir.path().join("a.ts");
+    let later = dir.path().join("later.pcap");
+    let at = humantime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
+    let dst = SocketAddrV4::new([239, 10, 0, 1].into(), 5000);
+    write_pcap(&later, at, &[Wrap::new(&ts, dst)], false).unwrap();
+    let kept = storage(&g, "archive", &g.secret_key, "retention = \"1d\"");
+    let config = write_config(dir.path(), "retention.toml", &kept, &later);
+    assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(list(&g, "tv/ch1/2026/11/21/"), Vec::<String>::new());
+    assert!(!list(&g, "tv/ch1/2026/11/23/12/").is_empty());
 }
 
 #[test]
@@ -586,4 +601,69 @@ fn presigned_hours_play_end_to_end_and_can_be_signed_again() {
         expired.starts_with('4'),
         "an expired URL is refused: {expired}"
     );
+}
+
+#[test]
+fn sigkill_mid_hour_then_a_restart_continues_the_hour() {
+    let g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = capture(dir.path());
+    let config = write_config(
+        dir.path(),
+        "kill.toml",
+        &storage(&g, "archive", &g.secret_key, ""),
+        &pcap,
+    );
+    let realtime = dir.path().join("realtime.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("port = 5000\n", "port = 5000\npace = \"realtime\"\n");
+    std::fs::write(&realtime, text).unwrap();
+
+    // 13 s into the capture (10:00:05 in capture time) the process dies
+    // without a chance to flush.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+        .args(["run", "--config", realtime.to_str().unwrap()])
+        .env("HLSVAULT_LOG", "warn")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(13));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mirrored = |name: &str| {
+        let copy = dir.path().join(name);
+        mirror(&g, "tv/", &copy);
+        hour_playlists(&copy.join("tv/ch1"))
+    };
+    let killed = mirrored("killed");
+    let before: Vec<_> = killed.iter().flat_map(|(_, p)| p.entries.clone()).collect();
+    assert!(!before.is_empty());
+    for e in &before {
+        assert!(
+            e.path.is_file(),
+            "a playlist lists only stored segments: {}",
+            e.uri
+        );
+    }
+    assert!(!killed.last().unwrap().1.ended, "the hour was left open");
+
+    // The restart continues both hours from the bucket.
+    assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
+        .status
+        .success());
+    let after: Vec<_> = mirrored("after")
+        .into_iter()
+        .flat_map(|(_, p)| p.entries)
+        .collect();
+    for e in &before {
+        assert!(after.iter().any(|a| a.uri == e.uri), "{} kept", e.uri);
+    }
+    assert!(after.len() > before.len());
+    assert!(
+        after.iter().any(|e| e.discontinuity),
+        "the restart is marked"
+    );
+    for e in &after {
+        assert!(e.path.is_file(), "{}", e.uri);
+    }
 }

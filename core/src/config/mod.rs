@@ -74,6 +74,9 @@ pub struct StorageConfig {
     pub url_expiry: Duration,
     /// Base URL that serves the store's keys (`urls = "public"`).
     pub public_base_url: Option<String>,
+    /// Whole hours older than this are deleted (both backends).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub retention: Option<Duration>,
 }
 
 /// How playlists are handed out (see [`crate::urls`]).
@@ -115,6 +118,7 @@ impl Default for StorageConfig {
             urls: UrlMode::Relative,
             url_expiry: default_expiry(),
             public_base_url: None,
+            retention: None,
         }
     }
 }
@@ -559,6 +563,12 @@ fn validate_storage(s: &StorageConfig, p: &mut Problems) {
             "required for urls = \"public\" (the URL that serves the store's keys)",
         ),
         _ => {}
+    }
+    if s.retention.is_some_and(|r| r < Duration::from_secs(3600)) {
+        p.add(
+            "storage.retention",
+            "must be at least 1h (hours are deleted whole)",
+        );
     }
     if s.url_expiry < Duration::from_secs(1) || s.url_expiry > default_expiry() {
         p.add(

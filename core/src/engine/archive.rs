@@ -2,6 +2,7 @@
 //! playlist is written only after every segment it lists is stored.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -22,6 +23,19 @@ struct OpenHour {
     verified: bool,
 }
 
+/// How a stream's archive is kept.
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    /// The target duration, rounded, for `#EXT-X-TARGETDURATION`.
+    pub target_secs: u64,
+    /// Entries in `live.m3u8`.
+    pub window: usize,
+    /// How hours are handed out.
+    pub urls: Urls,
+    /// Hours older than this are deleted.
+    pub retention: Option<Duration>,
+}
+
 /// One stream's archive in the store.
 pub struct StreamArchive {
     store: Arc<dyn ObjectStore>,
@@ -35,6 +49,9 @@ pub struct StreamArchive {
     live: Playlist,
     hours: HoursLog,
     urls: Urls,
+    retention: Option<Duration>,
+    /// The hour of the last retention sweep.
+    swept: Option<u64>,
     next_sequence: u64,
     /// The next entry follows a restart or a lost segment: mark it.
     gap: bool,
@@ -46,11 +63,15 @@ impl StreamArchive {
     pub async fn open(
         store: Arc<dyn ObjectStore>,
         stream: &str,
-        target_secs: u64,
-        window: usize,
-        urls: Urls,
+        settings: ArchiveSettings,
         stats: Arc<StreamStats>,
     ) -> Result<Self, StoreError> {
+        let ArchiveSettings {
+            target_secs,
+            window,
+            urls,
+            retention,
+        } = settings;
         let layout = Layout::new(stream);
         let mut live = Playlist::new(Kind::Window(window), target_secs);
         if let Some(text) = store.get(&layout.live_key()).await? {
@@ -77,6 +98,8 @@ impl StreamArchive {
             live,
             hours,
             urls,
+            retention,
+            swept: None,
             next_sequence,
         })
     }
@@ -155,7 +178,50 @@ impl StreamArchive {
         result
     }
 
+    /// Deletes the hours `retention` has done with, whole, by their folder
+    /// (at most once an hour, as hours open). `now` is the hour opening.
+    async fn sweep(&mut self, now: u64) -> Result<(), StoreError> {
+        let Some(keep) = self.retention else {
+            return Ok(());
+        };
+        if self.swept.replace(now) == Some(now) {
+            return Ok(());
+        }
+        let keep = keep.as_secs().div_ceil(3600);
+        let old: Vec<u64> = self
+            .hours
+            .hours()
+            .into_iter()
+            .filter(|h| h + keep <= now)
+            .collect();
+        if old.is_empty() {
+            return Ok(());
+        }
+        for hour in old {
+            let keys = self
+                .store
+                .list(&format!("{}/", self.layout.hour_folder(hour)))
+                .await?;
+            for key in &keys {
+                self.store.delete(key).await?;
+            }
+            self.hours.remove(hour);
+            tracing::info!(
+                hour = Layout::hour_label(hour),
+                objects = keys.len(),
+                "retention: deleted the hour"
+            );
+        }
+        let text = Bytes::from(self.hours.render());
+        self.put(&self.layout.hours_log_key(), text, ObjectKind::Index)
+            .await
+    }
+
     async fn open_hour(&mut self, hour: u64) -> Result<(), StoreError> {
+        if let Err(e) = self.sweep(hour).await {
+            // Retention can wait for the next hour; the archive cannot.
+            tracing::warn!(error = %e, "retention sweep failed; trying again next hour");
+        }
         self.hour = Some(OpenHour {
             hour,
             playlist: Playlist::new(Kind::Event, self.target_secs),

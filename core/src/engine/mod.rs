@@ -30,7 +30,7 @@ use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamCo
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
 use crate::storage::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use crate::urls::Urls;
-pub use archive::StreamArchive;
+pub use archive::{ArchiveSettings, StreamArchive};
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey, Route};
 pub use stats::{Snapshot, StreamStats};
@@ -223,7 +223,12 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
                 publish(
                     store.clone(),
                     limits.clone(),
-                    Urls::from_config(&config.storage),
+                    ArchiveSettings {
+                        target_secs: s.segment_duration.as_secs_f64().round() as u64,
+                        window: s.live_window,
+                        urls: Urls::from_config(&config.storage),
+                        retention: config.storage.retention,
+                    },
                     s.clone(),
                     seg_rx,
                     st.clone(),
@@ -534,7 +539,7 @@ impl ProblemLog {
 async fn publish(
     store: Arc<dyn ObjectStore>,
     limits: QueueLimits,
-    urls: Urls,
+    settings: ArchiveSettings,
     cfg: StreamConfig,
     mut rx: tokio::sync::mpsc::Receiver<Segment>,
     stats: Arc<StreamStats>,
@@ -555,7 +560,7 @@ async fn publish(
         let q = queue.clone();
         async move { q.run().await }
     });
-    archive(queue.clone(), urls, &cfg, &mut rx, &stats, &stop).await;
+    archive(queue.clone(), settings, &cfg, &mut rx, &stats, &stop).await;
     queue.close();
     if uploads.await.is_err() {
         tracing::error!("the upload task panicked");
@@ -566,23 +571,13 @@ async fn publish(
 
 async fn archive(
     store: Arc<UploadQueue>,
-    urls: Urls,
+    settings: ArchiveSettings,
     cfg: &StreamConfig,
     rx: &mut tokio::sync::mpsc::Receiver<Segment>,
     stats: &Arc<StreamStats>,
     stop: &AtomicBool,
 ) {
-    let target = cfg.segment_duration.as_secs_f64().round() as u64;
-    let mut archive = match StreamArchive::open(
-        store,
-        &cfg.name,
-        target,
-        cfg.live_window,
-        urls,
-        stats.clone(),
-    )
-    .await
-    {
+    let mut archive = match StreamArchive::open(store, &cfg.name, settings, stats.clone()).await {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "cannot open the stream's archive; its segments are lost");

@@ -43,14 +43,19 @@ impl Layout {
         format!("{}{}{}-{sequence}.ts", &s[14..16], &s[17..19], &s[19..23])
     }
 
+    /// The folder of an hour: every key in it starts with this and `/`.
+    pub fn hour_folder(&self, hour: u64) -> String {
+        format!("{}/{}", self.stream, Self::hour_path(hour))
+    }
+
     /// Key of a segment in an hour.
     pub fn segment_key(&self, hour: u64, name: &str) -> String {
-        format!("{}/{}/{name}", self.stream, Self::hour_path(hour))
+        format!("{}/{name}", self.hour_folder(hour))
     }
 
     /// Key of an hour's playlist.
     pub fn hour_playlist_key(&self, hour: u64) -> String {
-        format!("{}/{}/index.m3u8", self.stream, Self::hour_path(hour))
+        format!("{}/index.m3u8", self.hour_folder(hour))
     }
 
     /// Key of an hour's signed copy (presigned segment URIs).

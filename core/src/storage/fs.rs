@@ -70,6 +70,58 @@ impl ObjectStore for FsStore {
         }
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let dir = self.path(prefix.trim_end_matches('/'))?;
+        let root = self.root.clone();
+        let walk = move || {
+            let mut keys = Vec::new();
+            let mut stack = vec![dir];
+            while let Some(d) = stack.pop() {
+                let entries = match std::fs::read_dir(&d) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let path = entry?.path();
+                    let hidden = path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if !hidden {
+                        if let Ok(rel) = path.strip_prefix(&root) {
+                            keys.push(rel.to_string_lossy().into_owned());
+                        }
+                    }
+                }
+            }
+            Ok(keys)
+        };
+        tokio::task::spawn_blocking(walk)
+            .await
+            .expect("blocking list task panicked")
+            .map_err(io("list", prefix))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("delete", key)(e)),
+        }
+        // Folders left empty go too (an hour, then its day...), up to the root.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         format!("directory {}", self.root.display())
     }

@@ -91,6 +91,12 @@ pub trait ObjectStore: Send + Sync {
     /// Reads the object under `key`, or `None` if there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
 
+    /// The keys under `prefix` (a folder: it ends with `/`), in any order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes the object at `key` (no error if there is none).
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
     /// A URL that lets anyone GET the object at `key` for `expiry`.
     async fn presign_get(
         &self,

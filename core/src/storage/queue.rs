@@ -382,6 +382,14 @@ impl ObjectStore for UploadQueue {
         }
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+
     async fn presign_get(&self, key: &str, expiry: Duration) -> Result<String, StoreError> {
         self.inner.presign_get(key, expiry).await
     }
@@ -509,6 +517,12 @@ mod tests {
                 .rev()
                 .find(|(k, _)| k == key)
                 .map(|(_, b)| b.clone()))
+        }
+        async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
+            Ok(keys(self))
+        }
+        async fn delete(&self, _: &str) -> Result<(), StoreError> {
+            Ok(())
         }
         fn describe(&self) -> String {
             "flaky".into()

@@ -241,6 +241,43 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        use futures_util::StreamExt;
+        use minio::s3::types::ToStream;
+        let object = self.object(prefix.trim_end_matches('/'))? + "/";
+        let mut pages = self
+            .client
+            .list_objects(&self.bucket)
+            .map_err(|e| self.error("list", prefix, &e.into()))?
+            .prefix(Some(object))
+            .recursive(true)
+            .build()
+            .to_stream()
+            .await;
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("list", prefix, &e))?;
+            keys.extend(
+                page.contents
+                    .into_iter()
+                    .filter_map(|e| e.name.strip_prefix(&self.prefix).map(str::to_string)),
+            );
+        }
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let object = self.object(key)?;
+        self.client
+            .delete_object(&self.bucket, object.as_str())
+            .map_err(|e| self.error("delete", key, &e.into()))?
+            .build()
+            .send()
+            .await
+            .map_err(|e| self.error("delete", key, &e))?;
+        Ok(())
+    }
+
     async fn presign_get(
         &self,
         key: &str,

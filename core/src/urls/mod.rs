@@ -107,6 +107,20 @@ impl HoursLog {
         self.lines.contains_key(&Layout::hour_label(hour))
     }
 
+    /// The hours listed, oldest first.
+    pub fn hours(&self) -> Vec<u64> {
+        self.lines
+            .keys()
+            .filter_map(|label| humantime::parse_rfc3339(&format!("{label}:00:00Z")).ok())
+            .map(crate::segment::hour_of)
+            .collect()
+    }
+
+    /// Takes an hour off the list.
+    pub fn remove(&mut self, hour: u64) {
+        self.lines.remove(&Layout::hour_label(hour));
+    }
+
     /// The text.
     pub fn render(&self) -> String {
         self.lines
@@ -132,5 +146,8 @@ mod tests {
             "2026-11-21T09 https://x/9?sig=2\n2026-11-21T10 10/index.m3u8\n"
         );
         assert!(log.has(nine));
+        assert_eq!(log.hours(), [nine, nine + 1]);
+        log.remove(nine);
+        assert_eq!(log.hours(), [nine + 1]);
     }
 }
