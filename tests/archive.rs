@@ -477,6 +477,37 @@ fn retention_deletes_whole_hours_past_it() {
 }
 
 #[test]
+fn public_urls_name_each_hour_under_the_base() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 14.0,
+            ..StreamSpec::default()
+        },
+    );
+    let pcap = c.path("a.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let config = c.config(&pcap, &[("ch1", dst(1), "")]);
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "backend = \"fs\"\n",
+        "backend = \"fs\"\nurls = \"public\"\npublic_base_url = \"https://cdn.example.net/tv/\"\n",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    c.run(&config);
+    let log = std::fs::read_to_string(c.archive().join("ch1/hours.log")).unwrap();
+    assert_eq!(
+        log,
+        "2026-11-21T09 https://cdn.example.net/tv/ch1/2026/11/21/09/index.m3u8\n\
+         2026-11-21T10 https://cdn.example.net/tv/ch1/2026/11/21/10/index.m3u8\n"
+    );
+    // The canonical playlists stay relative.
+    let hour = std::fs::read_to_string(c.archive().join("ch1/2026/11/21/10/index.m3u8")).unwrap();
+    assert!(!hour.contains("https://"), "{hour}");
+}
+
+#[test]
 fn check_lists_every_problem_and_run_refuses_bad_config() {
     let c = Case::new();
     let pcap = c.path("x.pcap");

@@ -667,3 +667,43 @@ fn sigkill_mid_hour_then_a_restart_continues_the_hour() {
         assert!(e.path.is_file(), "{}", e.uri);
     }
 }
+
+#[test]
+fn a_store_that_is_down_at_start_is_waited_for() {
+    let mut g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = capture(dir.path());
+    let config = write_config(
+        dir.path(),
+        "late.toml",
+        &storage(&g, "archive", &g.secret_key, ""),
+        &pcap,
+    );
+    g.stop();
+    let child = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("HLSVAULT_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    g.resume().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (summary, log) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprintln!("stdout:\n{summary}\nstderr:\n{log}");
+    assert!(out.status.success());
+    assert!(log.contains("waiting for the store"), "{log}");
+    let copy = dir.path().join("copy");
+    mirror(&g, "tv/", &copy);
+    let entries: Vec<_> = hour_playlists(&copy.join("tv/ch1"))
+        .into_iter()
+        .flat_map(|(_, p)| p.entries)
+        .collect();
+    let media: f64 = entries.iter().map(|e| e.extinf).sum();
+    assert!(media > 15.0, "the whole capture: {media} s");
+    check_timeline(&entries, "video", 0.04);
+}

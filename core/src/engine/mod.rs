@@ -577,15 +577,26 @@ async fn archive(
     stats: &Arc<StreamStats>,
     stop: &AtomicBool,
 ) {
-    let mut archive = match StreamArchive::open(store, &cfg.name, settings, stats.clone()).await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the stream's archive; its segments are lost");
-            stats.fail();
-            while rx.recv().await.is_some() {
-                stats.lost_segment();
+    // A store that cannot be reached yet is waited for: reading the archive
+    // back (never guessing) comes before the first segment. Meanwhile the
+    // segments queue up behind this task.
+    let mut wait = Duration::from_secs(1);
+    let mut archive = loop {
+        match StreamArchive::open(store.clone(), &cfg.name, settings.clone(), stats.clone()).await {
+            Ok(a) => break a,
+            Err(e @ StoreError::Unreachable { .. }) if !stop.load(Ordering::Relaxed) => {
+                tracing::warn!(error = %e, retry_in = %humantime::format_duration(wait), "cannot read the stream's archive back yet; waiting for the store");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
             }
-            return;
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the stream's archive; its segments are lost");
+                stats.fail();
+                while rx.recv().await.is_some() {
+                    stats.lost_segment();
+                }
+                return;
+            }
         }
     };
     while let Some(seg) = rx.recv().await {

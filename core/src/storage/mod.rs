@@ -59,7 +59,17 @@ pub enum StoreError {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// A remote backend refused or could not be reached.
+    /// A remote backend could not be reached: it may come back.
+    #[error("{op} {key}: {reason}")]
+    Unreachable {
+        /// The operation.
+        op: &'static str,
+        /// The key (or bucket).
+        key: String,
+        /// What went wrong, for an operator (never secrets).
+        reason: String,
+    },
+    /// A remote backend refused.
     #[error("{op} {key}: {reason}")]
     Backend {
         /// The operation.

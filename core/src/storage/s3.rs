@@ -195,10 +195,10 @@ impl S3Store {
     }
 
     fn error(&self, op: &'static str, key: &str, e: &MinioError) -> StoreError {
-        StoreError::Backend {
-            op,
-            key: key.to_string(),
-            reason: explain(&self.endpoint, e),
+        let (key, reason) = (key.to_string(), explain(&self.endpoint, e));
+        match unreachable(e) {
+            true => StoreError::Unreachable { op, key, reason },
+            false => StoreError::Backend { op, key, reason },
         }
     }
 }
