@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use hlsvault_testkit::archive::{
     check_timeline, hour_playlists, probe, Entry, Playlist, Probed, PTS_WRAP_SECS,
 };
-use hlsvault_testkit::{make_ts, write_pcap, StreamSpec, Video, Wrap};
+use hlsvault_testkit::{make_ts, output_shown, write_pcap, StreamSpec, Video, Wrap};
 
 /// Ten seconds before 10:00 UTC: every capture crosses an hour.
 fn start() -> SystemTime {
@@ -67,17 +67,25 @@ impl Case {
     }
 
     fn hlsvault(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
-            .args(args)
-            .env("HLSVAULT_LOG", "info")
-            .output()
-            .unwrap();
-        eprintln!(
-            "stdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        output_shown(
+            Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+                .args(args)
+                .env("HLSVAULT_LOG", "info"),
+        )
+    }
+
+    /// A capture of `seconds` of H.264 + AAC to `dst(1)`, starting at `at`.
+    fn capture(&self, name: &str, seconds: f64, at: SystemTime) -> PathBuf {
+        let ts = self.ts(
+            &format!("{name}.ts"),
+            &StreamSpec {
+                seconds,
+                ..StreamSpec::default()
+            },
         );
-        out
+        let pcap = self.path(&format!("{name}.pcap"));
+        write_pcap(&pcap, at, &[Wrap::new(&ts, dst(1))], false).unwrap();
+        pcap
     }
 
     fn run(&self, config: &Path) -> String {
@@ -436,23 +444,14 @@ fn a_restart_continues_the_hours_without_overwriting() {
 #[test]
 fn retention_deletes_whole_hours_past_it() {
     let c = Case::new();
-    let ts = c.ts(
-        "a.ts",
-        &StreamSpec {
-            seconds: 14.0,
-            ..StreamSpec::default()
-        },
-    );
-    let old = c.path("old.pcap");
-    write_pcap(&old, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let old = c.capture("old", 14.0, start());
     c.run(&c.config(&old, &[("ch1", dst(1), "")]));
     assert_eq!(c.hours("ch1").len(), 2, "09:00 and 10:00 on 11-21");
 
     // Two days later, with one day of retention: the hours of 11-21 go,
     // whole; the new one stays.
     let later = humantime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
-    let new = c.path("new.pcap");
-    write_pcap(&new, later, &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let new = c.capture("new", 14.0, later);
     let config = c.config(&new, &[("ch1", dst(1), "")]);
     let text = std::fs::read_to_string(&config).unwrap().replacen(
         "backend = \"fs\"\n",
@@ -479,15 +478,7 @@ fn retention_deletes_whole_hours_past_it() {
 #[test]
 fn public_urls_name_each_hour_under_the_base() {
     let c = Case::new();
-    let ts = c.ts(
-        "a.ts",
-        &StreamSpec {
-            seconds: 14.0,
-            ..StreamSpec::default()
-        },
-    );
-    let pcap = c.path("a.pcap");
-    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
+    let pcap = c.capture("a", 14.0, start());
     let config = c.config(&pcap, &[("ch1", dst(1), "")]);
     let text = std::fs::read_to_string(&config).unwrap().replacen(
         "backend = \"fs\"\n",

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use futures_util::StreamExt;
 use hlsvault_testkit::archive::{check_timeline, hour_playlists};
 use hlsvault_testkit::garage::Garage;
-use hlsvault_testkit::{decode_errors, make_ts, write_pcap, StreamSpec, Wrap};
+use hlsvault_testkit::{decode_errors, make_ts, output_shown, write_pcap, StreamSpec, Wrap};
 use minio::s3::creds::StaticProvider;
 use minio::s3::http::BaseUrl;
 use minio::s3::types::{Region, S3Api, ToStream};
@@ -32,22 +32,12 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Every key in the bucket under `prefix`, sorted.
 fn list(g: &Garage, prefix: &str) -> Vec<String> {
-    runtime().block_on(async {
-        let mut stream = client(g)
-            .list_objects(&g.bucket)
-            .unwrap()
-            .prefix(Some(prefix.to_string()))
-            .recursive(true)
-            .build()
-            .to_stream()
-            .await;
-        let mut keys = Vec::new();
-        while let Some(page) = stream.next().await {
-            keys.extend(page.unwrap().contents.into_iter().map(|e| e.name));
-        }
-        keys.sort();
-        keys
-    })
+    let mut keys: Vec<String> = listed_with_times(g, prefix)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// Copies every object under `prefix` into `dir`, keys as paths.
@@ -129,19 +119,13 @@ fn write_config(dir: &Path, name: &str, storage: &str, pcap: &Path) -> PathBuf {
 }
 
 fn hlsvault(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
-        .args(args)
-        .env("HLSVAULT_LOG", "info")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .unwrap();
-    eprintln!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(args)
+            .env("HLSVAULT_LOG", "info")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY"),
+    )
 }
 
 /// A capture of 16 s of H.264 + AAC that crosses 10:00 UTC.

@@ -125,6 +125,20 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs a command to completion, showing its output in the test's log
+/// (printed when the test fails), and returns it.
+pub fn output_shown(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    eprintln!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// How a TS file is sent onto the (recorded) network.
 #[derive(Debug, Clone)]
 pub struct Wrap {
