@@ -78,6 +78,8 @@ pub struct UploadQueue {
     inner: Arc<dyn ObjectStore>,
     state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
+    /// Signalled when an object leaves the queue.
+    room: Notify,
     limits: QueueLimits,
     spool: Option<PathBuf>,
     name: String,
@@ -115,6 +117,7 @@ impl UploadQueue {
             inner,
             state: Arc::new(Mutex::new(state)),
             wake: Arc::new(Notify::new()),
+            room: Notify::new(),
             limits,
             spool,
             name: name.to_string(),
@@ -214,6 +217,7 @@ impl UploadQueue {
 
     /// The front item is done: stored, or lost with `lost`.
     fn finish_front(&self, lost: bool) {
+        self.room.notify_waiters();
         let mut s = self.state.lock().expect("queue lock");
         s.busy = false;
         if let Some(item) = s.items.pop_front() {
@@ -294,6 +298,21 @@ impl ObjectStore for UploadQueue {
             key: key.to_string(),
             reason: reason.to_string(),
         };
+        // A store that is up but slower than the stream holds the stream
+        // back (nothing is lost); only a store that is down makes objects
+        // spool (or, without a spool, be refused).
+        loop {
+            {
+                let s = self.state.lock().expect("queue lock");
+                if s.down || s.items.is_empty() || s.memory + size <= self.limits.memory {
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = self.room.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
         {
             let mut s = self.state.lock().expect("queue lock");
             // Only the newest version of a playlist matters: a waiting older
@@ -639,23 +658,54 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_slow_store_holds_the_stream_back_and_loses_nothing() {
+        let store = Arc::new(Flaky::default());
+        let q = Arc::new(UploadQueue::new(store.clone(), "ch1", limits(None, 250)).unwrap());
+        let worker = tokio::spawn({
+            let q = q.clone();
+            async move { q.run().await }
+        });
+        for i in 0..6 {
+            q.put(
+                &format!("s{i}.ts"),
+                Bytes::from(vec![0; 100]),
+                ObjectKind::Segment,
+            )
+            .await
+            .unwrap();
+        }
+        q.close();
+        worker.await.unwrap();
+        assert_eq!(keys(&store).len(), 6);
+        assert_eq!(q.counters().refused, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn without_a_spool_memory_is_bounded_and_refusals_are_counted() {
         let store = Arc::new(Flaky::default());
         store.down.store(true, Ordering::SeqCst);
-        let q = UploadQueue::new(store.clone(), "ch1", limits(None, 250)).unwrap();
-        q.put("a.ts", Bytes::from(vec![0; 100]), ObjectKind::Segment)
-            .await
-            .unwrap();
-        q.put("b.ts", Bytes::from(vec![0; 100]), ObjectKind::Segment)
-            .await
-            .unwrap();
-        assert!(q
-            .put("c.ts", Bytes::from(vec![0; 100]), ObjectKind::Segment)
-            .await
-            .is_err());
+        let q = Arc::new(UploadQueue::new(store.clone(), "ch1", limits(None, 250)).unwrap());
+        let worker = tokio::spawn({
+            let q = q.clone();
+            async move { q.run().await }
+        });
+        let put = |k: &'static str| {
+            let q = q.clone();
+            async move {
+                q.put(k, Bytes::from(vec![0; 100]), ObjectKind::Segment)
+                    .await
+            }
+        };
+        put("a.ts").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await; // the first attempt fails
+        put("b.ts").await.unwrap();
+        assert!(
+            put("c.ts").await.is_err(),
+            "the store is down: no room, no spool"
+        );
         assert_eq!(q.counters().refused, 1);
         q.close();
-        q.run().await;
+        worker.await.unwrap();
         assert_eq!(
             q.counters().refused,
             3,
