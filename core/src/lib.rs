@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod playlist;
 pub mod segment;
+pub mod serve;
 pub mod storage;
 pub mod ts;
 pub mod urls;

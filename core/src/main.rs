@@ -57,6 +57,18 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Serve an archive over HTTP: the live window, any hour, any range.
+    ///
+    /// GET /streams/NAME/live.m3u8, /streams/NAME/YYYY/MM/DD/HH/index.m3u8,
+    /// /streams/NAME/archive.m3u8?start=RFC3339&end=RFC3339 (or
+    /// duration=1h), segments with byte ranges (or, for S3, redirects to
+    /// fresh presigned URLs), and /healthz. Listens on [serve] listen
+    /// (default 127.0.0.1:8080). `run` serves too when [serve] is present.
+    Serve {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Sign an hour again: a fresh index.signed.m3u8 with presigned segment
     /// URLs, and the new presigned URL of that playlist on standard output.
     ///
@@ -90,6 +102,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Serve { config } => serve(&config),
         Command::Sign {
             config,
             stream,
@@ -149,6 +162,39 @@ fn check(path: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprint!("{e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(path: &std::path::Path) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listen = config.serve.as_ref().map_or_else(
+        || std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+        |s| s.listen,
+    );
+    let served = (|| -> anyhow::Result<()> {
+        let store = engine::open_store(&config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            hlsvault::serve::serve(listener, store, &config).await?;
+            Ok(())
+        })
+    })();
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hlsvault serve: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -25,6 +25,21 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// How often each stream's figures are logged while running.
     pub stats_interval: Duration,
+    /// Playback over HTTP (`hlsvault serve`, and `run` when present).
+    pub serve: Option<ServeConfig>,
+}
+
+/// The `[serve]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
 /// Default of `stats_interval`.
@@ -385,6 +400,8 @@ struct TopLevel {
     streams: Vec<Value>,
     #[serde(default, deserialize_with = "opt_duration")]
     stats_interval: Option<Duration>,
+    #[serde(default)]
+    serve: Option<Value>,
 }
 
 /// Collects problems while the configuration is read.
@@ -529,6 +546,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             );
         }
     }
+    let serve = top
+        .serve
+        .as_ref()
+        .and_then(|v| problems.parse::<ServeConfig>("serve", v));
     let stats_interval = top.stats_interval.unwrap_or(DEFAULT_STATS_INTERVAL);
     if stats_interval < Duration::from_secs(1) {
         problems.add("stats_interval", "must be at least 1s");
@@ -539,6 +560,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             storage,
             streams,
             stats_interval,
+            serve,
         }),
         _ => Err(ConfigErrors {
             file: path.to_path_buf(),

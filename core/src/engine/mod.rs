@@ -125,7 +125,8 @@ fn probe(src: &SourceConfig) -> Result<(), (&'static str, CaptureError)> {
     }
 }
 
-fn build_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
+/// The store the config names.
+pub fn open_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
     Ok(match config.storage.backend {
         Backend::Fs => Arc::new(FsStore::new(&config.storage.root)),
         Backend::S3 => Arc::new(S3Store::new(&config.storage)?),
@@ -190,7 +191,16 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         .build()?;
     let stop = Arc::new(AtomicBool::new(false));
     runtime.spawn(stop_on_signal(stop.clone()));
-    let store = build_store(config)?;
+    let store = open_store(config)?;
+    if let Some(serve) = &config.serve {
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(serve.listen))?;
+        let (store, config) = (store.clone(), config.clone());
+        runtime.spawn(async move {
+            if let Err(e) = crate::serve::serve(listener, store, &config).await {
+                tracing::error!(error = %e, "playback server failed");
+            }
+        });
+    }
     tracing::info!(
         store = store.describe(),
         streams = config.streams.len(),
@@ -331,7 +341,7 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
     let at = humantime::parse_rfc3339(&format!("{label}:00:00Z"))
         .with_context(|| format!("\"{label}\" is not an hour: write it as YYYY-MM-DDTHH (UTC)"))?;
     let hour = crate::segment::hour_of(at);
-    let store = build_store(config)?;
+    let store = open_store(config)?;
     let layout = crate::playlist::Layout::new(stream);
     let urls = Urls::Presigned {
         expiry: config.storage.url_expiry,

@@ -1,0 +1,273 @@
+//! Playback over HTTP: the live window, any hour, and any time range as a
+//! playlist, with segments served from the store (byte ranges for a local
+//! directory; a redirect to a freshly presigned URL for S3, so a playlist
+//! fetched today plays however old its hours are).
+
+mod range;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+
+pub use range::{range_playlist, MAX_RANGE};
+
+use crate::config::{Backend, Config};
+use crate::playlist::Layout;
+use crate::segment::hour_of;
+use crate::storage::{ObjectKind, ObjectStore, StoreError};
+
+#[derive(Clone)]
+struct Served {
+    store: Arc<dyn ObjectStore>,
+    streams: Arc<Vec<String>>,
+    /// Segments are redirects to presigned URLs valid this long (S3).
+    presign: Option<Duration>,
+}
+
+/// Serves `config`'s archive on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn ObjectStore>,
+    config: &Config,
+) -> std::io::Result<()> {
+    let state = Served {
+        store,
+        streams: Arc::new(config.streams.iter().map(|s| s.name.clone()).collect()),
+        presign: (config.storage.backend == Backend::S3).then_some(config.storage.url_expiry),
+    };
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/streams/{name}/live.m3u8", get(live))
+        .route("/streams/{name}/archive.m3u8", get(archive))
+        .route("/streams/{name}/{*path}", get(object))
+        .with_state(state);
+    tracing::info!(address = %listener.local_addr()?, "serving playback");
+    axum::serve(listener, app).await
+}
+
+/// A plain-text error response.
+fn fail(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, format!("{}\n", message.into())).into_response()
+}
+
+fn unknown(name: &str) -> Response {
+    fail(StatusCode::NOT_FOUND, format!("no stream named \"{name}\""))
+}
+
+fn store_failed(e: StoreError) -> Response {
+    tracing::warn!(error = %e, "store read failed while serving");
+    fail(StatusCode::BAD_GATEWAY, format!("the store failed: {e}"))
+}
+
+const NO_CACHE: &str = "no-cache";
+
+fn body(content: Bytes, kind: ObjectKind, cache: &'static str) -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(kind.content_type()),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    (h, content).into_response()
+}
+
+impl Served {
+    fn known(&self, name: &str) -> Option<Layout> {
+        self.streams
+            .iter()
+            .any(|s| s == name)
+            .then(|| Layout::new(name))
+    }
+}
+
+async fn live(State(s): State<Served>, Path(name): Path<String>) -> Response {
+    let Some(layout) = s.known(&name) else {
+        return unknown(&name);
+    };
+    match s.store.get(&layout.live_key()).await {
+        Ok(Some(text)) => body(text, ObjectKind::OpenPlaylist, NO_CACHE),
+        Ok(None) => fail(
+            StatusCode::NOT_FOUND,
+            format!("{name} has no live playlist yet"),
+        ),
+        Err(e) => store_failed(e),
+    }
+}
+
+/// `archive.m3u8` query: `start`, and `end` or `duration`.
+#[derive(serde::Deserialize)]
+struct RangeQuery {
+    start: Option<String>,
+    end: Option<String>,
+    duration: Option<String>,
+}
+
+fn parse_range(q: &RangeQuery) -> Result<(SystemTime, SystemTime), String> {
+    let time = |key: &str, v: &str| {
+        humantime::parse_rfc3339_weak(v)
+            .map_err(|e| format!("{key}={v} is not an RFC 3339 time ({e})"))
+    };
+    let start = time(
+        "start",
+        q.start.as_deref().ok_or("start= is required (RFC 3339)")?,
+    )?;
+    let end = match (&q.end, &q.duration) {
+        (Some(e), None) => time("end", e)?,
+        (None, Some(d)) => {
+            start
+                + humantime::parse_duration(d)
+                    .map_err(|e| format!("duration={d} is not a duration ({e})"))?
+        }
+        _ => return Err("give end= (RFC 3339) or duration= (e.g. 1h), not both".into()),
+    };
+    if end <= start {
+        return Err("the range ends before it starts".into());
+    }
+    if end.duration_since(start).unwrap_or_default() > MAX_RANGE {
+        return Err(format!(
+            "the range is longer than {}",
+            humantime::format_duration(MAX_RANGE)
+        ));
+    }
+    Ok((start, end))
+}
+
+async fn archive(
+    State(s): State<Served>,
+    Path(name): Path<String>,
+    Query(q): Query<RangeQuery>,
+) -> Response {
+    let Some(layout) = s.known(&name) else {
+        return unknown(&name);
+    };
+    let (start, end) = match parse_range(&q) {
+        Ok(r) => r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
+    };
+    match range_playlist(s.store.as_ref(), &layout, start, end).await {
+        Ok(Some(p)) => {
+            // Ranges inside closed hours do not change any more.
+            let closed = hour_of(end) < hour_of(SystemTime::now());
+            let cache = if closed {
+                "public, max-age=86400"
+            } else {
+                NO_CACHE
+            };
+            body(Bytes::from(p.render()), ObjectKind::OpenPlaylist, cache)
+        }
+        Ok(None) => fail(
+            StatusCode::NOT_FOUND,
+            format!(
+                "nothing of {name} is archived between {} and {}",
+                humantime::format_rfc3339(start),
+                humantime::format_rfc3339(end)
+            ),
+        ),
+        Err(e) => store_failed(e),
+    }
+}
+
+async fn object(
+    State(s): State<Served>,
+    Path((name, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if s.known(&name).is_none() {
+        return unknown(&name);
+    }
+    let key = format!("{name}/{path}");
+    if path.ends_with(".ts") {
+        if let Some(expiry) = s.presign {
+            return match s.store.presign_get(&key, expiry).await {
+                Ok(url) => match HeaderValue::from_str(&url) {
+                    Ok(v) => {
+                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, v)]).into_response()
+                    }
+                    Err(_) => fail(
+                        StatusCode::BAD_GATEWAY,
+                        "the presigned URL is not a header value",
+                    ),
+                },
+                Err(e) => store_failed(e),
+            };
+        }
+    } else if !path.ends_with(".m3u8") {
+        return fail(
+            StatusCode::NOT_FOUND,
+            "only playlists and segments are served",
+        );
+    }
+    let content = match s.store.get(&key).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return fail(StatusCode::NOT_FOUND, format!("no {path} in {name}")),
+        Err(StoreError::InvalidKey { .. }) => {
+            return fail(StatusCode::BAD_REQUEST, "not an archive path")
+        }
+        Err(e) => return store_failed(e),
+    };
+    if path.ends_with(".m3u8") {
+        let closed = content.windows(14).any(|w| w == b"#EXT-X-ENDLIST");
+        let (kind, cache) = match closed {
+            true => (
+                ObjectKind::ClosedPlaylist,
+                ObjectKind::ClosedPlaylist.cache_control(),
+            ),
+            false => (ObjectKind::OpenPlaylist, NO_CACHE),
+        };
+        return body(content, kind, cache);
+    }
+    segment(content, headers.get(header::RANGE))
+}
+
+/// A segment, whole or the byte range asked for (one range, RFC 9110).
+fn segment(content: Bytes, range: Option<&HeaderValue>) -> Response {
+    let len = content.len() as u64;
+    let whole = || {
+        let mut r = body(
+            content.clone(),
+            ObjectKind::Segment,
+            ObjectKind::Segment.cache_control(),
+        );
+        r.headers_mut()
+            .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        r
+    };
+    let Some(spec) = range
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+    else {
+        return whole();
+    };
+    let Some((a, b)) = spec.split_once('-') else {
+        return whole();
+    };
+    let (first, last) = match (a.trim().parse::<u64>().ok(), b.trim().parse::<u64>().ok()) {
+        (Some(a), Some(b)) => (a, b.min(len.saturating_sub(1))),
+        (Some(a), None) if b.trim().is_empty() => (a, len.saturating_sub(1)),
+        (None, Some(n)) if a.trim().is_empty() => (len.saturating_sub(n), len.saturating_sub(1)),
+        _ => return whole(),
+    };
+    if len == 0 || first > last || first >= len {
+        let mut r = fail(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+            r.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+        return r;
+    }
+    let mut r = body(
+        content.slice(first as usize..=last as usize),
+        ObjectKind::Segment,
+        ObjectKind::Segment.cache_control(),
+    );
+    *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}")) {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    r
+}

@@ -1,0 +1,215 @@
+//! Playback over HTTP: an archive made from a capture that crosses an
+//! hour, served by `hlsvault serve`, fetched with curl and played with
+//! ffprobe/ffmpeg.
+
+use std::net::{SocketAddrV4, TcpListener};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use hlsvault_testkit::{decode_errors, make_ts, output_shown, write_pcap, StreamSpec, Wrap};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// (status, headers, body) of a GET, with extra curl arguments.
+fn get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    let out = Command::new("curl")
+        .args(["-s", "-D", head.to_str().unwrap()])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let headers = std::fs::read_to_string(&head)
+        .unwrap_or_default()
+        .to_lowercase();
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, headers, out.stdout)
+}
+
+#[test]
+fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ts = d.join("a.ts");
+    make_ts(&ts, &StreamSpec::default()).unwrap();
+    let pcap = d.join("a.pcap");
+    let start = humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap();
+    write_pcap(
+        &pcap,
+        start,
+        &[Wrap::new(
+            &ts,
+            SocketAddrV4::new([239, 10, 0, 1].into(), 5000),
+        )],
+        false,
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let archive = d.join("archive");
+    let config = d.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
+            archive.display(),
+            pcap.display()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_hlsvault");
+    assert!(
+        output_shown(Command::new(bin).args(["run", "--config", config.to_str().unwrap()]))
+            .status
+            .success()
+    );
+
+    let _server = Server(
+        Command::new(bin)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let until = Instant::now() + Duration::from_secs(20);
+    while get(&format!("{base}/healthz"), &[]).0 != 200 {
+        assert!(Instant::now() < until, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Ten seconds across 10:00 UTC.
+    let url = format!("{base}/streams/ch1/archive.m3u8?start=2026-11-21T09:59:55Z&duration=10s");
+    let (status, headers, body) = get(&url, &[]);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        headers.contains("content-type: application/vnd.apple.mpegurl"),
+        "{headers}"
+    );
+    assert!(
+        text.contains("#EXT-X-PROGRAM-DATE-TIME:") && text.ends_with("#EXT-X-ENDLIST\n"),
+        "{text}"
+    );
+    let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        uris.iter().any(|u| u.starts_with("2026/11/21/09/")),
+        "{text}"
+    );
+    assert!(
+        uris.iter().any(|u| u.starts_with("2026/11/21/10/")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("#EXT-X-DISCONTINUITY"),
+        "a clean stream is contiguous: {text}"
+    );
+    let listed: f64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|v| v.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+    assert!(listed >= 10.0, "the range is covered: {listed} s");
+
+    // It plays end to end.
+    assert_eq!(decode_errors(&url).unwrap().trim(), "");
+    let probed = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let secs: f64 = String::from_utf8_lossy(&probed.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (secs - listed).abs() < 0.1,
+        "plays {secs} s of {listed} s listed"
+    );
+
+    // Segments: whole, or the byte range asked for.
+    let seg_url = format!("{base}/streams/ch1/{}", uris[0]);
+    let file = std::fs::read(archive.join("ch1").join(uris[0])).unwrap();
+    let (status, headers, whole) = get(&seg_url, &[]);
+    assert_eq!((status, whole.len()), (200, file.len()));
+    assert!(
+        headers.contains("content-type: video/mp2t") && headers.contains("accept-ranges: bytes"),
+        "{headers}"
+    );
+    let (status, headers, part) = get(&seg_url, &["-r", "188-375"]);
+    assert_eq!(status, 206);
+    assert_eq!(part, file[188..376]);
+    assert!(
+        headers.contains(&format!("content-range: bytes 188-375/{}", file.len())),
+        "{headers}"
+    );
+    assert_eq!(
+        get(&seg_url, &["-r", &format!("{}-", file.len() + 10)]).0,
+        416
+    );
+
+    // The live window and an hour.
+    let (status, headers, _) = get(&format!("{base}/streams/ch1/live.m3u8"), &[]);
+    assert!(
+        status == 200 && headers.contains("cache-control: no-cache"),
+        "{headers}"
+    );
+    let (status, headers, _) = get(&format!("{base}/streams/ch1/2026/11/21/09/index.m3u8"), &[]);
+    assert!(
+        status == 200 && headers.contains("max-age=31536000"),
+        "a closed hour keeps: {headers}"
+    );
+
+    // Bad requests say what is wrong.
+    let (status, _, body) = get(
+        &format!(
+            "{base}/streams/ch1/archive.m3u8?start=2026-11-21T10:00:00Z&end=2026-11-21T09:00:00Z"
+        ),
+        &[],
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "the range ends before it starts\n"
+    );
+    let (status, _, body) = get(
+        &format!("{base}/streams/ch1/archive.m3u8?start=2026-01-01T00:00:00Z&duration=1h"),
+        &[],
+    );
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).starts_with("nothing of ch1 is archived between"));
+    assert_eq!(
+        get(
+            &format!("{base}/streams/ch1/archive.m3u8?start=yesterday&duration=1h"),
+            &[]
+        )
+        .0,
+        400
+    );
+    assert_eq!(get(&format!("{base}/streams/nope/live.m3u8"), &[]).0, 404);
+    assert_eq!(
+        get(&format!("{base}/streams/ch1/../../etc/passwd.m3u8"), &[]).0 / 100,
+        4
+    );
+}
