@@ -10,7 +10,9 @@ use std::time::SystemTime;
 use futures_util::StreamExt;
 use hlsvault_testkit::archive::{check_timeline, hour_playlists};
 use hlsvault_testkit::garage::Garage;
-use hlsvault_testkit::{decode_errors, make_ts, output_shown, write_pcap, StreamSpec, Wrap};
+use hlsvault_testkit::{
+    decode_errors, make_ts, output_shown, write_pcap, KillOnDrop, StreamSpec, Wrap,
+};
 use minio::s3::creds::StaticProvider;
 use minio::s3::http::BaseUrl;
 use minio::s3::types::{Region, S3Api, ToStream};
@@ -690,4 +692,80 @@ fn a_store_that_is_down_at_start_is_waited_for() {
     let media: f64 = entries.iter().map(|e| e.extinf).sum();
     assert!(media > 15.0, "the whole capture: {media} s");
     check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
+    let g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = capture(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = storage(
+        &g,
+        "archive",
+        &g.secret_key,
+        &format!("url_expiry = \"1h\"\n[serve]\nlisten = \"127.0.0.1:{port}\""),
+    );
+    let config = write_config(dir.path(), "serve.toml", &s, &pcap);
+    assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
+        .status
+        .success());
+    let _server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(&format!("{base}/healthz")) != "200" {
+        assert!(
+            std::time::Instant::now() < until,
+            "the server did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let url = format!("{base}/streams/ch1/archive.m3u8?start=2026-11-21T09:59:50Z&duration=20s");
+    let text = fetch(&url);
+    // The segments are URLs signed just now, straight to the bucket.
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let date = format!("X-Amz-Date={}{}{}T", &now[0..4], &now[5..7], &now[8..10]);
+    let segments: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(segments.len() >= 4, "{text}");
+    for s in &segments {
+        assert!(
+            s.starts_with(&g.endpoint) && s.contains("X-Amz-Expires=3600") && s.contains(&date),
+            "{s}"
+        );
+    }
+    assert_eq!(status(segments[0]), "200");
+    // A segment path of an hour playlist redirects to such a URL.
+    let hour = fetch(&format!("{base}/streams/ch1/2026/11/21/10/index.m3u8"));
+    let first = hour.lines().find(|l| !l.starts_with('#')).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .arg(format!("{base}/streams/ch1/2026/11/21/10/{first}"))
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, location) = answer.split_once(' ').unwrap();
+    assert_eq!(code, "307", "{answer}");
+    assert!(
+        location.contains("X-Amz-Signature=") && location.contains(&date),
+        "{location}"
+    );
+    assert_eq!(status(location), "200");
+    // And the range plays end to end.
+    let errors = decode_errors(&url).unwrap();
+    assert!(errors.trim().is_empty(), "{errors}");
 }

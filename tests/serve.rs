@@ -3,19 +3,12 @@
 //! ffprobe/ffmpeg.
 
 use std::net::{SocketAddrV4, TcpListener};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hlsvault_testkit::{decode_errors, make_ts, output_shown, write_pcap, StreamSpec, Wrap};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use hlsvault_testkit::{
+    decode_errors, make_ts, output_shown, write_pcap, KillOnDrop, StreamSpec, Wrap,
+};
 
 /// (status, headers, body) of a GET, with extra curl arguments.
 fn get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
@@ -79,7 +72,7 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
             .success()
     );
 
-    let _server = Server(
+    let _server = KillOnDrop(
         Command::new(bin)
             .args(["serve", "--config", config.to_str().unwrap()])
             .spawn()

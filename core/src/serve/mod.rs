@@ -1,7 +1,8 @@
 //! Playback over HTTP: the live window, any hour, and any time range as a
 //! playlist, with segments served from the store (byte ranges for a local
-//! directory; a redirect to a freshly presigned URL for S3, so a playlist
-//! fetched today plays however old its hours are).
+//! directory). From S3, range playlists list freshly presigned segment
+//! URLs and segment paths redirect to them, so a playlist fetched today
+//! plays however old its hours are.
 
 mod range;
 
@@ -151,7 +152,21 @@ async fn archive(
         Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
     match range_playlist(s.store.as_ref(), &layout, start, end).await {
-        Ok(Some(p)) => {
+        Ok(Some(mut p)) => {
+            // From S3, the segments are freshly presigned URLs: a player
+            // goes straight to the bucket.
+            if let Some(expiry) = s.presign {
+                for e in p.entries_mut() {
+                    match s
+                        .store
+                        .presign_get(&format!("{name}/{}", e.uri), expiry)
+                        .await
+                    {
+                        Ok(url) => e.uri = url,
+                        Err(e) => return store_failed(e),
+                    }
+                }
+            }
             // Ranges inside closed hours do not change any more.
             let closed = hour_of(end) < hour_of(SystemTime::now());
             let cache = if closed {

@@ -139,6 +139,16 @@ pub fn output_shown(cmd: &mut Command) -> std::process::Output {
     out
 }
 
+/// A child process killed when the test ends, however it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// How a TS file is sent onto the (recorded) network.
 #[derive(Debug, Clone)]
 pub struct Wrap {
