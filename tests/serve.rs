@@ -31,10 +31,9 @@ fn get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
     (status, headers, out.stdout)
 }
 
-#[test]
-fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Archives 20 s of H.264 + AAC that cross 10:00 UTC into `d/archive`
+/// and serves it with `serve_keys` in `[serve]`; returns the base URL.
+fn archived_and_served(d: &std::path::Path, serve_keys: &str) -> (String, KillOnDrop) {
     let ts = d.join("a.ts");
     make_ts(&ts, &StreamSpec::default()).unwrap();
     let pcap = d.join("a.pcap");
@@ -54,13 +53,12 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
         .local_addr()
         .unwrap()
         .port();
-    let archive = d.join("archive");
     let config = d.join("serve.toml");
     std::fs::write(
         &config,
         format!(
-            "[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
-            archive.display(),
+            "[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\n{serve_keys}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
+            d.join("archive").display(),
             pcap.display()
         ),
     )
@@ -71,8 +69,7 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
             .status
             .success()
     );
-
-    let _server = KillOnDrop(
+    let server = KillOnDrop(
         Command::new(bin)
             .args(["serve", "--config", config.to_str().unwrap()])
             .spawn()
@@ -84,6 +81,15 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
         assert!(Instant::now() < until, "the server did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (base, server)
+}
+
+#[test]
+fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let archive = d.join("archive");
+    let (base, _server) = archived_and_served(d, "");
 
     // Ten seconds across 10:00 UTC.
     let url = format!("{base}/streams/ch1/archive.m3u8?start=2026-11-21T09:59:55Z&duration=10s");
@@ -205,4 +211,31 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
         get(&format!("{base}/streams/ch1/../../etc/passwd.m3u8"), &[]).0 / 100,
         4
     );
+}
+
+#[test]
+fn tokens_guard_playback_and_travel_with_the_playlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _server) = archived_and_served(dir.path(), "tokens = [\"t0k3n/x\"]");
+    let url = format!("{base}/streams/ch1/archive.m3u8?start=2026-11-21T09:59:55Z&duration=10s");
+    assert_eq!(
+        get(&format!("{base}/healthz"), &[]).0,
+        200,
+        "liveness stays open"
+    );
+    assert_eq!(get(&url, &[]).0, 401);
+    assert_eq!(get(&url, &["-H", "Authorization: Bearer wrong"]).0, 401);
+    assert_eq!(get(&url, &["-H", "Authorization: Bearer t0k3n/x"]).0, 200);
+    let with_token = format!("{url}&token=t0k3n%2Fx");
+    let (status, _, body) = get(&with_token, &[]);
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    for uri in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(uri.ends_with("?token=t0k3n%2Fx"), "{uri}");
+    }
+    // A player given only the URL plays it all.
+    assert_eq!(decode_errors(&with_token).unwrap().trim(), "");
+    // Many failures from one client are refused harder.
+    let statuses: Vec<u16> = (0..12).map(|_| get(&url, &[]).0).collect();
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }

@@ -36,6 +36,26 @@ pub struct ServeConfig {
     /// Address and port to listen on.
     #[serde(default = "default_listen")]
     pub listen: std::net::SocketAddr,
+    /// Bearer tokens the playback endpoints require (none: open); also
+    /// from `HLSVAULT_SERVE_TOKENS`, comma-separated.
+    #[serde(default)]
+    pub tokens: Vec<Secret>,
+}
+
+impl ServeConfig {
+    /// The tokens from the file and the environment.
+    pub fn tokens(&self) -> Vec<Secret> {
+        let mut all = self.tokens.clone();
+        if let Ok(v) = std::env::var("HLSVAULT_SERVE_TOKENS") {
+            all.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| Secret(t.to_string())),
+            );
+        }
+        all
+    }
 }
 
 fn default_listen() -> std::net::SocketAddr {

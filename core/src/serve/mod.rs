@@ -4,6 +4,7 @@
 //! URLs and segment paths redirect to them, so a playlist fetched today
 //! plays however old its hours are.
 
+mod auth;
 mod range;
 
 use std::sync::Arc;
@@ -42,14 +43,27 @@ pub async fn serve(
         streams: Arc::new(config.streams.iter().map(|s| s.name.clone()).collect()),
         presign: (config.storage.backend == Backend::S3).then_some(config.storage.url_expiry),
     };
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+    let tokens = config
+        .serve
+        .as_ref()
+        .map(|s| s.tokens())
+        .unwrap_or_default();
+    let gate = Arc::new(auth::Gate::new(tokens));
+    let playback = Router::new()
         .route("/streams/{name}/live.m3u8", get(live))
         .route("/streams/{name}/archive.m3u8", get(archive))
         .route("/streams/{name}/{*path}", get(object))
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(gate, auth::require));
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(playback);
     tracing::info!(address = %listener.local_addr()?, "serving playback");
-    axum::serve(listener, app).await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
 }
 
 /// A plain-text error response.
