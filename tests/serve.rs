@@ -180,6 +180,24 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
         "a closed hour keeps: {headers}"
     );
 
+    // What the store says of each stream: this capture has ended.
+    let (status, headers, body) = get(&format!("{base}/streams"), &[]);
+    assert!(
+        status == 200 && headers.contains("application/json"),
+        "{headers}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v[0]["name"], "ch1");
+    assert_eq!(v[0]["state"], "stopped");
+    assert!(
+        v[0]["last_segment_end"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-21T10:00:"),
+        "{v}"
+    );
+    assert_eq!(get(&format!("{base}/readyz"), &[]).0, 200);
+
     // Bad requests say what is wrong.
     let (status, _, body) = get(
         &format!(
@@ -216,7 +234,10 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
 #[test]
 fn tokens_guard_playback_and_travel_with_the_playlist() {
     let dir = tempfile::tempdir().unwrap();
-    let (base, _server) = archived_and_served(dir.path(), "tokens = [\"t0k3n/x\"]");
+    let (base, _server) = archived_and_served(
+        dir.path(),
+        "tokens = [\"t0k3n/x\"]\ncors_origins = [\"https://player.example\"]",
+    );
     let url = format!("{base}/streams/ch1/archive.m3u8?start=2026-11-21T09:59:55Z&duration=10s");
     assert_eq!(
         get(&format!("{base}/healthz"), &[]).0,
@@ -235,6 +256,36 @@ fn tokens_guard_playback_and_travel_with_the_playlist() {
     }
     // A player given only the URL plays it all.
     assert_eq!(decode_errors(&with_token).unwrap().trim(), "");
+    // A browser on the allowed origin may ask (preflight) and read.
+    let preflight = [
+        "-X",
+        "OPTIONS",
+        "-H",
+        "Origin: https://player.example",
+        "-H",
+        "Access-Control-Request-Method: GET",
+        "-H",
+        "Access-Control-Request-Headers: authorization,range",
+    ];
+    let (status, headers, _) = get(&url, &preflight);
+    assert_eq!(status, 200, "{headers}");
+    assert!(
+        headers.contains("access-control-allow-origin: https://player.example"),
+        "{headers}"
+    );
+    let (_, headers, _) = get(
+        &url,
+        &[
+            "-H",
+            "Origin: https://elsewhere.example",
+            "-H",
+            "Authorization: Bearer t0k3n/x",
+        ],
+    );
+    assert!(
+        !headers.contains("access-control-allow-origin"),
+        "{headers}"
+    );
     // Many failures from one client are refused harder.
     let statuses: Vec<u16> = (0..12).map(|_| get(&url, &[]).0).collect();
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");

@@ -40,6 +40,9 @@ pub struct ServeConfig {
     /// from `HLSVAULT_SERVE_TOKENS`, comma-separated.
     #[serde(default)]
     pub tokens: Vec<Secret>,
+    /// Origins browsers may play from (`"*"`: any).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 impl ServeConfig {

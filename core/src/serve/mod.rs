@@ -43,6 +43,16 @@ pub async fn serve(
         streams: Arc::new(config.streams.iter().map(|s| s.name.clone()).collect()),
         presign: (config.storage.backend == Backend::S3).then_some(config.storage.url_expiry),
     };
+    let status = Status {
+        store: state.store.clone(),
+        streams: Arc::new(
+            config
+                .streams
+                .iter()
+                .map(|s| (s.name.clone(), s.stall_timeout))
+                .collect(),
+        ),
+    };
     let tokens = config
         .serve
         .as_ref()
@@ -55,15 +65,124 @@ pub async fn serve(
         .route("/streams/{name}/{*path}", get(object))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(gate, auth::require));
+    let status = Router::new()
+        .route("/streams", get(streams))
+        .route("/readyz", get(readyz))
+        .with_state(status);
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .merge(playback);
+        .merge(status)
+        .merge(playback)
+        .layer(cors(
+            config
+                .serve
+                .as_ref()
+                .map(|s| s.cors_origins.as_slice())
+                .unwrap_or_default(),
+        ));
     tracing::info!(address = %listener.local_addr()?, "serving playback");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .await
+}
+
+/// Browsers may fetch from the configured origins (GET, with the
+/// headers a player sends).
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([axum::http::Method::GET])
+        .allow_headers([header::AUTHORIZATION, header::RANGE])
+        .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE])
+}
+
+#[derive(Clone)]
+struct Status {
+    store: Arc<dyn ObjectStore>,
+    /// Each stream and its stall timeout.
+    streams: Arc<Vec<(String, Duration)>>,
+}
+
+/// What the store says of a stream's recording.
+#[derive(serde::Serialize)]
+struct StreamState {
+    name: String,
+    /// receiving, stalled or stopped.
+    state: &'static str,
+    /// Program date time of the newest segment's end, RFC 3339.
+    last_segment_end: Option<String>,
+    /// Seconds since then.
+    age_seconds: Option<f64>,
+}
+
+async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
+    let mut out = Vec::new();
+    for (name, stall) in s.streams.iter() {
+        let live = s.store.get(&Layout::new(name).live_key()).await?;
+        let parsed = live.and_then(|t| {
+            crate::playlist::Playlist::parse(
+                crate::playlist::Kind::Window(usize::MAX),
+                &String::from_utf8_lossy(&t),
+            )
+            .ok()
+        });
+        let last = parsed.as_ref().and_then(|p| p.last().map(|e| e.end()));
+        let age = last.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        let state = match (&parsed, age) {
+            (Some(p), Some(a)) if !p.is_ended() => match a <= *stall + Duration::from_secs(60) {
+                true => "receiving",
+                false => "stalled",
+            },
+            _ => "stopped",
+        };
+        out.push(StreamState {
+            name: name.clone(),
+            state,
+            last_segment_end: last.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            age_seconds: age.map(|a| a.as_secs_f64()),
+        });
+    }
+    Ok(out)
+}
+
+/// `GET /streams`: every stream and its state, as JSON.
+async fn streams(State(s): State<Status>) -> Response {
+    match stream_states(&s).await {
+        Ok(states) => axum::Json(states).into_response(),
+        Err(e) => store_failed(e),
+    }
+}
+
+/// `GET /readyz`: the store answers and no stream is stalled.
+async fn readyz(State(s): State<Status>) -> Response {
+    match stream_states(&s).await {
+        Ok(states) => {
+            let stalled: Vec<&str> = states
+                .iter()
+                .filter(|s| s.state == "stalled")
+                .map(|s| s.name.as_str())
+                .collect();
+            match stalled.is_empty() {
+                true => "ready\n".into_response(),
+                false => fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("stalled: {}", stalled.join(", ")),
+                ),
+            }
+        }
+        Err(e) => fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store does not answer: {e}"),
+        ),
+    }
 }
 
 /// A plain-text error response.
