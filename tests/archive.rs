@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use hlsvault_testkit::archive::{
     check_timeline, hour_playlists, probe, Entry, Playlist, Probed, PTS_WRAP_SECS,
 };
-use hlsvault_testkit::{make_ts, output_shown, write_pcap, StreamSpec, Video, Wrap};
+use hlsvault_testkit::{capture, make_ts, output_shown, write_pcap, StreamSpec, Video, Wrap};
 
 /// Ten seconds before 10:00 UTC: every capture crosses an hour.
 fn start() -> SystemTime {
@@ -76,16 +76,7 @@ impl Case {
 
     /// A capture of `seconds` of H.264 + AAC to `dst(1)`, starting at `at`.
     fn capture(&self, name: &str, seconds: f64, at: SystemTime) -> PathBuf {
-        let ts = self.ts(
-            &format!("{name}.ts"),
-            &StreamSpec {
-                seconds,
-                ..StreamSpec::default()
-            },
-        );
-        let pcap = self.path(&format!("{name}.pcap"));
-        write_pcap(&pcap, at, &[Wrap::new(&ts, dst(1))], false).unwrap();
-        pcap
+        capture(self.dir.path(), name, seconds, at).unwrap()
     }
 
     fn run(&self, config: &Path) -> String {

@@ -2,7 +2,6 @@
 //! lands in the bucket, with which headers, whether it plays, and what
 //! `hlsvault check` says when the store is wrong.
 
-use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
@@ -10,9 +9,7 @@ use std::time::SystemTime;
 use futures_util::StreamExt;
 use hlsvault_testkit::archive::{check_timeline, hour_playlists};
 use hlsvault_testkit::garage::Garage;
-use hlsvault_testkit::{
-    decode_errors, make_ts, output_shown, write_pcap, KillOnDrop, StreamSpec, Wrap,
-};
+use hlsvault_testkit::{decode_errors, output_shown, write_pcap, KillOnDrop, Wrap, DST};
 use minio::s3::creds::StaticProvider;
 use minio::s3::http::BaseUrl;
 use minio::s3::types::{Region, S3Api, ToStream};
@@ -132,20 +129,8 @@ fn hlsvault(args: &[&str]) -> Output {
 
 /// A capture of 16 s of H.264 + AAC that crosses 10:00 UTC.
 fn capture(dir: &Path) -> PathBuf {
-    let ts = dir.join("a.ts");
-    make_ts(
-        &ts,
-        &StreamSpec {
-            seconds: 16.0,
-            ..StreamSpec::default()
-        },
-    )
-    .unwrap();
-    let pcap = dir.join("a.pcap");
-    let start: SystemTime = humantime::parse_rfc3339("2026-11-21T09:59:52Z").unwrap();
-    let dst = SocketAddrV4::new([239, 10, 0, 1].into(), 5000);
-    write_pcap(&pcap, start, &[Wrap::new(&ts, dst)], false).unwrap();
-    pcap
+    let start = humantime::parse_rfc3339("2026-11-21T09:59:52Z").unwrap();
+    hlsvault_testkit::capture(dir, "a", 16.0, start).unwrap()
 }
 
 #[test]
@@ -243,8 +228,7 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
     let ts = dir.path().join("a.ts");
     let later = dir.path().join("later.pcap");
     let at = humantime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
-    let dst = SocketAddrV4::new([239, 10, 0, 1].into(), 5000);
-    write_pcap(&later, at, &[Wrap::new(&ts, dst)], false).unwrap();
+    write_pcap(&later, at, &[Wrap::new(&ts, DST)], false).unwrap();
     let kept = storage(&g, "archive", &g.secret_key, "retention = \"1d\"");
     let config = write_config(dir.path(), "retention.toml", &kept, &later);
     assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
@@ -331,27 +315,8 @@ fn listed_with_times(g: &Garage, prefix: &str) -> Vec<(String, String)> {
 fn a_store_outage_of_30_seconds_loses_nothing() {
     let mut g = Garage::start("archive").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ts = dir.path().join("long.ts");
-    make_ts(
-        &ts,
-        &StreamSpec {
-            seconds: 44.0,
-            ..StreamSpec::default()
-        },
-    )
-    .unwrap();
-    let pcap = dir.path().join("long.pcap");
-    let start: SystemTime = humantime::parse_rfc3339("2026-11-21T09:59:52Z").unwrap();
-    write_pcap(
-        &pcap,
-        start,
-        &[Wrap::new(
-            &ts,
-            SocketAddrV4::new([239, 10, 0, 1].into(), 5000),
-        )],
-        false,
-    )
-    .unwrap();
+    let start = humantime::parse_rfc3339("2026-11-21T09:59:52Z").unwrap();
+    let pcap = hlsvault_testkit::capture(dir.path(), "long", 44.0, start).unwrap();
     let spool = dir.path().join("spool");
     let storage = storage(
         &g,

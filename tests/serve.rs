@@ -2,13 +2,11 @@
 //! hour, served by `hlsvault serve`, fetched with curl and played with
 //! ffprobe/ffmpeg.
 
-use std::net::{SocketAddrV4, TcpListener};
+use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hlsvault_testkit::{
-    decode_errors, make_ts, output_shown, write_pcap, KillOnDrop, StreamSpec, Wrap,
-};
+use hlsvault_testkit::{capture, decode_errors, output_shown, KillOnDrop};
 
 /// (status, headers, body) of a GET, with extra curl arguments.
 fn get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
@@ -34,20 +32,8 @@ fn get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
 /// Archives 20 s of H.264 + AAC that cross 10:00 UTC into `d/archive`
 /// and serves it with `serve_keys` in `[serve]`; returns the base URL.
 fn archived_and_served(d: &std::path::Path, serve_keys: &str) -> (String, KillOnDrop) {
-    let ts = d.join("a.ts");
-    make_ts(&ts, &StreamSpec::default()).unwrap();
-    let pcap = d.join("a.pcap");
     let start = humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap();
-    write_pcap(
-        &pcap,
-        start,
-        &[Wrap::new(
-            &ts,
-            SocketAddrV4::new([239, 10, 0, 1].into(), 5000),
-        )],
-        false,
-    )
-    .unwrap();
+    let pcap = capture(d, "a", 20.0, start).unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

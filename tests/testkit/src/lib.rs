@@ -139,6 +139,26 @@ pub fn output_shown(cmd: &mut Command) -> std::process::Output {
     out
 }
 
+/// The group and port the tests' single-stream captures are sent to.
+pub const DST: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(239, 10, 0, 1), 5000);
+
+/// A capture of `seconds` of H.264 + AAC (the default [`StreamSpec`]) sent
+/// to [`DST`] from `start`: `dir/NAME.ts` made by ffmpeg, wrapped into
+/// `dir/NAME.pcap`, whose path is returned.
+pub fn capture(dir: &Path, name: &str, seconds: f64, start: SystemTime) -> Result<PathBuf> {
+    let ts = dir.join(format!("{name}.ts"));
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds,
+            ..StreamSpec::default()
+        },
+    )?;
+    let pcap = dir.join(format!("{name}.pcap"));
+    write_pcap(&pcap, start, &[Wrap::new(&ts, DST)], false)?;
+    Ok(pcap)
+}
+
 /// A child process killed when the test ends, however it ends.
 pub struct KillOnDrop(pub std::process::Child);
 
