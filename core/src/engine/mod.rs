@@ -559,11 +559,7 @@ async fn publish(
         Ok(q) => Arc::new(q),
         Err(e) => {
             tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
-            stats.fail();
-            while rx.recv().await.is_some() {
-                stats.lost_segment();
-            }
-            return;
+            return lose_all(&mut rx, &stats).await;
         }
     };
     let uploads = tokio::spawn({
@@ -577,6 +573,14 @@ async fn publish(
         stats.fail();
     }
     stats.queue(queue.counters());
+}
+
+/// The stream has failed: every segment still coming is counted lost.
+async fn lose_all(rx: &mut tokio::sync::mpsc::Receiver<Segment>, stats: &StreamStats) {
+    stats.fail();
+    while rx.recv().await.is_some() {
+        stats.lost_segment();
+    }
 }
 
 async fn archive(
@@ -601,11 +605,7 @@ async fn archive(
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot open the stream's archive; its segments are lost");
-                stats.fail();
-                while rx.recv().await.is_some() {
-                    stats.lost_segment();
-                }
-                return;
+                return lose_all(rx, stats).await;
             }
         }
     };
