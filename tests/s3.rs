@@ -9,7 +9,9 @@ use std::time::SystemTime;
 use futures_util::StreamExt;
 use hlsvault_testkit::archive::{check_timeline, hour_playlists};
 use hlsvault_testkit::garage::Garage;
-use hlsvault_testkit::{decode_errors, output_shown, write_pcap, KillOnDrop, Wrap, DST};
+use hlsvault_testkit::{
+    decode_errors, output_shown, probe_duration, write_pcap, KillOnDrop, Wrap, DST,
+};
 use minio::s3::creds::StaticProvider;
 use minio::s3::http::BaseUrl;
 use minio::s3::types::{Region, S3Api, ToStream};
@@ -133,11 +135,18 @@ fn capture(dir: &Path) -> PathBuf {
     hlsvault_testkit::capture(dir, "a", 16.0, start).unwrap()
 }
 
-#[test]
-fn a_capture_archived_into_garage_plays_with_the_right_headers() {
+/// A Garage with the bucket "archive", a temporary directory, and the
+/// 16 s capture in it.
+fn garage_and_capture() -> (Garage, tempfile::TempDir, PathBuf) {
     let g = Garage::start("archive").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pcap = capture(dir.path());
+    (g, dir, pcap)
+}
+
+#[test]
+fn a_capture_archived_into_garage_plays_with_the_right_headers() {
+    let (g, dir, pcap) = garage_and_capture();
     let config = write_config(
         dir.path(),
         "s3.toml",
@@ -288,7 +297,7 @@ fn check_says_what_is_wrong_with_the_store() {
 }
 
 /// Every key under `prefix` with its modification time.
-fn listed_with_times(g: &Garage, prefix: &str) -> Vec<(String, String)> {
+fn listed_with_times(g: &Garage, prefix: &str) -> Vec<(String, Option<SystemTime>)> {
     runtime().block_on(async {
         let mut stream = client(g)
             .list_objects(&g.bucket)
@@ -304,7 +313,7 @@ fn listed_with_times(g: &Garage, prefix: &str) -> Vec<(String, String)> {
                 page.unwrap()
                     .contents
                     .into_iter()
-                    .map(|e| (e.name, format!("{:?}", e.last_modified))),
+                    .map(|e| (e.name, e.last_modified.map(SystemTime::from))),
             );
         }
         keys
@@ -377,7 +386,7 @@ fn a_store_outage_of_30_seconds_loses_nothing() {
         .into_iter()
         .flat_map(|(_, p)| p.entries)
         .collect();
-    let stored: Vec<(String, String)> = listed_with_times(&g, "tv/ch1/2026")
+    let stored: Vec<(String, Option<SystemTime>)> = listed_with_times(&g, "tv/ch1/2026")
         .into_iter()
         .filter(|(k, _)| k.ends_with(".ts"))
         .collect();
@@ -403,7 +412,11 @@ fn a_store_outage_of_30_seconds_loses_nothing() {
             .parse::<u64>()
             .unwrap()
     });
-    let times: Vec<&String> = by_sequence.iter().map(|(_, t)| t).collect();
+    // (Compared as times: their texts drop ".000" on whole seconds.)
+    let times: Vec<SystemTime> = by_sequence
+        .iter()
+        .map(|(_, t)| t.expect("a modification time"))
+        .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{by_sequence:#?}");
 }
 
@@ -450,9 +463,7 @@ fn hours_log(g: &Garage) -> Vec<(String, String)> {
 
 #[test]
 fn presigned_hours_play_end_to_end_and_can_be_signed_again() {
-    let g = Garage::start("archive").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = capture(dir.path());
+    let (g, dir, pcap) = garage_and_capture();
     let s = storage(
         &g,
         "archive",
@@ -494,22 +505,7 @@ fn presigned_hours_play_end_to_end_and_can_be_signed_again() {
     // A player gets the whole hour from that one URL.
     let errors = decode_errors(url).unwrap();
     assert!(errors.trim().is_empty(), "{errors}");
-    let probed = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-            url,
-        ])
-        .output()
-        .unwrap();
-    let secs: f64 = String::from_utf8_lossy(&probed.stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    let secs = probe_duration(url).unwrap();
     let listed: f64 = signed
         .lines()
         .filter_map(|l| l.strip_prefix("#EXTINF:"))
@@ -556,9 +552,7 @@ fn presigned_hours_play_end_to_end_and_can_be_signed_again() {
 
 #[test]
 fn sigkill_mid_hour_then_a_restart_continues_the_hour() {
-    let g = Garage::start("archive").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = capture(dir.path());
+    let (g, dir, pcap) = garage_and_capture();
     let config = write_config(
         dir.path(),
         "kill.toml",
@@ -621,9 +615,7 @@ fn sigkill_mid_hour_then_a_restart_continues_the_hour() {
 
 #[test]
 fn a_store_that_is_down_at_start_is_waited_for() {
-    let mut g = Garage::start("archive").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = capture(dir.path());
+    let (mut g, dir, pcap) = garage_and_capture();
     let config = write_config(
         dir.path(),
         "late.toml",
@@ -661,9 +653,7 @@ fn a_store_that_is_down_at_start_is_waited_for() {
 
 #[test]
 fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
-    let g = Garage::start("archive").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = capture(dir.path());
+    let (g, dir, pcap) = garage_and_capture();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

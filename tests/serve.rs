@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hlsvault_testkit::{capture, decode_errors, output_shown, KillOnDrop};
+use hlsvault_testkit::{capture, decode_errors, output_shown, probe_duration, KillOnDrop};
 
 /// (status, headers, body) of a GET, with extra curl arguments.
 fn get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
@@ -112,22 +112,7 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
 
     // It plays end to end.
     assert_eq!(decode_errors(&url).unwrap().trim(), "");
-    let probed = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    let secs: f64 = String::from_utf8_lossy(&probed.stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    let secs = probe_duration(&url).unwrap();
     assert!(
         (secs - listed).abs() < 0.1,
         "plays {secs} s of {listed} s listed"

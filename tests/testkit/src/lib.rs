@@ -489,6 +489,29 @@ pub fn probe_packets(input: &str) -> Result<Vec<ProbePacket>> {
         .unwrap_or_default())
 }
 
+/// The duration ffprobe gives a media file (or URL, such as a playlist), in
+/// seconds.
+pub fn probe_duration(input: &str) -> Result<f64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            input,
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("ffprobe {input}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .with_context(|| format!("ffprobe {input} gave no duration: {text}"))
+}
+
 /// Decodes a file fully with ffmpeg and returns what it reported as errors.
 pub fn decode_errors(input: &str) -> Result<String> {
     let out = Command::new("ffmpeg")
