@@ -1,10 +1,12 @@
-//! Playback over HTTP: an archive made from a capture that crosses an
-//! hour, served by `hlsvault serve`, fetched with curl and played with
-//! ffprobe/ffmpeg.
+//! Playback and operations over HTTP: an archive made from a capture that
+//! crosses an hour, served by `hlsvault serve`, fetched with curl and
+//! played with ffprobe/ffmpeg and with hls.js in Chromium; the metrics,
+//! stream figures and status page of a running archiver.
 
 use std::net::TcpListener;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use hlsvault_testkit::{capture, decode_errors, output_shown, probe_duration, KillOnDrop};
 
@@ -29,11 +31,17 @@ fn get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
     (status, headers, out.stdout)
 }
 
-/// Archives 20 s of H.264 + AAC that cross 10:00 UTC into `d/archive`
-/// and serves it with `serve_keys` in `[serve]`; returns the base URL.
-fn archived_and_served(d: &std::path::Path, serve_keys: &str) -> (String, KillOnDrop) {
-    let start = humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap();
-    let pcap = capture(d, "a", 20.0, start).unwrap();
+/// Writes `d/serve.toml`: one stream `ch1` from `pcap` into `d/archive`,
+/// served on a free port with `top` keys before `[storage]`, `serve_keys`
+/// in `[serve]` and `source_keys` in its source. Returns the config path
+/// and the base URL.
+fn config(
+    d: &Path,
+    pcap: &Path,
+    top: &str,
+    serve_keys: &str,
+    source_keys: &str,
+) -> (String, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -43,31 +51,99 @@ fn archived_and_served(d: &std::path::Path, serve_keys: &str) -> (String, KillOn
     std::fs::write(
         &config,
         format!(
-            "[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\n{serve_keys}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
+            "{top}\n[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\n{serve_keys}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n{source_keys}\n",
             d.join("archive").display(),
             pcap.display()
         ),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_hlsvault");
-    assert!(
-        output_shown(Command::new(bin).args(["run", "--config", config.to_str().unwrap()]))
-            .status
-            .success()
-    );
-    let server = KillOnDrop(
-        Command::new(bin)
-            .args(["serve", "--config", config.to_str().unwrap()])
+    (
+        config.to_str().unwrap().to_string(),
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// Starts `hlsvault ARGS` and waits for its server at `base` to answer.
+fn started(args: &[&str], base: &str) -> KillOnDrop {
+    let child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(args)
             .spawn()
             .unwrap(),
     );
-    let base = format!("http://127.0.0.1:{port}");
     let until = Instant::now() + Duration::from_secs(20);
     while get(&format!("{base}/healthz"), &[]).0 != 200 {
         assert!(Instant::now() < until, "the server did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
+    child
+}
+
+/// Archives 20 s of H.264 + AAC that cross 10:00 UTC into `d/archive`
+/// and serves it with `serve_keys` in `[serve]`; returns the base URL.
+fn archived_and_served(d: &Path, serve_keys: &str) -> (String, KillOnDrop) {
+    let start = humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap();
+    let pcap = capture(d, "a", 20.0, start).unwrap();
+    let (config, base) = config(d, &pcap, "", serve_keys, "");
+    let bin = env!("CARGO_BIN_EXE_hlsvault");
+    assert!(
+        output_shown(Command::new(bin).args(["run", "--config", &config]))
+            .status
+            .success()
+    );
+    let server = started(&["serve", "--config", &config], &base);
     (base, server)
+}
+
+/// Plays `url` with hls.js in Debian's Chromium (tests/browser/play.mjs)
+/// and returns what the page saw.
+fn play_in_browser(url: &str) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/play.mjs");
+    let out = output_shown(Command::new("node").arg(script).arg(url));
+    assert!(out.status.success(), "the browser run failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every sample of `base`/metrics, parsed by the Prometheus project's own
+/// text parser (prometheus_client, Python).
+fn metrics(base: &str) -> Vec<serde_json::Value> {
+    let (status, headers, body) = get(&format!("{base}/metrics"), &[]);
+    assert!(
+        status == 200 && headers.contains("content-type: text/plain; version=0.0.4"),
+        "{headers}"
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/tools/parse_metrics.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not valid Prometheus text:\n{}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The value of sample `name` with `labels` (all of them).
+fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s["name"] == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s["labels"][*k].as_str() == Some(*v))
+        })
+        .and_then(|s| s["value"].as_f64())
 }
 
 #[test]
@@ -75,7 +151,7 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let archive = d.join("archive");
-    let (base, _server) = archived_and_served(d, "");
+    let (base, _server) = archived_and_served(d, "cors_origins = [\"*\"]");
 
     // Ten seconds across 10:00 UTC.
     let url = format!("{base}/streams/ch1/archive.m3u8?start=2026-11-21T09:59:55Z&duration=10s");
@@ -110,12 +186,31 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
         .sum();
     assert!(listed >= 10.0, "the range is covered: {listed} s");
 
-    // It plays end to end.
+    // It plays end to end, in ffmpeg and in a browser (from another origin).
     assert_eq!(decode_errors(&url).unwrap().trim(), "");
     let secs = probe_duration(&url).unwrap();
     assert!(
         (secs - listed).abs() < 0.1,
         "plays {secs} s of {listed} s listed"
+    );
+    let seen = play_in_browser(&url);
+    assert_eq!(seen["fatal"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["ended"], true, "{seen}");
+    let duration = seen["duration"].as_f64().unwrap();
+    assert!((duration - listed).abs() < 0.5, "{seen}");
+    assert!(
+        seen["currentTime"].as_f64().unwrap() >= duration - 0.1,
+        "{seen}"
+    );
+    assert_eq!(
+        seen["fragments"].as_u64(),
+        Some(uris.len() as u64),
+        "{seen}"
+    );
+    // 25 frames per second, every one decoded.
+    assert!(
+        seen["frames"].as_f64().unwrap() >= listed * 25.0 - 2.0,
+        "{seen}"
     );
 
     // Segments: whole, or the byte range asked for.
@@ -260,4 +355,121 @@ fn tokens_guard_playback_and_travel_with_the_playlist() {
     // Many failures from one client are refused harder.
     let statuses: Vec<u16> = (0..12).map(|_| get(&url, &[]).0).collect();
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Operators see every refusal: the two above and these twelve.
+    let refused = 2.0 + statuses.len() as f64;
+    assert_eq!(
+        sample(&metrics(&base), "hlsvault_http_auth_failures_total", &[]),
+        Some(refused)
+    );
+}
+
+#[test]
+fn a_running_archiver_shows_its_figures_as_metrics_json_and_a_status_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Replayed in real time from a moment ago: the stream is "receiving".
+    let pcap = capture(d, "a", 30.0, SystemTime::now() - Duration::from_secs(2)).unwrap();
+    let (config, base) = config(
+        d,
+        &pcap,
+        "stats_interval = \"1s\"",
+        "",
+        "pace = \"realtime\"",
+    );
+    let _run = started(&["run", "--config", &config], &base);
+
+    let stream = [("stream", "ch1")];
+    let segments = |m: &[serde_json::Value]| {
+        sample(m, "hlsvault_stream_segments_total", &stream).unwrap_or(0.0)
+    };
+    let until = Instant::now() + Duration::from_secs(25);
+    let first = loop {
+        let m = metrics(&base);
+        if segments(&m) >= 2.0 {
+            break m;
+        }
+        assert!(Instant::now() < until, "no segments within 25 s");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let later = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let m = metrics(&base);
+        if segments(&m) > segments(&first) {
+            break m;
+        }
+        assert!(
+            Instant::now() < until + Duration::from_secs(10),
+            "the counters do not move"
+        );
+    };
+    let value = |m: &[serde_json::Value], name: &str| sample(m, name, &stream).unwrap();
+    for name in [
+        "hlsvault_stream_datagrams_total",
+        "hlsvault_stream_received_bytes_total",
+        "hlsvault_stream_segment_bytes_total",
+        "hlsvault_stream_media_seconds_total",
+    ] {
+        assert!(value(&later, name) > value(&first, name), "{name} moves");
+    }
+    for name in [
+        "hlsvault_stream_cc_errors_total",
+        "hlsvault_stream_kernel_drops_total",
+        "hlsvault_stream_socket_drops_total",
+        "hlsvault_stream_discontinuities_total",
+        "hlsvault_stream_spool_depth",
+        "hlsvault_stream_lost_segments_total",
+    ] {
+        assert_eq!(value(&later, name), 0.0, "{name}");
+    }
+    // About 1 Mbit/s of H.264 + AAC.
+    let bps = value(&later, "hlsvault_stream_bitrate_bits_per_second");
+    assert!((1e5..1e7).contains(&bps), "bit rate {bps}");
+    assert!(value(&later, "hlsvault_stream_last_segment_age_seconds") < 10.0);
+    // Every stored segment is in the latency histogram, in its +Inf bucket.
+    let count = value(&later, "hlsvault_stream_publish_latency_seconds_count");
+    assert!(count >= segments(&first), "{count}");
+    assert_eq!(
+        sample(
+            &later,
+            "hlsvault_stream_publish_latency_seconds_bucket",
+            &[("stream", "ch1"), ("le", "+Inf")]
+        ),
+        Some(count)
+    );
+    assert!(sample(&later, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+
+    // The same figures per stream, as JSON.
+    let (_, _, body) = get(&format!("{base}/streams"), &[]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v[0]["state"], "receiving", "{v}");
+    assert!(v[0]["figures"]["datagrams"].as_u64().unwrap() > 0, "{v}");
+    assert!(v[0]["bitrate_bps"].as_f64().unwrap() > 1e5, "{v}");
+    assert_eq!(get(&format!("{base}/readyz"), &[]).0, 200);
+
+    // The status page: a drawn sparkline, no script, links that play.
+    let (status, headers, body) = get(&format!("{base}/"), &[]);
+    let html = String::from_utf8(body).unwrap();
+    assert!(status == 200 && headers.contains("text/html"), "{headers}");
+    assert!(
+        html.contains(r#"<td class="receiving">receiving</td>"#),
+        "{html}"
+    );
+    let points = html
+        .split(r#"points=""#)
+        .nth(1)
+        .and_then(|p| p.split('"').next())
+        .unwrap_or_default();
+    assert!(points.split(' ').count() >= 2, "a line of samples: {html}");
+    assert!(!html.contains("<script"), "no script on the page");
+    let links: Vec<String> = html
+        .split(r#"href=""#)
+        .skip(1)
+        .map(|l| l.split('"').next().unwrap().replace("&amp;", "&"))
+        .collect();
+    assert_eq!(links.len(), 3, "{html}");
+    for link in links {
+        let (status, _, body) = get(&format!("{base}/{link}"), &[]);
+        assert_eq!(status, 200, "{link}: {}", String::from_utf8_lossy(&body));
+        assert!(body.starts_with(b"#EXTM3U"), "{link}");
+    }
 }

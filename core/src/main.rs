@@ -186,7 +186,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
             .build()?;
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            hlsvault::serve::serve(listener, store, &config).await?;
+            hlsvault::serve::serve(listener, store, &config, None).await?;
             Ok(())
         })
     })();

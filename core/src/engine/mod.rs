@@ -33,7 +33,7 @@ use crate::urls::Urls;
 pub use archive::{ArchiveSettings, StreamArchive};
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey, Route};
-pub use stats::{Snapshot, StreamStats};
+pub use stats::{Snapshot, StreamFigures, StreamStats};
 
 /// Batches queued per stream before the reader waits (files) or drops and
 /// counts (live sources): about 4 MiB.
@@ -192,11 +192,20 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     runtime.spawn(stop_on_signal(stop.clone()));
     let store = open_store(config)?;
+    let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
     if let Some(serve) = &config.serve {
         let listener = runtime.block_on(tokio::net::TcpListener::bind(serve.listen))?;
+        let figures: StreamFigures = Arc::new(
+            config
+                .streams
+                .iter()
+                .map(|s| s.name.clone())
+                .zip(stats.iter().cloned())
+                .collect(),
+        );
         let (store, config) = (store.clone(), config.clone());
         runtime.spawn(async move {
-            if let Err(e) = crate::serve::serve(listener, store, &config).await {
+            if let Err(e) = crate::serve::serve(listener, store, &config, Some(figures)).await {
                 tracing::error!(error = %e, "playback server failed");
             }
         });
@@ -214,7 +223,6 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         memory: config.storage.queue_bytes(),
         spool_dir: config.storage.spool_dir.clone(),
     };
-    let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
     let mut readers: Vec<(ReaderKey, Vec<Route>)> = Vec::new();
     let mut threads = Vec::new();
     let mut tasks = Vec::new();
@@ -278,7 +286,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let names: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let sources = std::thread::scope(|scope| {
-        scope.spawn(|| log_figures(&names, &stats, config.stats_interval, done_rx));
+        scope.spawn(|| watch_figures(&names, &stats, config.stats_interval, done_rx));
         let (progress, stop) = (&progress, &*stop);
         let handles: Vec<_> = readers
             .into_iter()
@@ -412,11 +420,26 @@ async fn stop_on_signal(stop: Arc<AtomicBool>) {
     std::process::exit(130);
 }
 
-/// Logs every stream's figures each `interval` until `done` closes.
-fn log_figures(names: &[&str], stats: &[Arc<StreamStats>], interval: Duration, done: Receiver<()>) {
+/// How often the bit rate is sampled (for the metrics and the status page).
+const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// Samples every stream's bit rate and logs its figures each `interval`,
+/// until `done` closes.
+fn watch_figures(
+    names: &[&str],
+    stats: &[Arc<StreamStats>],
+    interval: Duration,
+    done: Receiver<()>,
+) {
     let mut last: Vec<Snapshot> = stats.iter().map(|s| s.snapshot()).collect();
     let mut at = Instant::now();
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(interval) {
+    let tick = interval.min(SAMPLE_EVERY);
+    stats.iter().for_each(|s| s.sample_bitrate());
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(tick) {
+        stats.iter().for_each(|s| s.sample_bitrate());
+        if at.elapsed() < interval.saturating_sub(tick / 2) {
+            continue;
+        }
         let secs = at.elapsed().as_secs_f64();
         at = Instant::now();
         for ((name, st), was) in names.iter().zip(stats).zip(&mut last) {
@@ -562,6 +585,7 @@ async fn publish(
             return lose_all(&mut rx, &stats).await;
         }
     };
+    stats.attach_queue(queue.clone());
     let uploads = tokio::spawn({
         let q = queue.clone();
         async move { q.run().await }
@@ -572,7 +596,6 @@ async fn publish(
         tracing::error!("the upload task panicked");
         stats.fail();
     }
-    stats.queue(queue.counters());
 }
 
 /// The stream has failed: every segment still coming is counted lost.

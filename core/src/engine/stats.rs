@@ -1,15 +1,19 @@
-//! Per-stream figures, kept in one place so logs, the run summary and (later)
-//! a metrics endpoint all read the same numbers.
+//! Per-stream figures, kept in one place so logs, the run summary, the
+//! metrics endpoint and the status page all read the same numbers.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::segment::CutCounters;
+use crate::storage::{PublishLatency, QueueCounters, UploadQueue};
 use crate::ts::clock::format_seconds;
 use crate::ts::TsCounters;
 
 /// Live counters of one stream, shared between its threads.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct StreamStats {
     datagrams: AtomicU64,
     ts_bytes: AtomicU64,
@@ -34,15 +38,33 @@ pub struct StreamStats {
     segment_bytes: AtomicU64,
     media_ticks: AtomicU64,
     store_errors: AtomicU64,
-    store_retries: AtomicU64,
-    spooled: AtomicU64,
-    refused: AtomicU64,
     lost_segments: AtomicU64,
+    /// Unix time (ms) the last segment was stored; 0 before the first.
+    last_segment_ms: AtomicU64,
     failed: AtomicBool,
+    /// The stream's upload queue, once it runs: its counters are read live.
+    queue: OnceLock<Arc<UploadQueue>>,
+    bitrate: Mutex<BitrateHistory>,
+}
+
+/// Every stream's figures, by name, in config order: what the engine
+/// shares with the server.
+pub type StreamFigures = Arc<Vec<(String, Arc<StreamStats>)>>;
+
+/// How far back the bit rate history reaches.
+pub const HISTORY: Duration = Duration::from_secs(3600);
+
+/// The received bit rate, sampled over the last [`HISTORY`].
+#[derive(Debug, Default)]
+struct BitrateHistory {
+    /// (when, bits per second) of each sample, oldest first.
+    samples: VecDeque<(SystemTime, f64)>,
+    /// TS bytes and time of the last sample.
+    last: Option<(u64, Instant)>,
 }
 
 /// A copy of a stream's counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Snapshot {
     /// Datagrams delivered to the stream.
     pub datagrams: u64,
@@ -99,6 +121,16 @@ pub struct Snapshot {
     /// Objects the upload queue could not keep (no spool, queue full, or
     /// the store still down at exit without a spool).
     pub refused: u64,
+    /// Objects waiting in the upload queue now.
+    pub waiting: u64,
+    /// Of those, objects waiting in the spool on disk.
+    pub spool_depth: u64,
+    /// How long segments waited in the upload queue.
+    #[serde(skip)]
+    pub publish_latency: PublishLatency,
+    /// When the last segment was stored.
+    #[serde(skip)]
+    pub last_segment: Option<SystemTime>,
     /// Segments that could not be stored.
     pub lost_segments: u64,
     /// The stream's pipeline failed.
@@ -165,6 +197,10 @@ impl StreamStats {
 
     /// A segment was stored.
     pub fn segment(&self, bytes: usize, ticks: u64) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_segment_ms.store(now.as_millis() as u64, Relaxed);
         self.segments.fetch_add(1, Relaxed);
         self.segment_bytes.fetch_add(bytes as u64, Relaxed);
         self.media_ticks.fetch_add(ticks, Relaxed);
@@ -178,11 +214,36 @@ impl StreamStats {
         }
     }
 
-    /// Takes the upload queue's counters (cumulative).
-    pub fn queue(&self, q: crate::storage::QueueCounters) {
-        self.store_retries.store(q.retries, Relaxed);
-        self.spooled.store(q.spooled, Relaxed);
-        self.refused.store(q.refused, Relaxed);
+    /// From now on the upload queue's counters are part of the figures.
+    pub fn attach_queue(&self, queue: Arc<UploadQueue>) {
+        let _ = self.queue.set(queue);
+    }
+
+    /// Takes a bit rate sample (received TS since the last one) and
+    /// forgets samples older than [`HISTORY`].
+    pub fn sample_bitrate(&self) {
+        let bytes = self.ts_bytes.load(Relaxed);
+        let now = Instant::now();
+        let mut h = self.bitrate.lock().expect("bitrate lock");
+        if let Some((was, at)) = h.last {
+            let secs = now.duration_since(at).as_secs_f64().max(1e-3);
+            h.samples
+                .push_back((SystemTime::now(), (bytes - was) as f64 * 8.0 / secs));
+        }
+        h.last = Some((bytes, now));
+        while h
+            .samples
+            .front()
+            .is_some_and(|(t, _)| t.elapsed().unwrap_or_default() > HISTORY)
+        {
+            h.samples.pop_front();
+        }
+    }
+
+    /// The bit rate samples of the last [`HISTORY`], oldest first.
+    pub fn bitrate_history(&self) -> Vec<(SystemTime, f64)> {
+        let h = self.bitrate.lock().expect("bitrate lock");
+        h.samples.iter().copied().collect()
     }
 
     /// A finished segment could not be stored.
@@ -197,6 +258,11 @@ impl StreamStats {
 
     /// The counters now.
     pub fn snapshot(&self) -> Snapshot {
+        let q = self
+            .queue
+            .get()
+            .map_or_else(QueueCounters::default, |q| q.counters());
+        let last_ms = self.last_segment_ms.load(Relaxed);
         Snapshot {
             datagrams: self.datagrams.load(Relaxed),
             ts_bytes: self.ts_bytes.load(Relaxed),
@@ -221,12 +287,25 @@ impl StreamStats {
             segment_bytes: self.segment_bytes.load(Relaxed),
             media_ticks: self.media_ticks.load(Relaxed),
             store_errors: self.store_errors.load(Relaxed),
-            store_retries: self.store_retries.load(Relaxed),
-            spooled: self.spooled.load(Relaxed),
-            refused: self.refused.load(Relaxed),
+            store_retries: q.retries,
+            spooled: q.spooled,
+            refused: q.refused,
+            waiting: q.waiting,
+            spool_depth: q.spool_depth,
+            publish_latency: q.latency,
+            last_segment: (last_ms > 0)
+                .then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(last_ms)),
             lost_segments: self.lost_segments.load(Relaxed),
             failed: self.failed.load(Relaxed),
         }
+    }
+}
+
+impl fmt::Debug for StreamStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("StreamStats")
+            .field(&self.snapshot())
+            .finish()
     }
 }
 

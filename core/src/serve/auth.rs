@@ -39,6 +39,11 @@ impl Gate {
         }
     }
 
+    /// Requests refused so far for a missing or wrong token.
+    pub fn failures(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     fn accepts(&self, given: &str) -> bool {
         // Every token is compared, in constant time for its length.
         self.tokens.iter().fold(false, |ok, t| {

@@ -5,6 +5,8 @@
 //! plays however old its hours are.
 
 mod auth;
+mod metrics;
+mod page;
 mod range;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use bytes::Bytes;
 pub use range::{range_playlist, MAX_RANGE};
 
 use crate::config::{Backend, Config};
+use crate::engine::{Snapshot, StreamFigures};
 use crate::playlist::Layout;
 use crate::segment::hour_of;
 use crate::storage::{ObjectKind, ObjectStore, StoreError};
@@ -32,17 +35,25 @@ struct Served {
     presign: Option<Duration>,
 }
 
-/// Serves `config`'s archive on `listener` until the process ends.
+/// Serves `config`'s archive on `listener` until the process ends, with
+/// the engine's live `figures` when this process also archives.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn ObjectStore>,
     config: &Config,
+    figures: Option<StreamFigures>,
 ) -> std::io::Result<()> {
     let state = Served {
         store,
         streams: Arc::new(config.streams.iter().map(|s| s.name.clone()).collect()),
         presign: (config.storage.backend == Backend::S3).then_some(config.storage.url_expiry),
     };
+    let tokens = config
+        .serve
+        .as_ref()
+        .map(|s| s.tokens())
+        .unwrap_or_default();
+    let gate = Arc::new(auth::Gate::new(tokens));
     let status = Status {
         store: state.store.clone(),
         streams: Arc::new(
@@ -52,13 +63,10 @@ pub async fn serve(
                 .map(|s| (s.name.clone(), s.stall_timeout))
                 .collect(),
         ),
+        figures,
+        gate: gate.clone(),
+        process: Arc::new(prometheus::process_collector::ProcessCollector::for_self()),
     };
-    let tokens = config
-        .serve
-        .as_ref()
-        .map(|s| s.tokens())
-        .unwrap_or_default();
-    let gate = Arc::new(auth::Gate::new(tokens));
     let playback = Router::new()
         .route("/streams/{name}/live.m3u8", get(live))
         .route("/streams/{name}/archive.m3u8", get(archive))
@@ -66,6 +74,8 @@ pub async fn serve(
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(gate, auth::require));
     let status = Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics))
         .route("/streams", get(streams))
         .route("/readyz", get(readyz))
         .with_state(status);
@@ -109,6 +119,18 @@ struct Status {
     store: Arc<dyn ObjectStore>,
     /// Each stream and its stall timeout.
     streams: Arc<Vec<(String, Duration)>>,
+    /// The engine's figures, when this process archives.
+    figures: Option<StreamFigures>,
+    gate: Arc<auth::Gate>,
+    /// Kept across scrapes: its CPU counter only moves forward.
+    process: Arc<prometheus::process_collector::ProcessCollector>,
+}
+
+impl Status {
+    /// The live figures of stream `i` (config order), if this process archives.
+    fn figures(&self, i: usize) -> Option<&crate::engine::StreamStats> {
+        self.figures.as_ref().map(|f| f[i].1.as_ref())
+    }
 }
 
 /// What the store says of a stream's recording.
@@ -121,11 +143,17 @@ struct StreamState {
     last_segment_end: Option<String>,
     /// Seconds since then.
     age_seconds: Option<f64>,
+    #[serde(skip)]
+    last: Option<SystemTime>,
+    /// Received TS bit rate over the last sample (while archiving).
+    bitrate_bps: Option<f64>,
+    /// The engine's counters (while archiving).
+    figures: Option<Snapshot>,
 }
 
 async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
     let mut out = Vec::new();
-    for (name, stall) in s.streams.iter() {
+    for (i, (name, stall)) in s.streams.iter().enumerate() {
         let live = s.store.get(&Layout::new(name).live_key()).await?;
         let parsed = live.and_then(|t| {
             crate::playlist::Playlist::parse(
@@ -148,6 +176,11 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
             state,
             last_segment_end: last.map(|t| humantime::format_rfc3339_millis(t).to_string()),
             age_seconds: age.map(|a| a.as_secs_f64()),
+            last,
+            bitrate_bps: s
+                .figures(i)
+                .and_then(|f| f.bitrate_history().last().map(|b| b.1)),
+            figures: s.figures(i).map(|f| f.snapshot()),
         });
     }
     Ok(out)
@@ -157,6 +190,45 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
 async fn streams(State(s): State<Status>) -> Response {
     match stream_states(&s).await {
         Ok(states) => axum::Json(states).into_response(),
+        Err(e) => store_failed(e),
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(s): State<Status>) -> Response {
+    let text = metrics::render(
+        &s.process,
+        s.figures.as_ref(),
+        metrics::ServerFigures {
+            auth_failures: s.gate.failures(),
+        },
+    );
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response()
+}
+
+/// `GET /`: the status page.
+async fn status_page(State(s): State<Status>) -> Response {
+    match stream_states(&s).await {
+        Ok(states) => {
+            let rows: Vec<page::Row> = states
+                .iter()
+                .enumerate()
+                .map(|(i, st)| page::Row {
+                    name: &st.name,
+                    state: st.state,
+                    last: st.last,
+                    bitrate: s
+                        .figures(i)
+                        .map(|f| f.bitrate_history())
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let mut r =
+                axum::response::Html(page::render(&rows, SystemTime::now())).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
+            r
+        }
         Err(e) => store_failed(e),
     }
 }

@@ -8,7 +8,7 @@ mod s3;
 use bytes::Bytes;
 
 pub use fs::FsStore;
-pub use queue::{QueueCounters, QueueLimits, UploadQueue};
+pub use queue::{PublishLatency, QueueCounters, QueueLimits, UploadQueue, LATENCY_BOUNDS};
 pub use s3::{CheckFailure, S3Store};
 
 /// What an object is, which decides its content type and caching.

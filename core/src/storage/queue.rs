@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
@@ -43,6 +43,39 @@ pub struct QueueCounters {
     pub refused: u64,
     /// Objects waiting now.
     pub waiting: u64,
+    /// Of those, objects waiting in the spool (on disk).
+    pub spool_depth: u64,
+    /// How long segments waited in the queue before they were stored.
+    pub latency: PublishLatency,
+}
+
+/// Upper bounds (seconds) of the publish-latency buckets: from a quick
+/// store (tens of ms) to an outage drained from the spool (minutes).
+pub const LATENCY_BOUNDS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
+/// A histogram of publish latencies: from a segment's `put` into the
+/// queue to the store accepting it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishLatency {
+    /// Segments at or under each bound of [`LATENCY_BOUNDS`] (not cumulative).
+    pub buckets: [u64; LATENCY_BOUNDS.len()],
+    /// Segments stored.
+    pub count: u64,
+    /// Sum of their latencies, in microseconds.
+    pub sum_micros: u64,
+}
+
+impl PublishLatency {
+    fn observe(&mut self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| secs <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum_micros += d.as_micros() as u64;
+    }
 }
 
 enum Body {
@@ -55,6 +88,8 @@ struct Item {
     kind: ObjectKind,
     body: Body,
     size: usize,
+    /// When it was queued (when this run read it, for a spooled one).
+    queued: Instant,
 }
 
 #[derive(Default)]
@@ -126,7 +161,15 @@ impl UploadQueue {
 
     /// What the queue counted so far.
     pub fn counters(&self) -> QueueCounters {
-        self.state.lock().expect("queue lock").counters
+        let s = self.state.lock().expect("queue lock");
+        QueueCounters {
+            spool_depth: s
+                .items
+                .iter()
+                .filter(|i| matches!(i.body, Body::Spooled(_)))
+                .count() as u64,
+            ..s.counters
+        }
     }
 
     /// Uploads queued objects, in order, until [`UploadQueue::close`] and
@@ -229,6 +272,8 @@ impl UploadQueue {
             }
             if lost {
                 s.counters.refused += 1;
+            } else if item.kind == ObjectKind::Segment {
+                s.counters.latency.observe(item.queued.elapsed());
             }
         }
         if std::mem::take(&mut s.down) {
@@ -369,6 +414,7 @@ impl ObjectStore for UploadQueue {
                 kind,
                 body,
                 size,
+                queued: Instant::now(),
             });
             s.counters.waiting = s.items.len() as u64;
         }
@@ -475,6 +521,7 @@ fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, Item)>> {
             kind,
             body: Body::Spooled(path.clone()),
             size,
+            queued: Instant::now(),
         };
         found.push((n, path, item));
     }

@@ -1,0 +1,258 @@
+//! `GET /metrics`: the engine's per-stream figures, the server's own and
+//! the process's, in the Prometheus text format. The figures are read at
+//! scrape time from the same counters the logs use; nothing is copied on
+//! the archiving path.
+
+use std::time::SystemTime;
+
+use prometheus::core::Collector;
+use prometheus::process_collector::ProcessCollector;
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
+use prometheus::{Encoder, TextEncoder};
+
+use crate::engine::{Snapshot, StreamFigures};
+use crate::storage::LATENCY_BOUNDS;
+
+/// The families of one scrape, in order.
+#[derive(Default)]
+struct Scrape(Vec<MetricFamily>);
+
+impl Scrape {
+    fn family(&mut self, name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) {
+        // An empty family is not valid exposition text.
+        if metrics.is_empty() {
+            return;
+        }
+        let mut f = MetricFamily::default();
+        f.set_name(name.to_string());
+        f.set_help(help.to_string());
+        f.set_field_type(kind);
+        f.set_metric(metrics);
+        self.0.push(f);
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut l = LabelPair::default();
+            l.set_name(k.to_string());
+            l.set_value(v.to_string());
+            l
+        })
+        .collect()
+}
+
+fn counter(pairs: &[(&str, &str)], v: f64) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(v);
+    let mut m = Metric::from_label(labels(pairs));
+    m.set_counter(c);
+    m
+}
+
+fn gauge(pairs: &[(&str, &str)], v: f64) -> Metric {
+    let mut g = Gauge::default();
+    g.set_value(v);
+    let mut m = Metric::from_label(labels(pairs));
+    m.set_gauge(g);
+    m
+}
+
+/// How to read a figure from a snapshot.
+type Read = fn(&Snapshot) -> f64;
+
+/// A stream figure: name, help, and how to read it.
+type Field = (&'static str, &'static str, Read);
+
+const COUNTERS: &[Field] = &[
+    ("hlsvault_stream_datagrams_total", "Datagrams delivered to the stream.", |s| s.datagrams as f64),
+    ("hlsvault_stream_received_bytes_total", "TS bytes received.", |s| s.ts_bytes as f64),
+    ("hlsvault_stream_kernel_drops_total", "Packets the kernel capture buffer dropped (libpcap ps_drop; shared by the streams of one interface).", |s| s.kernel_drops as f64),
+    ("hlsvault_stream_interface_drops_total", "Packets the interface dropped (libpcap ps_ifdrop; shared by the streams of one interface).", |s| s.interface_drops as f64),
+    ("hlsvault_stream_socket_drops_total", "Datagrams the kernel dropped for the stream's socket (buffer full).", |s| s.socket_drops as f64),
+    ("hlsvault_stream_rtp_lost_datagrams_total", "Datagrams missing by RTP sequence number.", |s| s.rtp_lost as f64),
+    ("hlsvault_stream_rtp_reordered_datagrams_total", "RTP datagrams put back in order.", |s| s.rtp_reordered as f64),
+    ("hlsvault_stream_cc_errors_total", "Continuity counter errors.", |s| s.cc_errors as f64),
+    ("hlsvault_stream_psi_errors_total", "PSI sections or adaptation fields refused.", |s| s.psi_errors as f64),
+    ("hlsvault_stream_transport_error_packets_total", "Packets with the transport error indicator.", |s| s.tei_packets as f64),
+    ("hlsvault_stream_discontinuities_total", "Breaks in the timeline (marked in the playlists).", |s| s.discontinuities as f64),
+    ("hlsvault_stream_stalls_total", "Times the stream went silent past its stall timeout.", |s| s.stalls as f64),
+    ("hlsvault_stream_skipped_packets_total", "Packets no segment could hold (before a keyframe, or a unit cut short).", |s| s.skipped_packets as f64),
+    ("hlsvault_stream_forced_cuts_total", "Segments cut without a keyframe (max_segment_duration).", |s| s.forced_cuts as f64),
+    ("hlsvault_stream_segments_total", "Segments stored.", |s| s.segments as f64),
+    ("hlsvault_stream_segment_bytes_total", "Bytes of segments stored.", |s| s.segment_bytes as f64),
+    ("hlsvault_stream_store_errors_total", "Store operations that failed for good.", |s| s.store_errors as f64),
+    ("hlsvault_stream_store_retries_total", "Uploads that failed and were retried.", |s| s.store_retries as f64),
+    ("hlsvault_stream_spooled_objects_total", "Objects written to the spool while the store was down.", |s| s.spooled as f64),
+    ("hlsvault_stream_refused_objects_total", "Objects the upload queue could not keep.", |s| s.refused as f64),
+    ("hlsvault_stream_lost_segments_total", "Segments that could not be stored.", |s| s.lost_segments as f64),
+];
+
+/// Datagrams discarded, by reason.
+const DISCARDED: &[(&str, Read)] = &[
+    ("not_ts", |s| s.not_ts as f64),
+    ("rtp_late", |s| s.rtp_late as f64),
+    ("pipeline_failed", |s| s.undelivered as f64),
+    ("overflow", |s| s.overflow as f64),
+];
+
+fn stream_families(out: &mut Scrape, figures: &StreamFigures) {
+    let now: Vec<(&str, Snapshot, Option<f64>)> = figures
+        .iter()
+        .map(|(name, st)| {
+            let rate = st.bitrate_history().last().map(|(_, bps)| *bps);
+            (name.as_str(), st.snapshot(), rate)
+        })
+        .collect();
+    for (name, help, read) in COUNTERS {
+        let m = now
+            .iter()
+            .map(|(s, snap, _)| counter(&[("stream", s)], read(snap)))
+            .collect();
+        out.family(name, help, MetricType::COUNTER, m);
+    }
+    let m = now
+        .iter()
+        .flat_map(|(s, snap, _)| {
+            DISCARDED
+                .iter()
+                .map(move |(why, read)| counter(&[("stream", s), ("reason", why)], read(snap)))
+        })
+        .collect();
+    out.family(
+        "hlsvault_stream_discarded_datagrams_total",
+        "Datagrams discarded, by reason.",
+        MetricType::COUNTER,
+        m,
+    );
+    let m = now
+        .iter()
+        .map(|(s, snap, _)| counter(&[("stream", s)], snap.media_ticks as f64 / 90_000.0))
+        .collect();
+    out.family(
+        "hlsvault_stream_media_seconds_total",
+        "Media stored, in seconds.",
+        MetricType::COUNTER,
+        m,
+    );
+    let m = now
+        .iter()
+        .filter_map(|(s, _, rate)| rate.map(|r| gauge(&[("stream", s)], r)))
+        .collect();
+    out.family(
+        "hlsvault_stream_bitrate_bits_per_second",
+        "Received TS bit rate over the last sample interval.",
+        MetricType::GAUGE,
+        m,
+    );
+    let gauges: [Field; 3] = [
+        (
+            "hlsvault_stream_queue_objects",
+            "Objects waiting in the upload queue.",
+            |s| s.waiting as f64,
+        ),
+        (
+            "hlsvault_stream_spool_depth",
+            "Objects waiting in the spool on disk.",
+            |s| s.spool_depth as f64,
+        ),
+        (
+            "hlsvault_stream_failed",
+            "1 when the stream's pipeline failed.",
+            |s| f64::from(u8::from(s.failed)),
+        ),
+    ];
+    for (name, help, read) in gauges {
+        let m = now
+            .iter()
+            .map(|(s, snap, _)| gauge(&[("stream", s)], read(snap)))
+            .collect();
+        out.family(name, help, MetricType::GAUGE, m);
+    }
+    let m = now
+        .iter()
+        .filter_map(|(s, snap, _)| {
+            let age = SystemTime::now().duration_since(snap.last_segment?).ok()?;
+            Some(gauge(&[("stream", s)], age.as_secs_f64()))
+        })
+        .collect();
+    out.family(
+        "hlsvault_stream_last_segment_age_seconds",
+        "Seconds since the stream's last segment was stored.",
+        MetricType::GAUGE,
+        m,
+    );
+    let m = now
+        .iter()
+        .map(|(s, snap, _)| {
+            let l = snap.publish_latency;
+            let mut cumulative = 0;
+            let buckets = LATENCY_BOUNDS
+                .iter()
+                .zip(l.buckets)
+                .map(|(bound, n)| {
+                    cumulative += n;
+                    let mut b = Bucket::default();
+                    b.set_upper_bound(*bound);
+                    b.set_cumulative_count(cumulative);
+                    b
+                })
+                .collect();
+            let mut h = Histogram::default();
+            h.set_sample_count(l.count);
+            h.set_sample_sum(l.sum_micros as f64 / 1e6);
+            h.set_bucket(buckets);
+            let mut m = Metric::from_label(labels(&[("stream", s)]));
+            m.set_histogram(h);
+            m
+        })
+        .collect();
+    out.family(
+        "hlsvault_stream_publish_latency_seconds",
+        "From a segment entering the upload queue to the store accepting it.",
+        MetricType::HISTOGRAM,
+        m,
+    );
+}
+
+/// The server's own figures.
+pub struct ServerFigures {
+    /// Playback requests refused for a missing or wrong token.
+    pub auth_failures: u64,
+}
+
+/// The exposition text of one scrape.
+pub fn render(
+    process: &ProcessCollector,
+    figures: Option<&StreamFigures>,
+    server: ServerFigures,
+) -> String {
+    let mut out = Scrape::default();
+    out.family(
+        "hlsvault_build_info",
+        "The running hlsvault version.",
+        MetricType::GAUGE,
+        vec![gauge(&[("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+    );
+    out.family(
+        "hlsvault_http_auth_failures_total",
+        "Playback requests refused for a missing or wrong token.",
+        MetricType::COUNTER,
+        vec![counter(&[], server.auth_failures as f64)],
+    );
+    if let Some(f) = figures {
+        stream_families(&mut out, f);
+    }
+    out.0.extend(process.collect());
+    let mut text = Vec::new();
+    // Encoding only fails on families this module does not make (empty
+    // ones, or a histogram without buckets).
+    if let Err(e) = TextEncoder::new().encode(&out.0, &mut text) {
+        tracing::error!(error = %e, "cannot encode the metrics");
+    }
+    String::from_utf8(text).unwrap_or_default()
+}

@@ -1,0 +1,144 @@
+//! `GET /`: the status page. One row per stream: its state, the age of its
+//! last segment, its bit rate now and over the last hour as an SVG
+//! sparkline drawn here, and links to its playlists. Plain HTML that
+//! refreshes itself; no script at all.
+
+use std::fmt::Write;
+use std::time::{Duration, SystemTime};
+
+use crate::engine::stats::HISTORY;
+use crate::playlist::Layout;
+use crate::segment::hour_of;
+
+/// What the page shows of one stream.
+pub struct Row<'a> {
+    /// Stream name (config names are `[A-Za-z0-9._-]`, safe in HTML and URLs).
+    pub name: &'a str,
+    /// receiving, stalled or stopped.
+    pub state: &'a str,
+    /// When the newest segment ended, if there is one.
+    pub last: Option<SystemTime>,
+    /// Bit rate samples of the last hour (empty when this process does not
+    /// archive: `hlsvault serve` alone).
+    pub bitrate: Vec<(SystemTime, f64)>,
+}
+
+const WIDTH: f64 = 360.0;
+const HEIGHT: f64 = 36.0;
+
+/// A sparkline of `samples` over the hour before `now`, scaled to its peak.
+fn sparkline(samples: &[(SystemTime, f64)], now: SystemTime) -> String {
+    let peak = samples.iter().map(|s| s.1).fold(0.0, f64::max);
+    let span = HISTORY.as_secs_f64();
+    let mut points = String::new();
+    for (t, bps) in samples {
+        let ago = now.duration_since(*t).unwrap_or_default().as_secs_f64();
+        let x = WIDTH * (1.0 - (ago / span).min(1.0));
+        let y = match peak > 0.0 {
+            true => HEIGHT - 2.0 - (HEIGHT - 4.0) * bps / peak,
+            false => HEIGHT - 2.0,
+        };
+        let _ = write!(points, "{x:.1},{y:.1} ");
+    }
+    format!(
+        r##"<svg class="spark" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>bit rate, last hour; peak {:.2} Mbit/s</title><rect width="{WIDTH}" height="{HEIGHT}" fill="#f4f6f8"/><polyline fill="none" stroke="#2266cc" stroke-width="1.5" points="{}"/></svg>"##,
+        peak / 1e6,
+        points.trim_end()
+    )
+}
+
+/// The page for `rows`, drawn at `now`.
+pub fn render(rows: &[Row], now: SystemTime) -> String {
+    let mut html = String::from(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
+<title>hlsvault</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:24px;color:#1d2530}
+table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bottom:1px solid #e3e7ec}
+.receiving{color:#137333}.stalled{color:#b3261e;font-weight:600}.stopped{color:#6b7785}
+.num{text-align:right;font-variant-numeric:tabular-nums}a{color:#2266cc}
+</style></head><body>
+<h1>hlsvault</h1>
+<table><tr><th>stream</th><th>state</th><th>last segment</th><th class="num">bit rate</th><th>last hour</th><th>play</th></tr>
+"#,
+    );
+    for r in rows {
+        // The links go to the newest recording, however old it is.
+        let newest = r.last.unwrap_or(now);
+        let hour = hour_of(newest);
+        let hour_ago = humantime::format_rfc3339_seconds(newest - Duration::from_secs(3600));
+        let age = r.last.map_or("none".to_string(), |t| {
+            let secs = now.duration_since(t).unwrap_or_default().as_secs();
+            format!(
+                "{} ago",
+                humantime::format_duration(Duration::from_secs(secs))
+            )
+        });
+        let (rate, spark) = match r.bitrate.last() {
+            Some((_, bps)) => (
+                format!("{:.2} Mbit/s", bps / 1e6),
+                sparkline(&r.bitrate, now),
+            ),
+            None => (
+                "-".to_string(),
+                "<span class=\"stopped\">figures come from the archiving process</span>"
+                    .to_string(),
+            ),
+        };
+        let name = r.name;
+        let _ = writeln!(
+            html,
+            r#"<tr><td>{name}</td><td class="{state}">{state}</td><td>{age}</td><td class="num">{rate}</td><td>{spark}</td><td><a href="streams/{name}/live.m3u8">live</a> · <a href="streams/{name}/{path}/index.m3u8">hour {label}</a> · <a href="streams/{name}/archive.m3u8?start={hour_ago}&amp;duration=1h">last recorded hour</a></td></tr>"#,
+            state = r.state,
+            path = Layout::hour_path(hour),
+            label = Layout::hour_label(hour),
+        );
+    }
+    html.push_str("</table>\n</body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sparkline_spans_the_hour_and_peaks_at_the_top() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let samples = [
+            (now - Duration::from_secs(3600), 1e6),
+            (now - Duration::from_secs(1800), 4e6),
+            (now, 2e6),
+        ];
+        let svg = sparkline(&samples, now);
+        assert!(
+            svg.contains(r#"points="0.0,26.0 180.0,2.0 360.0,18.0""#),
+            "{svg}"
+        );
+        assert!(svg.contains("peak 4.00 Mbit/s"), "{svg}");
+    }
+
+    #[test]
+    fn a_row_links_to_the_live_window_and_the_hour() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let html = render(
+            &[Row {
+                name: "ch1",
+                state: "stalled",
+                last: Some(now - Duration::from_secs(3 * 3600 + 42)),
+                bitrate: vec![],
+            }],
+            now,
+        );
+        assert!(html.contains(r#"href="streams/ch1/live.m3u8""#));
+        // The newest recording's hour, not the clock's.
+        assert!(
+            html.contains(r#"href="streams/ch1/2027/01/15/04/index.m3u8""#),
+            "{html}"
+        );
+        assert!(html.contains("start=2027-01-15T03:59:18Z&amp;duration=1h"));
+        assert!(html.contains(r#"<td class="stalled">stalled</td><td>3h 42s ago</td>"#));
+        assert!(!html.contains("<script"));
+    }
+}

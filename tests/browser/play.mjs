@@ -1,0 +1,91 @@
+// Plays an HLS playlist with hls.js in Debian's Chromium (driven by
+// playwright-core; no browser download) and prints what happened as JSON:
+// whether it played to the end, the media duration and position, decoded
+// frames, fragments loaded and hls.js errors.
+//
+// usage: node play.mjs PLAYLIST_URL
+//
+// The player page comes from a loopback server of its own (another port,
+// so another origin): the playlist and segments are fetched cross-origin,
+// and CORS is part of what is tested. (A page Playwright answers itself
+// counts as public, and Chromium then refuses loopback requests.)
+
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { chromium } from 'playwright-core';
+
+const playlist = process.argv[2];
+if (!playlist) {
+  console.error('usage: node play.mjs PLAYLIST_URL');
+  process.exit(2);
+}
+const hlsJs = readFileSync(new URL('./node_modules/hls.js/dist/hls.min.js', import.meta.url));
+const page = `<!doctype html><meta charset="utf-8">
+<video id="v" muted playsinline></video>
+<script src="/hls.min.js"></script>
+<script>
+  window.result = { ended: false, fatal: null, errors: [], fragments: 0 };
+  const v = document.getElementById('v');
+  const hls = new Hls();
+  hls.on(Hls.Events.ERROR, (_, d) => {
+    result.errors.push(d.details + (d.fatal ? ' (fatal)' : ''));
+    if (d.fatal) result.fatal = d.details;
+  });
+  hls.on(Hls.Events.FRAG_BUFFERED, () => { result.fragments += 1; });
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    v.play().catch((e) => { result.fatal = 'play() refused: ' + e; });
+  });
+  v.addEventListener('ended', () => { result.ended = true; });
+  hls.loadSource(${JSON.stringify(playlist)});
+  hls.attachMedia(v);
+</script>`;
+
+const server = createServer((req, res) => {
+  if (req.url === '/hls.min.js') {
+    res.writeHead(200, { 'content-type': 'text/javascript' }).end(hlsJs);
+  } else {
+    res.writeHead(200, { 'content-type': 'text/html' }).end(page);
+  }
+});
+await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+const origin = `http://localhost:${server.address().port}/`;
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  // The machine's network is closed: no background connections.
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+let outcome;
+try {
+  const tab = await browser.newPage();
+  await tab.goto(origin);
+  await tab.waitForFunction(() => window.result.ended || window.result.fatal, null, {
+    timeout: 120_000,
+  });
+  outcome = await tab.evaluate(() => {
+    const v = document.getElementById('v');
+    const q = v.getVideoPlaybackQuality();
+    return {
+      ...window.result,
+      duration: v.duration,
+      currentTime: v.currentTime,
+      frames: q.totalVideoFrames,
+      width: v.videoWidth,
+      height: v.videoHeight,
+    };
+  });
+} finally {
+  await browser.close();
+  server.close();
+}
+console.log(JSON.stringify(outcome));
