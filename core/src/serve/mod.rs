@@ -91,6 +91,13 @@ pub async fn serve(
                 .unwrap_or_default(),
         ));
     tracing::info!(address = %listener.local_addr()?, "serving playback");
+    // Playlists are small answers: no Nagle delay behind them.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -5,12 +5,16 @@
 
 use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
+
 use crate::playlist::{Entry, Kind, Layout, Playlist};
 use crate::segment::hour_of;
 use crate::storage::{ObjectStore, StoreError};
 
 /// Longest range served at once.
 pub const MAX_RANGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Hour playlists read at once for one range.
+const FETCH_CONCURRENCY: usize = 16;
 /// A gap between two entries longer than this is a discontinuity.
 const CONTIGUOUS: Duration = Duration::from_millis(250);
 
@@ -27,8 +31,16 @@ pub async fn range_playlist(
     let mut last: Option<Entry> = None;
     let last_hour = hour_of(end - Duration::from_nanos(1));
     // An entry that starts in the hour before may reach into the range.
-    for hour in hour_of(start).saturating_sub(1)..=last_hour {
-        let Some(text) = store.get(&layout.hour_playlist_key(hour)).await? else {
+    // The hours are fetched concurrently (a store's latency is paid about
+    // once, not once per hour) and joined in order.
+    let mut hours = futures_util::stream::iter(hour_of(start).saturating_sub(1)..=last_hour)
+        .map(|hour| async move {
+            let text = store.get(&layout.hour_playlist_key(hour)).await?;
+            Ok::<_, StoreError>((hour, text))
+        })
+        .buffered(FETCH_CONCURRENCY);
+    while let Some(fetched) = hours.next().await {
+        let (hour, Some(text)) = fetched? else {
             continue;
         };
         let Ok(playlist) = Playlist::parse(Kind::Event, &String::from_utf8_lossy(&text)) else {

@@ -2,6 +2,7 @@
 //! relative paths (see [`crate::playlist::Layout`]).
 
 mod fs;
+mod presign;
 mod queue;
 mod s3;
 

@@ -11,12 +11,14 @@ use minio::s3::multimap_ext::Multimap;
 use minio::s3::types::{Region, S3Api};
 use minio::s3::MinioClient;
 
+use super::presign::Presigner;
 use super::{validate_key, ObjectKind, ObjectStore, StoreError};
 use crate::config::StorageConfig;
 
 /// A store in an S3 bucket, under an optional key prefix.
 pub struct S3Store {
     client: MinioClient,
+    presigner: Presigner,
     endpoint: String,
     bucket: String,
     prefix: String,
@@ -126,14 +128,24 @@ impl S3Store {
             .credentials()
             .ok_or_else(|| fail("no credentials".into()))?;
         let provider = StaticProvider::new(access.expose(), secret.expose(), None);
+        let bucket = cfg.bucket.clone().unwrap_or_default();
+        let presigner = Presigner::new(
+            &endpoint,
+            &bucket,
+            &cfg.region,
+            access.expose(),
+            secret.clone(),
+        )
+        .map_err(fail)?;
         // With the region set, the crate signs for it without asking the
         // server (its `skip_region_lookup` would sign for us-east-1).
         let client = MinioClient::new(base, Some(provider), None, None)
             .map_err(|e| fail(explain(&endpoint, &e)))?;
         Ok(S3Store {
             client,
+            presigner,
             endpoint,
-            bucket: cfg.bucket.clone().unwrap_or_default(),
+            bucket,
             prefix: cfg
                 .prefix
                 .clone()
@@ -284,16 +296,9 @@ impl ObjectStore for S3Store {
         expiry: std::time::Duration,
     ) -> Result<String, StoreError> {
         let object = self.object(key)?;
-        let response = self
-            .client
-            .get_presigned_object_url(&self.bucket, object.as_str(), http::Method::GET)
-            .map_err(|e| self.error("presign", key, &e.into()))?
-            .expiry_seconds(Some(expiry.as_secs().min(u32::MAX as u64) as u32))
-            .build()
-            .send()
-            .await
-            .map_err(|e| self.error("presign", key, &e))?;
-        Ok(response.url)
+        Ok(self
+            .presigner
+            .presign_get(&object, expiry, std::time::SystemTime::now()))
     }
 
     fn describe(&self) -> String {
