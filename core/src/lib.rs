@@ -2,12 +2,14 @@
 //!
 //! The modules follow the data flow of one stream:
 //! [`config`] → [`capture`] → [`ts`] → [`segment`] → [`playlist`] →
-//! [`storage`] → [`urls`], wired and supervised by [`engine`].
+//! [`storage`] → [`urls`], wired and supervised by [`engine`]; [`serve`]
+//! plays it back, [`plugin`] loads WebAssembly hooks.
 
 pub mod capture;
 pub mod config;
 pub mod engine;
 pub mod playlist;
+pub mod plugin;
 pub mod segment;
 pub mod serve;
 pub mod storage;

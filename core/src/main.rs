@@ -85,6 +85,11 @@ enum Command {
         #[arg(long)]
         hour: String,
     },
+    /// Work with WebAssembly plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Validate a config file and what it refers to, without archiving.
     ///
     /// Exits 0 when it is good; otherwise lists every problem, each with the
@@ -93,6 +98,18 @@ enum Command {
         /// The configuration file (TOML).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show which hooks a plugin implements and what it imports.
+    ///
+    /// Exits 2 when the file is not a component, implements no hook of
+    /// hlsvault:plugin@0.1.0, or imports what the host does not offer.
+    Inspect {
+        /// The plugin (a WebAssembly component, .wasm).
+        path: PathBuf,
     },
 }
 
@@ -108,6 +125,30 @@ fn main() -> ExitCode {
             stream,
             hour,
         } => sign(&config, &stream, &hour),
+        Command::Plugin {
+            command: PluginCommand::Inspect { path },
+        } => inspect_plugin(&path),
+    }
+}
+
+fn inspect_plugin(path: &std::path::Path) -> ExitCode {
+    match hlsvault::plugin::inspect(&hlsvault::plugin::engine(), path) {
+        Ok(i) => {
+            let list = |v: &[String]| v.join("\n  ");
+            let hooks: Vec<String> = i.hooks.iter().map(|h| h.to_string()).collect();
+            println!(
+                "{}\nhooks:\n  {}\nimports:\n  {}\nexports:\n  {}",
+                path.display(),
+                list(&hooks),
+                list(&i.imports),
+                list(&i.exports)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hlsvault plugin inspect: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

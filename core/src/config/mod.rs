@@ -5,7 +5,11 @@
 //! Every problem found is reported, each with the file, the key and the
 //! reason; one bad stream does not hide the problems of the next.
 
-use std::collections::HashSet;
+mod plugins;
+
+pub use plugins::{OnError, PluginConfig};
+
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +31,20 @@ pub struct Config {
     pub stats_interval: Duration,
     /// Playback over HTTP (`hlsvault serve`, and `run` when present).
     pub serve: Option<ServeConfig>,
+    /// The `[plugins.NAME]` tables, by name.
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// Where compiled plugins are kept between runs (`plugin_cache`;
+    /// default `$XDG_CACHE_HOME/hlsvault/plugins` or
+    /// `~/.cache/hlsvault/plugins`).
+    pub plugin_cache: PathBuf,
+}
+
+fn default_plugin_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("hlsvault").join("plugins")
 }
 
 /// The `[serve]` table.
@@ -243,6 +261,9 @@ pub struct StreamConfig {
     pub stall_timeout: Duration,
     /// Where the datagrams come from.
     pub source: SourceConfig,
+    /// The plugins this stream runs, by `[plugins.NAME]`, in order.
+    #[serde(default)]
+    pub plugins: Vec<String>,
 }
 
 impl StreamConfig {
@@ -273,6 +294,7 @@ const DEFAULTABLE: &[&str] = &[
     "live_window",
     "max_gap",
     "stall_timeout",
+    "plugins",
 ];
 
 /// Where a stream's datagrams come from.
@@ -425,6 +447,10 @@ struct TopLevel {
     stats_interval: Option<Duration>,
     #[serde(default)]
     serve: Option<Value>,
+    #[serde(default)]
+    plugins: Option<Dict>,
+    #[serde(default)]
+    plugin_cache: Option<PathBuf>,
 }
 
 /// Collects problems while the configuration is read.
@@ -569,6 +595,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             );
         }
     }
+    let plugins = plugins::read(&top.plugins.unwrap_or_default(), &mut problems);
+    for (i, s) in streams.iter().enumerate() {
+        for name in s.plugins.iter().filter(|n| !plugins.contains_key(*n)) {
+            problems.add(
+                format!("streams[{i}] (\"{}\").plugins", s.name),
+                format!("no [plugins.{name}] table declares \"{name}\""),
+            );
+        }
+    }
     let serve = top
         .serve
         .as_ref()
@@ -584,6 +619,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             streams,
             stats_interval,
             serve,
+            plugins,
+            plugin_cache: top.plugin_cache.unwrap_or_else(default_plugin_cache),
         }),
         _ => Err(ConfigErrors {
             file: path.to_path_buf(),

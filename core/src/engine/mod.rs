@@ -15,7 +15,7 @@ mod archive;
 mod reader;
 pub mod stats;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -27,6 +27,7 @@ use tracing::Instrument;
 use crate::capture::rtp::{self, Payload};
 use crate::capture::{netif, CaptureError, Endpoint, PcapFileSource, PcapLiveSource};
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
+use crate::plugin::{self, Hook, Loaded, StreamPlugins};
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
 use crate::storage::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use crate::urls::Urls;
@@ -86,6 +87,23 @@ fn findings(config: &Config) -> Vec<(Problem, bool)> {
     let mut probed: HashMap<(SourceKind, Option<String>, Option<PathBuf>), Outcome> =
         HashMap::new();
     let mut problems: Vec<(Problem, bool)> = store_finding(config).into_iter().collect();
+    if !config.plugins.is_empty() {
+        match plugin::Runtime::new(Some(config.plugin_cache.clone())) {
+            Ok(runtime) => problems.extend(
+                load_plugins(config, &runtime)
+                    .1
+                    .into_iter()
+                    .map(|p| (p, false)),
+            ),
+            Err(e) => problems.push((
+                Problem {
+                    key: "plugins".into(),
+                    reason: e.to_string(),
+                },
+                false,
+            )),
+        }
+    }
     for (i, s) in config.streams.iter().enumerate() {
         let src = &s.source;
         let outcome = probed
@@ -103,6 +121,28 @@ fn findings(config: &Config) -> Vec<(Problem, bool)> {
         }
     }
     problems
+}
+
+/// Compiles and pre-instantiates every plugin the config declares; a
+/// plugin that cannot be used is a problem at its `path`.
+fn load_plugins(
+    config: &Config,
+    runtime: &plugin::Runtime,
+) -> (BTreeMap<String, Arc<Loaded>>, Vec<Problem>) {
+    let mut loaded = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, p) in &config.plugins {
+        match runtime.load(p) {
+            Ok(l) => {
+                loaded.insert(name.clone(), l);
+            }
+            Err(e) => problems.push(Problem {
+                key: format!("plugins.{name}.path"),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    (loaded, problems)
 }
 
 /// Opens what a source refers to, reading nothing; on failure, the key at
@@ -192,6 +232,20 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     runtime.spawn(stop_on_signal(stop.clone()));
     let store = open_store(config)?;
+    let plugin_runtime = match config.plugins.is_empty() {
+        true => None,
+        false => Some(plugin::Runtime::new(Some(config.plugin_cache.clone()))?),
+    };
+    let plugins = match &plugin_runtime {
+        Some(r) => {
+            let (loaded, problems) = load_plugins(config, r);
+            if let Some(p) = problems.first() {
+                anyhow::bail!("{}: {}", p.key, p.reason);
+            }
+            loaded
+        }
+        None => BTreeMap::new(),
+    };
     let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
     if let Some(serve) = &config.serve {
         let listener = runtime.block_on(tokio::net::TcpListener::bind(serve.listen))?;
@@ -230,10 +284,11 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         let (input_tx, input_rx) = sync_channel::<Input>(QUEUE_BATCHES);
         let (seg_tx, seg_rx) = tokio::sync::mpsc::channel::<Segment>(QUEUE_SEGMENTS);
         let (cfg, st2) = (s.clone(), st.clone());
+        let filters = stream_plugins(s, &plugins, |h| h == Hook::PacketFilter);
         threads.push(
             std::thread::Builder::new()
                 .name(format!("stream-{}", s.name))
-                .spawn(move || analyse(cfg, input_rx, seg_tx, st2))?,
+                .spawn(move || analyse(cfg, input_rx, seg_tx, st2, filters))?,
         );
         let span = tracing::info_span!("stream", name = %s.name);
         tasks.push(
@@ -450,16 +505,48 @@ fn watch_figures(
     }
 }
 
-/// The analysis thread of one stream: RTP, TS analysis and cutting.
+/// The plugins of stream `s` that implement a hook `wanted` says yes to,
+/// in the stream's order.
+fn stream_plugins(
+    s: &StreamConfig,
+    plugins: &BTreeMap<String, Arc<Loaded>>,
+    wanted: impl Fn(Hook) -> bool,
+) -> Vec<Arc<Loaded>> {
+    s.plugins
+        .iter()
+        .filter_map(|n| plugins.get(n))
+        .filter(|p| p.hooks.iter().any(|h| wanted(*h)))
+        .cloned()
+        .collect()
+}
+
+/// The analysis thread of one stream: RTP, packet filter plugins, TS
+/// analysis and cutting.
 fn analyse(
     cfg: StreamConfig,
     rx: Receiver<Input>,
     tx: tokio::sync::mpsc::Sender<Segment>,
     stats: Arc<StreamStats>,
+    filters: Vec<Arc<Loaded>>,
 ) {
     let span = tracing::info_span!("stream", name = %cfg.name);
     let _enter = span.enter();
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut plugins = StreamPlugins::new(
+            &filters,
+            &cfg.name,
+            cfg.source.group.to_string(),
+            cfg.source.port,
+        );
+        // One datagram's TS, through the filters (if any), into the cutter.
+        let mut push = |cutter: &mut SegmentCutter, ts: &[u8], at, lost: bool| {
+            if plugins.is_empty() {
+                return cutter.push_datagram(ts, at, lost);
+            }
+            let out = plugins.filter(ts);
+            stats.filtered(out.dropped);
+            cutter.push_datagram(&out.packets, at, lost);
+        };
         let mut cutter = SegmentCutter::new(CutPolicy {
             target: cfg.segment_duration,
             max: cfg.max_segment(),
@@ -490,12 +577,12 @@ fn analyse(
                         match rtp::classify(payload) {
                             Payload::Ts(ts) => {
                                 stats.datagram(ts.len());
-                                cutter.push_datagram(ts, time, false);
+                                push(&mut cutter, ts, time, false);
                             }
                             Payload::Rtp { ts, seq } => {
                                 stats.datagram(ts.len());
                                 reorder.push(seq, ts, time, &mut |ts, at, lost| {
-                                    cutter.push_datagram(ts, at, lost > 0)
+                                    push(&mut cutter, ts, at, lost > 0)
                                 });
                             }
                             Payload::NotTs => stats.not_ts(),
@@ -503,14 +590,14 @@ fn analyse(
                     }
                 }
                 Input::Stalled(silence) => {
-                    reorder.flush(&mut |ts, at, lost| cutter.push_datagram(ts, at, lost > 0));
+                    reorder.flush(&mut |ts, at, lost| push(&mut cutter, ts, at, lost > 0));
                     cutter.stall(silence);
                 }
             }
             report(&cutter, &reorder, &mut problems, false);
             send(&mut cutter);
         }
-        reorder.flush(&mut |ts, at, lost| cutter.push_datagram(ts, at, lost > 0));
+        reorder.flush(&mut |ts, at, lost| push(&mut cutter, ts, at, lost > 0));
         cutter.finish();
         report(&cutter, &reorder, &mut problems, true);
         send(&mut cutter);

@@ -18,6 +18,7 @@ pub struct StreamStats {
     datagrams: AtomicU64,
     ts_bytes: AtomicU64,
     not_ts: AtomicU64,
+    filtered: AtomicU64,
     rtp_late: AtomicU64,
     rtp_lost: AtomicU64,
     rtp_reordered: AtomicU64,
@@ -72,6 +73,8 @@ pub struct Snapshot {
     pub ts_bytes: u64,
     /// Datagrams discarded: not TS (nor RTP-wrapped TS).
     pub not_ts: u64,
+    /// TS packets packet filter plugins dropped.
+    pub filtered: u64,
     /// Datagrams discarded: RTP repeats or late arrivals.
     pub rtp_late: u64,
     /// Datagrams missing by RTP sequence number.
@@ -148,6 +151,13 @@ impl StreamStats {
     pub fn not_ts(&self) {
         self.datagrams.fetch_add(1, Relaxed);
         self.not_ts.fetch_add(1, Relaxed);
+    }
+
+    /// Packet filter plugins dropped `n` TS packets.
+    pub fn filtered(&self, n: u64) {
+        if n > 0 {
+            self.filtered.fetch_add(n, Relaxed);
+        }
     }
 
     /// Takes the RTP reorder counters (they are cumulative).
@@ -267,6 +277,7 @@ impl StreamStats {
             datagrams: self.datagrams.load(Relaxed),
             ts_bytes: self.ts_bytes.load(Relaxed),
             not_ts: self.not_ts.load(Relaxed),
+            filtered: self.filtered.load(Relaxed),
             rtp_late: self.rtp_late.load(Relaxed),
             rtp_lost: self.rtp_lost.load(Relaxed),
             rtp_reordered: self.rtp_reordered.load(Relaxed),
@@ -373,6 +384,7 @@ impl fmt::Display for Snapshot {
             write!(f, " ({})", reasons.join(", "))?;
         }
         let extra = [
+            (self.filtered, "TS packets dropped by packet filter plugins"),
             (self.rtp_lost, "datagrams lost (RTP)"),
             (self.rtp_reordered, "RTP datagrams put back in order"),
             (

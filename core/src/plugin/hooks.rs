@@ -1,0 +1,261 @@
+//! One stream's plugins, called at the pipeline's hook points. Each hook
+//! validates what the plugin returned and applies the plugin's failure
+//! policy: fail-open keeps the built-in behaviour, fail-closed drops what
+//! the hook would have produced.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::host::{PlaylistKind, SegmentInfo, StreamInfo};
+use super::runtime::{Failure, Instance, Loaded};
+use super::{validate, Hook};
+use crate::config::OnError;
+
+/// The plugins of one stream, in config order.
+pub struct StreamPlugins {
+    instances: Vec<Instance>,
+    info: StreamInfo,
+}
+
+/// What the namer hook decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Named {
+    /// No namer, or it failed open: the host's name.
+    Default,
+    /// The plugin's (validated) name.
+    Plugin(String),
+    /// It failed closed: the segment is not stored.
+    Dropped,
+}
+
+/// What the packet filters made of a batch.
+pub struct FilterOutcome<'a> {
+    /// The packets to analyse.
+    pub packets: Cow<'a, [u8]>,
+    /// Packets the filters dropped (by verdict, or a fail-closed failure).
+    pub dropped: u64,
+}
+
+impl StreamPlugins {
+    /// Instantiates `plugins` (in order) for the stream `name`, received on
+    /// `group`:`port`.
+    pub fn new(plugins: &[Arc<Loaded>], name: &str, group: String, port: u16) -> Self {
+        StreamPlugins {
+            instances: plugins
+                .iter()
+                .map(|p| Instance::new(p.clone(), name))
+                .collect(),
+            info: StreamInfo {
+                name: name.to_string(),
+                group,
+                port,
+            },
+        }
+    }
+
+    /// No plugins at all.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    /// Runs the packet filters over `ts`, one datagram's worth of whole
+    /// packets. Input that is not whole, synced packets is left to the
+    /// analysis (which counts it) and not filtered.
+    pub fn filter<'a>(&mut self, ts: &'a [u8]) -> FilterOutcome<'a> {
+        let mut packets = Cow::Borrowed(ts);
+        let whole = ts.len().is_multiple_of(188) && ts.chunks_exact(188).all(|p| p[0] == 0x47);
+        if !whole || ts.is_empty() {
+            return FilterOutcome {
+                packets,
+                dropped: 0,
+            };
+        }
+        let info = &self.info;
+        for inst in self
+            .instances
+            .iter_mut()
+            .filter(|i| i.implements(Hook::PacketFilter))
+        {
+            if packets.is_empty() {
+                break;
+            }
+            let on_error = inst.on_error();
+            let given = &packets;
+            let result = inst.call(
+                Hook::PacketFilter,
+                |b, store| {
+                    b.filter
+                        .as_ref()
+                        .expect("bound")
+                        .hlsvault_plugin_filter()
+                        .call_filter(store, info, given)
+                },
+                |verdict| apply(verdict, given),
+            );
+            match result {
+                Ok(Some(kept)) => packets = Cow::Owned(kept),
+                Ok(None) => {}
+                Err(Failure::Suspended | Failure::Failed) => {
+                    if on_error == OnError::FailClosed {
+                        packets = Cow::Owned(Vec::new());
+                    }
+                }
+            }
+        }
+        let dropped = (ts.len() - packets.len()) as u64 / 188;
+        FilterOutcome { packets, dropped }
+    }
+
+    /// The name of a finished segment.
+    pub fn segment_name(&mut self, segment: &SegmentInfo) -> Named {
+        let Some(inst) = self
+            .instances
+            .iter_mut()
+            .find(|i| i.implements(Hook::SegmentNamer))
+        else {
+            return Named::Default;
+        };
+        let on_error = inst.on_error();
+        let result = inst.call(
+            Hook::SegmentNamer,
+            |b, store| {
+                b.namer
+                    .as_ref()
+                    .expect("bound")
+                    .hlsvault_plugin_namer()
+                    .call_name(store, segment)
+            },
+            |name| validate::segment_name(&name).map(|()| name),
+        );
+        match (result, on_error) {
+            (Ok(name), _) => Named::Plugin(name),
+            (Err(_), OnError::FailOpen) => Named::Default,
+            (Err(_), OnError::FailClosed) => Named::Dropped,
+        }
+    }
+
+    /// Header tags of a playlist, from every policy plugin in order. A
+    /// failed plugin adds none (whatever its policy: there is nothing
+    /// else to drop).
+    pub fn header_tags(&mut self, kind: PlaylistKind) -> Vec<String> {
+        let stream = self.info.name.clone();
+        self.tags(|b, store| {
+            b.policy
+                .as_ref()
+                .expect("bound")
+                .hlsvault_plugin_policy()
+                .call_header_tags(&mut *store, &stream, kind)
+        })
+    }
+
+    /// Tags before a segment's entry, from every policy plugin in order.
+    pub fn entry_tags(&mut self, segment: &SegmentInfo, kind: PlaylistKind) -> Vec<String> {
+        self.tags(|b, store| {
+            b.policy
+                .as_ref()
+                .expect("bound")
+                .hlsvault_plugin_policy()
+                .call_entry_tags(&mut *store, segment, kind)
+        })
+    }
+
+    fn tags(
+        &mut self,
+        call: impl Fn(
+            &super::runtime::Bound,
+            &mut wasmtime::Store<super::host::HostState>,
+        ) -> wasmtime::Result<Vec<String>>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for inst in self
+            .instances
+            .iter_mut()
+            .filter(|i| i.implements(Hook::PlaylistPolicy))
+        {
+            if let Ok(tags) = inst.call(Hook::PlaylistPolicy, &call, |t: Vec<String>| {
+                validate::tags(&t).map(|()| t)
+            }) {
+                out.extend(tags);
+            }
+        }
+        out
+    }
+
+    /// The playback URL of `key` (the host's would be `default_url`),
+    /// valid until `expires_at` (Unix seconds). None: the signer failed
+    /// closed, and no URL is handed out.
+    pub fn sign(&mut self, key: &str, default_url: &str, expires_at: u64) -> Option<String> {
+        let Some(inst) = self
+            .instances
+            .iter_mut()
+            .find(|i| i.implements(Hook::UrlSigner))
+        else {
+            return Some(default_url.to_string());
+        };
+        let on_error = inst.on_error();
+        let request = super::host::signer::exports::hlsvault::plugin::signer::SignRequest {
+            stream_name: self.info.name.clone(),
+            key: key.to_string(),
+            default_url: default_url.to_string(),
+            expires_at,
+        };
+        let result = inst.call(
+            Hook::UrlSigner,
+            |b, store| {
+                b.signer
+                    .as_ref()
+                    .expect("bound")
+                    .hlsvault_plugin_signer()
+                    .call_sign(store, &request)
+            },
+            |u| validate::url(&u).map(|()| u),
+        );
+        match (result, on_error) {
+            (Ok(u), _) => Some(u),
+            (Err(_), OnError::FailOpen) => Some(default_url.to_string()),
+            (Err(_), OnError::FailClosed) => None,
+        }
+    }
+}
+
+/// Applies a filter's verdict to `given`: None keeps it unchanged.
+fn apply(
+    verdict: super::host::filter::exports::hlsvault::plugin::filter::Verdict,
+    given: &[u8],
+) -> Result<Option<Vec<u8>>, String> {
+    use super::host::filter::exports::hlsvault::plugin::filter::Verdict;
+    let n = given.len() / 188;
+    let pick = |from: &[u8], keep: &[u32]| -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(keep.len() * 188);
+        let mut last: Option<u32> = None;
+        for &i in keep {
+            if i as usize >= n || last.is_some_and(|l| l >= i) {
+                return Err(format!(
+                    "keep index {i} (indexes must ascend and stay below {n})"
+                ));
+            }
+            last = Some(i);
+            let p = &from[i as usize * 188..(i as usize + 1) * 188];
+            if p[0] != 0x47 {
+                return Err(format!("packet {i} lost its sync byte"));
+            }
+            out.extend_from_slice(p);
+        }
+        Ok(out)
+    };
+    match verdict {
+        Verdict::KeepAll => Ok(None),
+        Verdict::DropAll => Ok(Some(Vec::new())),
+        Verdict::Keep(keep) => pick(given, &keep).map(Some),
+        Verdict::Rewrite(r) => {
+            if r.packets.len() != given.len() {
+                return Err(format!(
+                    "rewrote {} bytes of {} (packets are rewritten in place)",
+                    r.packets.len(),
+                    given.len()
+                ));
+            }
+            pick(&r.packets, &r.keep).map(Some)
+        }
+    }
+}

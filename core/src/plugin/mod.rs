@@ -1,0 +1,185 @@
+//! WebAssembly plugins: components that implement one or more worlds of the
+//! contract in `wit/plugin.wit` (`hlsvault:plugin@0.1.0`). This part loads
+//! a component and says which hooks it implements and what it imports,
+//! refusing anything the host does not offer (it gets `host`, and WASI 0.2
+//! linked to an empty context; no files, network or environment).
+
+use std::fmt;
+use std::path::Path;
+
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+mod hooks;
+pub mod host;
+mod runtime;
+mod validate;
+
+pub use hooks::{FilterOutcome, Named, StreamPlugins};
+pub use runtime::{Instance, Loaded, PluginFigures, Runtime};
+
+/// The contract's package, as it prefixes import and export names.
+const PACKAGE: &str = "hlsvault:plugin/";
+/// The contract's version.
+pub const VERSION: &str = "0.1.0";
+
+/// A hook a plugin can implement: one world of the contract each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `packet-filter`: keeps, drops or rewrites batches of TS packets.
+    PacketFilter,
+    /// `segment-namer`: names segment objects.
+    SegmentNamer,
+    /// `playlist-policy`: adds playlist tags.
+    PlaylistPolicy,
+    /// `url-signer`: turns object keys into playback URLs.
+    UrlSigner,
+}
+
+impl Hook {
+    const ALL: [Hook; 4] = [
+        Hook::PacketFilter,
+        Hook::SegmentNamer,
+        Hook::PlaylistPolicy,
+        Hook::UrlSigner,
+    ];
+
+    /// The interface the hook's world exports.
+    fn interface(self) -> &'static str {
+        match self {
+            Hook::PacketFilter => "filter",
+            Hook::SegmentNamer => "namer",
+            Hook::PlaylistPolicy => "policy",
+            Hook::UrlSigner => "signer",
+        }
+    }
+
+    /// The world's name in the contract.
+    pub fn world(self) -> &'static str {
+        match self {
+            Hook::PacketFilter => "packet-filter",
+            Hook::SegmentNamer => "segment-namer",
+            Hook::PlaylistPolicy => "playlist-policy",
+            Hook::UrlSigner => "url-signer",
+        }
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.world())
+    }
+}
+
+/// What a plugin is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// The hooks it implements (at least one).
+    pub hooks: Vec<Hook>,
+    /// Everything it imports, by name.
+    pub imports: Vec<String>,
+    /// Everything it exports, by name.
+    pub exports: Vec<String>,
+}
+
+/// Why a plugin cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file is not a component wasmtime can compile.
+    #[error("{path}: not a WebAssembly component ({reason})")]
+    Load { path: String, reason: String },
+    /// It imports what the host does not offer.
+    #[error("{path}: imports {import}, which hlsvault does not offer (plugins get hlsvault:plugin/host and an empty WASI 0.2)")]
+    Import { path: String, import: String },
+    /// It implements no hook of this contract version.
+    #[error("{path}: implements no hook of hlsvault:plugin@{VERSION} (exports: {exports})")]
+    NoHook { path: String, exports: String },
+}
+
+/// The engine every plugin is compiled for.
+pub fn engine() -> Engine {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    // Calls get a deadline by epoch (a ticker thread moves it).
+    config.epoch_interruption(true);
+    Engine::new(&config).expect("the engine's config is valid")
+}
+
+/// Whether the host offers `import`: its own interfaces (of this version)
+/// and WASI 0.2.
+fn offered(import: &str) -> bool {
+    match import.strip_prefix(PACKAGE) {
+        Some(rest) => rest == format!("host@{VERSION}") || rest == format!("types@{VERSION}"),
+        None => import.starts_with("wasi:") && import.contains("@0.2."),
+    }
+}
+
+/// Compiles the component at `path` and says what it implements.
+pub fn inspect(engine: &Engine, path: &Path) -> Result<Inspection, PluginError> {
+    let shown = path.display().to_string();
+    let component = Component::from_file(engine, path).map_err(|e| PluginError::Load {
+        path: shown.clone(),
+        reason: format!("{e:#}")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    })?;
+    describe(engine, &component, &shown)
+}
+
+/// What `component` (from `path`) implements and imports; refuses imports
+/// the host does not offer and components without a hook.
+fn describe(engine: &Engine, component: &Component, path: &str) -> Result<Inspection, PluginError> {
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    if let Some(bad) = imports.iter().find(|i| !offered(i)) {
+        return Err(PluginError::Import {
+            path: path.to_string(),
+            import: bad.clone(),
+        });
+    }
+    let hooks: Vec<Hook> = Hook::ALL
+        .into_iter()
+        .filter(|h| {
+            let name = format!("{PACKAGE}{}@{VERSION}", h.interface());
+            exports.contains(&name)
+        })
+        .collect();
+    if hooks.is_empty() {
+        return Err(PluginError::NoHook {
+            path: path.to_string(),
+            exports: exports.join(", "),
+        });
+    }
+    Ok(Inspection {
+        hooks,
+        imports,
+        exports,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_offers_its_interfaces_and_wasi_only() {
+        assert!(offered("hlsvault:plugin/host@0.1.0"));
+        assert!(offered("wasi:io/streams@0.2.6"));
+        assert!(!offered("hlsvault:plugin/host@0.2.0"));
+        assert!(!offered("wasi:http/outgoing-handler@0.3.0"));
+        assert!(!offered("evil:net/socket"));
+    }
+
+    #[test]
+    fn a_core_module_is_not_a_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("core.wasm");
+        // The smallest core module: magic and version.
+        std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
+        let e = inspect(&engine(), &path).unwrap_err();
+        assert!(matches!(e, PluginError::Load { .. }), "{e}");
+        assert!(e.to_string().contains("not a WebAssembly component"), "{e}");
+    }
+}

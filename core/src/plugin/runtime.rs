@@ -1,0 +1,362 @@
+//! Loading plugins and running their calls safely: each plugin is compiled
+//! once (and cached on disk, so a restart does not recompile) and
+//! pre-instantiated once; each stream gets its own instance, whose calls
+//! run under an epoch deadline and whose memory is bounded. A failed call
+//! (trap, timeout, invalid result) is logged and counted, the instance is
+//! rebuilt from its `InstancePre` (a trapped store cannot be re-entered),
+//! and a plugin that keeps failing is suspended with backoff.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+use super::host::{self, HostState};
+use super::{describe, Hook, PluginError};
+use crate::config::{OnError, PluginConfig};
+
+/// How often the epoch moves: the resolution of call deadlines.
+const TICK: Duration = Duration::from_millis(1);
+/// Failures in a row that suspend a plugin (for one stream).
+const SUSPEND_AFTER: u32 = 5;
+/// First and longest suspension.
+const SUSPEND_FIRST: Duration = Duration::from_secs(1);
+const SUSPEND_MAX: Duration = Duration::from_secs(60);
+
+/// The engine, its linker and the compiled-code cache; one per process.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<PathBuf>,
+}
+
+/// What a plugin did, over all its streams.
+#[derive(Debug, Default)]
+pub struct PluginFigures {
+    /// Calls made.
+    pub calls: AtomicU64,
+    /// Calls that failed (trap, timeout, invalid result).
+    pub failures: AtomicU64,
+    /// Of those, calls stopped at their deadline.
+    pub timeouts: AtomicU64,
+    /// Calls not made because the plugin was suspended.
+    pub skipped: AtomicU64,
+    /// Time spent in calls, in nanoseconds.
+    pub nanos: AtomicU64,
+}
+
+/// A compiled, pre-instantiated plugin.
+pub struct Loaded {
+    /// Its config.
+    pub config: PluginConfig,
+    /// The hooks it implements.
+    pub hooks: Vec<Hook>,
+    pre: InstancePre<HostState>,
+    /// Its figures, shared by its instances.
+    pub figures: Arc<PluginFigures>,
+    /// The plugin's config values, for its instances.
+    values: Arc<std::collections::BTreeMap<String, String>>,
+}
+
+impl Runtime {
+    /// A runtime whose compiled plugins are cached in `cache` (if any).
+    /// Starts the thread that moves the epoch.
+    pub fn new(cache: Option<PathBuf>) -> Result<Self, PluginError> {
+        let engine = super::engine();
+        let linker = host::linker(&engine).map_err(|e| PluginError::Load {
+            path: "(host)".into(),
+            reason: e.to_string(),
+        })?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(|e| PluginError::Load {
+                path: "(host)".into(),
+                reason: format!("cannot start the epoch thread: {e}"),
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+        })
+    }
+
+    /// The engine plugins are compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or takes from the cache) and pre-instantiates the plugin
+    /// `config` names.
+    pub fn load(&self, config: &PluginConfig) -> Result<Arc<Loaded>, PluginError> {
+        let shown = config.path.display().to_string();
+        let fail = |reason: String| PluginError::Load {
+            path: shown.clone(),
+            reason,
+        };
+        let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let component = self.compile(&bytes)?;
+        let inspection = describe(&self.engine, &component, &shown)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(format!("cannot link: {e:#}")))?;
+        Ok(Arc::new(Loaded {
+            config: config.clone(),
+            hooks: inspection.hooks,
+            pre,
+            figures: Arc::default(),
+            values: Arc::new(config.config.clone()),
+        }))
+    }
+
+    /// The component of `bytes`: from the cache when this engine compiled
+    /// it before, else compiled now (and cached).
+    pub(super) fn compile(&self, bytes: &[u8]) -> Result<Component, PluginError> {
+        let fail = |reason: String| PluginError::Load {
+            path: "(component)".into(),
+            reason,
+        };
+        let Some(dir) = &self.cache else {
+            return Component::new(&self.engine, bytes).map_err(|e| fail(format!("{e:#}")));
+        };
+        let file = dir.join(format!("{}.cwasm", self.cache_key(bytes)));
+        if file.exists() {
+            // SAFETY: the file was written by `precompile_component` of an
+            // engine with the same compatibility hash (it is in the name),
+            // into our own cache directory.
+            match unsafe { Component::deserialize_file(&self.engine, &file) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "a cached plugin cannot be used; compiling again")
+                }
+            }
+        }
+        let compiled = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(|e| fail(format!("{e:#}")))?;
+        if let Err(e) = write_atomically(dir, &file, &compiled) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot cache a compiled plugin");
+        }
+        // SAFETY: `compiled` comes from this engine's precompile just above.
+        unsafe { Component::deserialize(&self.engine, &compiled) }
+            .map_err(|e| fail(format!("{e:#}")))
+    }
+
+    fn cache_key(&self, bytes: &[u8]) -> String {
+        use sha2::Digest;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let digest = sha2::Sha256::digest(bytes);
+        format!("{}-{:016x}", hex::encode(&digest[..16]), h.finish())
+    }
+}
+
+fn write_atomically(dir: &Path, file: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(tmp, file)
+}
+
+/// The bindings of an instance, by hook.
+#[derive(Default)]
+pub(super) struct Bound {
+    pub filter: Option<host::filter::PacketFilter>,
+    pub namer: Option<host::namer::SegmentNamer>,
+    pub policy: Option<host::policy::PlaylistPolicy>,
+    pub signer: Option<host::signer::UrlSigner>,
+}
+
+/// One plugin's instance for one stream.
+pub struct Instance {
+    loaded: Arc<Loaded>,
+    stream: Arc<str>,
+    /// None while it cannot be instantiated: calls then fail (and retry).
+    live: Option<(Store<HostState>, Bound)>,
+    in_row: u32,
+    suspended_until: Option<Instant>,
+    suspension: Duration,
+}
+
+/// Why a call gave nothing usable.
+pub(super) enum Failure {
+    /// The plugin is suspended; no call was made.
+    Suspended,
+    /// The call failed (already logged and counted).
+    Failed,
+}
+
+impl Instance {
+    /// Instantiates `loaded` for `stream`. An instance that cannot be made
+    /// (its start traps, or needs more memory than allowed) is not an
+    /// error here: its calls fail under the plugin's policy, and it is
+    /// tried again.
+    pub fn new(loaded: Arc<Loaded>, stream: &str) -> Self {
+        let mut i = Instance {
+            loaded,
+            stream: Arc::from(stream),
+            live: None,
+            in_row: 0,
+            suspended_until: None,
+            suspension: SUSPEND_FIRST,
+        };
+        i.rebuild();
+        i
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.loaded.config.name
+    }
+
+    /// Its failure policy.
+    pub fn on_error(&self) -> OnError {
+        self.loaded.config.on_error
+    }
+
+    /// Whether it implements `hook`.
+    pub fn implements(&self, hook: Hook) -> bool {
+        self.loaded.hooks.contains(&hook)
+    }
+
+    /// Runs `call` under the deadline, then `check` on its result. A
+    /// failure of either is logged, counted and may suspend the plugin.
+    pub(super) fn call<R, V>(
+        &mut self,
+        hook: Hook,
+        call: impl FnOnce(&Bound, &mut Store<HostState>) -> wasmtime::Result<R>,
+        check: impl FnOnce(R) -> Result<V, String>,
+    ) -> Result<V, Failure> {
+        let figures = self.loaded.figures.clone();
+        if let Some(until) = self.suspended_until {
+            if Instant::now() < until {
+                figures.skipped.fetch_add(1, Relaxed);
+                return Err(Failure::Suspended);
+            }
+            self.suspended_until = None;
+            tracing::info!(plugin = self.name(), stream = %self.stream, "plugin suspension over; calling it again");
+        }
+        if self.live.is_none() {
+            self.rebuild();
+        }
+        let started = Instant::now();
+        let result = match &mut self.live {
+            Some((store, bound)) => {
+                store.set_epoch_deadline(ticks(self.loaded.config.timeout));
+                call(bound, store)
+            }
+            None => Err(wasmtime::Error::msg("it cannot be instantiated")),
+        };
+        figures.calls.fetch_add(1, Relaxed);
+        figures
+            .nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        let reason = match result {
+            Ok(r) => match check(r) {
+                Ok(v) => {
+                    self.in_row = 0;
+                    self.suspension = SUSPEND_FIRST;
+                    return Ok(v);
+                }
+                Err(why) => format!("returned an invalid result: {why}"),
+            },
+            Err(e) => {
+                let reason = match e.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => {
+                        figures.timeouts.fetch_add(1, Relaxed);
+                        format!(
+                            "ran past its deadline ({})",
+                            humantime::format_duration(self.loaded.config.timeout)
+                        )
+                    }
+                    Some(trap) => format!("trapped: {trap}"),
+                    None => format!("failed: {}", one_line(&format!("{e:#}"))),
+                };
+                // A trapped store cannot be entered again.
+                self.rebuild();
+                reason
+            }
+        };
+        let n = figures.failures.fetch_add(1, Relaxed) + 1;
+        self.in_row += 1;
+        let policy = match self.on_error() {
+            OnError::FailOpen => "fail-open: built-in behaviour used",
+            OnError::FailClosed => "fail-closed: its output dropped",
+        };
+        if self.in_row == 1 || n.is_power_of_two() {
+            tracing::warn!(plugin = self.name(), stream = %self.stream, hook = %hook, failures = n, "plugin {reason}; {policy}");
+        }
+        if self.in_row >= SUSPEND_AFTER {
+            tracing::error!(plugin = self.name(), stream = %self.stream, failures_in_a_row = self.in_row, suspended_for = %humantime::format_duration(self.suspension), "plugin keeps failing; suspended ({policy} meanwhile)");
+            self.suspended_until = Some(Instant::now() + self.suspension);
+            self.suspension = (self.suspension * 2).min(SUSPEND_MAX);
+            self.in_row = 0;
+        }
+        Err(Failure::Failed)
+    }
+
+    /// A fresh instance from the plugin's `InstancePre`.
+    fn rebuild(&mut self) {
+        self.live = match instantiate(&self.loaded, &self.stream) {
+            Ok(live) => Some(live),
+            Err(e) => {
+                tracing::error!(plugin = self.name(), stream = %self.stream, error = %one_line(&format!("{e:#}")), "cannot instantiate the plugin");
+                None
+            }
+        };
+    }
+}
+
+/// Epoch ticks of a deadline `timeout` from now.
+fn ticks(timeout: Duration) -> u64 {
+    timeout.as_nanos().div_ceil(TICK.as_nanos()) as u64 + 1
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn instantiate(loaded: &Loaded, stream: &Arc<str>) -> wasmtime::Result<(Store<HostState>, Bound)> {
+    let state = HostState::new(
+        Arc::from(loaded.config.name.as_str()),
+        stream.clone(),
+        loaded.values.clone(),
+        loaded.config.memory as usize,
+    );
+    let mut store = Store::new(loaded.pre.engine(), state);
+    store.limiter(|s| &mut s.limits);
+    // Instantiation itself runs guest code (start functions): deadline it.
+    store.set_epoch_deadline(ticks(loaded.config.timeout));
+    let instance = loaded.pre.instantiate(&mut store)?;
+    let mut bound = Bound::default();
+    for hook in &loaded.hooks {
+        match hook {
+            Hook::PacketFilter => {
+                bound.filter = Some(host::filter::PacketFilter::new(&mut store, &instance)?)
+            }
+            Hook::SegmentNamer => {
+                bound.namer = Some(host::namer::SegmentNamer::new(&mut store, &instance)?)
+            }
+            Hook::PlaylistPolicy => {
+                bound.policy = Some(host::policy::PlaylistPolicy::new(&mut store, &instance)?)
+            }
+            Hook::UrlSigner => {
+                bound.signer = Some(host::signer::UrlSigner::new(&mut store, &instance)?)
+            }
+        }
+    }
+    Ok((store, bound))
+}
