@@ -54,6 +54,7 @@ fn hour_playlist(hour: u64, first_seq: u64) -> Playlist {
             start,
             // One break a day, at 00:00.
             discontinuity: i == 0 && hour.is_multiple_of(24),
+            tags: Vec::new(),
         });
     }
     p.end();

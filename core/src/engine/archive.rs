@@ -8,6 +8,8 @@ use bytes::Bytes;
 
 use super::stats::StreamStats;
 use crate::playlist::{Entry, Kind, Layout, Playlist};
+use crate::plugin::host::{PlaylistKind, SegmentInfo};
+use crate::plugin::{Named, StreamPlugins};
 use crate::segment::Segment;
 use crate::storage::{ObjectKind, ObjectStore, StoreError};
 use crate::urls::{HoursLog, Urls};
@@ -34,6 +36,10 @@ pub struct ArchiveSettings {
     pub urls: Urls,
     /// Hours older than this are deleted.
     pub retention: Option<Duration>,
+    /// How long handed-out URLs stay valid.
+    pub url_expiry: Duration,
+    /// The stream's segment namer, playlist policy and URL signer plugins.
+    pub plugins: Vec<Arc<crate::plugin::Loaded>>,
 }
 
 /// One stream's archive in the store.
@@ -55,6 +61,12 @@ pub struct StreamArchive {
     next_sequence: u64,
     /// The next entry follows a restart or a lost segment: mark it.
     gap: bool,
+    /// The stream's segment namer, playlist policy and URL signer plugins
+    /// (behind a lock only so that the archive is Sync; calls are quick and
+    /// never span an await).
+    plugins: std::sync::Mutex<StreamPlugins>,
+    /// How long handed-out URLs stay valid (what a signer is told).
+    url_expiry: Duration,
 }
 
 impl StreamArchive {
@@ -65,12 +77,16 @@ impl StreamArchive {
         stream: &str,
         settings: ArchiveSettings,
         stats: Arc<StreamStats>,
+        plugins: StreamPlugins,
     ) -> Result<Self, StoreError> {
+        let mut plugins = plugins;
         let ArchiveSettings {
             target_secs,
             window,
             urls,
             retention,
+            url_expiry,
+            plugins: _,
         } = settings;
         let layout = Layout::new(stream);
         let mut live = Playlist::new(Kind::Window(window), target_secs);
@@ -87,6 +103,7 @@ impl StreamArchive {
             None => HoursLog::default(),
         };
         let next_sequence = live.last().map_or(0, |e| e.sequence + 1);
+        live.set_header_tags(plugins.header_tags(PlaylistKind::Live));
         Ok(StreamArchive {
             store,
             layout,
@@ -101,7 +118,13 @@ impl StreamArchive {
             retention,
             swept: None,
             next_sequence,
+            plugins: std::sync::Mutex::new(plugins),
+            url_expiry,
         })
+    }
+
+    fn plugins(&self) -> std::sync::MutexGuard<'_, StreamPlugins> {
+        self.plugins.lock().expect("plugins lock")
     }
 
     /// Stores a segment and updates the hour's playlist and the live window.
@@ -120,7 +143,29 @@ impl StreamArchive {
         }
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let name = Layout::segment_name(sequence, seg.start);
+        let default_name = Layout::segment_name(sequence, seg.start);
+        let info = SegmentInfo {
+            stream_name: self.layout.stream().to_string(),
+            sequence,
+            start_ms: seg
+                .start
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            duration_ms: (seg.duration / 90) as u32,
+            discontinuity: seg.discontinuity || self.gap,
+            default_name,
+        };
+        let named = self.plugins().segment_name(&info);
+        let name = match named {
+            Named::Default => info.default_name.clone(),
+            Named::Plugin(name) => name,
+            Named::Dropped => {
+                // Fail-closed namer: the segment is not stored (counted).
+                self.stats.plugin_dropped_segment();
+                self.gap = true;
+                return Ok(());
+            }
+        };
         let key = self.layout.segment_key(hour, &name);
         let (bytes, duration, start, discontinuity) =
             (seg.data.len(), seg.duration, seg.start, seg.discontinuity);
@@ -141,11 +186,14 @@ impl StreamArchive {
             duration,
             start,
             discontinuity: discontinuity || std::mem::take(&mut self.gap),
+            tags: self.plugins().entry_tags(&info, PlaylistKind::Hour),
         };
+        let live_tags = self.plugins().entry_tags(&info, PlaylistKind::Live);
         let open = self.hour.as_mut().expect("an hour is open");
         open.playlist.push(entry.clone());
         self.live.push(Entry {
             uri: Layout::live_uri(hour, &name),
+            tags: live_tags,
             ..entry
         });
         self.write_hour(false).await?;
@@ -227,7 +275,12 @@ impl StreamArchive {
             playlist: Playlist::new(Kind::Event, self.target_secs),
             verified: false,
         });
-        self.verify_hour().await
+        self.verify_hour().await?;
+        let tags = self.plugins().header_tags(PlaylistKind::Hour);
+        if let Some(open) = self.hour.as_mut() {
+            open.playlist.set_header_tags(tags);
+        }
+        Ok(())
     }
 
     /// Reads the open hour's playlist back from the store, once. While the
@@ -360,6 +413,15 @@ impl StreamArchive {
             )
             .await
             .inspect_err(|_| self.stats.store_error(false))?;
+        let expires_at = (std::time::SystemTime::now() + self.url_expiry)
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // A signer that failed closed hands out no URL: the line keeps
+        // the one it had.
+        let signed = self.plugins().sign(&key, &url, expires_at);
+        let Some(url) = signed else {
+            return Ok(());
+        };
         if self.hours.set(open.hour, url) {
             let text = Bytes::from(self.hours.render());
             self.put(&self.layout.hours_log_key(), text, ObjectKind::Index)

@@ -301,6 +301,8 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
                         window: s.live_window,
                         urls: Urls::from_config(&config.storage),
                         retention: config.storage.retention,
+                        url_expiry: config.storage.url_expiry,
+                        plugins: stream_plugins(s, &plugins, |h| h != Hook::PacketFilter),
                     },
                     s.clone(),
                     seg_rx,
@@ -706,7 +708,21 @@ async fn archive(
     // segments queue up behind this task.
     let mut wait = Duration::from_secs(1);
     let mut archive = loop {
-        match StreamArchive::open(store.clone(), &cfg.name, settings.clone(), stats.clone()).await {
+        let plugins = StreamPlugins::new(
+            &settings.plugins,
+            &cfg.name,
+            cfg.source.group.to_string(),
+            cfg.source.port,
+        );
+        match StreamArchive::open(
+            store.clone(),
+            &cfg.name,
+            settings.clone(),
+            stats.clone(),
+            plugins,
+        )
+        .await
+        {
             Ok(a) => break a,
             Err(e @ StoreError::Unreachable { .. }) if !stop.load(Ordering::Relaxed) => {
                 tracing::warn!(error = %e, retry_in = %humantime::format_duration(wait), "cannot read the stream's archive back yet; waiting for the store");

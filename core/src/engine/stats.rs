@@ -19,6 +19,7 @@ pub struct StreamStats {
     ts_bytes: AtomicU64,
     not_ts: AtomicU64,
     filtered: AtomicU64,
+    plugin_dropped_segments: AtomicU64,
     rtp_late: AtomicU64,
     rtp_lost: AtomicU64,
     rtp_reordered: AtomicU64,
@@ -75,6 +76,8 @@ pub struct Snapshot {
     pub not_ts: u64,
     /// TS packets packet filter plugins dropped.
     pub filtered: u64,
+    /// Segments not stored because a fail-closed segment namer failed.
+    pub plugin_dropped_segments: u64,
     /// Datagrams discarded: RTP repeats or late arrivals.
     pub rtp_late: u64,
     /// Datagrams missing by RTP sequence number.
@@ -158,6 +161,11 @@ impl StreamStats {
         if n > 0 {
             self.filtered.fetch_add(n, Relaxed);
         }
+    }
+
+    /// A fail-closed segment namer failed: the segment was not stored.
+    pub fn plugin_dropped_segment(&self) {
+        self.plugin_dropped_segments.fetch_add(1, Relaxed);
     }
 
     /// Takes the RTP reorder counters (they are cumulative).
@@ -278,6 +286,7 @@ impl StreamStats {
             ts_bytes: self.ts_bytes.load(Relaxed),
             not_ts: self.not_ts.load(Relaxed),
             filtered: self.filtered.load(Relaxed),
+            plugin_dropped_segments: self.plugin_dropped_segments.load(Relaxed),
             rtp_late: self.rtp_late.load(Relaxed),
             rtp_lost: self.rtp_lost.load(Relaxed),
             rtp_reordered: self.rtp_reordered.load(Relaxed),
@@ -385,6 +394,10 @@ impl fmt::Display for Snapshot {
         }
         let extra = [
             (self.filtered, "TS packets dropped by packet filter plugins"),
+            (
+                self.plugin_dropped_segments,
+                "segments dropped (fail-closed segment namer failed)",
+            ),
             (self.rtp_lost, "datagrams lost (RTP)"),
             (self.rtp_reordered, "RTP datagrams put back in order"),
             (

@@ -23,6 +23,11 @@ impl Layout {
         }
     }
 
+    /// The stream's name.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
     /// `YYYY/MM/DD/HH` of an hour (hours since the Unix epoch).
     pub fn hour_path(hour: u64) -> String {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(hour * 3600);

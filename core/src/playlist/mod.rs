@@ -24,6 +24,8 @@ pub struct Entry {
     pub start: SystemTime,
     /// `#EXT-X-DISCONTINUITY` precedes it.
     pub discontinuity: bool,
+    /// Extra tags just before its `#EXTINF` (playlist policy plugins).
+    pub tags: Vec<String>,
 }
 
 impl Entry {
@@ -50,7 +52,17 @@ pub struct Playlist {
     entries: VecDeque<Entry>,
     discontinuity_sequence: u64,
     ended: bool,
+    /// Extra header tags (playlist policy plugins).
+    header: Vec<String>,
 }
+
+/// Tags the playlist writes itself (the rest are kept as extra tags).
+const OWN_TAGS: &[&str] = &[
+    "#EXTM3U",
+    "#EXT-X-VERSION:",
+    "#EXT-X-PLAYLIST-TYPE:",
+    "#EXTINF:",
+];
 
 /// A playlist text that could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +83,7 @@ impl Playlist {
             entries: VecDeque::new(),
             discontinuity_sequence: 0,
             ended: false,
+            header: Vec::new(),
         }
     }
 
@@ -121,6 +134,11 @@ impl Playlist {
         self.ended = false;
     }
 
+    /// Sets the extra header tags (each a validated single `#` line).
+    pub fn set_header_tags(&mut self, tags: Vec<String>) {
+        self.header = tags;
+    }
+
     /// The HLS text.
     pub fn render(&self) -> String {
         let rounded = self
@@ -143,6 +161,9 @@ impl Playlist {
         if self.kind == Kind::Event {
             s.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n");
         }
+        for t in &self.header {
+            let _ = writeln!(s, "{t}");
+        }
         for e in &self.entries {
             if e.discontinuity {
                 s.push_str("#EXT-X-DISCONTINUITY\n");
@@ -152,6 +173,9 @@ impl Playlist {
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
                 humantime::format_rfc3339_millis(e.start)
             );
+            for t in &e.tags {
+                let _ = writeln!(s, "{t}");
+            }
             let _ = writeln!(s, "#EXTINF:{},\n{}", format_seconds(e.duration), e.uri);
         }
         if self.ended {
@@ -167,6 +191,7 @@ impl Playlist {
         let mut pending_disc = false;
         let mut pending_pdt: Option<SystemTime> = None;
         let mut pending_dur: Option<u64> = None;
+        let mut pending_tags: Vec<String> = Vec::new();
         let err = |line: usize, reason: &str| ParseError {
             line: line + 1,
             reason: reason.to_string(),
@@ -199,6 +224,13 @@ impl Playlist {
                     Some(parse_seconds(secs).ok_or_else(|| err(n, "bad EXTINF duration"))?);
             } else if line == "#EXT-X-ENDLIST" {
                 p.ended = true;
+            } else if line.starts_with('#') && !OWN_TAGS.iter().any(|t| line.starts_with(t)) {
+                // Another tag: before the first entry's own tags it belongs
+                // to the header, else to the next entry.
+                match pending_pdt.is_none() && !pending_disc && p.entries.is_empty() {
+                    true => p.header.push(line.to_string()),
+                    false => pending_tags.push(line.to_string()),
+                }
             } else if !line.is_empty() && !line.starts_with('#') {
                 let duration = pending_dur
                     .take()
@@ -216,6 +248,7 @@ impl Playlist {
                     duration,
                     start,
                     discontinuity: std::mem::take(&mut pending_disc),
+                    tags: std::mem::take(&mut pending_tags),
                 });
                 seq += 1;
             }
@@ -237,6 +270,7 @@ mod tests {
             start: SystemTime::UNIX_EPOCH
                 + Duration::from_millis(1_795_255_197_700 + (sequence % 10) * 6006),
             discontinuity,
+            tags: Vec::new(),
         }
     }
 

@@ -62,6 +62,15 @@ pub struct Loaded {
     values: Arc<std::collections::BTreeMap<String, String>>,
 }
 
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("name", &self.config.name)
+            .field("hooks", &self.hooks)
+            .finish()
+    }
+}
+
 impl Runtime {
     /// A runtime whose compiled plugins are cached in `cache` (if any).
     /// Starts the thread that moves the epoch.

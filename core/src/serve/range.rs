@@ -98,6 +98,7 @@ mod tests {
                 duration: 6 * 90_000,
                 start: at(h, *s),
                 discontinuity: false,
+                tags: Vec::new(),
             });
         }
         p.end();
