@@ -155,8 +155,11 @@ fn inspect_plugin(path: &std::path::Path) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HLSVAULT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, not for files and journals.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -292,6 +295,9 @@ fn run(path: &std::path::Path) -> ExitCode {
     }
     for (name, s) in &report.streams {
         println!("{name}: {s}");
+    }
+    for (name, p) in &report.plugins {
+        println!("plugin {name}: {p}");
     }
     if report.healthy() {
         ExitCode::SUCCESS

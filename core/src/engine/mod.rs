@@ -34,7 +34,7 @@ use crate::urls::Urls;
 pub use archive::{ArchiveSettings, StreamArchive};
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey, Route};
-pub use stats::{Snapshot, StreamFigures, StreamStats};
+pub use stats::{Figures, Snapshot, StreamStats};
 
 /// Batches queued per stream before the reader waits (files) or drops and
 /// counts (live sources): about 4 MiB.
@@ -49,6 +49,8 @@ pub struct Report {
     pub streams: Vec<(String, Snapshot)>,
     /// Per reader (capture file or interface), what it saw.
     pub sources: Vec<SourceReport>,
+    /// Per plugin: its name and figures.
+    pub plugins: Vec<(String, plugin::PluginSnapshot)>,
 }
 
 impl Report {
@@ -249,14 +251,15 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
     if let Some(serve) = &config.serve {
         let listener = runtime.block_on(tokio::net::TcpListener::bind(serve.listen))?;
-        let figures: StreamFigures = Arc::new(
-            config
+        let figures = Arc::new(Figures {
+            streams: config
                 .streams
                 .iter()
                 .map(|s| s.name.clone())
                 .zip(stats.iter().cloned())
                 .collect(),
-        );
+            plugins: plugin_figures(&plugins),
+        });
         let (store, config) = (store.clone(), config.clone());
         runtime.spawn(async move {
             if let Err(e) = crate::serve::serve(listener, store, &config, Some(figures)).await {
@@ -391,6 +394,10 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
             .map(|(s, st)| (s.name.clone(), st.snapshot()))
             .collect(),
         sources,
+        plugins: plugin_figures(&plugins)
+            .into_iter()
+            .map(|(n, f)| (n, f.snapshot()))
+            .collect(),
     })
 }
 
@@ -505,6 +512,16 @@ fn watch_figures(
             *was = now;
         }
     }
+}
+
+/// Every plugin's figures, by name.
+fn plugin_figures(
+    plugins: &BTreeMap<String, Arc<Loaded>>,
+) -> Vec<(String, Arc<plugin::PluginFigures>)> {
+    plugins
+        .iter()
+        .map(|(n, p)| (n.clone(), p.figures.clone()))
+        .collect()
 }
 
 /// The plugins of stream `s` that implement a hook `wanted` says yes to,

@@ -49,9 +49,15 @@ pub struct StreamStats {
     bitrate: Mutex<BitrateHistory>,
 }
 
-/// Every stream's figures, by name, in config order: what the engine
-/// shares with the server.
-pub type StreamFigures = Arc<Vec<(String, Arc<StreamStats>)>>;
+/// What the engine shares with the server: every stream's figures by
+/// name (config order), and every plugin's.
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// Per stream.
+    pub streams: Vec<(String, Arc<StreamStats>)>,
+    /// Per plugin.
+    pub plugins: Vec<(String, Arc<crate::plugin::PluginFigures>)>,
+}
 
 /// How far back the bit rate history reaches.
 pub const HISTORY: Duration = Duration::from_secs(3600);

@@ -127,11 +127,11 @@ impl filter::hlsvault::plugin::host::Host for HostState {
         }
         let (plugin, stream) = (&*self.plugin, &*self.stream);
         match level {
-            Level::Trace => tracing::trace!(plugin, stream, "{message}"),
-            Level::Debug => tracing::debug!(plugin, stream, "{message}"),
-            Level::Info => tracing::info!(plugin, stream, "{message}"),
-            Level::Warn => tracing::warn!(plugin, stream, "{message}"),
-            Level::Error => tracing::error!(plugin, stream, "{message}"),
+            Level::Trace => tracing::trace!(plugin = %plugin, stream = %stream, "{message}"),
+            Level::Debug => tracing::debug!(plugin = %plugin, stream = %stream, "{message}"),
+            Level::Info => tracing::info!(plugin = %plugin, stream = %stream, "{message}"),
+            Level::Warn => tracing::warn!(plugin = %plugin, stream = %stream, "{message}"),
+            Level::Error => tracing::error!(plugin = %plugin, stream = %stream, "{message}"),
         }
     }
 

@@ -16,7 +16,7 @@ mod runtime;
 mod validate;
 
 pub use hooks::{FilterOutcome, Named, StreamPlugins};
-pub use runtime::{Instance, Loaded, PluginFigures, Runtime};
+pub use runtime::{Instance, Loaded, PluginFigures, PluginSnapshot, Runtime};
 
 /// The contract's package, as it prefixes import and export names.
 const PACKAGE: &str = "hlsvault:plugin/";
@@ -100,6 +100,8 @@ pub enum PluginError {
 pub fn engine() -> Engine {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
+    // Failures are logged in one line; guest backtraces would only cost.
+    config.wasm_backtrace_max_frames(None);
     // Calls get a deadline by epoch (a ticker thread moves it).
     config.epoch_interruption(true);
     Engine::new(&config).expect("the engine's config is valid")

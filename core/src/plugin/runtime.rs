@@ -21,6 +21,8 @@ use crate::config::{OnError, PluginConfig};
 
 /// How often the epoch moves: the resolution of call deadlines.
 const TICK: Duration = Duration::from_millis(1);
+/// Deadline of an instantiation (the guest's start-up code runs then).
+const INSTANTIATE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Failures in a row that suspend a plugin (for one stream).
 const SUSPEND_AFTER: u32 = 5;
 /// First and longest suspension.
@@ -47,6 +49,41 @@ pub struct PluginFigures {
     pub skipped: AtomicU64,
     /// Time spent in calls, in nanoseconds.
     pub nanos: AtomicU64,
+}
+
+/// A copy of a plugin's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PluginSnapshot {
+    pub calls: u64,
+    pub failures: u64,
+    pub timeouts: u64,
+    pub skipped: u64,
+    pub nanos: u64,
+}
+
+impl PluginFigures {
+    /// The figures now.
+    pub fn snapshot(&self) -> PluginSnapshot {
+        PluginSnapshot {
+            calls: self.calls.load(Relaxed),
+            failures: self.failures.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
+            nanos: self.nanos.load(Relaxed),
+        }
+    }
+}
+
+/// The one-line summary of a plugin.
+impl std::fmt::Display for PluginSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per_call = self.nanos as f64 / self.calls.max(1) as f64 / 1000.0;
+        write!(
+            f,
+            "{} calls ({per_call:.2} us each), {} failed ({} past their deadline), {} skipped while suspended",
+            self.calls, self.failures, self.timeouts, self.skipped
+        )
+    }
 }
 
 /// A compiled, pre-instantiated plugin.
@@ -256,7 +293,7 @@ impl Instance {
                 return Err(Failure::Suspended);
             }
             self.suspended_until = None;
-            tracing::info!(plugin = self.name(), stream = %self.stream, "plugin suspension over; calling it again");
+            tracing::info!(plugin = %self.name(), stream = %self.stream, "plugin suspension over; calling it again");
         }
         if self.live.is_none() {
             self.rebuild();
@@ -292,7 +329,18 @@ impl Instance {
                         )
                     }
                     Some(trap) => format!("trapped: {trap}"),
-                    None => format!("failed: {}", one_line(&format!("{e:#}"))),
+                    None => {
+                        let cause = e.root_cause().to_string();
+                        match cause.contains("growing memory") {
+                            true => format!(
+                                "went past its memory limit ({})",
+                                bytesize::ByteSize(self.loaded.config.memory)
+                                    .display()
+                                    .iec()
+                            ),
+                            false => format!("failed: {}", one_line(&cause)),
+                        }
+                    }
                 };
                 // A trapped store cannot be entered again.
                 self.rebuild();
@@ -306,10 +354,10 @@ impl Instance {
             OnError::FailClosed => "fail-closed: its output dropped",
         };
         if self.in_row == 1 || n.is_power_of_two() {
-            tracing::warn!(plugin = self.name(), stream = %self.stream, hook = %hook, failures = n, "plugin {reason}; {policy}");
+            tracing::warn!(plugin = %self.name(), stream = %self.stream, hook = %hook, failures = n, "plugin {reason}; {policy}");
         }
         if self.in_row >= SUSPEND_AFTER {
-            tracing::error!(plugin = self.name(), stream = %self.stream, failures_in_a_row = self.in_row, suspended_for = %humantime::format_duration(self.suspension), "plugin keeps failing; suspended ({policy} meanwhile)");
+            tracing::error!(plugin = %self.name(), stream = %self.stream, failures_in_a_row = self.in_row, suspended_for = %humantime::format_duration(self.suspension), "plugin keeps failing; suspended ({policy} meanwhile)");
             self.suspended_until = Some(Instant::now() + self.suspension);
             self.suspension = (self.suspension * 2).min(SUSPEND_MAX);
             self.in_row = 0;
@@ -322,7 +370,7 @@ impl Instance {
         self.live = match instantiate(&self.loaded, &self.stream) {
             Ok(live) => Some(live),
             Err(e) => {
-                tracing::error!(plugin = self.name(), stream = %self.stream, error = %one_line(&format!("{e:#}")), "cannot instantiate the plugin");
+                tracing::error!(plugin = %self.name(), stream = %self.stream, error = %one_line(&format!("{e:#}")), "cannot instantiate the plugin");
                 None
             }
         };
@@ -347,8 +395,8 @@ fn instantiate(loaded: &Loaded, stream: &Arc<str>) -> wasmtime::Result<(Store<Ho
     );
     let mut store = Store::new(loaded.pre.engine(), state);
     store.limiter(|s| &mut s.limits);
-    // Instantiation itself runs guest code (start functions): deadline it.
-    store.set_epoch_deadline(ticks(loaded.config.timeout));
+    // Instantiation runs guest code too (start functions): deadline it.
+    store.set_epoch_deadline(ticks(INSTANTIATE_TIMEOUT.max(loaded.config.timeout)));
     let instance = loaded.pre.instantiate(&mut store)?;
     let mut bound = Bound::default();
     for hook in &loaded.hooks {

@@ -12,7 +12,7 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 
-use crate::engine::{Snapshot, StreamFigures};
+use crate::engine::{Figures, Snapshot};
 use crate::storage::LATENCY_BOUNDS;
 
 /// The families of one scrape, in order.
@@ -62,11 +62,11 @@ fn gauge(pairs: &[(&str, &str)], v: f64) -> Metric {
     m
 }
 
-/// How to read a figure from a snapshot.
-type Read = fn(&Snapshot) -> f64;
+/// How to read a figure from a snapshot of `S`.
+type Read<S = Snapshot> = fn(&S) -> f64;
 
-/// A stream figure: name, help, and how to read it.
-type Field = (&'static str, &'static str, Read);
+/// A figure: name, help, and how to read it from a snapshot of `S`.
+type Field<S = Snapshot> = (&'static str, &'static str, Read<S>);
 
 const COUNTERS: &[Field] = &[
     ("hlsvault_stream_datagrams_total", "Datagrams delivered to the stream.", |s| s.datagrams as f64),
@@ -100,8 +100,9 @@ const DISCARDED: &[(&str, Read)] = &[
     ("overflow", |s| s.overflow as f64),
 ];
 
-fn stream_families(out: &mut Scrape, figures: &StreamFigures) {
+fn stream_families(out: &mut Scrape, figures: &Figures) {
     let now: Vec<(&str, Snapshot, Option<f64>)> = figures
+        .streams
         .iter()
         .map(|(name, st)| {
             let rate = st.bitrate_history().last().map(|(_, bps)| *bps);
@@ -219,6 +220,48 @@ fn stream_families(out: &mut Scrape, figures: &StreamFigures) {
     );
 }
 
+fn plugin_families(out: &mut Scrape, figures: &Figures) {
+    let now: Vec<(&str, crate::plugin::PluginSnapshot)> = figures
+        .plugins
+        .iter()
+        .map(|(n, f)| (n.as_str(), f.snapshot()))
+        .collect();
+    let fields: [Field<crate::plugin::PluginSnapshot>; 5] = [
+        (
+            "hlsvault_plugin_calls_total",
+            "Calls made to the plugin.",
+            |p| p.calls as f64,
+        ),
+        (
+            "hlsvault_plugin_failures_total",
+            "Calls that trapped, ran past their deadline or returned an invalid result.",
+            |p| p.failures as f64,
+        ),
+        (
+            "hlsvault_plugin_timeouts_total",
+            "Calls stopped at their deadline.",
+            |p| p.timeouts as f64,
+        ),
+        (
+            "hlsvault_plugin_skipped_total",
+            "Calls not made while the plugin was suspended.",
+            |p| p.skipped as f64,
+        ),
+        (
+            "hlsvault_plugin_seconds_total",
+            "Time spent in the plugin's calls.",
+            |p| p.nanos as f64 / 1e9,
+        ),
+    ];
+    for (name, help, read) in fields {
+        let m = now
+            .iter()
+            .map(|(p, snap)| counter(&[("plugin", p)], read(snap)))
+            .collect();
+        out.family(name, help, MetricType::COUNTER, m);
+    }
+}
+
 /// The server's own figures.
 pub struct ServerFigures {
     /// Playback requests refused for a missing or wrong token.
@@ -228,7 +271,7 @@ pub struct ServerFigures {
 /// The exposition text of one scrape.
 pub fn render(
     process: &ProcessCollector,
-    figures: Option<&StreamFigures>,
+    figures: Option<&Figures>,
     server: ServerFigures,
 ) -> String {
     let mut out = Scrape::default();
@@ -246,6 +289,7 @@ pub fn render(
     );
     if let Some(f) = figures {
         stream_families(&mut out, f);
+        plugin_families(&mut out, f);
     }
     out.0.extend(process.collect());
     let mut text = Vec::new();

@@ -22,7 +22,7 @@ use bytes::Bytes;
 pub use range::{range_playlist, MAX_RANGE};
 
 use crate::config::{Backend, Config};
-use crate::engine::{Snapshot, StreamFigures};
+use crate::engine::{Figures, Snapshot};
 use crate::playlist::Layout;
 use crate::segment::hour_of;
 use crate::storage::{ObjectKind, ObjectStore, StoreError};
@@ -41,7 +41,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn ObjectStore>,
     config: &Config,
-    figures: Option<StreamFigures>,
+    figures: Option<Arc<Figures>>,
 ) -> std::io::Result<()> {
     let state = Served {
         store,
@@ -127,7 +127,7 @@ struct Status {
     /// Each stream and its stall timeout.
     streams: Arc<Vec<(String, Duration)>>,
     /// The engine's figures, when this process archives.
-    figures: Option<StreamFigures>,
+    figures: Option<Arc<Figures>>,
     gate: Arc<auth::Gate>,
     /// Kept across scrapes: its CPU counter only moves forward.
     process: Arc<prometheus::process_collector::ProcessCollector>,
@@ -136,7 +136,7 @@ struct Status {
 impl Status {
     /// The live figures of stream `i` (config order), if this process archives.
     fn figures(&self, i: usize) -> Option<&crate::engine::StreamStats> {
-        self.figures.as_ref().map(|f| f[i].1.as_ref())
+        self.figures.as_ref().map(|f| f.streams[i].1.as_ref())
     }
 }
 
@@ -205,7 +205,7 @@ async fn streams(State(s): State<Status>) -> Response {
 async fn metrics(State(s): State<Status>) -> Response {
     let text = metrics::render(
         &s.process,
-        s.figures.as_ref(),
+        s.figures.as_deref(),
         metrics::ServerFigures {
             auth_failures: s.gate.failures(),
         },

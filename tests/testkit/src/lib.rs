@@ -38,6 +38,9 @@ pub struct StreamSpec {
     pub gop: u32,
     /// `-output_ts_offset` in seconds (to start near the PTS wrap).
     pub ts_offset: Option<f64>,
+    /// A constant multiplex rate in bits/s (`-muxrate`): padded with null
+    /// packets (PID 8191).
+    pub muxrate: Option<u32>,
 }
 
 impl Default for StreamSpec {
@@ -48,6 +51,7 @@ impl Default for StreamSpec {
             fps: 25,
             gop: 50,
             ts_offset: None,
+            muxrate: None,
         }
     }
 }
@@ -110,6 +114,9 @@ pub fn make_ts(out: &Path, spec: &StreamSpec) -> Result<()> {
     if let Some(off) = spec.ts_offset {
         cmd.args(["-output_ts_offset", &off.to_string()]);
     }
+    if let Some(rate) = spec.muxrate {
+        cmd.args(["-muxrate", &rate.to_string()]);
+    }
     cmd.args(["-f", "mpegts"]).arg(out);
     run(&mut cmd)
 }
@@ -157,6 +164,13 @@ pub fn capture(dir: &Path, name: &str, seconds: f64, start: SystemTime) -> Resul
     let pcap = dir.join(format!("{name}.pcap"));
     write_pcap(&pcap, start, &[Wrap::new(&ts, DST)], false)?;
     Ok(pcap)
+}
+
+/// TS packets of PID `pid` in `data` (whole 188-byte packets).
+pub fn count_pid(data: &[u8], pid: u16) -> usize {
+    data.chunks_exact(188)
+        .filter(|p| p[0] == 0x47 && (u16::from(p[1] & 0x1f) << 8 | u16::from(p[2])) == pid)
+        .count()
 }
 
 /// A child process killed when the test ends, however it ends.

@@ -1,0 +1,413 @@
+//! WebAssembly plugins end to end: the example plugins (built by
+//! `plugins/build`) shape a real archive; hostile plugins (built here from
+//! tests/plugins/hostile) misbehave inside an archive run, and the archive
+//! goes on while the policy, the log and the counters say what happened.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use hlsvault_testkit::archive::{check_timeline, hour_playlists, Playlist};
+use hlsvault_testkit::{
+    capture, count_pid, make_ts, output_shown, write_pcap, StreamSpec, Wrap, DST,
+};
+
+/// Ten seconds before 10:00 UTC: the captures cross an hour.
+fn start() -> SystemTime {
+    humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// An example plugin, as `plugins/build` left it.
+fn example(name: &str) -> PathBuf {
+    let p = repo().join("plugins/dist").join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run plugins/build (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// The hostile plugin, built once per test run.
+fn hostile() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = repo().join("tests/plugins");
+        let out = output_shown(
+            Command::new("cargo")
+                .args([
+                    "build",
+                    "--quiet",
+                    "--locked",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                ])
+                .current_dir(&dir),
+        );
+        assert!(out.status.success(), "building the hostile plugin failed");
+        dir.join("target/wasm32-wasip2/release/hostile.wasm")
+    })
+}
+
+fn run(config: &Path) -> (bool, String, String) {
+    let out = output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("HLSVAULT_LOG", "info")
+            .env("XDG_CACHE_HOME", config.parent().unwrap().join("cache")),
+    );
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Every segment file under `dir`, read.
+fn segments(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (path, p) in hour_playlists(dir) {
+        assert!(p.ended, "{path:?} is closed");
+        for e in &p.entries {
+            out.push((e.path.clone(), std::fs::read(&e.path).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_example_plugins_shape_a_real_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A constant-rate multiplex: padded with null packets.
+    let ts = d.join("cbr.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 20.0,
+            muxrate: Some(1_500_000),
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    let nulls_sent = count_pid(&std::fs::read(&ts).unwrap(), 8191);
+    assert!(
+        nulls_sent > 1000,
+        "ffmpeg padded the multiplex: {nulls_sent}"
+    );
+    let pcap = d.join("cbr.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, DST)], false).unwrap();
+    let config = d.join("hlsvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r##"
+[storage]
+root = "{archive}"
+urls = "public"
+public_base_url = "https://origin.example/archive"
+
+[plugins.nulls]
+path = "{drop}"
+config = {{ pids = 8191 }}
+
+[plugins.names]
+path = "{namer}"
+config = {{ template = "{{stream}}-{{YYYY}}{{MM}}{{DD}}T{{hh}}{{mm}}{{ss}}Z-{{sequence:6}}.ts" }}
+
+[plugins.tags]
+path = "{tags}"
+config = {{ header = "#X-CHANNEL:Demo 1", entry = "#EXT-X-DATERANGE:ID=\"{{stream}}-{{sequence}}\",START-DATE=\"{{start}}\",DURATION={{duration}}", live = false }}
+
+[plugins.cdn]
+path = "{signer}"
+config = {{ base_url = "https://cdn.example.com/archive", secret = "s3cret" }}
+
+[[streams]]
+name = "ch1"
+plugins = ["nulls", "names", "tags", "cdn"]
+[streams.source]
+kind = "pcap-file"
+path = "{pcap}"
+group = "{group}"
+port = {port}
+
+[[streams]]
+name = "plain"
+[streams.source]
+kind = "pcap-file"
+path = "{pcap}"
+group = "{group}"
+port = {port}
+"##,
+            archive = d.join("archive").display(),
+            drop = example("drop-pids").display(),
+            namer = example("segment-namer").display(),
+            tags = example("playlist-tags").display(),
+            signer = example("cdn-token-signer").display(),
+            pcap = pcap.display(),
+            group = DST.ip(),
+            port = DST.port(),
+        ),
+    )
+    .unwrap();
+    let check = output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["check", "--config", config.to_str().unwrap()])
+            .env("XDG_CACHE_HOME", d.join("cache")),
+    );
+    assert!(check.status.success(), "check accepts the plugins");
+    let (ok, stdout, _) = run(&config);
+    assert!(ok, "the run is clean");
+
+    // drop-pids: the plugin's stream has no null packets; the plain one
+    // keeps every one, and the summary counts what was dropped.
+    let ch1 = segments(&d.join("archive/ch1"));
+    let plain = segments(&d.join("archive/plain"));
+    assert_eq!(ch1.len(), plain.len());
+    let nulls =
+        |segs: &[(PathBuf, Vec<u8>)]| segs.iter().map(|s| count_pid(&s.1, 8191)).sum::<usize>();
+    assert_eq!(nulls(&ch1), 0);
+    assert!(nulls(&plain) > 1000, "{}", nulls(&plain));
+    let dropped_line = stdout
+        .lines()
+        .find(|l| l.starts_with("ch1:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        dropped_line.contains(" TS packets dropped by packet filter plugins"),
+        "{dropped_line}"
+    );
+    // Everything else is the same media: same packets but the nulls.
+    for ((_, a), (_, b)) in ch1.iter().zip(&plain) {
+        assert_eq!(a.len(), b.len() - count_pid(b, 8191) * 188);
+    }
+
+    // segment-namer: names from the template, in their hour's folder.
+    let hours = hour_playlists(&d.join("archive/ch1"));
+    assert_eq!(hours.len(), 2, "the capture crosses 10:00");
+    let mut sequence = 0;
+    for (path, p) in &hours {
+        for e in &p.entries {
+            let stamp = humantime::format_rfc3339_seconds(e.pdt.unwrap()).to_string();
+            let compact: String = stamp
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == 'T')
+                .collect();
+            assert_eq!(
+                e.uri,
+                format!("ch1-{compact}Z-{sequence:06}.ts"),
+                "{path:?}"
+            );
+            assert!(e.path.exists());
+            sequence += 1;
+        }
+    }
+    // The archive still plays: every segment decodes, EXTINF matches PTS.
+    let entries: Vec<_> = hours.iter().flat_map(|(_, p)| p.entries.clone()).collect();
+    check_timeline(&entries, "video", 0.04);
+
+    // playlist-tags: the header tag and a DATERANGE per entry in the hours,
+    // nothing in the live window (live = false).
+    let text = std::fs::read_to_string(&hours[0].0).unwrap();
+    assert!(text.contains("\n#X-CHANNEL:Demo 1\n"), "{text}");
+    let dateranges = text.matches("#EXT-X-DATERANGE:ID=\"ch1-").count();
+    assert_eq!(dateranges, hours[0].1.entries.len(), "{text}");
+    assert!(text.contains("#EXT-X-DATERANGE:ID=\"ch1-0\",START-DATE=\"2026-11-21T09:59:5"));
+    let live = std::fs::read_to_string(d.join("archive/ch1/live.m3u8")).unwrap();
+    assert!(
+        !live.contains("DATERANGE") && !live.contains("X-CHANNEL"),
+        "{live}"
+    );
+    // ffprobe reads the tagged playlist as a whole.
+    let secs = hlsvault_testkit::probe_duration(hours[0].0.to_str().unwrap()).unwrap();
+    let listed: f64 = hours[0].1.entries.iter().map(|e| e.extinf).sum();
+    assert!((secs - listed).abs() < 0.1, "{secs} vs {listed}");
+
+    // cdn-token-signer: hours.log hands out CDN URLs whose token is the
+    // HMAC-SHA256 of path and expiry under the shared secret.
+    let log = std::fs::read_to_string(d.join("archive/ch1/hours.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("2026-11-21T09 "))
+        .unwrap();
+    let url = line.split_once(' ').unwrap().1;
+    let (signed, token) = url.rsplit_once("&token=").unwrap();
+    let path_and_query = signed.strip_prefix("https://cdn.example.com").unwrap();
+    assert!(
+        path_and_query.starts_with("/archive/ch1/2026/11/21/09/index.m3u8?expires="),
+        "{url}"
+    );
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(path_and_query.as_bytes());
+    assert_eq!(token, hex::encode(mac.finalize().into_bytes()));
+    let expires: u64 = path_and_query.rsplit_once('=').unwrap().1.parse().unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        expires > now + 6 * 86_400 && expires <= now + 7 * 86_400 + 60,
+        "{expires}"
+    );
+    // The plain stream keeps the host's URLs.
+    let plain_log = std::fs::read_to_string(d.join("archive/plain/hours.log")).unwrap();
+    assert!(plain_log.contains("https://origin.example/archive/plain/2026/11/21/09/index.m3u8"));
+
+    // Per-plugin figures in the summary.
+    for name in ["nulls", "names", "tags", "cdn"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("plugin {name}: ")))
+            .unwrap_or_else(|| panic!("no summary for {name}: {stdout}"));
+        assert!(line.contains(" 0 failed"), "{line}");
+    }
+}
+
+/// One stream per misbehaviour, all from the same capture in one run, and
+/// a stream without plugins beside them.
+#[test]
+fn hostile_plugins_never_stop_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pcap = capture(d, "a", 12.0, start()).unwrap();
+    let cases = [
+        ("looping", "loop", "fail-open"),
+        ("bomb", "bomb", "fail-open"),
+        ("trapping", "trap", "fail-open"),
+        ("dotdot", "dotdot", "fail-open"),
+        ("multiline", "multiline", "fail-open"),
+        ("closed", "trap", "fail-closed"),
+    ];
+    let mut text = format!("[storage]\nroot = \"{}\"\n", d.join("archive").display());
+    for (name, mode, policy) in cases {
+        // A short deadline for the loop; the others get room enough that
+        // a busy machine (two cores, seven streams, a loop burning its
+        // deadline) never makes them time out instead of failing their way.
+        let timeout = if mode == "loop" { "5ms" } else { "200ms" };
+        text.push_str(&format!(
+            "[plugins.{name}]\npath = \"{}\"\non_error = \"{policy}\"\ntimeout = \"{timeout}\"\nmemory = \"8MiB\"\nconfig = {{ mode = \"{mode}\" }}\n",
+            hostile().display()
+        ));
+    }
+    for name in cases.iter().map(|c| c.0).chain(["clean"]) {
+        let plugins = match name {
+            "clean" => String::new(),
+            n => format!("plugins = [\"{n}\"]\n"),
+        };
+        text.push_str(&format!(
+            "[[streams]]\nname = \"{name}\"\n{plugins}[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\n",
+            pcap.display(),
+            DST.ip(),
+            DST.port()
+        ));
+    }
+    let config = d.join("hlsvault.toml");
+    std::fs::write(&config, text).unwrap();
+    let (ok, stdout, stderr) = run(&config);
+    assert!(ok, "the run ends well");
+    let summary = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no summary for {name}"))
+            .to_string()
+    };
+    let plugin = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("plugin {name}: ")))
+            .unwrap_or_else(|| panic!("no plugin summary for {name}"))
+            .to_string()
+    };
+    let clean = segments(&d.join("archive/clean"));
+    assert!(clean.len() >= 3);
+
+    // Fail-open: every stream archived all of it, byte for byte.
+    for name in ["looping", "bomb", "trapping", "dotdot", "multiline"] {
+        let got = segments(&d.join("archive").join(name));
+        assert_eq!(got.len(), clean.len(), "{name}: {}", summary(name));
+        for ((_, a), (_, b)) in got.iter().zip(&clean) {
+            assert!(a == b, "{name}: a segment differs");
+        }
+        let p = plugin(name);
+        assert!(!p.contains(" 0 failed"), "{name} failures are counted: {p}");
+    }
+    // Each failure says what it was, naming the plugin and the stream.
+    let logged = |plugin: &str, what: &str| {
+        stderr.lines().any(|l| {
+            l.contains(&format!("plugin={plugin}"))
+                && l.contains(&format!("stream={plugin}"))
+                && l.contains(what)
+        })
+    };
+    assert!(logged("looping", "ran past its deadline (5ms)"), "{stderr}");
+    assert!(
+        plugin("looping").contains("past their deadline") && !plugin("looping").contains("(0 past")
+    );
+    assert!(
+        logged("bomb", "plugin went past its memory limit (8.0 MiB)"),
+        "{stderr}"
+    );
+    assert!(logged("trapping", "plugin trapped"), "{stderr}");
+    assert!(
+        logged("dotdot", "invalid result") && logged("dotdot", "\"..\" part"),
+        "{stderr}"
+    );
+    assert!(
+        logged("multiline", "invalid result") && logged("multiline", "not a single line"),
+        "{stderr}"
+    );
+    assert!(logged("trapping", "fail-open: built-in behaviour used"));
+    // Repeated failures suspend the plugin (with backoff), and say so.
+    assert!(logged("trapping", "suspended"), "{stderr}");
+
+    // The namer could not escape: default names, nothing outside the archive.
+    let names: Vec<String> = hour_playlists(&d.join("archive/dotdot"))
+        .iter()
+        .flat_map(|(_, p)| p.entries.iter().map(|e| e.uri.clone()))
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("..") && n.ends_with(".ts")),
+        "{names:?}"
+    );
+    assert!(!d.join("escape.ts").exists() && !d.join("archive/escape.ts").exists());
+    // The tag could not smuggle an entry in.
+    for (path, _) in hour_playlists(&d.join("archive/multiline")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("evil.ts") && !text.contains("EXT-X-FOO"),
+            "{text}"
+        );
+        Playlist::read(&path);
+    }
+
+    // Fail-closed: the filter's batches were dropped, so nothing was
+    // archived for that stream, and the summary says why.
+    let closed = summary("closed");
+    assert!(closed.starts_with("closed: 0 segments"), "{closed}");
+    assert!(
+        closed.contains("TS packets dropped by packet filter plugins"),
+        "{closed}"
+    );
+    assert!(
+        logged("closed", "fail-closed: its output dropped"),
+        "{stderr}"
+    );
+
+    // The clean stream beside them is whole.
+    let entries: Vec<_> = hour_playlists(&d.join("archive/clean"))
+        .iter()
+        .flat_map(|(_, p)| p.entries.clone())
+        .collect();
+    check_timeline(&entries, "video", 0.04);
+}
