@@ -411,3 +411,92 @@ fn hostile_plugins_never_stop_the_archive() {
         .collect();
     check_timeline(&entries, "video", 0.04);
 }
+
+#[test]
+fn a_replaced_plugin_file_swaps_in_at_a_segment_boundary_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pcap = capture(d, "a", 16.0, start()).unwrap();
+    std::fs::create_dir(d.join("plugins")).unwrap();
+    let live_path = d.join("plugins/tags.wasm");
+    std::fs::copy(example("playlist-tags"), &live_path).unwrap();
+    // Deployments replace a file by renaming a new one over it.
+    let replace = |from: &[u8]| {
+        let tmp = d.join("plugins/.tags.wasm.new");
+        std::fs::write(&tmp, from).unwrap();
+        std::fs::rename(&tmp, &live_path).unwrap();
+    };
+    let config = d.join("hlsvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n[plugins.tags]\npath = \"{}\"\nconfig = {{ entry = \"#X-BUILD:one {{sequence}}\" }}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\nplugins = [\"tags\"]\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\npace = \"realtime\"\n",
+            d.join("archive").display(),
+            live_path.display(),
+            pcap.display(),
+            DST.ip(),
+            DST.port()
+        ),
+    )
+    .unwrap();
+    let log = d.join("run.log");
+    let mut run = hlsvault_testkit::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("HLSVAULT_LOG", "info")
+            .env("XDG_CACHE_HOME", d.join("cache"))
+            .stdout(std::fs::File::create(d.join("run.out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // A third in: a file that is not a plugin; the running build stays.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    replace(b"not a component");
+    // Two thirds in: another plugin (the hostile one, behaving: no tags).
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    replace(&std::fs::read(hostile()).unwrap());
+    let status = run.0.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("plugin file changed but cannot be loaded; the running build stays"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("swapped in at a segment boundary"),
+        "{stderr}"
+    );
+
+    // Every entry is there, in order, without a break; the tags of the
+    // first build stop at an entry boundary and never come back.
+    let mut tagged = Vec::new();
+    let mut sequence = 0;
+    for (path, p) in hour_playlists(&d.join("archive/ch1")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut tag = false;
+        for line in text.lines() {
+            if line.starts_with("#X-BUILD:one ") {
+                assert_eq!(line, format!("#X-BUILD:one {sequence}"));
+                tag = true;
+            } else if !line.starts_with('#') && !line.is_empty() {
+                tagged.push(std::mem::take(&mut tag));
+                sequence += 1;
+            }
+        }
+        assert!(p.entries.iter().all(|e| !e.discontinuity), "{text}");
+    }
+    let first_untagged = tagged.iter().position(|t| !t).expect("the swap happened");
+    assert!(
+        first_untagged >= 3,
+        "the first build ran a while: {tagged:?}"
+    );
+    assert!(tagged[first_untagged..].iter().all(|t| !t), "{tagged:?}");
+    let entries: Vec<_> = hour_playlists(&d.join("archive/ch1"))
+        .iter()
+        .flat_map(|(_, p)| p.entries.clone())
+        .collect();
+    let listed: f64 = entries.iter().map(|e| e.extinf).sum();
+    assert!(listed > 15.5, "all the media is archived: {listed} s");
+    check_timeline(&entries, "video", 0.04);
+}

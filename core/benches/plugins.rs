@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hlsvault::config::{OnError, PluginConfig};
 use hlsvault::plugin::host::{PlaylistKind, SegmentInfo};
-use hlsvault::plugin::{Runtime, StreamPlugins};
+use hlsvault::plugin::{Runtime, Slot, StreamPlugins};
 
 fn plugin(dir: &Path, name: &str, config: &[(&str, &str)]) -> PluginConfig {
     PluginConfig {
@@ -58,9 +58,11 @@ fn main() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"));
     let runtime = Runtime::new(None).expect("a plugin runtime");
     let load = |c: PluginConfig| {
-        runtime
-            .load(&c)
-            .expect("the example plugins (plugins/build)")
+        Slot::new(
+            runtime
+                .load(&c)
+                .expect("the example plugins (plugins/build)"),
+        )
     };
     let drop = load(plugin(&dir, "drop-pids", &[("pids", "8191")]));
     let namer = load(plugin(&dir, "segment-namer", &[]));

@@ -39,7 +39,7 @@ pub struct ArchiveSettings {
     /// How long handed-out URLs stay valid.
     pub url_expiry: Duration,
     /// The stream's segment namer, playlist policy and URL signer plugins.
-    pub plugins: Vec<Arc<crate::plugin::Loaded>>,
+    pub plugins: Vec<Arc<crate::plugin::Slot>>,
 }
 
 /// One stream's archive in the store.
@@ -129,6 +129,7 @@ impl StreamArchive {
 
     /// Stores a segment and updates the hour's playlist and the live window.
     pub async fn add(&mut self, seg: Segment) -> Result<(), StoreError> {
+        self.plugins().segment_boundary();
         let hour = seg.hour();
         if self.hour.as_ref().is_none_or(|h| h.hour != hour) {
             let opened = match self.close_hour().await {

@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::capture::rtp::{self, Payload};
 use crate::capture::{netif, CaptureError, Endpoint, PcapFileSource, PcapLiveSource};
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
-use crate::plugin::{self, Hook, Loaded, StreamPlugins};
+use crate::plugin::{self, Hook, Slot, StreamPlugins};
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
 use crate::storage::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use crate::urls::Urls;
@@ -130,13 +130,13 @@ fn findings(config: &Config) -> Vec<(Problem, bool)> {
 fn load_plugins(
     config: &Config,
     runtime: &plugin::Runtime,
-) -> (BTreeMap<String, Arc<Loaded>>, Vec<Problem>) {
+) -> (BTreeMap<String, Arc<Slot>>, Vec<Problem>) {
     let mut loaded = BTreeMap::new();
     let mut problems = Vec::new();
     for (name, p) in &config.plugins {
         match runtime.load(p) {
             Ok(l) => {
-                loaded.insert(name.clone(), l);
+                loaded.insert(name.clone(), Slot::new(l));
             }
             Err(e) => problems.push(Problem {
                 key: format!("plugins.{name}.path"),
@@ -236,7 +236,9 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
     let store = open_store(config)?;
     let plugin_runtime = match config.plugins.is_empty() {
         true => None,
-        false => Some(plugin::Runtime::new(Some(config.plugin_cache.clone()))?),
+        false => Some(Arc::new(plugin::Runtime::new(Some(
+            config.plugin_cache.clone(),
+        ))?)),
     };
     let plugins = match &plugin_runtime {
         Some(r) => {
@@ -248,6 +250,16 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         }
         None => BTreeMap::new(),
     };
+    // Changed plugin files are swapped in while running.
+    let _watcher = plugin_runtime.as_ref().and_then(|r| {
+        plugin::watch(
+            r.clone(),
+            plugins
+                .iter()
+                .map(|(n, s)| (n.clone(), s.clone()))
+                .collect(),
+        )
+    });
     let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
     if let Some(serve) = &config.serve {
         let listener = runtime.block_on(tokio::net::TcpListener::bind(serve.listen))?;
@@ -514,13 +526,13 @@ fn watch_figures(
     }
 }
 
-/// Every plugin's figures, by name.
+/// Every plugin's figures, by name (they carry on across reloads).
 fn plugin_figures(
-    plugins: &BTreeMap<String, Arc<Loaded>>,
+    plugins: &BTreeMap<String, Arc<Slot>>,
 ) -> Vec<(String, Arc<plugin::PluginFigures>)> {
     plugins
         .iter()
-        .map(|(n, p)| (n.clone(), p.figures.clone()))
+        .map(|(n, s)| (n.clone(), s.current().0.figures.clone()))
         .collect()
 }
 
@@ -528,13 +540,13 @@ fn plugin_figures(
 /// in the stream's order.
 fn stream_plugins(
     s: &StreamConfig,
-    plugins: &BTreeMap<String, Arc<Loaded>>,
+    plugins: &BTreeMap<String, Arc<Slot>>,
     wanted: impl Fn(Hook) -> bool,
-) -> Vec<Arc<Loaded>> {
+) -> Vec<Arc<Slot>> {
     s.plugins
         .iter()
         .filter_map(|n| plugins.get(n))
-        .filter(|p| p.hooks.iter().any(|h| wanted(*h)))
+        .filter(|p| p.current().0.hooks.iter().any(|h| wanted(*h)))
         .cloned()
         .collect()
 }
@@ -546,7 +558,7 @@ fn analyse(
     rx: Receiver<Input>,
     tx: tokio::sync::mpsc::Sender<Segment>,
     stats: Arc<StreamStats>,
-    filters: Vec<Arc<Loaded>>,
+    filters: Vec<Arc<Slot>>,
 ) {
     let span = tracing::info_span!("stream", name = %cfg.name);
     let _enter = span.enter();
@@ -565,6 +577,11 @@ fn analyse(
             let out = plugins.filter(ts);
             stats.filtered(out.dropped);
             cutter.push_datagram(&out.packets, at, lost);
+            if cutter.has_ready() {
+                // A segment ended in this datagram: a changed plugin file
+                // takes over from the next one.
+                plugins.segment_boundary();
+            }
         };
         let mut cutter = SegmentCutter::new(CutPolicy {
             target: cfg.segment_duration,

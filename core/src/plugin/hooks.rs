@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::host::{PlaylistKind, SegmentInfo, StreamInfo};
-use super::runtime::{Failure, Instance, Loaded};
+use super::runtime::{Failure, Instance, Slot};
 use super::{validate, Hook};
 use crate::config::OnError;
 
@@ -39,7 +39,7 @@ pub struct FilterOutcome<'a> {
 impl StreamPlugins {
     /// Instantiates `plugins` (in order) for the stream `name`, received on
     /// `group`:`port`.
-    pub fn new(plugins: &[Arc<Loaded>], name: &str, group: String, port: u16) -> Self {
+    pub fn new(plugins: &[Arc<Slot>], name: &str, group: String, port: u16) -> Self {
         StreamPlugins {
             instances: plugins
                 .iter()
@@ -56,6 +56,12 @@ impl StreamPlugins {
     /// No plugins at all.
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty()
+    }
+
+    /// A segment ended: plugins whose file changed are swapped in now, so
+    /// that a segment never mixes two builds of a plugin.
+    pub fn segment_boundary(&mut self) {
+        self.instances.iter_mut().for_each(Instance::refresh);
     }
 
     /// Runs the packet filters over `ts`, one datagram's worth of whole

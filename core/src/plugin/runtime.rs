@@ -146,6 +146,20 @@ impl Runtime {
     /// Compiles (or takes from the cache) and pre-instantiates the plugin
     /// `config` names.
     pub fn load(&self, config: &PluginConfig) -> Result<Arc<Loaded>, PluginError> {
+        self.load_counted(config, Arc::default())
+    }
+
+    /// The plugin `old` was made from, compiled again (its file changed);
+    /// its figures carry on.
+    pub fn reload(&self, old: &Loaded) -> Result<Arc<Loaded>, PluginError> {
+        self.load_counted(&old.config, old.figures.clone())
+    }
+
+    fn load_counted(
+        &self,
+        config: &PluginConfig,
+        figures: Arc<PluginFigures>,
+    ) -> Result<Arc<Loaded>, PluginError> {
         let shown = config.path.display().to_string();
         let fail = |reason: String| PluginError::Load {
             path: shown.clone(),
@@ -162,7 +176,7 @@ impl Runtime {
             config: config.clone(),
             hooks: inspection.hooks,
             pre,
-            figures: Arc::default(),
+            figures,
             values: Arc::new(config.config.clone()),
         }))
     }
@@ -226,8 +240,38 @@ pub(super) struct Bound {
     pub signer: Option<host::signer::UrlSigner>,
 }
 
+/// A plugin as the streams see it: its current build, replaced when its
+/// file changes (see [`super::watch`]).
+#[derive(Debug)]
+pub struct Slot {
+    current: std::sync::Mutex<(Arc<Loaded>, u64)>,
+}
+
+impl Slot {
+    /// A slot holding `loaded`.
+    pub fn new(loaded: Arc<Loaded>) -> Arc<Self> {
+        Arc::new(Slot {
+            current: std::sync::Mutex::new((loaded, 0)),
+        })
+    }
+
+    /// The current build and its generation.
+    pub fn current(&self) -> (Arc<Loaded>, u64) {
+        let c = self.current.lock().expect("slot lock");
+        (c.0.clone(), c.1)
+    }
+
+    /// Puts a new build in; instances take it at their next segment boundary.
+    pub fn replace(&self, loaded: Arc<Loaded>) {
+        let mut c = self.current.lock().expect("slot lock");
+        *c = (loaded, c.1 + 1);
+    }
+}
+
 /// One plugin's instance for one stream.
 pub struct Instance {
+    slot: Arc<Slot>,
+    generation: u64,
     loaded: Arc<Loaded>,
     stream: Arc<str>,
     /// None while it cannot be instantiated: calls then fail (and retry).
@@ -250,8 +294,11 @@ impl Instance {
     /// (its start traps, or needs more memory than allowed) is not an
     /// error here: its calls fail under the plugin's policy, and it is
     /// tried again.
-    pub fn new(loaded: Arc<Loaded>, stream: &str) -> Self {
+    pub fn new(slot: Arc<Slot>, stream: &str) -> Self {
+        let (loaded, generation) = slot.current();
         let mut i = Instance {
+            slot,
+            generation,
             loaded,
             stream: Arc::from(stream),
             live: None,
@@ -261,6 +308,22 @@ impl Instance {
         };
         i.rebuild();
         i
+    }
+
+    /// Takes the plugin's new build, if its file changed since this
+    /// instance was made. Called at segment boundaries only.
+    pub fn refresh(&mut self) {
+        let (loaded, generation) = self.slot.current();
+        if generation == self.generation {
+            return;
+        }
+        self.loaded = loaded;
+        self.generation = generation;
+        self.in_row = 0;
+        self.suspended_until = None;
+        self.suspension = SUSPEND_FIRST;
+        self.rebuild();
+        tracing::info!(plugin = %self.name(), stream = %self.stream, "the plugin's new build swapped in at a segment boundary");
     }
 
     /// The plugin's name.

@@ -292,6 +292,11 @@ impl SegmentCutter {
         self.analyzer.counters()
     }
 
+    /// Whether finished segments wait to be taken.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// Takes the segments finished so far, oldest first.
     pub fn take_ready(&mut self) -> std::vec::Drain<'_, Segment> {
         self.ready.drain(..)
