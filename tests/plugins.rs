@@ -115,6 +115,8 @@ public_base_url = "https://origin.example/archive"
 
 [plugins.nulls]
 path = "{drop}"
+# Room for a debug build on a busy machine: this test is not about deadlines.
+timeout = "500ms"
 config = {{ pids = 8191 }}
 
 [plugins.names]
@@ -271,8 +273,9 @@ port = {port}
     }
 }
 
-/// One stream per misbehaviour, all from the same capture in one run, and
-/// a stream without plugins beside them.
+/// One stream per misbehaviour, all from the same capture in one run
+/// replayed in real time (datagrams come one by one, as live), and a
+/// stream without plugins beside them.
 #[test]
 fn hostile_plugins_never_stop_the_archive() {
     let dir = tempfile::tempdir().unwrap();
@@ -303,7 +306,7 @@ fn hostile_plugins_never_stop_the_archive() {
             n => format!("plugins = [\"{n}\"]\n"),
         };
         text.push_str(&format!(
-            "[[streams]]\nname = \"{name}\"\n{plugins}[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\n",
+            "[[streams]]\nname = \"{name}\"\n{plugins}[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\npace = \"realtime\"\n",
             pcap.display(),
             DST.ip(),
             DST.port()
@@ -499,4 +502,64 @@ fn a_replaced_plugin_file_swaps_in_at_a_segment_boundary_and_nothing_is_lost() {
     let listed: f64 = entries.iter().map(|e| e.extinf).sum();
     assert!(listed > 15.5, "all the media is archived: {listed} s");
     check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn check_says_which_plugin_cannot_be_used_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pcap = capture(d, "a", 2.0, start()).unwrap();
+    std::fs::write(d.join("junk.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let config = d.join("hlsvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n[plugins.gone]\npath = \"{}\"\n[plugins.junk]\npath = \"{}\"\n[plugins.ok]\npath = \"{}\"\n[[streams]]\nname = \"ch1\"\nplugins = [\"gone\", \"junk\", \"ok\"]\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\n",
+            d.join("archive").display(),
+            d.join("gone.wasm").display(),
+            d.join("junk.wasm").display(),
+            example("drop-pids").display(),
+            pcap.display(),
+            DST.ip(),
+            DST.port()
+        ),
+    )
+    .unwrap();
+    for cmd in ["check", "run"] {
+        let out = output_shown(
+            Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+                .args([cmd, "--config", config.to_str().unwrap()])
+                .env("XDG_CACHE_HOME", d.join("cache")),
+        );
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("plugins.gone.path: ") && err.contains("gone.wasm: cannot read"),
+            "{err}"
+        );
+        assert!(
+            err.contains("plugins.junk.path: ")
+                && err.contains("junk.wasm: not a WebAssembly component"),
+            "{err}"
+        );
+        assert!(!err.contains("plugins.ok"), "{err}");
+    }
+    assert!(
+        !d.join("archive").exists(),
+        "nothing archived with a bad config"
+    );
+    // inspect names the hooks of a good one and refuses a bad one.
+    let inspect = |p: &Path| {
+        output_shown(Command::new(env!("CARGO_BIN_EXE_hlsvault")).args([
+            "plugin",
+            "inspect",
+            p.to_str().unwrap(),
+        ]))
+    };
+    let good = inspect(&example("drop-pids"));
+    let text = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success());
+    assert!(text.contains("hooks:\n  packet-filter\n"), "{text}");
+    assert!(text.contains("hlsvault:plugin/host@0.1.0"), "{text}");
+    assert_eq!(inspect(&d.join("junk.wasm")).status.code(), Some(2));
 }

@@ -372,7 +372,11 @@ fn a_running_archiver_shows_its_figures_as_metrics_json_and_a_status_page() {
     let (config, base) = config(
         d,
         &pcap,
-        "stats_interval = \"1s\"",
+        // With a packet filter plugin, whose figures show too.
+        &format!(
+            "stats_interval = \"1s\"\n[plugins.nulls]\npath = \"{}\"\nconfig = {{ pids = 8191 }}\n[defaults]\nplugins = [\"nulls\"]",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/dist/drop-pids.wasm")
+        ),
         "",
         "pace = \"realtime\"",
     );
@@ -437,6 +441,27 @@ fn a_running_archiver_shows_its_figures_as_metrics_json_and_a_status_page() {
         Some(count)
     );
     assert!(sample(&later, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+    let calls = |m: &[serde_json::Value]| {
+        sample(m, "hlsvault_plugin_calls_total", &[("plugin", "nulls")]).unwrap()
+    };
+    assert!(calls(&later) > calls(&first), "plugin calls are counted");
+    assert_eq!(
+        sample(
+            &later,
+            "hlsvault_plugin_failures_total",
+            &[("plugin", "nulls")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &later,
+            "hlsvault_plugin_seconds_total",
+            &[("plugin", "nulls")]
+        )
+        .unwrap()
+            > 0.0
+    );
 
     // The same figures per stream, as JSON.
     let (_, _, body) = get(&format!("{base}/streams"), &[]);

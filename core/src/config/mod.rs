@@ -930,6 +930,55 @@ port = 5000
     }
 
     #[test]
+    fn plugins_are_declared_once_and_listed_by_streams() {
+        let with = GOOD.replacen(
+            "[defaults]",
+            "[plugins.nulls]\npath = \"drop-pids.wasm\"\non_error = \"fail-closed\"\ntimeout = \"5ms\"\nconfig = { pids = 8191, note = \"x\", on = true }\n\n[defaults]\nplugins = [\"nulls\"]",
+            1,
+        );
+        let c = load_str(&with).unwrap();
+        let p = &c.plugins["nulls"];
+        assert_eq!(
+            (p.name.as_str(), p.on_error, p.timeout, p.memory),
+            (
+                "nulls",
+                OnError::FailClosed,
+                Duration::from_millis(5),
+                16 << 20
+            )
+        );
+        assert_eq!(p.config["pids"], "8191");
+        assert_eq!(p.config["on"], "true");
+        assert_eq!(c.streams[0].plugins, vec!["nulls".to_string()]);
+
+        let bad = with
+            .replace(
+                "timeout = \"5ms\"",
+                "timeout = \"5s\"\nmemory = \"1KiB\"\nfuel = 3",
+            )
+            .replace("plugins = [\"nulls\"]", "plugins = [\"nope\"]");
+        let got = keys(load_str(&bad).unwrap_err());
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got[0].starts_with("plugins.nulls.fuel: unknown field: found `fuel`"),
+            "{got:?}"
+        );
+        // [defaults] gave both streams the plugin.
+        assert_eq!(
+            got[1],
+            "streams[0] (\"ch1\").plugins: no [plugins.nope] table declares \"nope\""
+        );
+        let limits = with.replace("timeout = \"5ms\"", "timeout = \"5s\"\nmemory = \"1KiB\"");
+        assert_eq!(
+            keys(load_str(&limits).unwrap_err()),
+            vec![
+                "plugins.nulls.timeout: must be between 100us and 1s (a call runs on the archive's path)",
+                "plugins.nulls.memory: must be between 1MiB and 1GiB"
+            ]
+        );
+    }
+
+    #[test]
     fn live_sources_and_keys_that_do_not_apply() {
         let live = GOOD
             .replacen(

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::Instrument;
 
@@ -569,20 +569,6 @@ fn analyse(
             cfg.source.group.to_string(),
             cfg.source.port,
         );
-        // One datagram's TS, through the filters (if any), into the cutter.
-        let mut push = |cutter: &mut SegmentCutter, ts: &[u8], at, lost: bool| {
-            if plugins.is_empty() {
-                return cutter.push_datagram(ts, at, lost);
-            }
-            let out = plugins.filter(ts);
-            stats.filtered(out.dropped);
-            cutter.push_datagram(&out.packets, at, lost);
-            if cutter.has_ready() {
-                // A segment ended in this datagram: a changed plugin file
-                // takes over from the next one.
-                plugins.segment_boundary();
-            }
-        };
         let mut cutter = SegmentCutter::new(CutPolicy {
             target: cfg.segment_duration,
             max: cfg.max_segment(),
@@ -607,33 +593,60 @@ fn analyse(
             match input {
                 Input::Data(batch) => {
                     let mut at = 0;
-                    for (time, len) in batch.items {
-                        let payload = &batch.data[at..at + len];
-                        at += len;
-                        match rtp::classify(payload) {
+                    let items: Vec<(SystemTime, Payload)> = batch
+                        .items
+                        .iter()
+                        .map(|&(time, len)| {
+                            at += len;
+                            (time, rtp::classify(&batch.data[at - len..at]))
+                        })
+                        .collect();
+                    let ts: Vec<&[u8]> = items
+                        .iter()
+                        .map(|(_, p)| match p {
+                            Payload::Ts(ts) | Payload::Rtp { ts, .. } => ts,
+                            Payload::NotTs => &[][..],
+                        })
+                        .collect();
+                    // The packet filters see many datagrams in one call.
+                    let mut filtered = plugins.filter(&ts);
+                    stats.filtered(filtered.dropped);
+                    for (i, (time, payload)) in items.iter().enumerate() {
+                        let ready = cutter.ready_count();
+                        let packets = &filtered.packets[i];
+                        match *payload {
                             Payload::Ts(ts) => {
                                 stats.datagram(ts.len());
-                                push(&mut cutter, ts, time, false);
+                                cutter.push_datagram(packets, *time, false);
                             }
                             Payload::Rtp { ts, seq } => {
                                 stats.datagram(ts.len());
-                                reorder.push(seq, ts, time, &mut |ts, at, lost| {
-                                    push(&mut cutter, ts, at, lost > 0)
+                                reorder.push(seq, packets, *time, &mut |ts, at, lost| {
+                                    cutter.push_datagram(ts, at, lost > 0)
                                 });
                             }
                             Payload::NotTs => stats.not_ts(),
                         }
+                        // A segment ended in this datagram: a plugin whose
+                        // file changed takes over from the next one, and
+                        // the rest of the batch is filtered again by it.
+                        if cutter.ready_count() > ready && plugins.segment_boundary() {
+                            let rest = plugins.filter(&ts[i + 1..]);
+                            stats.filtered(rest.dropped);
+                            filtered.packets.truncate(i + 1);
+                            filtered.packets.extend(rest.packets);
+                        }
                     }
                 }
                 Input::Stalled(silence) => {
-                    reorder.flush(&mut |ts, at, lost| push(&mut cutter, ts, at, lost > 0));
+                    reorder.flush(&mut |ts, at, lost| cutter.push_datagram(ts, at, lost > 0));
                     cutter.stall(silence);
                 }
             }
             report(&cutter, &reorder, &mut problems, false);
             send(&mut cutter);
         }
-        reorder.flush(&mut |ts, at, lost| push(&mut cutter, ts, at, lost > 0));
+        reorder.flush(&mut |ts, at, lost| cutter.push_datagram(ts, at, lost > 0));
         cutter.finish();
         report(&cutter, &reorder, &mut problems, true);
         send(&mut cutter);

@@ -87,9 +87,12 @@ pub struct Inspection {
 /// Why a plugin cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    /// The file is not a component wasmtime can compile.
-    #[error("{path}: not a WebAssembly component ({reason})")]
+    /// The file cannot be read, compiled or linked.
+    #[error("{path}: {reason}")]
     Load { path: String, reason: String },
+    /// The host itself cannot run plugins.
+    #[error("cannot run plugins: {0}")]
+    Host(String),
     /// It imports what the host does not offer.
     #[error("{path}: imports {import}, which hlsvault does not offer (plugins get hlsvault:plugin/host and an empty WASI 0.2)")]
     Import { path: String, import: String },
@@ -123,12 +126,22 @@ pub fn inspect(engine: &Engine, path: &Path) -> Result<Inspection, PluginError> 
     let shown = path.display().to_string();
     let component = Component::from_file(engine, path).map_err(|e| PluginError::Load {
         path: shown.clone(),
-        reason: format!("{e:#}")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
+        reason: not_a_component(&e),
     })?;
     describe(engine, &component, &shown)
+}
+
+/// Why some bytes are not a usable component, on one line.
+fn not_a_component(e: &wasmtime::Error) -> String {
+    format!(
+        "not a WebAssembly component ({})",
+        one_line(&format!("{e:#}"))
+    )
+}
+
+/// `s` on one line (log lines and config problems are one line each).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// What `component` (from `path`) implements and imports; refuses imports

@@ -16,7 +16,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 use super::host::{self, HostState};
-use super::{describe, Hook, PluginError};
+use super::{describe, not_a_component, one_line, Hook, PluginError};
 use crate::config::{OnError, PluginConfig};
 
 /// How often the epoch moves: the resolution of call deadlines.
@@ -113,10 +113,7 @@ impl Runtime {
     /// Starts the thread that moves the epoch.
     pub fn new(cache: Option<PathBuf>) -> Result<Self, PluginError> {
         let engine = super::engine();
-        let linker = host::linker(&engine).map_err(|e| PluginError::Load {
-            path: "(host)".into(),
-            reason: e.to_string(),
-        })?;
+        let linker = host::linker(&engine).map_err(|e| PluginError::Host(e.to_string()))?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("plugin-epoch".into())
@@ -127,10 +124,7 @@ impl Runtime {
                     std::thread::sleep(TICK);
                 }
             })
-            .map_err(|e| PluginError::Load {
-                path: "(host)".into(),
-                reason: format!("cannot start the epoch thread: {e}"),
-            })?;
+            .map_err(|e| PluginError::Host(format!("cannot start the epoch thread: {e}")))?;
         Ok(Runtime {
             engine,
             linker,
@@ -166,7 +160,7 @@ impl Runtime {
             reason,
         };
         let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let component = self.compile(&bytes)?;
+        let component = self.compile(&bytes).map_err(&fail)?;
         let inspection = describe(&self.engine, &component, &shown)?;
         let pre = self
             .linker
@@ -182,14 +176,10 @@ impl Runtime {
     }
 
     /// The component of `bytes`: from the cache when this engine compiled
-    /// it before, else compiled now (and cached).
-    pub(super) fn compile(&self, bytes: &[u8]) -> Result<Component, PluginError> {
-        let fail = |reason: String| PluginError::Load {
-            path: "(component)".into(),
-            reason,
-        };
+    /// it before, else compiled now (and cached). Fails with the reason.
+    fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
         let Some(dir) = &self.cache else {
-            return Component::new(&self.engine, bytes).map_err(|e| fail(format!("{e:#}")));
+            return Component::new(&self.engine, bytes).map_err(|e| not_a_component(&e));
         };
         let file = dir.join(format!("{}.cwasm", self.cache_key(bytes)));
         if file.exists() {
@@ -206,13 +196,12 @@ impl Runtime {
         let compiled = self
             .engine
             .precompile_component(bytes)
-            .map_err(|e| fail(format!("{e:#}")))?;
+            .map_err(|e| not_a_component(&e))?;
         if let Err(e) = write_atomically(dir, &file, &compiled) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot cache a compiled plugin");
         }
         // SAFETY: `compiled` comes from this engine's precompile just above.
-        unsafe { Component::deserialize(&self.engine, &compiled) }
-            .map_err(|e| fail(format!("{e:#}")))
+        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(|e| not_a_component(&e))
     }
 
     fn cache_key(&self, bytes: &[u8]) -> String {
@@ -311,11 +300,11 @@ impl Instance {
     }
 
     /// Takes the plugin's new build, if its file changed since this
-    /// instance was made. Called at segment boundaries only.
-    pub fn refresh(&mut self) {
+    /// instance was made (and says so). Called at segment boundaries only.
+    pub fn refresh(&mut self) -> bool {
         let (loaded, generation) = self.slot.current();
         if generation == self.generation {
-            return;
+            return false;
         }
         self.loaded = loaded;
         self.generation = generation;
@@ -324,6 +313,7 @@ impl Instance {
         self.suspension = SUSPEND_FIRST;
         self.rebuild();
         tracing::info!(plugin = %self.name(), stream = %self.stream, "the plugin's new build swapped in at a segment boundary");
+        true
     }
 
     /// The plugin's name.
@@ -443,10 +433,6 @@ impl Instance {
 /// Epoch ticks of a deadline `timeout` from now.
 fn ticks(timeout: Duration) -> u64 {
     timeout.as_nanos().div_ceil(TICK.as_nanos()) as u64 + 1
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn instantiate(loaded: &Loaded, stream: &Arc<str>) -> wasmtime::Result<(Store<HostState>, Bound)> {

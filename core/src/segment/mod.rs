@@ -292,9 +292,9 @@ impl SegmentCutter {
         self.analyzer.counters()
     }
 
-    /// Whether finished segments wait to be taken.
-    pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+    /// How many finished segments wait to be taken.
+    pub fn ready_count(&self) -> usize {
+        self.ready.len()
     }
 
     /// Takes the segments finished so far, oldest first.
