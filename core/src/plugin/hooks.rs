@@ -77,6 +77,9 @@ impl StreamPlugins {
     /// datagrams in one call. A datagram that is not whole, synced packets
     /// is left to the analysis (which counts it) and not filtered.
     pub fn filter<'a>(&mut self, payloads: &[&'a [u8]]) -> FilterOutcome<'a> {
+        if payloads.len() <= FILTER_BATCH {
+            return self.filter_chunk(payloads);
+        }
         let mut out = FilterOutcome {
             packets: Vec::with_capacity(payloads.len()),
             dropped: 0,
@@ -101,31 +104,41 @@ impl StreamPlugins {
         {
             return out;
         }
-        let whole = |p: &[u8]| {
-            !p.is_empty()
-                && p.len().is_multiple_of(188)
-                && p.chunks_exact(188).all(|k| k[0] == 0x47)
+        // The datagrams that are whole, synced packets, and all their
+        // packets back to back (one datagram is passed as it is).
+        let given: Vec<usize> = (0..payloads.len())
+            .filter(|&i| {
+                let p = payloads[i];
+                !p.is_empty()
+                    && p.len().is_multiple_of(188)
+                    && p.chunks_exact(188).all(|k| k[0] == 0x47)
+            })
+            .collect();
+        let joined: Cow<[u8]> = match given.as_slice() {
+            [] => return out,
+            [one] => Cow::Borrowed(payloads[*one]),
+            many => {
+                let mut all = Vec::with_capacity(many.iter().map(|&i| payloads[i].len()).sum());
+                for &i in many {
+                    all.extend_from_slice(payloads[i]);
+                }
+                Cow::Owned(all)
+            }
         };
-        // The batch's packets back to back, and the datagram of each.
-        let mut batch = Vec::with_capacity(payloads.iter().map(|p| p.len()).sum());
-        let mut owner: Vec<u32> = Vec::with_capacity(batch.capacity() / 188);
-        for (i, p) in payloads.iter().enumerate().filter(|(_, p)| whole(p)) {
-            batch.extend_from_slice(p);
-            owner.extend(std::iter::repeat_n(i as u32, p.len() / 188));
-        }
-        let given = owner.len();
-        let mut changed = false;
+        // What the filters kept so far (None: everything, unchanged), as
+        // packets and their indexes in `joined`.
+        let mut kept: Option<Kept> = None;
         let info = &self.info;
         for inst in self
             .instances
             .iter_mut()
             .filter(|i| i.implements(Hook::PacketFilter))
         {
-            if batch.is_empty() {
+            let current: &[u8] = kept.as_ref().map_or(&joined, |k| &k.0);
+            if current.is_empty() {
                 break;
             }
             let on_error = inst.on_error();
-            let current = &batch;
             let result = inst.call(
                 Hook::PacketFilter,
                 |b, store| {
@@ -138,34 +151,42 @@ impl StreamPlugins {
                 |verdict| apply(verdict, current),
             );
             match result {
-                Ok(Some((kept, indexes))) => {
-                    owner = indexes.iter().map(|&k| owner[k as usize]).collect();
-                    batch = kept;
-                    changed = true;
+                Ok(Some((bytes, indexes))) => {
+                    // Indexes into what this filter saw, made indexes into `joined`.
+                    let indexes = match &kept {
+                        Some((_, earlier)) => {
+                            indexes.iter().map(|&i| earlier[i as usize]).collect()
+                        }
+                        None => indexes,
+                    };
+                    kept = Some((bytes, indexes));
                 }
                 Ok(None) => {}
                 Err(Failure::Suspended | Failure::Failed) => {
                     if on_error == OnError::FailClosed {
-                        batch.clear();
-                        owner.clear();
-                        changed = true;
+                        kept = Some((Vec::new(), Vec::new()));
                     }
                 }
             }
         }
-        if changed {
-            for (p, d) in out.packets.iter_mut().zip(payloads) {
-                if whole(d) {
-                    *p = Cow::Owned(Vec::new());
-                }
-            }
-            for (k, &o) in owner.iter().enumerate() {
-                out.packets[o as usize]
-                    .to_mut()
-                    .extend_from_slice(&batch[k * 188..(k + 1) * 188]);
-            }
+        let Some((bytes, indexes)) = kept else {
+            return out;
+        };
+        for &d in &given {
+            out.packets[d] = Cow::Owned(Vec::with_capacity(payloads[d].len()));
         }
-        out.dropped = (given - owner.len()) as u64;
+        // Kept indexes ascend: walk the datagrams along them.
+        let (mut g, mut first) = (0, 0);
+        for (k, &i) in indexes.iter().enumerate() {
+            while i as usize >= first + payloads[given[g]].len() / 188 {
+                first += payloads[given[g]].len() / 188;
+                g += 1;
+            }
+            out.packets[given[g]]
+                .to_mut()
+                .extend_from_slice(&bytes[k * 188..(k + 1) * 188]);
+        }
+        out.dropped = (joined.len() / 188 - indexes.len()) as u64;
         out
     }
 
