@@ -261,17 +261,18 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         )
     });
     let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
+    let figures = Arc::new(Figures {
+        streams: config
+            .streams
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(stats.iter().cloned())
+            .collect(),
+        plugins: plugin_figures(&plugins),
+    });
     if let Some(serve) = &config.serve {
         let listener = runtime.block_on(tokio::net::TcpListener::bind(serve.listen))?;
-        let figures = Arc::new(Figures {
-            streams: config
-                .streams
-                .iter()
-                .map(|s| s.name.clone())
-                .zip(stats.iter().cloned())
-                .collect(),
-            plugins: plugin_figures(&plugins),
-        });
+        let figures = figures.clone();
         let (store, config) = (store.clone(), config.clone());
         runtime.spawn(async move {
             if let Err(e) = crate::serve::serve(listener, store, &config, Some(figures)).await {
@@ -355,10 +356,9 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         .map(|m| m.len())
         .sum();
     let progress = Progress::new(total);
-    let names: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let sources = std::thread::scope(|scope| {
-        scope.spawn(|| watch_figures(&names, &stats, config.stats_interval, done_rx));
+        scope.spawn(|| watch_figures(&figures, config.stats_interval, done_rx));
         let (progress, stop) = (&progress, &*stop);
         let handles: Vec<_> = readers
             .into_iter()
@@ -501,27 +501,26 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
 /// Samples every stream's bit rate and logs its figures each `interval`,
 /// until `done` closes.
-fn watch_figures(
-    names: &[&str],
-    stats: &[Arc<StreamStats>],
-    interval: Duration,
-    done: Receiver<()>,
-) {
-    let mut last: Vec<Snapshot> = stats.iter().map(|s| s.snapshot()).collect();
+fn watch_figures(figures: &Figures, interval: Duration, done: Receiver<()>) {
+    let streams = &figures.streams;
+    let mut last: Vec<Snapshot> = streams.iter().map(|(_, s)| s.snapshot()).collect();
     let mut at = Instant::now();
     let tick = interval.min(SAMPLE_EVERY);
-    stats.iter().for_each(|s| s.sample_bitrate());
+    streams.iter().for_each(|(_, s)| s.sample_bitrate());
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(tick) {
-        stats.iter().for_each(|s| s.sample_bitrate());
+        streams.iter().for_each(|(_, s)| s.sample_bitrate());
         if at.elapsed() < interval.saturating_sub(tick / 2) {
             continue;
         }
         let secs = at.elapsed().as_secs_f64();
         at = Instant::now();
-        for ((name, st), was) in names.iter().zip(stats).zip(&mut last) {
+        for ((name, st), was) in streams.iter().zip(&mut last) {
             let now = st.snapshot();
             tracing::info!(stream = %name, "{}", now.live_line(was, secs));
             *was = now;
+        }
+        for (name, p) in &figures.plugins {
+            tracing::info!(plugin = %name, "{}", p.snapshot());
         }
     }
 }
