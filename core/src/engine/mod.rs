@@ -608,7 +608,7 @@ fn analyse(
                         })
                         .collect();
                     // The packet filters see many datagrams in one call.
-                    let mut filtered = plugins.filter(&ts);
+                    let mut filtered = plugins.filter(&batch.data, &ts);
                     stats.filtered(filtered.dropped);
                     for (i, (time, payload)) in items.iter().enumerate() {
                         let ready = cutter.ready_count();
@@ -630,7 +630,7 @@ fn analyse(
                         // file changed takes over from the next one, and
                         // the rest of the batch is filtered again by it.
                         if cutter.ready_count() > ready && plugins.segment_boundary() {
-                            let rest = plugins.filter(&ts[i + 1..]);
+                            let rest = plugins.filter(&batch.data, &ts[i + 1..]);
                             stats.filtered(rest.dropped);
                             filtered.packets.truncate(i + 1);
                             filtered.packets.extend(rest.packets);

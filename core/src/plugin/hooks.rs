@@ -76,23 +76,26 @@ impl StreamPlugins {
     /// in arrival order): each filter sees up to [`FILTER_BATCH`]
     /// datagrams in one call. A datagram that is not whole, synced packets
     /// is left to the analysis (which counts it) and not filtered.
-    pub fn filter<'a>(&mut self, payloads: &[&'a [u8]]) -> FilterOutcome<'a> {
+    ///
+    /// `buffer` is where the payloads lie: when they lie back to back in
+    /// it (plain TS datagrams), the filter is handed them without a copy.
+    pub fn filter<'a>(&mut self, buffer: &'a [u8], payloads: &[&'a [u8]]) -> FilterOutcome<'a> {
         if payloads.len() <= FILTER_BATCH {
-            return self.filter_chunk(payloads);
+            return self.filter_chunk(buffer, payloads);
         }
         let mut out = FilterOutcome {
             packets: Vec::with_capacity(payloads.len()),
             dropped: 0,
         };
         for chunk in payloads.chunks(FILTER_BATCH) {
-            let part = self.filter_chunk(chunk);
+            let part = self.filter_chunk(buffer, chunk);
             out.packets.extend(part.packets);
             out.dropped += part.dropped;
         }
         out
     }
 
-    fn filter_chunk<'a>(&mut self, payloads: &[&'a [u8]]) -> FilterOutcome<'a> {
+    fn filter_chunk<'a>(&mut self, buffer: &'a [u8], payloads: &[&'a [u8]]) -> FilterOutcome<'a> {
         let mut out = FilterOutcome {
             packets: payloads.iter().map(|p| Cow::Borrowed(*p)).collect(),
             dropped: 0,
@@ -117,6 +120,11 @@ impl StreamPlugins {
         let joined: Cow<[u8]> = match given.as_slice() {
             [] => return out,
             [one] => Cow::Borrowed(payloads[*one]),
+            many if adjacent(buffer, many.iter().map(|&i| payloads[i])).is_some() => {
+                let (start, end) = adjacent(buffer, many.iter().map(|&i| payloads[i]))
+                    .expect("checked just above");
+                Cow::Borrowed(&buffer[start..end])
+            }
             many => {
                 let mut all = Vec::with_capacity(many.iter().map(|&i| payloads[i].len()).sum());
                 for &i in many {
@@ -302,6 +310,27 @@ impl StreamPlugins {
     }
 }
 
+/// Where `parts` lie in `buffer`, if they lie there back to back, in order:
+/// the range they cover together.
+fn adjacent<'a>(
+    buffer: &[u8],
+    mut parts: impl Iterator<Item = &'a [u8]>,
+) -> Option<(usize, usize)> {
+    // Addresses are compared, never dereferenced.
+    let base = buffer.as_ptr() as usize;
+    let offset = |p: &[u8]| (p.as_ptr() as usize).checked_sub(base);
+    let first = parts.next()?;
+    let start = offset(first)?;
+    let mut end = start + first.len();
+    for p in parts {
+        if offset(p)? != end {
+            return None;
+        }
+        end += p.len();
+    }
+    (end <= buffer.len()).then_some((start, end))
+}
+
 /// The packets a filter kept, and their indexes in what it was given.
 type Kept = (Vec<u8>, Vec<u32>);
 
@@ -344,5 +373,22 @@ fn apply(
             }
             pick(&r.packets, r.keep).map(Some)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adjacent_parts_are_found_in_their_buffer() {
+        let buffer = [0u8; 100];
+        let (a, b, c) = (&buffer[10..20], &buffer[20..50], &buffer[60..70]);
+        assert_eq!(adjacent(&buffer, [a, b].into_iter()), Some((10, 50)));
+        assert_eq!(adjacent(&buffer, [a, c].into_iter()), None, "a gap");
+        assert_eq!(adjacent(&buffer, [b, a].into_iter()), None, "out of order");
+        let elsewhere = [0u8; 10];
+        assert_eq!(adjacent(&buffer, [&elsewhere[..]].into_iter()), None);
+        assert_eq!(adjacent(&buffer, std::iter::empty()), None);
     }
 }
