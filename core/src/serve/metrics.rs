@@ -34,6 +34,29 @@ impl Scrape {
     }
 }
 
+impl Scrape {
+    /// One family per field, with a sample per row, labelled `label` =
+    /// the row's name.
+    fn per_row<S>(
+        &mut self,
+        kind: MetricType,
+        label: &str,
+        fields: &[Field<S>],
+        rows: &[(&str, S)],
+    ) {
+        for (name, help, read) in fields {
+            let m = rows
+                .iter()
+                .map(|(row, snap)| match kind {
+                    MetricType::COUNTER => counter(&[(label, row)], read(snap)),
+                    _ => gauge(&[(label, row)], read(snap)),
+                })
+                .collect();
+            self.family(name, help, kind, m);
+        }
+    }
+}
+
 fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
     pairs
         .iter()
@@ -109,13 +132,8 @@ fn stream_families(out: &mut Scrape, figures: &Figures) {
             (name.as_str(), st.snapshot(), rate)
         })
         .collect();
-    for (name, help, read) in COUNTERS {
-        let m = now
-            .iter()
-            .map(|(s, snap, _)| counter(&[("stream", s)], read(snap)))
-            .collect();
-        out.family(name, help, MetricType::COUNTER, m);
-    }
+    let rows: Vec<(&str, Snapshot)> = now.iter().map(|(s, snap, _)| (*s, *snap)).collect();
+    out.per_row(MetricType::COUNTER, "stream", COUNTERS, &rows);
     let m = now
         .iter()
         .flat_map(|(s, snap, _)| {
@@ -167,13 +185,7 @@ fn stream_families(out: &mut Scrape, figures: &Figures) {
             |s| f64::from(u8::from(s.failed)),
         ),
     ];
-    for (name, help, read) in gauges {
-        let m = now
-            .iter()
-            .map(|(s, snap, _)| gauge(&[("stream", s)], read(snap)))
-            .collect();
-        out.family(name, help, MetricType::GAUGE, m);
-    }
+    out.per_row(MetricType::GAUGE, "stream", &gauges, &rows);
     let m = now
         .iter()
         .filter_map(|(s, snap, _)| {
@@ -253,13 +265,7 @@ fn plugin_families(out: &mut Scrape, figures: &Figures) {
             |p| p.nanos as f64 / 1e9,
         ),
     ];
-    for (name, help, read) in fields {
-        let m = now
-            .iter()
-            .map(|(p, snap)| counter(&[("plugin", p)], read(snap)))
-            .collect();
-        out.family(name, help, MetricType::COUNTER, m);
-    }
+    out.per_row(MetricType::COUNTER, "plugin", &fields, &now);
 }
 
 /// The server's own figures.
