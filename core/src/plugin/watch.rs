@@ -30,7 +30,16 @@ pub fn watch(
         .collect();
     let (tx, rx) = channel::<PathBuf>();
     let mut watcher = match notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
-        if let Ok(e) = e {
+        // New content only: reading a plugin (as a reload does) is an
+        // access event, and must not trigger another reload.
+        use notify::event::{EventKind, ModifyKind};
+        let Ok(e) = e else { return };
+        let new_content = matches!(
+            e.kind,
+            EventKind::Create(_)
+                | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+        );
+        if new_content {
             for p in e.paths {
                 let _ = tx.send(p);
             }
