@@ -41,22 +41,27 @@ fn list(g: &Garage, prefix: &str) -> Vec<String> {
     keys
 }
 
+/// The object at `key`, read with `c` on `rt`.
+fn object(rt: &tokio::runtime::Runtime, c: &MinioClient, g: &Garage, key: &str) -> bytes::Bytes {
+    rt.block_on(async {
+        c.get_object(&g.bucket, key)
+            .unwrap()
+            .build()
+            .send()
+            .await
+            .unwrap()
+            .into_bytes()
+            .await
+            .unwrap()
+    })
+}
+
 /// Copies every object under `prefix` into `dir`, keys as paths.
 fn mirror(g: &Garage, prefix: &str, dir: &Path) {
     let c = client(g);
     let rt = runtime();
     for key in list(g, prefix) {
-        let bytes = rt.block_on(async {
-            c.get_object(&g.bucket, key.as_str())
-                .unwrap()
-                .build()
-                .send()
-                .await
-                .unwrap()
-                .into_bytes()
-                .await
-                .unwrap()
-        });
+        let bytes = object(&rt, &c, g, &key);
         let path = dir.join(&key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
@@ -440,18 +445,7 @@ fn fetch(url: &str) -> String {
 
 /// `hours.log` as stored: (label, URL) lines.
 fn hours_log(g: &Garage) -> Vec<(String, String)> {
-    let text = runtime().block_on(async {
-        client(g)
-            .get_object(&g.bucket, "tv/ch1/hours.log")
-            .unwrap()
-            .build()
-            .send()
-            .await
-            .unwrap()
-            .into_bytes()
-            .await
-            .unwrap()
-    });
+    let text = object(&runtime(), &client(g), g, "tv/ch1/hours.log");
     String::from_utf8_lossy(&text)
         .lines()
         .map(|l| {

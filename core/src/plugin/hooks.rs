@@ -120,18 +120,16 @@ impl StreamPlugins {
         let joined: Cow<[u8]> = match given.as_slice() {
             [] => return out,
             [one] => Cow::Borrowed(payloads[*one]),
-            many if adjacent(buffer, many.iter().map(|&i| payloads[i])).is_some() => {
-                let (start, end) = adjacent(buffer, many.iter().map(|&i| payloads[i]))
-                    .expect("checked just above");
-                Cow::Borrowed(&buffer[start..end])
-            }
-            many => {
-                let mut all = Vec::with_capacity(many.iter().map(|&i| payloads[i].len()).sum());
-                for &i in many {
-                    all.extend_from_slice(payloads[i]);
+            many => match adjacent(buffer, many.iter().map(|&i| payloads[i])) {
+                Some((start, end)) => Cow::Borrowed(&buffer[start..end]),
+                None => {
+                    let mut all = Vec::with_capacity(many.iter().map(|&i| payloads[i].len()).sum());
+                    for &i in many {
+                        all.extend_from_slice(payloads[i]);
+                    }
+                    Cow::Owned(all)
                 }
-                Cow::Owned(all)
-            }
+            },
         };
         // What the filters kept so far (None: everything, unchanged), as
         // packets and their indexes in `joined`.
