@@ -393,3 +393,160 @@ fn check_names_missing_and_down_interfaces_and_missing_privilege() {
         "{err}"
     );
 }
+
+/// One `[[streams]]` table on loopback.
+fn loopback_stream(name: &str, kind: &str, port: u16, segment: u32) -> String {
+    format!(
+        r#"
+[[streams]]
+name = "{name}"
+segment_duration = "{segment}s"
+stall_timeout = "1s"
+[streams.source]
+kind = "{kind}"
+interface = "lo"
+group = "127.0.0.1"
+port = {port}
+"#
+    )
+}
+
+#[test]
+fn config_reload_touches_only_the_streams_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let clip = clip(d, "clip.ts", 20.0);
+    let archive = d.join("archive");
+    let config = d.join("reload.toml");
+    // a, c on one udp reader and b, d, e on one pcap reader: a and b go on
+    // untouched, c restarts (its segment duration changes), d is removed
+    // and e added, while the readers keep running.
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let head = format!(
+        "stats_interval = \"1s\"\n[storage]\nroot = \"{}\"\n",
+        archive.display()
+    );
+    let v1 = [
+        loopback_stream("a", "udp", ports[0], 2),
+        loopback_stream("b", "pcap", ports[1], 2),
+        loopback_stream("c", "udp", ports[2], 2),
+        loopback_stream("d", "pcap", ports[3], 2),
+    ];
+    let v2 = [
+        loopback_stream("a", "udp", ports[0], 2),
+        loopback_stream("b", "pcap", ports[1], 2),
+        loopback_stream("c", "udp", ports[2], 3),
+        loopback_stream("e", "pcap", ports[4], 2),
+    ];
+    std::fs::write(&config, format!("{head}{}", v1.concat())).unwrap();
+    let mut daemon = Daemon::start(&config, d, "reload");
+    daemon.wait_for("receiving", 1);
+    daemon.wait_for("capturing", 1);
+
+    // One ffmpeg sends the clip in real time to all five ports.
+    let mut send = timed("ffmpeg");
+    send.args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+        .arg(&clip);
+    for port in &ports {
+        send.args([
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            "-flush_packets",
+            "0",
+        ])
+        .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"));
+    }
+    let started = Instant::now();
+    let sender = std::thread::spawn(move || run(&mut send).unwrap());
+
+    // A broken edit (written in place) changes nothing.
+    std::thread::sleep(Duration::from_secs(4));
+    let broken = format!("{head}{}", v1.concat())
+        .replace("segment_duration = \"2s\"", "segment_duration = \"two\"");
+    std::fs::write(&config, broken).unwrap();
+    daemon.wait_for("config change not applied", 1);
+    // The real edit, by rename as editors and deployments do.
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(started.elapsed()));
+    let next = d.join("reload.toml.new");
+    std::fs::write(&next, format!("{head}{}", v2.concat())).unwrap();
+    std::fs::rename(&next, &config).unwrap();
+    daemon.wait_for("config reloaded", 1);
+    sender.join().unwrap();
+    daemon.wait_for("stream stalled", 4);
+    let log = daemon.log();
+    let summary = daemon.stop();
+
+    let refused = log
+        .lines()
+        .find(|l| l.contains("config change not applied"))
+        .unwrap();
+    assert!(
+        refused.contains("reload.toml") && refused.contains("streams[0] (\"a\").segment_duration"),
+        "the refusal names the file and the key: {refused}"
+    );
+    assert_eq!(log.matches("config reloaded").count(), 1, "{log}");
+    assert!(log.contains("capture filter changed"), "{log}");
+    assert!(log.contains("receiving sockets changed"), "{log}");
+
+    // a and b: one unbroken timeline over the whole clip.
+    for name in ["a", "b"] {
+        let got = entries(&archive, name);
+        check_timeline(&got, "video", 0.04);
+        assert!(
+            got.iter().all(|e| !e.discontinuity),
+            "{name} went on without a break: {got:#?}"
+        );
+        let media = media_seconds(&got);
+        assert!((19.9..=20.05).contains(&media), "{name}: {media} s");
+    }
+    // c: restarted once, the hour continued after a discontinuity, with
+    // the new segment duration from then on.
+    let c = entries(&archive, "c");
+    check_timeline(&c, "video", 0.04);
+    let breaks: Vec<usize> = (0..c.len()).filter(|&i| c[i].discontinuity).collect();
+    assert_eq!(breaks.len(), 1, "one break, at the restart: {c:#?}");
+    let seqs: Vec<u64> = c.iter().map(sequence).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let after: Vec<f64> = c[breaks[0]..c.len() - 1].iter().map(|e| e.extinf).collect();
+    assert!(
+        !after.is_empty() && after.iter().all(|&x| (x - 4.0).abs() < 0.05),
+        "3 s target, cut at the next 2 s keyframe: {after:?}"
+    );
+    let media = media_seconds(&c);
+    assert!((17.9..=20.05).contains(&media), "c: {media} s");
+    // d: removed, its hour and live window ended.
+    let d_hours = hour_playlists(&archive.join("d"));
+    assert!(d_hours.iter().all(|(_, p)| p.ended), "d's hour ended");
+    let d_media: f64 = d_hours
+        .iter()
+        .flat_map(|(_, p)| &p.entries)
+        .map(|e| e.extinf)
+        .sum();
+    assert!(
+        (4.0..=12.0).contains(&d_media),
+        "d stopped mid-clip: {d_media} s"
+    );
+    assert!(std::fs::read_to_string(archive.join("d/live.m3u8"))
+        .unwrap()
+        .contains("#EXT-X-ENDLIST"));
+    // e: added mid-clip, whole from its first keyframe on.
+    let e = entries(&archive, "e");
+    check_timeline(&e, "video", 0.04);
+    assert!(e.iter().all(|x| !x.discontinuity), "{e:#?}");
+    let media = media_seconds(&e);
+    assert!(
+        (6.0..=14.0).contains(&media),
+        "e joined mid-clip: {media} s"
+    );
+    // The summary lists every stream, the replaced and removed ones too.
+    for name in ["a", "b", "c", "d", "e"] {
+        assert!(
+            summary.contains(&format!("\n{name}: ")) || summary.starts_with(&format!("{name}: ")),
+            "{summary}"
+        );
+    }
+}

@@ -271,7 +271,7 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match engine::run(&config) {
+    let report = match engine::run(&config, Some(path)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hlsvault: {e:#}");

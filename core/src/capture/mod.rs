@@ -9,6 +9,7 @@ pub mod netif;
 mod pcap_file;
 mod pcap_live;
 pub mod rtp;
+mod targets;
 mod udp;
 
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +19,7 @@ pub use link::{udp_payload, LinkType, Skip};
 pub use netif::{Interface, InterfaceError};
 pub use pcap_file::PcapFileSource;
 pub use pcap_live::PcapLiveSource;
+pub use targets::{Target, Targets};
 pub use udp::UdpSource;
 
 /// One UDP datagram as captured.
@@ -29,9 +31,8 @@ pub struct Datagram<'a> {
     pub dst: SocketAddr,
     /// The UDP payload.
     pub payload: &'a [u8],
-    /// Which of the source's endpoints it was received for, when the
-    /// source knows (a socket per endpoint); otherwise the destination
-    /// decides.
+    /// The id of the [`Target`] it was received for, when the source
+    /// knows (a socket per target); otherwise the destination decides.
     pub endpoint: Option<usize>,
 }
 
@@ -140,10 +141,10 @@ pub enum Event<'a> {
     Tick,
     /// The counters so far (sent now and then).
     Progress(&'a SourceCounters),
-    /// The kernel dropped datagrams for the socket of one endpoint: `total`
+    /// The kernel dropped datagrams for the socket of one target: `total`
     /// so far (`SO_RXQ_OVFL`).
     SocketDrops {
-        /// The endpoint (its index) whose socket overflowed.
+        /// The id of the target whose socket overflowed.
         endpoint: usize,
         /// Drops since the socket opened.
         total: u64,
@@ -181,6 +182,11 @@ impl Reporting {
         self.tick.elapsed() >= TICK
     }
 
+    /// The counters are due (and failed targets are tried again).
+    fn stats_due(&self) -> bool {
+        self.stats.elapsed() >= STATS_EVERY
+    }
+
     /// Sends what is due: a tick every [`TICK`]; every [`STATS_EVERY`] the
     /// counters, once `refresh` has brought them up to date (and sent what
     /// else it has).
@@ -196,7 +202,7 @@ impl Reporting {
                 return Flow::Stop;
             }
         }
-        if self.stats.elapsed() < STATS_EVERY {
+        if !self.stats_due() {
             return Flow::Continue;
         }
         self.stats = Instant::now();

@@ -1,10 +1,12 @@
 //! Live capture with libpcap on one interface, for every stream on it.
 
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
+use super::targets::TargetSockets;
 use super::{
-    deliver, link_of, netif, wait_readable, CaptureError, End, Endpoint, Event, Flow, Reporting,
-    Source, SourceCounters,
+    deliver, link_of, netif, wait_readable, CaptureError, End, Event, Flow, Reporting, Source,
+    SourceCounters, Target, Targets,
 };
 
 /// The capture keeps this much of each frame: a TS datagram is at most
@@ -14,23 +16,20 @@ const SNAPLEN: i32 = 2048;
 /// Frames read between two looks at the clock.
 const CLOCK_EVERY: u32 = 64;
 
-/// Captures the datagrams of several endpoints on one interface: one
-/// libpcap handle, one BPF filter, one multicast membership per group.
+/// Captures the datagrams of several targets on one interface: one
+/// libpcap handle, one BPF filter, one multicast membership per target.
+/// When the targets change, the filter is replaced and memberships joined
+/// or left on the open handle.
 pub struct PcapLiveSource {
     interface: String,
-    endpoints: Vec<Endpoint>,
-    buffer: usize,
+    targets: Arc<Targets>,
 }
 
 impl PcapLiveSource {
-    /// A capture on `interface` (a name or an address) of `endpoints`, with
-    /// a kernel buffer of `buffer` bytes.
-    pub fn new(interface: String, endpoints: Vec<Endpoint>, buffer: usize) -> Self {
-        PcapLiveSource {
-            interface,
-            endpoints,
-            buffer,
-        }
+    /// A capture on `interface` (a name or an address) of `targets`. The
+    /// kernel buffer is the largest any target asks for when it opens.
+    pub fn new(interface: String, targets: Arc<Targets>) -> Self {
+        PcapLiveSource { interface, targets }
     }
 
     /// Finds the interface and opens a capture on it, to learn whether it
@@ -40,12 +39,12 @@ impl PcapLiveSource {
         self.open(&iface).map(drop)
     }
 
-    /// The BPF program that keeps the endpoints' datagrams only.
-    fn filter(&self) -> String {
-        let terms: Vec<String> = self
-            .endpoints
+    /// The BPF program that keeps the targets' datagrams only.
+    fn filter(targets: &[Target]) -> String {
+        let terms: Vec<String> = targets
             .iter()
-            .map(|e| {
+            .map(|t| {
+                let e = t.endpoint;
                 let src = e
                     .source
                     .map(|s| format!(" and src host {s}"))
@@ -71,21 +70,36 @@ impl PcapLiveSource {
                 }
             }
         };
+        let targets = self.targets.get();
+        let buffer = targets.iter().map(|t| t.buffer).max().unwrap_or(0);
         let mut cap = pcap::Capture::from_device(iface.name.as_str())
             .map_err(fail)?
             .immediate_mode(true)
-            .buffer_size(self.buffer.min(i32::MAX as usize) as i32)
+            .buffer_size(buffer.min(i32::MAX as usize) as i32)
             .snaplen(SNAPLEN)
             .promisc(false)
             .precision(pcap::Precision::Nano)
             .open()
             .map_err(fail)?;
-        if !self.endpoints.is_empty() {
-            cap.filter(&self.filter(), true).map_err(fail)?;
+        if !targets.is_empty() {
+            cap.filter(&Self::filter(&targets), true).map_err(fail)?;
         }
         // `timeout` does not make libpcap return on Linux: poll the fd.
         cap.setnonblock().map_err(fail)
     }
+}
+
+/// Joins `t`'s group on `iface` with a socket of its own: switches (IGMP
+/// snooping) and the kernel then forward the group to this interface; the
+/// socket itself receives nothing.
+fn membership(t: &Target, iface: &netif::Interface) -> Result<socket2::Socket, CaptureError> {
+    let e = t.endpoint;
+    netif::membership_socket()
+        .and_then(|s| netif::join(&s, e.group, e.source, iface).map(|()| s))
+        .map_err(|reason| CaptureError::Socket {
+            what: format!("{} on {} (multicast join)", e.dst(), iface.name),
+            reason,
+        })
 }
 
 impl Source for PcapLiveSource {
@@ -96,19 +110,9 @@ impl Source for PcapLiveSource {
         let iface = netif::find(&self.interface)?;
         let mut cap = self.open(&iface)?;
         let link = link_of(&cap, &iface.name)?;
-        // Joining makes switches (IGMP snooping) and the kernel forward the
-        // groups to this interface; the sockets themselves receive nothing.
-        let mut memberships = Vec::new();
-        for e in &self.endpoints {
-            let socket = netif::membership_socket()
-                .and_then(|s| netif::join(&s, e.group, e.source, &iface).map(|()| s))
-                .map_err(|reason| CaptureError::Socket {
-                    what: format!("{} on {} (multicast join)", e.dst(), iface.name),
-                    reason,
-                })?;
-            memberships.push(socket);
-        }
-        tracing::info!(interface = %iface.name, filter = %self.filter(), "capturing");
+        let join = |t: &Target| membership(t, &iface);
+        let mut memberships = TargetSockets::open_all(self.targets.clone(), join)?;
+        tracing::info!(interface = %iface.name, filter = %Self::filter(memberships.wanted()), "capturing");
         let mut n = SourceCounters::default();
         let mut reporting = Reporting::new();
         let mut fd = libc::pollfd {
@@ -154,8 +158,19 @@ impl Source for PcapLiveSource {
                     n.interface_drops = s.if_dropped as u64;
                 }
             };
+            let retry = reporting.stats_due();
             if reporting.send_due(&mut n, sink, refresh) == Flow::Stop {
                 return Ok((End::Stopped, n));
+            }
+            // The reader changed the targets (a reload): the open handle
+            // takes the new filter, so the other streams lose nothing.
+            if memberships.sync(retry, join) && !memberships.wanted().is_empty() {
+                let filter = Self::filter(memberships.wanted());
+                cap.filter(&filter, true).map_err(|e| CaptureError::Read {
+                    interface: iface.name.clone(),
+                    reason: format!("cannot set the filter {filter}: {e}"),
+                })?;
+                tracing::info!(interface = %iface.name, %filter, "capture filter changed");
             }
         }
     }
@@ -165,26 +180,31 @@ impl Source for PcapLiveSource {
 mod tests {
     use super::*;
 
+    /// Needs the privilege to capture (the test suite runs as root).
+    #[test]
+    fn follows_target_changes_without_a_gap() {
+        super::super::targets::tests::retarget_while_receiving(|targets| {
+            Box::new(PcapLiveSource::new("lo".into(), targets))
+        });
+    }
+
     #[test]
     fn one_filter_for_every_endpoint() {
-        let src = PcapLiveSource::new(
-            "lo".into(),
-            vec![
-                Endpoint {
-                    group: "239.1.1.1".parse().unwrap(),
-                    port: 5000,
-                    source: None,
-                },
-                Endpoint {
-                    group: "239.1.1.2".parse().unwrap(),
-                    port: 5002,
-                    source: Some("10.0.0.9".parse().unwrap()),
-                },
-            ],
-            1 << 20,
-        );
+        let target = |id, group: &str, port, source: Option<&str>| Target {
+            id,
+            endpoint: super::super::Endpoint {
+                group: group.parse().unwrap(),
+                port,
+                source: source.map(|s| s.parse().unwrap()),
+            },
+            buffer: 1 << 20,
+        };
+        let targets = [
+            target(0, "239.1.1.1", 5000, None),
+            target(1, "239.1.1.2", 5002, Some("10.0.0.9")),
+        ];
         assert_eq!(
-            src.filter(),
+            PcapLiveSource::filter(&targets),
             "udp and ((dst host 239.1.1.1 and dst port 5000) or (dst host 239.1.1.2 and dst port 5002 and src host 10.0.0.9))"
         );
     }

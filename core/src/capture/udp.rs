@@ -1,15 +1,17 @@
 //! Plain UDP sockets: no privilege needed. One thread polls the sockets of
 //! every stream on an interface and reads them in batches (`recvmmsg`).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::targets::TargetSockets;
 use super::{
-    netif, wait_readable, CaptureError, Datagram, End, Endpoint, Event, Flow, Reporting, Source,
-    SourceCounters,
+    netif, wait_readable, CaptureError, Datagram, End, Event, Flow, Reporting, Source,
+    SourceCounters, Target, Targets,
 };
 
 /// Datagrams read per `recvmmsg` call.
@@ -20,35 +22,22 @@ const SLOT: usize = 9216;
 /// Control message room per datagram (a timestamp and a drop counter).
 const CONTROL_WORDS: usize = 16;
 
-/// Receives several endpoints with one socket each.
+/// Receives several targets with one socket each. When the targets
+/// change, sockets are opened or closed; the others stay as they are.
 pub struct UdpSource {
     interface: Option<String>,
-    endpoints: Vec<Endpoint>,
-    buffer: usize,
-}
-
-/// One open socket and what it has reported.
-struct Receiver {
-    socket: Socket,
-    dst: SocketAddr,
-    /// Its index in the endpoints.
-    endpoint: usize,
-    drops: u64,
+    targets: Arc<Targets>,
 }
 
 impl UdpSource {
-    /// Sockets for `endpoints`, joined on `interface` (a name or an address;
-    /// the routing table's choice when absent), each with a receive buffer
-    /// of `buffer` bytes.
-    pub fn new(interface: Option<String>, endpoints: Vec<Endpoint>, buffer: usize) -> Self {
-        UdpSource {
-            interface,
-            endpoints,
-            buffer,
-        }
+    /// Sockets for `targets`, joined on `interface` (a name or an address;
+    /// the routing table's choice when absent).
+    pub fn new(interface: Option<String>, targets: Arc<Targets>) -> Self {
+        UdpSource { interface, targets }
     }
 
-    fn open(&self, e: &Endpoint, iface: Option<&netif::Interface>) -> Result<Socket, CaptureError> {
+    fn open(t: &Target, iface: Option<&netif::Interface>) -> Result<Socket, CaptureError> {
+        let (e, buffer) = (&t.endpoint, t.buffer);
         let what = || match iface {
             Some(i) => format!("{} on {}", e.dst(), i.name),
             None => e.dst().to_string(),
@@ -65,12 +54,12 @@ impl UdpSource {
         .map_err(fail)?;
         socket.set_reuse_address(true).map_err(fail)?;
         socket.set_reuse_port(true).map_err(fail)?;
-        set_receive_buffer(&socket, self.buffer);
+        set_receive_buffer(&socket, buffer);
         let got = socket.recv_buffer_size().unwrap_or(0);
-        if got < self.buffer {
+        if got < buffer {
             tracing::warn!(
                 socket = %what(),
-                asked = self.buffer,
+                asked = buffer,
                 got,
                 "the kernel capped the socket buffer (raise net.core.rmem_max, or run with CAP_NET_ADMIN)"
             );
@@ -252,30 +241,29 @@ impl Source for UdpSource {
         sink: &mut dyn FnMut(Event<'_>) -> Flow,
     ) -> Result<(End, SourceCounters), CaptureError> {
         let iface = self.interface.as_deref().map(netif::find).transpose()?;
-        let mut receivers = Vec::new();
-        for (i, e) in self.endpoints.iter().enumerate() {
-            receivers.push(Receiver {
-                socket: self.open(e, iface.as_ref())?,
-                dst: e.dst(),
-                endpoint: i,
-                drops: 0,
-            });
-        }
+        let open = |t: &Target| Self::open(t, iface.as_ref());
+        let mut sockets = TargetSockets::open_all(self.targets.clone(), open)?;
         tracing::info!(
             interface = iface
                 .as_ref()
                 .map_or("(routing table)", |i| i.name.as_str()),
-            sockets = receivers.len(),
+            sockets = sockets.sockets().len(),
             "receiving"
         );
-        let mut fds: Vec<libc::pollfd> = receivers
-            .iter()
-            .map(|r| libc::pollfd {
-                fd: r.socket.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let poll_set = |sockets: &TargetSockets| -> Vec<libc::pollfd> {
+            sockets
+                .sockets()
+                .iter()
+                .map(|(_, s)| libc::pollfd {
+                    fd: s.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect()
+        };
+        let mut fds = poll_set(&sockets);
+        // Per target id: the kernel's drop counter for its socket.
+        let mut drops: HashMap<usize, u64> = HashMap::new();
         let mut batch = MessageBatch::new();
         let mut n = SourceCounters::default();
         let mut reporting = Reporting::new();
@@ -284,7 +272,7 @@ impl Source for UdpSource {
                 interface: self.interface.clone().unwrap_or_default(),
                 reason: e.to_string(),
             })?;
-            for (fd, r) in fds.iter().zip(&mut receivers) {
+            for (fd, (t, _)) in fds.iter().zip(sockets.sockets()) {
                 if fd.revents == 0 {
                     continue;
                 }
@@ -292,15 +280,15 @@ impl Source for UdpSource {
                 // other sockets after a few batches.
                 for _ in 0..4 {
                     let got = batch.receive(fd.fd).map_err(|e| CaptureError::Read {
-                        interface: r.dst.to_string(),
+                        interface: t.endpoint.dst().to_string(),
                         reason: e.to_string(),
                     })?;
                     for i in 0..got {
-                        let (payload, at, drops, truncated) = batch.get(i);
+                        let (payload, at, dropped, truncated) = batch.get(i);
                         n.records += 1;
                         n.bytes += payload.len() as u64;
-                        if let Some(d) = drops {
-                            r.drops = d as u64;
+                        if let Some(d) = dropped {
+                            drops.insert(t.id, d as u64);
                         }
                         if truncated {
                             n.truncated += 1;
@@ -309,9 +297,9 @@ impl Source for UdpSource {
                         let at = at.unwrap_or_else(SystemTime::now);
                         if sink(Event::Datagram(Datagram {
                             at,
-                            dst: r.dst,
+                            dst: t.endpoint.dst(),
                             payload,
-                            endpoint: Some(r.endpoint),
+                            endpoint: Some(t.id),
                         })) == Flow::Stop
                         {
                             return Ok((End::Stopped, n));
@@ -322,17 +310,22 @@ impl Source for UdpSource {
                     }
                 }
             }
+            let retry = reporting.stats_due();
             let refresh = |n: &mut SourceCounters, sink: &mut dyn FnMut(Event<'_>) -> Flow| {
-                n.socket_drops = receivers.iter().map(|r| r.drops).sum();
-                for r in &receivers {
-                    sink(Event::SocketDrops {
-                        endpoint: r.endpoint,
-                        total: r.drops,
-                    });
+                n.socket_drops = drops.values().sum();
+                for (&endpoint, &total) in &drops {
+                    sink(Event::SocketDrops { endpoint, total });
                 }
             };
             if reporting.send_due(&mut n, sink, refresh) == Flow::Stop {
                 return Ok((End::Stopped, n));
+            }
+            // The reader changed the targets (a reload): open and close
+            // only the sockets that changed.
+            if sockets.sync(retry, open) {
+                drops.retain(|id, _| sockets.wanted().iter().any(|t| t.id == *id));
+                fds = poll_set(&sockets);
+                tracing::info!(sockets = fds.len(), "receiving sockets changed");
             }
         }
     }
@@ -341,52 +334,11 @@ impl Source for UdpSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::UdpSocket;
 
     #[test]
-    fn receives_timestamped_datagrams_on_loopback() {
-        let port = {
-            let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let endpoint = Endpoint {
-            group: "127.0.0.1".parse().unwrap(),
-            port,
-            source: None,
-        };
-        let mut src = UdpSource::new(Some("lo".into()), vec![endpoint], 1 << 20);
-        let sender = std::thread::spawn(move || {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            std::thread::sleep(Duration::from_millis(200));
-            for i in 0..200u32 {
-                let mut p = vec![0x47u8; 1316];
-                p[1..5].copy_from_slice(&i.to_be_bytes());
-                s.send_to(&p, ("127.0.0.1", port)).unwrap();
-            }
+    fn follows_target_changes_without_a_gap() {
+        super::super::targets::tests::retarget_while_receiving(|targets| {
+            Box::new(UdpSource::new(Some("lo".into()), targets))
         });
-        let before = SystemTime::now();
-        let (mut got, mut ticks) = (Vec::new(), 0);
-        let (end, counters) = src
-            .run(&mut |e| {
-                match e {
-                    Event::Datagram(d) => {
-                        assert_eq!((d.dst, d.endpoint), (endpoint.dst(), Some(0)));
-                        assert!(d.at >= before - Duration::from_secs(1));
-                        got.push(u32::from_be_bytes(d.payload[1..5].try_into().unwrap()));
-                    }
-                    Event::Tick => ticks += 1,
-                    _ => {}
-                }
-                if got.len() == 200 || ticks > 100 {
-                    Flow::Stop
-                } else {
-                    Flow::Continue
-                }
-            })
-            .unwrap();
-        sender.join().unwrap();
-        assert_eq!(end, End::Stopped);
-        assert_eq!(got, (0..200).collect::<Vec<_>>());
-        assert_eq!(counters.records, 200);
     }
 }

@@ -48,7 +48,7 @@ fn default_plugin_cache() -> PathBuf {
 }
 
 /// The `[serve]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeConfig {
     /// Address and port to listen on.
@@ -87,7 +87,7 @@ fn default_listen() -> std::net::SocketAddr {
 const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The object store.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// Which backend holds the archive.
@@ -239,7 +239,7 @@ pub enum Backend {
 }
 
 /// One stream to archive.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
     /// Name, used as the stream's folder in the archive.
@@ -298,7 +298,7 @@ const DEFAULTABLE: &[&str] = &[
 ];
 
 /// Where a stream's datagrams come from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// The kind of source (default: `pcap`, live on an interface).

@@ -38,7 +38,8 @@ pub struct ArchiveSettings {
     pub retention: Option<Duration>,
     /// How long handed-out URLs stay valid.
     pub url_expiry: Duration,
-    /// The stream's segment namer, playlist policy and URL signer plugins.
+    /// The stream's plugins (it calls their segment namer, playlist policy
+    /// and URL signer hooks).
     pub plugins: Vec<Arc<crate::plugin::Slot>>,
 }
 

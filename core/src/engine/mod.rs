@@ -14,27 +14,29 @@
 mod archive;
 mod reader;
 pub mod stats;
+mod supervisor;
+mod watch;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tracing::Instrument;
-
 use crate::capture::rtp::{self, Payload};
-use crate::capture::{netif, CaptureError, Endpoint, PcapFileSource, PcapLiveSource};
+use crate::capture::{netif, CaptureError, PcapFileSource, PcapLiveSource};
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
-use crate::plugin::{self, Hook, Slot, StreamPlugins};
+use crate::plugin::{self, Slot, StreamPlugins};
 use crate::segment::{CutPolicy, Segment, SegmentCutter};
 use crate::storage::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use crate::urls::Urls;
 pub use archive::{ArchiveSettings, StreamArchive};
 pub use reader::SourceReport;
-use reader::{Input, Progress, ReaderKey, Route};
-pub use stats::{Figures, Snapshot, StreamStats};
+use reader::{Input, Progress, ReaderKey};
+pub use stats::{Figures, Snapshot, StreamFigures, StreamStats};
+use supervisor::Supervisor;
+use watch::FileWatch;
 
 /// Batches queued per stream before the reader waits (files) or drops and
 /// counts (live sources): about 4 MiB.
@@ -157,7 +159,7 @@ fn probe(src: &SourceConfig) -> Result<(), (&'static str, CaptureError)> {
                 .probe()
                 .map_err(|e| ("path", e))
         }
-        SourceKind::Pcap => PcapLiveSource::new(interface(), vec![], 0)
+        SourceKind::Pcap => PcapLiveSource::new(interface(), Default::default())
             .probe()
             .map_err(|e| ("interface", e)),
         SourceKind::Udp if src.interface.is_some() => netif::find(&interface())
@@ -224,8 +226,10 @@ fn store_finding(config: &Config) -> Option<(Problem, bool)> {
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Archives every stream of `config` until its sources end (capture files)
-/// or a SIGINT/SIGTERM stops them (live sources).
-pub fn run(config: &Config) -> anyhow::Result<Report> {
+/// or a SIGINT/SIGTERM stops them (live sources). With `file` (the config's
+/// path), changes to it and to the plugin files are applied while running
+/// (see [`supervisor::Supervisor::reload`]).
+pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("hlsvault-io")
@@ -250,26 +254,7 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         }
         None => BTreeMap::new(),
     };
-    // Changed plugin files are swapped in while running.
-    let _watcher = plugin_runtime.as_ref().and_then(|r| {
-        plugin::watch(
-            r.clone(),
-            plugins
-                .iter()
-                .map(|(n, s)| (n.clone(), s.clone()))
-                .collect(),
-        )
-    });
-    let stats: Vec<Arc<StreamStats>> = config.streams.iter().map(|_| Arc::default()).collect();
-    let figures = Arc::new(Figures {
-        streams: config
-            .streams
-            .iter()
-            .map(|s| s.name.clone())
-            .zip(stats.iter().cloned())
-            .collect(),
-        plugins: plugin_figures(&plugins),
-    });
+    let figures = Arc::new(Figures::default());
     if let Some(serve) = &config.serve {
         let listener = runtime.block_on(tokio::net::TcpListener::bind(serve.listen))?;
         let figures = figures.clone();
@@ -285,133 +270,87 @@ pub fn run(config: &Config) -> anyhow::Result<Report> {
         streams = config.streams.len(),
         "archiving"
     );
-
-    let limits = QueueLimits {
-        uploads: Arc::new(tokio::sync::Semaphore::new(
-            config.storage.upload_concurrency,
-        )),
-        memory: config.storage.queue_bytes(),
-        spool_dir: config.storage.spool_dir.clone(),
-    };
-    let mut readers: Vec<(ReaderKey, Vec<Route>)> = Vec::new();
-    let mut threads = Vec::new();
-    let mut tasks = Vec::new();
-    for (s, st) in config.streams.iter().zip(&stats) {
-        let (input_tx, input_rx) = sync_channel::<Input>(QUEUE_BATCHES);
-        let (seg_tx, seg_rx) = tokio::sync::mpsc::channel::<Segment>(QUEUE_SEGMENTS);
-        let (cfg, st2) = (s.clone(), st.clone());
-        let filters = stream_plugins(s, &plugins, |h| h == Hook::PacketFilter);
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("stream-{}", s.name))
-                .spawn(move || analyse(cfg, input_rx, seg_tx, st2, filters))?,
-        );
-        let span = tracing::info_span!("stream", name = %s.name);
-        tasks.push(
-            runtime.spawn(
-                publish(
-                    store.clone(),
-                    limits.clone(),
-                    ArchiveSettings {
-                        target_secs: s.segment_duration.as_secs_f64().round() as u64,
-                        window: s.live_window,
-                        urls: Urls::from_config(&config.storage),
-                        retention: config.storage.retention,
-                        url_expiry: config.storage.url_expiry,
-                        plugins: stream_plugins(s, &plugins, |h| h != Hook::PacketFilter),
-                    },
-                    s.clone(),
-                    seg_rx,
-                    st.clone(),
-                    stop.clone(),
-                )
-                .instrument(span),
-            ),
-        );
-        let route = Route {
-            endpoint: Endpoint {
-                group: s.source.group,
-                port: s.source.port,
-                source: s.source.source_addr,
-            },
-            buffer: s.source.buffer_bytes(),
-            stall_timeout: s.stall_timeout,
-            tx: input_tx,
-            stats: st.clone(),
-            stream: s.name.clone(),
-        };
-        let key = ReaderKey::of(s);
-        match readers.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, routes)) => routes.push(route),
-            None => readers.push((key, vec![route])),
-        }
-    }
-
-    let total = readers
+    let total = config
+        .streams
         .iter()
-        .filter_map(|(k, _)| match k {
-            ReaderKey::File(p, _) => std::fs::metadata(p).ok(),
+        .filter_map(|s| match ReaderKey::of(s) {
+            ReaderKey::File(p, _) => Some(p),
             _ => None,
         })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let progress = Progress::new(total);
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let sources = std::thread::scope(|scope| {
-        scope.spawn(|| watch_figures(&figures, config.stats_interval, done_rx));
-        let (progress, stop) = (&progress, &*stop);
-        let handles: Vec<_> = readers
-            .into_iter()
-            .enumerate()
-            .map(|(n, (key, routes))| {
-                let name = key.describe();
-                let h = std::thread::Builder::new()
-                    .name(format!("reader-{n}"))
-                    .spawn_scoped(scope, move || reader::read(key, routes, progress, stop));
-                (name, h)
-            })
-            .collect();
-        let reports = handles
-            .into_iter()
-            .map(|(name, h)| {
-                h.map_err(anyhow::Error::from)
-                    .and_then(|h| h.join().map_err(|_| anyhow::anyhow!("panicked")))
-                    .unwrap_or_else(|e| {
-                        tracing::error!(source = %name, error = %e, "capture reader failed");
-                        SourceReport {
-                            source: name,
-                            counters: Default::default(),
-                            ignored: 0,
-                        }
-                    })
-            })
-            .collect();
-        drop(done_tx);
-        reports
-    });
-    progress.finish();
-    for t in threads {
-        let _ = t.join();
+    let progress = Arc::new(Progress::new(total));
+    let shared = supervisor::Shared {
+        io: runtime.handle().clone(),
+        limits: QueueLimits {
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                config.storage.upload_concurrency,
+            )),
+            memory: config.storage.queue_bytes(),
+            spool_dir: config.storage.spool_dir.clone(),
+        },
+        store,
+        stop,
+        progress: progress.clone(),
+        figures: figures.clone(),
+    };
+    let mut running = Supervisor::start(shared, config.clone(), plugin_runtime, plugins)?;
+    let mut files = FileWatch::new();
+    if let (Some(w), Some(f)) = (&mut files, file) {
+        w.set(running.watched(f));
     }
-    runtime.block_on(async {
-        for t in tasks {
-            let _ = t.await;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let interval = config.stats_interval;
+    let logger = {
+        let figures = figures.clone();
+        std::thread::Builder::new()
+            .name("figures".into())
+            .spawn(move || watch_figures(&figures, interval, done_rx))?
+    };
+    // Until every reader has ended: apply the changed files.
+    while running.reap() {
+        let changed = match (&mut files, file) {
+            (Some(w), Some(_)) => w.changed(WATCH_EVERY),
+            _ => {
+                std::thread::sleep(WATCH_EVERY);
+                Vec::new()
+            }
+        };
+        let Some(f) = file else { continue };
+        for path in changed {
+            match path == watch::absolute(f) {
+                true => running.reload(f),
+                false => running.plugin_file_changed(&path),
+            }
         }
-    });
+        if let Some(w) = &mut files {
+            w.set(running.watched(f));
+        }
+    }
+    let outcome = running.finish();
+    progress.finish();
+    drop(done_tx);
+    let _ = logger.join();
     Ok(Report {
-        streams: config
+        streams: outcome
             .streams
             .iter()
-            .zip(&stats)
-            .map(|(s, st)| (s.name.clone(), st.snapshot()))
+            .map(|(n, st)| (n.clone(), st.snapshot()))
             .collect(),
-        sources,
-        plugins: plugin_figures(&plugins)
+        sources: outcome.sources,
+        plugins: outcome
+            .plugins
             .into_iter()
             .map(|(n, f)| (n, f.snapshot()))
             .collect(),
     })
 }
+
+/// How often the run looks at its readers and watched files.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// Signs an hour again: writes a fresh `index.signed.m3u8` for `stream`'s
 /// hour `label` (`YYYY-MM-DDTHH`, UTC), updates its line in `hours.log`
@@ -502,52 +441,38 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// Samples every stream's bit rate and logs its figures each `interval`,
 /// until `done` closes.
 fn watch_figures(figures: &Figures, interval: Duration, done: Receiver<()>) {
-    let streams = &figures.streams;
-    let mut last: Vec<Snapshot> = streams.iter().map(|(_, s)| s.snapshot()).collect();
+    // Per stream: its counters and their snapshot at the last line (a
+    // restarted stream has new counters, and starts from zero).
+    let mut last: HashMap<String, (Arc<StreamStats>, Snapshot)> = HashMap::new();
     let mut at = Instant::now();
     let tick = interval.min(SAMPLE_EVERY);
-    streams.iter().for_each(|(_, s)| s.sample_bitrate());
+    figures
+        .streams()
+        .iter()
+        .for_each(|s| s.stats.sample_bitrate());
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(tick) {
-        streams.iter().for_each(|(_, s)| s.sample_bitrate());
+        let streams = figures.streams();
+        streams.iter().for_each(|s| s.stats.sample_bitrate());
         if at.elapsed() < interval.saturating_sub(tick / 2) {
             continue;
         }
         let secs = at.elapsed().as_secs_f64();
         at = Instant::now();
-        for ((name, st), was) in streams.iter().zip(&mut last) {
-            let now = st.snapshot();
-            tracing::info!(stream = %name, "{}", now.live_line(was, secs));
-            *was = now;
+        let mut now_last = HashMap::new();
+        for s in streams {
+            let now = s.stats.snapshot();
+            let was = match last.remove(&s.name) {
+                Some((stats, snap)) if Arc::ptr_eq(&stats, &s.stats) => snap,
+                _ => Snapshot::default(),
+            };
+            tracing::info!(stream = %s.name, "{}", now.live_line(&was, secs));
+            now_last.insert(s.name, (s.stats, now));
         }
-        for (name, p) in &figures.plugins {
+        last = now_last;
+        for (name, p) in figures.plugins() {
             tracing::info!(plugin = %name, "{}", p.snapshot());
         }
     }
-}
-
-/// Every plugin's figures, by name (they carry on across reloads).
-fn plugin_figures(
-    plugins: &BTreeMap<String, Arc<Slot>>,
-) -> Vec<(String, Arc<plugin::PluginFigures>)> {
-    plugins
-        .iter()
-        .map(|(n, s)| (n.clone(), s.current().0.figures.clone()))
-        .collect()
-}
-
-/// The plugins of stream `s` that implement a hook `wanted` says yes to,
-/// in the stream's order.
-fn stream_plugins(
-    s: &StreamConfig,
-    plugins: &BTreeMap<String, Arc<Slot>>,
-    wanted: impl Fn(Hook) -> bool,
-) -> Vec<Arc<Slot>> {
-    s.plugins
-        .iter()
-        .filter_map(|n| plugins.get(n))
-        .filter(|p| p.current().0.hooks.iter().any(|h| wanted(*h)))
-        .cloned()
-        .collect()
 }
 
 /// The analysis thread of one stream: RTP, packet filter plugins, TS
@@ -704,6 +629,11 @@ impl ProblemLog {
 
 /// The archive task of one stream: stores segments and playlists in order,
 /// through the stream's upload queue.
+///
+/// `keep_open` holds the run's stop flag (a signal) and the stream's own
+/// (a restart): either leaves the hour open at the end. An earlier
+/// incarnation of the stream (`after`) finishes writing first.
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     store: Arc<dyn ObjectStore>,
     limits: QueueLimits,
@@ -711,8 +641,13 @@ async fn publish(
     cfg: StreamConfig,
     mut rx: tokio::sync::mpsc::Receiver<Segment>,
     stats: Arc<StreamStats>,
-    stop: Arc<AtomicBool>,
+    keep_open: [Arc<AtomicBool>; 2],
+    after: Option<tokio::task::JoinHandle<()>>,
 ) {
+    if let Some(earlier) = after {
+        // Its hour and upload queue (and spool) are this one's to continue.
+        let _ = earlier.await;
+    }
     let queue = match UploadQueue::new(store, &cfg.name, limits) {
         Ok(q) => Arc::new(q),
         Err(e) => {
@@ -725,7 +660,7 @@ async fn publish(
         let q = queue.clone();
         async move { q.run().await }
     });
-    archive(queue.clone(), settings, &cfg, &mut rx, &stats, &stop).await;
+    archive(queue.clone(), settings, &cfg, &mut rx, &stats, &keep_open).await;
     queue.close();
     if uploads.await.is_err() {
         tracing::error!("the upload task panicked");
@@ -747,8 +682,9 @@ async fn archive(
     cfg: &StreamConfig,
     rx: &mut tokio::sync::mpsc::Receiver<Segment>,
     stats: &Arc<StreamStats>,
-    stop: &AtomicBool,
+    keep_open: &[Arc<AtomicBool>; 2],
 ) {
+    let [stop, restart] = keep_open;
     // A store that cannot be reached yet is waited for: reading the archive
     // back (never guessing) comes before the first segment. Meanwhile the
     // segments queue up behind this task.
@@ -786,8 +722,9 @@ async fn archive(
             tracing::error!(error = %e, "store write failed");
         }
     }
-    // Stopped by a signal, the hour stays open for a restart to continue.
-    let end = !stop.load(Ordering::Relaxed);
+    // Stopped by a signal or restarted, the hour stays open for the next
+    // run or incarnation to continue.
+    let end = !(stop.load(Ordering::Relaxed) || restart.load(Ordering::Relaxed));
     if let Err(e) = archive.finish(end).await {
         tracing::error!(error = %e, "cannot write the final playlists");
     }

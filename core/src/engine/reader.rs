@@ -8,13 +8,14 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::stats::StreamStats;
 use crate::capture::{
-    Endpoint, Event, Flow, PcapFileSource, PcapLiveSource, Source, SourceCounters, UdpSource,
+    Datagram, Endpoint, Event, Flow, PcapFileSource, PcapLiveSource, Source, SourceCounters,
+    Target, Targets, UdpSource,
 };
 use crate::config::{Pace, SourceKind, StreamConfig};
 
@@ -66,7 +67,8 @@ impl ReaderKey {
         }
     }
 
-    fn is_live(&self) -> bool {
+    /// Whether it is a live source (which takes streams while running).
+    pub fn is_live(&self) -> bool {
         !matches!(self, ReaderKey::File(..))
     }
 
@@ -83,6 +85,8 @@ impl ReaderKey {
 
 /// One stream's route from a reader: where its batches go.
 pub struct Route {
+    /// Unique in the run: the reader and its source know the route by it.
+    pub id: usize,
     pub endpoint: Endpoint,
     pub buffer: u64,
     pub stall_timeout: Duration,
@@ -108,6 +112,20 @@ struct Lane {
 }
 
 impl Lane {
+    fn new(route: Route) -> Self {
+        Lane {
+            route,
+            open: true,
+            batch: Batch::default(),
+            fresh: false,
+            last_data: Instant::now(),
+            seen: false,
+            stalled: false,
+            overflow_logged: None,
+            overflow_since_log: 0,
+        }
+    }
+
     /// Hands the batch to the stream. A live reader never waits for a
     /// stream that fell behind (it would hold up every other stream and
     /// lose datagrams in the kernel instead): the batch is counted and
@@ -206,41 +224,138 @@ pub struct SourceReport {
     pub ignored: u64,
 }
 
-/// Runs one reader until its source ends or `stop` is set.
+/// A change to a running reader's streams (a config reload).
+pub enum Control {
+    /// Start feeding a stream.
+    Add(Route),
+    /// Stop feeding the stream of this route id: its queue closes, so its
+    /// analysis flushes and ends.
+    Remove(usize),
+}
+
+/// The routes of a running reader, and how a datagram finds its lanes.
+struct Lanes {
+    lanes: Vec<Lane>,
+    /// Route id -> lane, for sources that know the target.
+    by_id: HashMap<usize, usize>,
+    /// Destination -> lanes, for sources that do not.
+    by_dst: HashMap<SocketAddr, Vec<usize>>,
+    /// What the source receives.
+    targets: Arc<Targets>,
+}
+
+impl Lanes {
+    fn new(routes: Vec<Route>) -> Self {
+        let mut lanes = Lanes {
+            lanes: routes.into_iter().map(Lane::new).collect(),
+            by_id: HashMap::new(),
+            by_dst: HashMap::new(),
+            targets: Targets::new(Vec::new()),
+        };
+        lanes.index();
+        lanes
+    }
+
+    /// Rebuilds the look-ups and tells the source what to receive.
+    fn index(&mut self) {
+        self.by_id.clear();
+        self.by_dst.clear();
+        for (i, l) in self.lanes.iter().enumerate() {
+            self.by_id.insert(l.route.id, i);
+            self.by_dst
+                .entry(l.route.endpoint.dst())
+                .or_default()
+                .push(i);
+        }
+        self.targets.set(
+            self.lanes
+                .iter()
+                .map(|l| Target {
+                    id: l.route.id,
+                    endpoint: l.route.endpoint,
+                    buffer: l.route.buffer as usize,
+                })
+                .collect(),
+        );
+    }
+
+    /// Applies the changes waiting in `control`; false when a live reader
+    /// is left with no stream (it ends).
+    fn follow(&mut self, control: &Receiver<Control>, live: bool) -> bool {
+        let mut changed = false;
+        while let Ok(c) = control.try_recv() {
+            changed = true;
+            match c {
+                Control::Add(route) => {
+                    tracing::info!(stream = %route.stream, endpoint = %route.endpoint.dst(), "stream added to the capture");
+                    self.lanes.push(Lane::new(route));
+                }
+                Control::Remove(id) => {
+                    if let Some(i) = self.lanes.iter().position(|l| l.route.id == id) {
+                        let mut lane = self.lanes.remove(i);
+                        lane.flush(live);
+                        tracing::info!(stream = %lane.route.stream, "stream removed from the capture");
+                    }
+                }
+            }
+        }
+        if changed {
+            self.index();
+        }
+        !(live && self.lanes.is_empty())
+    }
+
+    /// Adds a datagram to the batches of the lanes it goes to; false when
+    /// it goes to none.
+    fn push(&mut self, d: &Datagram<'_>, live: bool, realtime: bool) -> bool {
+        let targets = match d.endpoint {
+            Some(id) => self.by_id.get(&id).map_or(&[][..], std::slice::from_ref),
+            None => self.by_dst.get(&d.dst).map_or(&[][..], Vec::as_slice),
+        };
+        for &i in targets {
+            let lane = &mut self.lanes[i];
+            lane.fresh = true;
+            lane.batch.data.extend_from_slice(d.payload);
+            lane.batch.items.push((d.at, d.payload.len()));
+            if realtime || lane.batch.data.len() >= BATCH_BYTES {
+                lane.flush(live);
+            }
+        }
+        !targets.is_empty()
+    }
+
+    fn flush(&mut self, live: bool) {
+        for lane in &mut self.lanes {
+            lane.flush(live);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for lane in &mut self.lanes {
+            lane.tick(now);
+        }
+    }
+}
+
+/// Runs one reader until its source ends, `stop` is set, or (live) its
+/// last stream is removed through `control`.
 pub fn read(
     key: ReaderKey,
     routes: Vec<Route>,
+    control: Receiver<Control>,
     progress: &Progress,
     stop: &AtomicBool,
 ) -> SourceReport {
     let live = key.is_live();
-    let endpoints: Vec<Endpoint> = routes.iter().map(|r| r.endpoint).collect();
-    let buffer = routes.iter().map(|r| r.buffer).max().unwrap_or(0) as usize;
+    let mut lanes = Lanes::new(routes);
     let mut source: Box<dyn Source> = match &key {
         ReaderKey::File(path, pace) => Box::new(PcapFileSource::new(path.clone(), *pace)),
-        ReaderKey::Pcap(iface) => Box::new(PcapLiveSource::new(iface.clone(), endpoints, buffer)),
-        ReaderKey::Udp(iface) => Box::new(UdpSource::new(iface.clone(), endpoints, buffer)),
+        ReaderKey::Pcap(iface) => {
+            Box::new(PcapLiveSource::new(iface.clone(), lanes.targets.clone()))
+        }
+        ReaderKey::Udp(iface) => Box::new(UdpSource::new(iface.clone(), lanes.targets.clone())),
     };
     let realtime = matches!(key, ReaderKey::File(_, Pace::Realtime));
-    let mut table: HashMap<SocketAddr, Vec<usize>> = HashMap::new();
-    for (i, r) in routes.iter().enumerate() {
-        table.entry(r.endpoint.dst()).or_default().push(i);
-    }
-    let now = Instant::now();
-    let mut lanes: Vec<Lane> = routes
-        .into_iter()
-        .map(|route| Lane {
-            route,
-            open: true,
-            batch: Batch::default(),
-            fresh: false,
-            last_data: now,
-            seen: false,
-            stalled: false,
-            overflow_logged: None,
-            overflow_since_log: 0,
-        })
-        .collect();
     let mut ignored = 0u64;
     let mut total = SourceCounters::default();
     let mut retry = RETRY_FIRST;
@@ -252,35 +367,17 @@ pub fn read(
                 return Flow::Stop;
             }
             match e {
-                Event::Datagram(d) => {
-                    let targets = match &d.endpoint {
-                        Some(i) => std::slice::from_ref(i),
-                        None => match table.get(&d.dst) {
-                            Some(t) => t.as_slice(),
-                            None => {
-                                ignored += 1;
-                                return Flow::Continue;
-                            }
-                        },
-                    };
-                    delivered = true;
-                    for &i in targets {
-                        let lane = &mut lanes[i];
-                        lane.fresh = true;
-                        lane.batch.data.extend_from_slice(d.payload);
-                        lane.batch.items.push((d.at, d.payload.len()));
-                        if realtime || lane.batch.data.len() >= BATCH_BYTES {
-                            lane.flush(live);
-                        }
-                    }
-                }
+                Event::Datagram(d) => match lanes.push(&d, live, realtime) {
+                    true => delivered = true,
+                    false => ignored += 1,
+                },
                 Event::Tick => {
-                    let now = Instant::now();
-                    for lane in &mut lanes {
-                        lane.flush(live);
-                        if live {
-                            lane.tick(now);
-                        }
+                    lanes.flush(live);
+                    if live {
+                        lanes.tick(Instant::now());
+                    }
+                    if !lanes.follow(&control, live) {
+                        return Flow::Stop;
                     }
                 }
                 Event::Progress(c) => {
@@ -288,15 +385,20 @@ pub fn read(
                         progress.add(c.bytes - reported);
                         reported = c.bytes;
                     }
-                    for lane in &lanes {
+                    for lane in &lanes.lanes {
                         lane.route.stats.capture_drops(
                             total.kernel_drops + c.kernel_drops,
                             total.interface_drops + c.interface_drops,
                         );
                     }
+                    if !lanes.follow(&control, live) {
+                        return Flow::Stop;
+                    }
                 }
                 Event::SocketDrops { endpoint, total } => {
-                    lanes[endpoint].route.stats.socket_drops(total);
+                    if let Some(&i) = lanes.by_id.get(&endpoint) {
+                        lanes.lanes[i].route.stats.socket_drops(total);
+                    }
                 }
             }
             Flow::Continue
@@ -312,19 +414,16 @@ pub fn read(
                     retry = RETRY_FIRST;
                 }
                 tracing::error!(source = %key.describe(), error = %e, retry_in = %humantime::format_duration(retry), "live source failed; retrying");
-                for lane in &mut lanes {
-                    lane.flush(live);
-                }
+                lanes.flush(live);
                 let until = Instant::now() + retry;
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                let mut wanted = true;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) && wanted {
                     std::thread::sleep(crate::capture::TICK);
-                    let now = Instant::now();
-                    for lane in &mut lanes {
-                        lane.tick(now);
-                    }
+                    lanes.tick(Instant::now());
+                    wanted = lanes.follow(&control, live);
                 }
                 retry = (retry * 2).min(RETRY_MAX);
-                if stop.load(Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) || !wanted {
                     break;
                 }
             }
@@ -334,9 +433,7 @@ pub fn read(
             }
         }
     }
-    for lane in &mut lanes {
-        lane.flush(live);
-    }
+    lanes.flush(live);
     SourceReport {
         source: key.describe(),
         counters: total,

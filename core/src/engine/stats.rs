@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::segment::CutCounters;
@@ -49,14 +49,52 @@ pub struct StreamStats {
     bitrate: Mutex<BitrateHistory>,
 }
 
-/// What the engine shares with the server: every stream's figures by
-/// name (config order), and every plugin's.
+/// What the engine shares with the server: the figures of every stream
+/// that runs now (config order) and every plugin's. A config reload
+/// changes the lists; readers take a copy.
 #[derive(Debug, Default)]
 pub struct Figures {
-    /// Per stream.
-    pub streams: Vec<(String, Arc<StreamStats>)>,
-    /// Per plugin.
-    pub plugins: Vec<(String, Arc<crate::plugin::PluginFigures>)>,
+    streams: RwLock<Vec<StreamFigures>>,
+    plugins: RwLock<Vec<(String, Arc<crate::plugin::PluginFigures>)>>,
+}
+
+/// One running stream's figures.
+#[derive(Debug, Clone)]
+pub struct StreamFigures {
+    /// The stream's name.
+    pub name: String,
+    /// Silence longer than this makes it stalled.
+    pub stall_timeout: Duration,
+    /// Its counters (a restarted stream gets new ones).
+    pub stats: Arc<StreamStats>,
+}
+
+impl Figures {
+    /// Every running stream's figures, in config order.
+    pub fn streams(&self) -> Vec<StreamFigures> {
+        self.streams.read().expect("figures lock").clone()
+    }
+
+    /// One running stream's figures.
+    pub fn stream(&self, name: &str) -> Option<StreamFigures> {
+        let streams = self.streams.read().expect("figures lock");
+        streams.iter().find(|s| s.name == name).cloned()
+    }
+
+    /// Every plugin's figures, by name.
+    pub fn plugins(&self) -> Vec<(String, Arc<crate::plugin::PluginFigures>)> {
+        self.plugins.read().expect("figures lock").clone()
+    }
+
+    /// Replaces what runs.
+    pub fn set(
+        &self,
+        streams: Vec<StreamFigures>,
+        plugins: Vec<(String, Arc<crate::plugin::PluginFigures>)>,
+    ) {
+        *self.streams.write().expect("figures lock") = streams;
+        *self.plugins.write().expect("figures lock") = plugins;
+    }
 }
 
 /// How far back the bit rate history reaches.

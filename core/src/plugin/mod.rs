@@ -14,11 +14,9 @@ mod hooks;
 pub mod host;
 mod runtime;
 mod validate;
-mod watch;
 
 pub use hooks::{FilterOutcome, Named, StreamPlugins};
 pub use runtime::{Instance, Loaded, PluginFigures, PluginSnapshot, Runtime, Slot};
-pub use watch::watch;
 
 /// The contract's package, as it prefixes import and export names.
 const PACKAGE: &str = "hlsvault:plugin/";

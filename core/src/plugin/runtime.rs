@@ -143,10 +143,10 @@ impl Runtime {
         self.load_counted(config, Arc::default())
     }
 
-    /// The plugin `old` was made from, compiled again (its file changed);
-    /// its figures carry on.
-    pub fn reload(&self, old: &Loaded) -> Result<Arc<Loaded>, PluginError> {
-        self.load_counted(&old.config, old.figures.clone())
+    /// The plugin `config` names (its file or its table changed), built
+    /// to take over from `old`: its figures carry on.
+    pub fn reload(&self, config: &PluginConfig, old: &Loaded) -> Result<Arc<Loaded>, PluginError> {
+        self.load_counted(config, old.figures.clone())
     }
 
     fn load_counted(
@@ -230,7 +230,7 @@ pub(super) struct Bound {
 }
 
 /// A plugin as the streams see it: its current build, replaced when its
-/// file changes (see [`super::watch`]).
+/// file or its config table changes.
 #[derive(Debug)]
 pub struct Slot {
     current: std::sync::Mutex<(Arc<Loaded>, u64)>,
@@ -279,13 +279,15 @@ pub(super) enum Failure {
 }
 
 impl Instance {
-    /// Instantiates `loaded` for `stream`. An instance that cannot be made
-    /// (its start traps, or needs more memory than allowed) is not an
-    /// error here: its calls fail under the plugin's policy, and it is
-    /// tried again.
+    /// An instance of the slot's plugin for `stream`, made at its first
+    /// call: a stream's analysis and archive side each hold one, and only
+    /// the side whose hooks the build implements ever makes it. An
+    /// instance that cannot be made (its start traps, or needs more memory
+    /// than allowed) is not an error here: its calls fail under the
+    /// plugin's policy, and it is tried again.
     pub fn new(slot: Arc<Slot>, stream: &str) -> Self {
         let (loaded, generation) = slot.current();
-        let mut i = Instance {
+        Instance {
             slot,
             generation,
             loaded,
@@ -294,9 +296,7 @@ impl Instance {
             in_row: 0,
             suspended_until: None,
             suspension: SUSPEND_FIRST,
-        };
-        i.rebuild();
-        i
+        }
     }
 
     /// Takes the plugin's new build, if its file changed since this
@@ -311,8 +311,11 @@ impl Instance {
         self.in_row = 0;
         self.suspended_until = None;
         self.suspension = SUSPEND_FIRST;
-        self.rebuild();
-        tracing::info!(plugin = %self.name(), stream = %self.stream, "the plugin's new build swapped in at a segment boundary");
+        // The new build is instantiated at its first call; the side that
+        // was calling the old one says so.
+        if self.live.take().is_some() {
+            tracing::info!(plugin = %self.name(), stream = %self.stream, "the plugin's new build swapped in at a segment boundary");
+        }
         true
     }
 

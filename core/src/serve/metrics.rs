@@ -124,12 +124,12 @@ const DISCARDED: &[(&str, Read)] = &[
 ];
 
 fn stream_families(out: &mut Scrape, figures: &Figures) {
-    let now: Vec<(&str, Snapshot, Option<f64>)> = figures
-        .streams
+    let streams = figures.streams();
+    let now: Vec<(&str, Snapshot, Option<f64>)> = streams
         .iter()
-        .map(|(name, st)| {
-            let rate = st.bitrate_history().last().map(|(_, bps)| *bps);
-            (name.as_str(), st.snapshot(), rate)
+        .map(|s| {
+            let rate = s.stats.bitrate_history().last().map(|(_, bps)| *bps);
+            (s.name.as_str(), s.stats.snapshot(), rate)
         })
         .collect();
     let rows: Vec<(&str, Snapshot)> = now.iter().map(|(s, snap, _)| (*s, *snap)).collect();
@@ -233,8 +233,8 @@ fn stream_families(out: &mut Scrape, figures: &Figures) {
 }
 
 fn plugin_families(out: &mut Scrape, figures: &Figures) {
-    let now: Vec<(&str, crate::plugin::PluginSnapshot)> = figures
-        .plugins
+    let plugins = figures.plugins();
+    let now: Vec<(&str, crate::plugin::PluginSnapshot)> = plugins
         .iter()
         .map(|(n, f)| (n.as_str(), f.snapshot()))
         .collect();

@@ -22,7 +22,7 @@ use bytes::Bytes;
 pub use range::{range_playlist, MAX_RANGE};
 
 use crate::config::{Backend, Config};
-use crate::engine::{Figures, Snapshot};
+use crate::engine::{Figures, Snapshot, StreamStats};
 use crate::playlist::Layout;
 use crate::segment::hour_of;
 use crate::storage::{ObjectKind, ObjectStore, StoreError};
@@ -30,7 +30,7 @@ use crate::storage::{ObjectKind, ObjectStore, StoreError};
 #[derive(Clone)]
 struct Served {
     store: Arc<dyn ObjectStore>,
-    streams: Arc<Vec<String>>,
+    streams: Catalog,
     /// Segments are redirects to presigned URLs valid this long (S3).
     presign: Option<Duration>,
 }
@@ -43,9 +43,19 @@ pub async fn serve(
     config: &Config,
     figures: Option<Arc<Figures>>,
 ) -> std::io::Result<()> {
+    let catalog = match figures {
+        Some(f) => Catalog::Engine(f),
+        None => Catalog::Config(Arc::new(
+            config
+                .streams
+                .iter()
+                .map(|s| (s.name.clone(), s.stall_timeout))
+                .collect(),
+        )),
+    };
     let state = Served {
         store,
-        streams: Arc::new(config.streams.iter().map(|s| s.name.clone()).collect()),
+        streams: catalog.clone(),
         presign: (config.storage.backend == Backend::S3).then_some(config.storage.url_expiry),
     };
     let tokens = config
@@ -56,14 +66,7 @@ pub async fn serve(
     let gate = Arc::new(auth::Gate::new(tokens));
     let status = Status {
         store: state.store.clone(),
-        streams: Arc::new(
-            config
-                .streams
-                .iter()
-                .map(|s| (s.name.clone(), s.stall_timeout))
-                .collect(),
-        ),
-        figures,
+        streams: catalog,
         gate: gate.clone(),
         process: Arc::new(prometheus::process_collector::ProcessCollector::for_self()),
     };
@@ -121,23 +124,51 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE])
 }
 
+/// The streams a server knows: those of its config (`hlsvault serve`), or
+/// those the engine runs now (`run` with `[serve]`: it follows reloads).
+#[derive(Clone)]
+enum Catalog {
+    Config(Arc<Vec<(String, Duration)>>),
+    Engine(Arc<Figures>),
+}
+
+impl Catalog {
+    /// Every stream and its stall timeout, with its live counters when
+    /// this process archives.
+    fn streams(&self) -> Vec<(String, Duration, Option<Arc<StreamStats>>)> {
+        match self {
+            Catalog::Config(list) => list.iter().map(|(n, t)| (n.clone(), *t, None)).collect(),
+            Catalog::Engine(f) => f
+                .streams()
+                .into_iter()
+                .map(|s| (s.name, s.stall_timeout, Some(s.stats)))
+                .collect(),
+        }
+    }
+
+    /// Whether this process archives (its figures are live).
+    fn figures(&self) -> Option<&Figures> {
+        match self {
+            Catalog::Config(_) => None,
+            Catalog::Engine(f) => Some(f),
+        }
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        match self {
+            Catalog::Config(list) => list.iter().any(|(n, _)| n == name),
+            Catalog::Engine(f) => f.stream(name).is_some(),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Status {
     store: Arc<dyn ObjectStore>,
-    /// Each stream and its stall timeout.
-    streams: Arc<Vec<(String, Duration)>>,
-    /// The engine's figures, when this process archives.
-    figures: Option<Arc<Figures>>,
+    streams: Catalog,
     gate: Arc<auth::Gate>,
     /// Kept across scrapes: its CPU counter only moves forward.
     process: Arc<prometheus::process_collector::ProcessCollector>,
-}
-
-impl Status {
-    /// The live figures of stream `i` (config order), if this process archives.
-    fn figures(&self, i: usize) -> Option<&crate::engine::StreamStats> {
-        self.figures.as_ref().map(|f| f.streams[i].1.as_ref())
-    }
 }
 
 /// What the store says of a stream's recording.
@@ -156,12 +187,14 @@ struct StreamState {
     bitrate_bps: Option<f64>,
     /// The engine's counters (while archiving).
     figures: Option<Snapshot>,
+    #[serde(skip)]
+    stats: Option<Arc<StreamStats>>,
 }
 
 async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
     let mut out = Vec::new();
-    for (i, (name, stall)) in s.streams.iter().enumerate() {
-        let live = s.store.get(&Layout::new(name).live_key()).await?;
+    for (name, stall, stats) in s.streams.streams() {
+        let live = s.store.get(&Layout::new(&name).live_key()).await?;
         let parsed = live.and_then(|t| {
             crate::playlist::Playlist::parse(
                 crate::playlist::Kind::Window(usize::MAX),
@@ -172,22 +205,23 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
         let last = parsed.as_ref().and_then(|p| p.last().map(|e| e.end()));
         let age = last.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
         let state = match (&parsed, age) {
-            (Some(p), Some(a)) if !p.is_ended() => match a <= *stall + Duration::from_secs(60) {
+            (Some(p), Some(a)) if !p.is_ended() => match a <= stall + Duration::from_secs(60) {
                 true => "receiving",
                 false => "stalled",
             },
             _ => "stopped",
         };
         out.push(StreamState {
-            name: name.clone(),
+            name,
             state,
             last_segment_end: last.map(|t| humantime::format_rfc3339_millis(t).to_string()),
             age_seconds: age.map(|a| a.as_secs_f64()),
             last,
-            bitrate_bps: s
-                .figures(i)
+            bitrate_bps: stats
+                .as_ref()
                 .and_then(|f| f.bitrate_history().last().map(|b| b.1)),
-            figures: s.figures(i).map(|f| f.snapshot()),
+            figures: stats.as_ref().map(|f| f.snapshot()),
+            stats,
         });
     }
     Ok(out)
@@ -205,7 +239,7 @@ async fn streams(State(s): State<Status>) -> Response {
 async fn metrics(State(s): State<Status>) -> Response {
     let text = metrics::render(
         &s.process,
-        s.figures.as_deref(),
+        s.streams.figures(),
         metrics::ServerFigures {
             auth_failures: s.gate.failures(),
         },
@@ -219,13 +253,13 @@ async fn status_page(State(s): State<Status>) -> Response {
         Ok(states) => {
             let rows: Vec<page::Row> = states
                 .iter()
-                .enumerate()
-                .map(|(i, st)| page::Row {
+                .map(|st| page::Row {
                     name: &st.name,
                     state: st.state,
                     last: st.last,
-                    bitrate: s
-                        .figures(i)
+                    bitrate: st
+                        .stats
+                        .as_ref()
                         .map(|f| f.bitrate_history())
                         .unwrap_or_default(),
                 })
@@ -292,10 +326,7 @@ fn body(content: Bytes, kind: ObjectKind, cache: &'static str) -> Response {
 
 impl Served {
     fn known(&self, name: &str) -> Option<Layout> {
-        self.streams
-            .iter()
-            .any(|s| s == name)
-            .then(|| Layout::new(name))
+        self.streams.knows(name).then(|| Layout::new(name))
     }
 }
 

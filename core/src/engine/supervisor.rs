@@ -1,0 +1,545 @@
+//! A run's streams and readers, and how a change of the config file or of
+//! a plugin file reaches them: streams are started, stopped and restarted
+//! one by one, while the others, and the readers they share, go on
+//! without a gap.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Sender};
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
+use super::stats::{Figures, StreamFigures, StreamStats};
+use super::watch::absolute;
+use super::{
+    analyse, probe, publish, ArchiveSettings, SourceReport, QUEUE_BATCHES, QUEUE_SEGMENTS,
+};
+use crate::capture::{CaptureError, Endpoint};
+use crate::config::{Config, ConfigErrors, Problem, StreamConfig};
+use crate::plugin::{self, Slot};
+use crate::segment::Segment;
+use crate::storage::{ObjectStore, QueueLimits};
+use crate::urls::Urls;
+
+/// What every stream of a run shares.
+pub struct Shared {
+    /// The tokio runtime the archive tasks run on.
+    pub io: tokio::runtime::Handle,
+    pub store: Arc<dyn ObjectStore>,
+    pub limits: QueueLimits,
+    /// Set by SIGINT/SIGTERM.
+    pub stop: Arc<AtomicBool>,
+    pub progress: Arc<Progress>,
+    pub figures: Arc<Figures>,
+}
+
+/// One running stream (its current incarnation).
+struct Running {
+    cfg: StreamConfig,
+    stats: Arc<StreamStats>,
+    route: usize,
+    /// The reader feeding it.
+    reader: usize,
+    /// Set before a restart: the hour stays open for the next incarnation.
+    keep_open: Arc<AtomicBool>,
+    /// Its archive task (which waits for any earlier incarnation's first).
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// One running reader.
+struct Reader {
+    id: usize,
+    key: ReaderKey,
+    control: Sender<Control>,
+    /// Streams it feeds; at 0 a live reader ends by itself.
+    routes: usize,
+    thread: std::thread::JoinHandle<SourceReport>,
+}
+
+/// Starts, stops and restarts streams.
+pub struct Supervisor {
+    shared: Shared,
+    /// The config in force.
+    config: Config,
+    plugin_runtime: Option<Arc<plugin::Runtime>>,
+    plugins: BTreeMap<String, Arc<Slot>>,
+    streams: BTreeMap<String, Running>,
+    /// Incarnations stopped or replaced during the run, for the report.
+    retired: Vec<(String, Arc<StreamStats>)>,
+    readers: Vec<Reader>,
+    reports: Vec<SourceReport>,
+    analysis: Vec<std::thread::JoinHandle<()>>,
+    next_id: usize,
+}
+
+/// How a run ended: every incarnation's figures and every reader's.
+pub struct Outcome {
+    /// Current streams in config order, then those retired on the way.
+    pub streams: Vec<(String, Arc<StreamStats>)>,
+    pub sources: Vec<SourceReport>,
+    pub plugins: Vec<(String, Arc<plugin::PluginFigures>)>,
+}
+
+impl Supervisor {
+    /// Starts every stream of `config`, with the plugins already loaded.
+    pub fn start(
+        shared: Shared,
+        config: Config,
+        plugin_runtime: Option<Arc<plugin::Runtime>>,
+        plugins: BTreeMap<String, Arc<Slot>>,
+    ) -> anyhow::Result<Self> {
+        let mut s = Supervisor {
+            shared,
+            plugin_runtime,
+            plugins,
+            streams: BTreeMap::new(),
+            retired: Vec::new(),
+            readers: Vec::new(),
+            reports: Vec::new(),
+            analysis: Vec::new(),
+            next_id: 0,
+            config: config.clone(),
+        };
+        s.launch(config.streams, BTreeMap::new())?;
+        Ok(s)
+    }
+
+    /// The files whose change reaches [`Self::reload`] or
+    /// [`Self::plugin_file_changed`]: the config and every plugin.
+    pub fn watched(&self, config: &Path) -> Vec<PathBuf> {
+        let mut files = vec![absolute(config)];
+        files.extend(self.config.plugins.values().map(|p| absolute(&p.path)));
+        files
+    }
+
+    /// Collects readers that have ended; false once none is left (every
+    /// capture file read, or stopped by a signal).
+    pub fn reap(&mut self) -> bool {
+        let (done, running): (Vec<Reader>, Vec<Reader>) = std::mem::take(&mut self.readers)
+            .into_iter()
+            .partition(|r| r.thread.is_finished());
+        self.readers = running;
+        for r in done {
+            self.join_reader(r);
+        }
+        !self.readers.is_empty()
+    }
+
+    fn join_reader(&mut self, r: Reader) {
+        let name = r.key.describe();
+        let report = r.thread.join().unwrap_or_else(|_| {
+            tracing::error!(source = %name, "capture reader panicked");
+            SourceReport {
+                source: name,
+                counters: Default::default(),
+                ignored: 0,
+            }
+        });
+        self.reports.push(report);
+    }
+
+    /// Waits for every reader, stream and archive to end.
+    pub fn finish(mut self) -> Outcome {
+        for r in std::mem::take(&mut self.readers) {
+            self.join_reader(r);
+        }
+        for t in self.analysis.drain(..) {
+            let _ = t.join();
+        }
+        let mut streams = Vec::new();
+        let mut tasks = Vec::new();
+        for s in &self.config.streams {
+            if let Some(r) = self.streams.remove(&s.name) {
+                streams.push((s.name.clone(), r.stats));
+                tasks.push(r.task);
+            }
+        }
+        streams.extend(self.retired);
+        self.shared.io.block_on(async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+        Outcome {
+            streams,
+            sources: self.reports,
+            plugins: plugin_figures(&self.plugins),
+        }
+    }
+
+    /// Applies the config file at `path` again: streams that were added
+    /// start, streams that were removed stop (their hour ends), streams
+    /// whose settings or plugin list changed restart (their hour goes on,
+    /// marked with a discontinuity); the others are not touched. Changed
+    /// `[plugins.NAME]` tables are swapped in at each stream's next
+    /// segment boundary. A config with any problem is not applied at all.
+    pub fn reload(&mut self, path: &Path) {
+        let new = match crate::config::load(path) {
+            Ok(c) => c,
+            Err(e) => return refuse(&e),
+        };
+        let fixed = [
+            ("storage", new.storage != self.config.storage),
+            ("serve", new.serve != self.config.serve),
+            (
+                "stats_interval",
+                new.stats_interval != self.config.stats_interval,
+            ),
+            ("plugin_cache", new.plugin_cache != self.config.plugin_cache),
+        ];
+        for (key, _) in fixed.iter().filter(|(_, changed)| *changed) {
+            tracing::warn!(file = %path.display(), key, "changed, but a running hlsvault cannot take it: it applies at the next start");
+        }
+        let mut problems = Vec::new();
+        // Changed plugin tables are built first: a config whose plugins do
+        // not load changes nothing.
+        let mut built = BTreeMap::new();
+        for (name, p) in &new.plugins {
+            if self.config.plugins.get(name) == Some(p) {
+                continue;
+            }
+            let loaded = self.plugin_runtime().and_then(|r| {
+                match self.plugins.get(name) {
+                    Some(slot) => r.reload(p, &slot.current().0),
+                    None => r.load(p),
+                }
+                .map_err(|e| e.to_string())
+            });
+            match loaded {
+                Ok(l) => {
+                    built.insert(name.clone(), l);
+                }
+                Err(reason) => problems.push(Problem {
+                    key: format!("plugins.{name}.path"),
+                    reason,
+                }),
+            }
+        }
+        for (i, s) in new.streams.iter().enumerate() {
+            if self.streams.get(&s.name).is_some_and(|r| r.cfg == *s) {
+                continue;
+            }
+            if let Err((key, e)) = probe(&s.source) {
+                // A missing interface is waited for, as at the start.
+                if !matches!(e, CaptureError::Interface(_)) {
+                    problems.push(Problem {
+                        key: format!("streams[{i}] (\"{}\").source.{key}", s.name),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return refuse(&ConfigErrors {
+                file: path.to_path_buf(),
+                problems,
+            });
+        }
+
+        for (name, loaded) in built {
+            match self.plugins.get(&name) {
+                Some(slot) => {
+                    slot.replace(loaded);
+                    tracing::info!(plugin = %name, "plugin table changed: streams take it at their next segment boundary");
+                }
+                None => {
+                    self.plugins.insert(name, Slot::new(loaded));
+                }
+            }
+        }
+        self.plugins.retain(|n, _| new.plugins.contains_key(n));
+
+        let wanted: BTreeSet<&str> = new.streams.iter().map(|s| s.name.as_str()).collect();
+        let removed: Vec<String> = self
+            .streams
+            .keys()
+            .filter(|n| !wanted.contains(n.as_str()))
+            .cloned()
+            .collect();
+        for name in &removed {
+            self.retire(name, false);
+        }
+        let (mut start, mut after, mut restarted) = (Vec::new(), BTreeMap::new(), Vec::new());
+        for s in &new.streams {
+            match self.streams.get(&s.name) {
+                None => start.push(s.clone()),
+                Some(r) if r.cfg != *s => {
+                    if let Some(task) = self.retire(&s.name, true) {
+                        after.insert(s.name.clone(), task);
+                    }
+                    restarted.push(s.name.clone());
+                    start.push(s.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        let added: Vec<&str> = start
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| !restarted.iter().any(|r| r == n))
+            .collect();
+        tracing::info!(
+            file = %path.display(),
+            added = ?added,
+            removed = ?removed,
+            restarted = ?restarted,
+            "config reloaded; the other streams go on untouched"
+        );
+        self.config = Config {
+            streams: new.streams,
+            plugins: new.plugins,
+            ..self.config.clone()
+        };
+        if let Err(e) = self.launch(start, after) {
+            tracing::error!(error = %e, "cannot start the added streams");
+        }
+    }
+
+    /// A plugin file changed: compiled again and swapped in at each of its
+    /// streams' next segment boundary. A file that no longer loads leaves
+    /// the running build.
+    pub fn plugin_file_changed(&mut self, path: &Path) {
+        let Some(runtime) = self.plugin_runtime.clone() else {
+            return;
+        };
+        for (name, slot) in &self.plugins {
+            let (old, _) = slot.current();
+            if absolute(&old.config.path) != path {
+                continue;
+            }
+            match runtime.reload(&old.config, &old) {
+                Ok(new) => {
+                    tracing::info!(plugin = %name, path = %path.display(), "plugin file changed: compiled again; streams take it at their next segment boundary");
+                    slot.replace(new);
+                }
+                Err(e) => {
+                    tracing::error!(plugin = %name, error = %e, "plugin file changed but cannot be loaded; the running build stays");
+                }
+            }
+        }
+    }
+
+    fn plugin_runtime(&mut self) -> Result<Arc<plugin::Runtime>, String> {
+        if let Some(r) = &self.plugin_runtime {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(
+            plugin::Runtime::new(Some(self.config.plugin_cache.clone()))
+                .map_err(|e| e.to_string())?,
+        );
+        self.plugin_runtime = Some(r.clone());
+        Ok(r)
+    }
+
+    /// Stops feeding stream `name`: its analysis flushes, and its archive
+    /// ends the hour unless `restart` (the next incarnation continues
+    /// it). Returns its archive task, for the next incarnation to wait on.
+    fn retire(&mut self, name: &str, restart: bool) -> Option<tokio::task::JoinHandle<()>> {
+        let r = self.streams.remove(name)?;
+        r.keep_open.store(restart, Ordering::Relaxed);
+        if let Some(reader) = self.readers.iter_mut().find(|x| x.id == r.reader) {
+            // A reader that ended already has dropped the route.
+            let _ = reader.control.send(Control::Remove(r.route));
+            reader.routes = reader.routes.saturating_sub(1);
+        }
+        if !restart {
+            tracing::info!(stream = %name, "stream removed from the config: stopping it");
+        }
+        self.retired.push((name.to_string(), r.stats));
+        Some(r.task)
+    }
+
+    /// Starts `streams`; a stream named in `after` first waits for that
+    /// task (its earlier incarnation) to finish writing.
+    fn launch(
+        &mut self,
+        streams: Vec<StreamConfig>,
+        mut after: BTreeMap<String, tokio::task::JoinHandle<()>>,
+    ) -> anyhow::Result<()> {
+        let mut fresh: Vec<(ReaderKey, Vec<(String, Route)>)> = Vec::new();
+        for s in streams {
+            let (route, running) = self.spawn_stream(&s, after.remove(&s.name))?;
+            let key = ReaderKey::of(&s);
+            // Live readers take streams while running; a capture file is
+            // read from its start for the streams added later.
+            let live = self
+                .readers
+                .iter_mut()
+                .find(|r| r.key == key && r.routes > 0 && key.is_live());
+            match live {
+                Some(reader) => {
+                    reader.routes += 1;
+                    let reader_id = reader.id;
+                    if let Err(e) = reader.control.send(Control::Add(route)) {
+                        tracing::error!(stream = %s.name, "the capture reader ended before the stream could join it");
+                        drop(e);
+                    }
+                    self.streams.insert(
+                        s.name.clone(),
+                        Running {
+                            reader: reader_id,
+                            ..running
+                        },
+                    );
+                }
+                None => {
+                    self.streams.insert(s.name.clone(), running);
+                    match fresh.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, routes)) => routes.push((s.name.clone(), route)),
+                        None => fresh.push((key, vec![(s.name.clone(), route)])),
+                    }
+                }
+            }
+        }
+        for (key, routes) in fresh {
+            let id = self.next();
+            for (name, _) in &routes {
+                if let Some(r) = self.streams.get_mut(name) {
+                    r.reader = id;
+                }
+            }
+            let (tx, rx) = channel();
+            let n = routes.len();
+            let routes: Vec<Route> = routes.into_iter().map(|(_, r)| r).collect();
+            let (progress, stop, k) = (
+                self.shared.progress.clone(),
+                self.shared.stop.clone(),
+                key.clone(),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("reader-{id}"))
+                .spawn(move || reader::read(k, routes, rx, &progress, &stop))?;
+            self.readers.push(Reader {
+                id,
+                key,
+                control: tx,
+                routes: n,
+                thread,
+            });
+        }
+        self.publish_figures();
+        Ok(())
+    }
+
+    /// Starts one stream's analysis thread and archive task; returns the
+    /// route its reader feeds.
+    fn spawn_stream(
+        &mut self,
+        s: &StreamConfig,
+        after: Option<tokio::task::JoinHandle<()>>,
+    ) -> anyhow::Result<(Route, Running)> {
+        let stats = Arc::new(StreamStats::default());
+        let (input_tx, input_rx) = sync_channel::<Input>(QUEUE_BATCHES);
+        let (seg_tx, seg_rx) = tokio::sync::mpsc::channel::<Segment>(QUEUE_SEGMENTS);
+        let filters = stream_plugins(s, &self.plugins);
+        let (cfg, st) = (s.clone(), stats.clone());
+        self.analysis.push(
+            std::thread::Builder::new()
+                .name(format!("stream-{}", s.name))
+                .spawn(move || analyse(cfg, input_rx, seg_tx, st, filters))?,
+        );
+        let keep_open = Arc::new(AtomicBool::new(false));
+        let settings = ArchiveSettings {
+            target_secs: s.segment_duration.as_secs_f64().round() as u64,
+            window: s.live_window,
+            urls: Urls::from_config(&self.config.storage),
+            retention: self.config.storage.retention,
+            url_expiry: self.config.storage.url_expiry,
+            plugins: stream_plugins(s, &self.plugins),
+        };
+        let span = tracing::info_span!("stream", name = %s.name);
+        let shared = &self.shared;
+        let task = shared.io.spawn(
+            publish(
+                shared.store.clone(),
+                shared.limits.clone(),
+                settings,
+                s.clone(),
+                seg_rx,
+                stats.clone(),
+                [shared.stop.clone(), keep_open.clone()],
+                after,
+            )
+            .instrument(span),
+        );
+        let id = self.next();
+        let route = Route {
+            id,
+            endpoint: Endpoint {
+                group: s.source.group,
+                port: s.source.port,
+                source: s.source.source_addr,
+            },
+            buffer: s.source.buffer_bytes(),
+            stall_timeout: s.stall_timeout,
+            tx: input_tx,
+            stats: stats.clone(),
+            stream: s.name.clone(),
+        };
+        let running = Running {
+            cfg: s.clone(),
+            stats,
+            route: id,
+            reader: usize::MAX,
+            keep_open,
+            task,
+        };
+        Ok((route, running))
+    }
+
+    fn next(&mut self) -> usize {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Tells the server and the figures logger what runs now.
+    fn publish_figures(&self) {
+        let streams = self
+            .config
+            .streams
+            .iter()
+            .filter_map(|s| {
+                self.streams.get(&s.name).map(|r| StreamFigures {
+                    name: s.name.clone(),
+                    stall_timeout: s.stall_timeout,
+                    stats: r.stats.clone(),
+                })
+            })
+            .collect();
+        self.shared
+            .figures
+            .set(streams, plugin_figures(&self.plugins));
+    }
+}
+
+/// Logs why a changed config is not applied; the running one stays.
+fn refuse(e: &ConfigErrors) {
+    for p in &e.problems {
+        tracing::error!(file = %e.file.display(), key = %p.key, reason = %p.reason, "config change not applied (the running config stays)");
+    }
+}
+
+/// Every plugin's figures, by name (they carry on across reloads).
+pub fn plugin_figures(
+    plugins: &BTreeMap<String, Arc<Slot>>,
+) -> Vec<(String, Arc<plugin::PluginFigures>)> {
+    plugins
+        .iter()
+        .map(|(n, s)| (n.clone(), s.current().0.figures.clone()))
+        .collect()
+}
+
+/// The plugins of stream `s`, in its order. Its analysis side and its
+/// archive side each get all of them: a plugin's build may implement other
+/// hooks after a reload, and an instance is only made by the side that
+/// calls it.
+fn stream_plugins(s: &StreamConfig, plugins: &BTreeMap<String, Arc<Slot>>) -> Vec<Arc<Slot>> {
+    s.plugins
+        .iter()
+        .filter_map(|n| plugins.get(n))
+        .cloned()
+        .collect()
+}
