@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hlsvault_testkit::archive::{check_timeline, hour_playlists, Entry};
 use hlsvault_testkit::net::NetPlan;
-use hlsvault_testkit::{make_ts, run, write_pcap, StreamSpec, Wrap};
+use hlsvault_testkit::{http_get, make_ts, run, write_pcap, StreamSpec, Wrap};
 
 /// Longest wait for anything a test expects to happen.
 const PATIENCE: Duration = Duration::from_secs(40);
@@ -422,10 +422,35 @@ fn config_reload_touches_only_the_streams_it_changes() {
     // untouched, c restarts (its segment duration changes), d is removed
     // and e added, while the readers keep running.
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let head = format!(
-        "stats_interval = \"1s\"\n[storage]\nroot = \"{}\"\n",
+        "stats_interval = \"1s\"\n[storage]\nroot = \"{}\"\n[serve]\nlisten = \"{listen}\"\n",
         archive.display()
     );
+    // The streams the server knows, by /streams and by /metrics.
+    let served = || {
+        let (status, _, body) = http_get(&format!("http://{listen}/streams"), &[]);
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let names: Vec<String> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect();
+        let (_, _, metrics) = http_get(&format!("http://{listen}/metrics"), &[]);
+        let metrics = String::from_utf8(metrics).unwrap();
+        for n in &names {
+            assert!(
+                metrics.contains(&format!("stream=\"{n}\"")),
+                "{n} in /metrics"
+            );
+        }
+        names
+    };
     let v1 = [
         loopback_stream("a", "udp", ports[0], 2),
         loopback_stream("b", "pcap", ports[1], 2),
@@ -442,6 +467,7 @@ fn config_reload_touches_only_the_streams_it_changes() {
     let mut daemon = Daemon::start(&config, d, "reload");
     daemon.wait_for("receiving", 1);
     daemon.wait_for("capturing", 1);
+    assert_eq!(served(), ["a", "b", "c", "d"]);
 
     // One ffmpeg sends the clip in real time to all five ports.
     let mut send = timed("ffmpeg");
@@ -475,6 +501,7 @@ fn config_reload_touches_only_the_streams_it_changes() {
     std::fs::write(&next, format!("{head}{}", v2.concat())).unwrap();
     std::fs::rename(&next, &config).unwrap();
     daemon.wait_for("config reloaded", 1);
+    assert_eq!(served(), ["a", "b", "c", "e"]);
     sender.join().unwrap();
     daemon.wait_for("stream stalled", 4);
     let log = daemon.log();

@@ -415,6 +415,76 @@ fn hostile_plugins_never_stop_the_archive() {
     check_timeline(&entries, "video", 0.04);
 }
 
+/// Writes `d/hlsvault.toml`: stream ch1 replays `pcap` in real time
+/// through `[plugins.tags]` at `plugin`, which tags every entry `entry`.
+fn tags_config(d: &Path, pcap: &Path, plugin: &Path, entry: &str) -> PathBuf {
+    let config = d.join("hlsvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n[plugins.tags]\npath = \"{}\"\nconfig = {{ entry = \"{entry}\" }}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\nplugins = [\"tags\"]\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\npace = \"realtime\"\n",
+            d.join("archive").display(),
+            plugin.display(),
+            pcap.display(),
+            DST.ip(),
+            DST.port()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Starts `hlsvault run` on `config`, logging to `d/run.log`.
+fn spawn_run(d: &Path, config: &Path) -> hlsvault_testkit::KillOnDrop {
+    hlsvault_testkit::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("HLSVAULT_LOG", "info")
+            .env("XDG_CACHE_HOME", d.join("cache"))
+            .stdout(std::fs::File::create(d.join("run.out")).unwrap())
+            .stderr(std::fs::File::create(d.join("run.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits for the run to end well; its log.
+fn finished(d: &Path, mut run: hlsvault_testkit::KillOnDrop) -> String {
+    let status = run.0.wait().unwrap();
+    let log = std::fs::read_to_string(d.join("run.log")).unwrap();
+    assert!(status.success(), "{log}");
+    log
+}
+
+/// The `#X-BUILD:` tag of ch1's every entry, in order (checking that each
+/// names its entry's sequence), after checking that all the media is
+/// there without a break.
+fn build_tags(d: &Path) -> Vec<Option<String>> {
+    let mut tags = Vec::new();
+    for (path, p) in hour_playlists(&d.join("archive/ch1")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut tag = None;
+        for line in text.lines() {
+            if let Some(t) = line.strip_prefix("#X-BUILD:") {
+                let (build, seq) = t.split_once(' ').unwrap();
+                assert_eq!(seq, tags.len().to_string(), "{text}");
+                tag = Some(build.to_string());
+            } else if !line.starts_with('#') && !line.is_empty() {
+                tags.push(tag.take());
+            }
+        }
+        assert!(p.entries.iter().all(|e| !e.discontinuity), "{text}");
+    }
+    let entries: Vec<_> = hour_playlists(&d.join("archive/ch1"))
+        .iter()
+        .flat_map(|(_, p)| p.entries.clone())
+        .collect();
+    let listed: f64 = entries.iter().map(|e| e.extinf).sum();
+    assert!(listed > 15.5, "all the media is archived: {listed} s");
+    check_timeline(&entries, "video", 0.04);
+    tags
+}
+
 #[test]
 fn a_replaced_plugin_file_swaps_in_at_a_segment_boundary_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
@@ -431,39 +501,15 @@ fn a_replaced_plugin_file_swaps_in_at_a_segment_boundary_and_nothing_is_lost() {
         std::fs::write(&tmp, from).unwrap();
         std::fs::rename(&tmp, &live_path).unwrap();
     };
-    let config = d.join("hlsvault.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\nroot = \"{}\"\n[plugins.tags]\npath = \"{}\"\nconfig = {{ entry = \"#X-BUILD:one {{sequence}}\" }}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\nplugins = [\"tags\"]\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\npace = \"realtime\"\n",
-            d.join("archive").display(),
-            live_path.display(),
-            pcap.display(),
-            DST.ip(),
-            DST.port()
-        ),
-    )
-    .unwrap();
-    let log = d.join("run.log");
-    let mut run = hlsvault_testkit::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .env("HLSVAULT_LOG", "info")
-            .env("XDG_CACHE_HOME", d.join("cache"))
-            .stdout(std::fs::File::create(d.join("run.out")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let config = tags_config(d, &pcap, &live_path, "#X-BUILD:one {sequence}");
+    let run = spawn_run(d, &config);
     // A third in: a file that is not a plugin; the running build stays.
     std::thread::sleep(std::time::Duration::from_secs(5));
     replace(b"not a component");
     // Two thirds in: another plugin (the hostile one, behaving: no tags).
     std::thread::sleep(std::time::Duration::from_secs(5));
     replace(&next_build);
-    let status = run.0.wait().unwrap();
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert!(status.success(), "{stderr}");
+    let stderr = finished(d, run);
     // Once: reading the file back is not a change.
     assert_eq!(
         stderr
@@ -476,38 +522,56 @@ fn a_replaced_plugin_file_swaps_in_at_a_segment_boundary_and_nothing_is_lost() {
         stderr.contains("swapped in at a segment boundary"),
         "{stderr}"
     );
-
     // Every entry is there, in order, without a break; the tags of the
     // first build stop at an entry boundary and never come back.
-    let mut tagged = Vec::new();
-    let mut sequence = 0;
-    for (path, p) in hour_playlists(&d.join("archive/ch1")) {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut tag = false;
-        for line in text.lines() {
-            if line.starts_with("#X-BUILD:one ") {
-                assert_eq!(line, format!("#X-BUILD:one {sequence}"));
-                tag = true;
-            } else if !line.starts_with('#') && !line.is_empty() {
-                tagged.push(std::mem::take(&mut tag));
-                sequence += 1;
-            }
-        }
-        assert!(p.entries.iter().all(|e| !e.discontinuity), "{text}");
-    }
-    let first_untagged = tagged.iter().position(|t| !t).expect("the swap happened");
-    assert!(
-        first_untagged >= 3,
-        "the first build ran a while: {tagged:?}"
-    );
-    assert!(tagged[first_untagged..].iter().all(|t| !t), "{tagged:?}");
-    let entries: Vec<_> = hour_playlists(&d.join("archive/ch1"))
+    let tags = build_tags(d);
+    let first_untagged = tags
         .iter()
-        .flat_map(|(_, p)| p.entries.clone())
-        .collect();
-    let listed: f64 = entries.iter().map(|e| e.extinf).sum();
-    assert!(listed > 15.5, "all the media is archived: {listed} s");
-    check_timeline(&entries, "video", 0.04);
+        .position(Option::is_none)
+        .expect("the swap happened");
+    assert!(first_untagged >= 3, "the first build ran a while: {tags:?}");
+    assert!(tags[..first_untagged]
+        .iter()
+        .all(|t| t.as_deref() == Some("one")));
+    assert!(
+        tags[first_untagged..].iter().all(Option::is_none),
+        "{tags:?}"
+    );
+}
+
+#[test]
+fn a_changed_plugin_table_swaps_in_without_restarting_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pcap = capture(d, "a", 16.0, start()).unwrap();
+    let plugin = example("playlist-tags");
+    let config = tags_config(d, &pcap, &plugin, "#X-BUILD:one {sequence}");
+    let run = spawn_run(d, &config);
+    // Halfway: the plugin's config values change in the config file.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    tags_config(d, &pcap, &plugin, "#X-BUILD:two {sequence}");
+    let log = finished(d, run);
+    assert!(log.contains("plugin table changed"), "{log}");
+    assert!(
+        log.contains("restarted=[]"),
+        "the stream did not restart: {log}"
+    );
+    // One pass over the capture: the first values up to an entry, the new
+    // ones from there on.
+    let tags = build_tags(d);
+    let switch = tags
+        .iter()
+        .position(|t| t.as_deref() == Some("two"))
+        .expect("the swap happened");
+    assert!(switch >= 2, "{tags:?}");
+    assert!(
+        tags[..switch].iter().all(|t| t.as_deref() == Some("one")),
+        "{tags:?}"
+    );
+    assert!(
+        tags[switch..].iter().all(|t| t.as_deref() == Some("two")),
+        "{tags:?}"
+    );
 }
 
 #[test]

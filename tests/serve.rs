@@ -8,28 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use hlsvault_testkit::{capture, decode_errors, output_shown, probe_duration, KillOnDrop};
-
-/// (status, headers, body) of a GET, with extra curl arguments.
-fn get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let head = dir.path().join("head");
-    let out = Command::new("curl")
-        .args(["-s", "-D", head.to_str().unwrap()])
-        .args(extra)
-        .arg(url)
-        .output()
-        .unwrap();
-    let headers = std::fs::read_to_string(&head)
-        .unwrap_or_default()
-        .to_lowercase();
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, headers, out.stdout)
-}
+use hlsvault_testkit::{
+    capture, decode_errors, http_get as get, output_shown, probe_duration, KillOnDrop,
+};
 
 /// Writes `d/serve.toml`: one stream `ch1` from `pcap` into `d/archive`,
 /// served on a free port with `top` keys before `[storage]`, `serve_keys`

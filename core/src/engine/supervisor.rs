@@ -69,6 +69,9 @@ pub struct Supervisor {
     streams: BTreeMap<String, Running>,
     /// Incarnations stopped or replaced during the run, for the report.
     retired: Vec<(String, Arc<StreamStats>)>,
+    /// Archive tasks of retired incarnations, by stream, until a new
+    /// incarnation takes them over (waits for them) or the run ends.
+    finishing: BTreeMap<String, tokio::task::JoinHandle<()>>,
     readers: Vec<Reader>,
     reports: Vec<SourceReport>,
     analysis: Vec<std::thread::JoinHandle<()>>,
@@ -97,13 +100,14 @@ impl Supervisor {
             plugins,
             streams: BTreeMap::new(),
             retired: Vec::new(),
+            finishing: BTreeMap::new(),
             readers: Vec::new(),
             reports: Vec::new(),
             analysis: Vec::new(),
             next_id: 0,
             config: config.clone(),
         };
-        s.launch(config.streams, BTreeMap::new())?;
+        s.launch(config.streams)?;
         Ok(s)
     }
 
@@ -158,6 +162,7 @@ impl Supervisor {
             }
         }
         streams.extend(self.retired);
+        tasks.extend(self.finishing.into_values());
         self.shared.io.block_on(async {
             for t in tasks {
                 let _ = t.await;
@@ -262,14 +267,12 @@ impl Supervisor {
         for name in &removed {
             self.retire(name, false);
         }
-        let (mut start, mut after, mut restarted) = (Vec::new(), BTreeMap::new(), Vec::new());
+        let (mut start, mut restarted) = (Vec::new(), Vec::new());
         for s in &new.streams {
             match self.streams.get(&s.name) {
                 None => start.push(s.clone()),
                 Some(r) if r.cfg != *s => {
-                    if let Some(task) = self.retire(&s.name, true) {
-                        after.insert(s.name.clone(), task);
-                    }
+                    self.retire(&s.name, true);
                     restarted.push(s.name.clone());
                     start.push(s.clone());
                 }
@@ -293,7 +296,7 @@ impl Supervisor {
             plugins: new.plugins,
             ..self.config.clone()
         };
-        if let Err(e) = self.launch(start, after) {
+        if let Err(e) = self.launch(start) {
             tracing::error!(error = %e, "cannot start the added streams");
         }
     }
@@ -335,10 +338,12 @@ impl Supervisor {
     }
 
     /// Stops feeding stream `name`: its analysis flushes, and its archive
-    /// ends the hour unless `restart` (the next incarnation continues
-    /// it). Returns its archive task, for the next incarnation to wait on.
-    fn retire(&mut self, name: &str, restart: bool) -> Option<tokio::task::JoinHandle<()>> {
-        let r = self.streams.remove(name)?;
+    /// ends the hour unless `restart` (the next incarnation continues it).
+    /// Its archive task is kept for a next incarnation to wait on.
+    fn retire(&mut self, name: &str, restart: bool) {
+        let Some(r) = self.streams.remove(name) else {
+            return;
+        };
         r.keep_open.store(restart, Ordering::Relaxed);
         if let Some(reader) = self.readers.iter_mut().find(|x| x.id == r.reader) {
             // A reader that ended already has dropped the route.
@@ -349,19 +354,17 @@ impl Supervisor {
             tracing::info!(stream = %name, "stream removed from the config: stopping it");
         }
         self.retired.push((name.to_string(), r.stats));
-        Some(r.task)
+        self.finishing.insert(name.to_string(), r.task);
     }
 
-    /// Starts `streams`; a stream named in `after` first waits for that
-    /// task (its earlier incarnation) to finish writing.
-    fn launch(
-        &mut self,
-        streams: Vec<StreamConfig>,
-        mut after: BTreeMap<String, tokio::task::JoinHandle<()>>,
-    ) -> anyhow::Result<()> {
+    /// Starts `streams`; one with an earlier incarnation still finishing
+    /// first waits for it to end writing (the hour, the upload queue and
+    /// its spool are the new one's to continue).
+    fn launch(&mut self, streams: Vec<StreamConfig>) -> anyhow::Result<()> {
         let mut fresh: Vec<(ReaderKey, Vec<(String, Route)>)> = Vec::new();
         for s in streams {
-            let (route, running) = self.spawn_stream(&s, after.remove(&s.name))?;
+            let earlier = self.finishing.remove(&s.name);
+            let (route, running) = self.spawn_stream(&s, earlier)?;
             let key = ReaderKey::of(&s);
             // Live readers take streams while running; a capture file is
             // read from its start for the streams added later.

@@ -546,3 +546,25 @@ pub fn decode_errors(input: &str) -> Result<String> {
     }
     Ok(text)
 }
+
+/// (status, lowercased headers, body) of a GET with curl, with extra curl
+/// arguments.
+pub fn http_get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    let out = Command::new("curl")
+        .args(["-s", "-D", head.to_str().unwrap()])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let headers = std::fs::read_to_string(&head)
+        .unwrap_or_default()
+        .to_lowercase();
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, headers, out.stdout)
+}
