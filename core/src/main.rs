@@ -51,6 +51,11 @@ enum Command {
     /// restart within the hour continues them), and the exit status is 0. A
     /// second signal exits at once. A missing or down interface is retried
     /// with backoff.
+    ///
+    /// The config file and the plugin files are watched: added, removed and
+    /// changed streams start, stop and restart, changed plugins are swapped
+    /// in at segment boundaries, and the other streams go on untouched. A
+    /// change with any problem is logged and not applied.
     Run {
         /// The configuration file (TOML). HLSVAULT_* environment variables
         /// override its keys, e.g. HLSVAULT_STORAGE__ROOT=/srv/archive.

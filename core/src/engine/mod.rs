@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Each stream runs on its own thread and task: a stream that fails (a
-//! panic, a store error) is logged and counted, and the others go on.
+//! panic, a store error) is logged and counted, and the others go on. The
+//! supervisor starts and stops them, also while running, when the
+//! config file changes (see `hlsvault run --help`).
 //! SIGINT or SIGTERM stops the readers; every stream then flushes its open
 //! segment and playlists, and the open hours stay open.
 
@@ -228,7 +230,7 @@ const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Archives every stream of `config` until its sources end (capture files)
 /// or a SIGINT/SIGTERM stops them (live sources). With `file` (the config's
 /// path), changes to it and to the plugin files are applied while running
-/// (see [`supervisor::Supervisor::reload`]).
+/// (see `Supervisor::reload`).
 pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
