@@ -73,7 +73,7 @@ impl StreamPlugins {
     }
 
     /// Runs the packet filters over a batch of datagrams' TS (`payloads`,
-    /// in arrival order): each filter sees up to [`FILTER_BATCH`]
+    /// in arrival order): each filter sees up to `FILTER_BATCH` (64)
     /// datagrams in one call. A datagram that is not whole, synced packets
     /// is left to the analysis (which counts it) and not filtered.
     ///
