@@ -106,6 +106,30 @@ struct State {
     counters: QueueCounters,
 }
 
+impl State {
+    /// Queues `item`, counting where its body waits.
+    fn push(&mut self, item: Item) {
+        match item.body {
+            Body::Memory(_) => self.memory += item.size,
+            Body::Spooled(_) => self.counters.spool_depth += 1,
+        }
+        self.items.push_back(item);
+        self.counters.waiting = self.items.len() as u64;
+    }
+
+    /// Lets go of an item that left the queue: its memory, or its file.
+    fn release(&mut self, item: Item) {
+        match item.body {
+            Body::Memory(_) => self.memory -= item.size,
+            Body::Spooled(p) => {
+                self.counters.spool_depth -= 1;
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        self.counters.waiting = self.items.len() as u64;
+    }
+}
+
 /// A stream's upload queue. It is itself an [`ObjectStore`]: `put` queues
 /// (failing only when the object must be refused), `get` sees queued
 /// objects first.
@@ -134,7 +158,7 @@ impl UploadQueue {
             std::fs::create_dir_all(dir)?;
             for (n, path, item) in read_spool(dir)? {
                 state.next_spool = state.next_spool.max(n + 1);
-                state.items.push_back(Item {
+                state.push(Item {
                     body: Body::Spooled(path),
                     ..item
                 });
@@ -147,7 +171,6 @@ impl UploadQueue {
                 );
             }
         }
-        state.counters.waiting = state.items.len() as u64;
         Ok(UploadQueue {
             inner,
             state: Arc::new(Mutex::new(state)),
@@ -161,15 +184,7 @@ impl UploadQueue {
 
     /// What the queue counted so far.
     pub fn counters(&self) -> QueueCounters {
-        let s = self.state.lock().expect("queue lock");
-        QueueCounters {
-            spool_depth: s
-                .items
-                .iter()
-                .filter(|i| matches!(i.body, Body::Spooled(_)))
-                .count() as u64,
-            ..s.counters
-        }
+        self.state.lock().expect("queue lock").counters
     }
 
     /// Uploads queued objects, in order, until [`UploadQueue::close`] and
@@ -264,22 +279,16 @@ impl UploadQueue {
         let mut s = self.state.lock().expect("queue lock");
         s.busy = false;
         if let Some(item) = s.items.pop_front() {
-            match item.body {
-                Body::Memory(_) => s.memory -= item.size,
-                Body::Spooled(p) => {
-                    let _ = std::fs::remove_file(p);
-                }
-            }
             if lost {
                 s.counters.refused += 1;
             } else if item.kind == ObjectKind::Segment {
                 s.counters.latency.observe(item.queued.elapsed());
             }
+            s.release(item);
         }
         if std::mem::take(&mut s.down) {
             tracing::info!(stream = %self.name, waiting = s.items.len(), "store writes succeed again; draining in order");
         }
-        s.counters.waiting = s.items.len() as u64;
     }
 
     /// Moves what waits in memory to the spool (when there is one).
@@ -305,6 +314,7 @@ impl UploadQueue {
             }
         }
         s.counters.spooled += next - s.next_spool;
+        s.counters.spool_depth += next - s.next_spool;
         s.memory -= moved;
         s.next_spool = next;
     }
@@ -317,6 +327,7 @@ impl UploadQueue {
         s.memory = 0;
         s.counters.refused += n;
         s.counters.waiting = 0;
+        s.counters.spool_depth = 0;
         n
     }
 
@@ -373,12 +384,7 @@ impl ObjectStore for UploadQueue {
                     .map(|i| i + skip)
                 {
                     let old = s.items.remove(i).expect("found");
-                    match old.body {
-                        Body::Memory(_) => s.memory -= old.size,
-                        Body::Spooled(p) => {
-                            let _ = std::fs::remove_file(p);
-                        }
-                    }
+                    s.release(old);
                 }
             }
             let body = if s.down || s.memory + size > self.limits.memory {
@@ -406,17 +412,13 @@ impl ObjectStore for UploadQueue {
             } else {
                 Body::Memory(body)
             };
-            if matches!(body, Body::Memory(_)) {
-                s.memory += size;
-            }
-            s.items.push_back(Item {
+            s.push(Item {
                 key: key.to_string(),
                 kind,
                 body,
                 size,
                 queued: Instant::now(),
             });
-            s.counters.waiting = s.items.len() as u64;
         }
         self.wake.notify_one();
         Ok(())
@@ -650,6 +652,7 @@ mod tests {
             std::fs::read_dir(spool.path().join("ch1")).unwrap().count(),
             4
         );
+        assert_eq!(c.spool_depth, 4, "every waiting object is on disk");
         // The newest playlist is what a reader sees, though not yet stored.
         assert_eq!(q.get("index.m3u8").await.unwrap().unwrap(), "v2");
 
@@ -665,6 +668,7 @@ mod tests {
             0,
             "spool emptied"
         );
+        assert_eq!((q.counters().spool_depth, q.counters().waiting), (0, 0));
     }
 
     #[tokio::test(start_paused = true)]
@@ -694,13 +698,15 @@ mod tests {
         let q = Arc::new(
             UploadQueue::new(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20)).unwrap(),
         );
-        assert_eq!(q.counters().waiting, 2);
+        assert_eq!((q.counters().waiting, q.counters().spool_depth), (2, 2));
         q.put("c.ts", Bytes::from_static(b"c"), ObjectKind::Segment)
             .await
             .unwrap();
+        assert_eq!((q.counters().waiting, q.counters().spool_depth), (3, 2));
         q.close();
         q.run().await;
         assert_eq!(keys(&store), ["a.ts", "b.ts", "c.ts"]);
+        assert_eq!(q.counters().spool_depth, 0);
         assert_eq!(store.log.lock().unwrap()[0].1, "a");
     }
 
