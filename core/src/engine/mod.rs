@@ -285,6 +285,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
         .map(|m| m.len())
         .sum();
     let progress = Arc::new(Progress::new(total));
+    let mut files = FileWatch::new();
     let shared = supervisor::Shared {
         io: runtime.handle().clone(),
         limits: QueueLimits {
@@ -298,11 +299,11 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
         stop,
         progress: progress.clone(),
         figures: figures.clone(),
+        wake: files.waker(),
     };
     let mut running = Supervisor::start(shared, config.clone(), plugin_runtime, plugins)?;
-    let mut files = FileWatch::new();
-    if let (Some(w), Some(f)) = (&mut files, file) {
-        w.set(running.watched(f));
+    if let Some(f) = file {
+        files.set(running.watched(f));
     }
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let interval = config.stats_interval;
@@ -313,14 +314,10 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
             .spawn(move || watch_figures(&figures, interval, done_rx))?
     };
     // Until every reader has ended: apply the changed files.
-    while running.reap() {
-        let changed = match (&mut files, file) {
-            (Some(w), Some(_)) => w.changed(WATCH_EVERY),
-            _ => {
-                std::thread::sleep(WATCH_EVERY);
-                Vec::new()
-            }
-        };
+    let mut ended = Vec::new();
+    while running.reap(&ended) {
+        let changed;
+        (ended, changed) = files.next(WATCH_EVERY);
         let Some(f) = file else { continue };
         for path in changed {
             match path == watch::absolute(f) {
@@ -328,9 +325,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
                 false => running.plugin_file_changed(&path),
             }
         }
-        if let Some(w) = &mut files {
-            w.set(running.watched(f));
-        }
+        files.set(running.watched(f));
     }
     let outcome = running.finish();
     progress.finish();
@@ -351,7 +346,8 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
     })
 }
 
-/// How often the run looks at its readers and watched files.
+/// How often the run looks at its readers and watched files when nothing
+/// wakes it.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// Signs an hour again: writes a fresh `index.signed.m3u8` for `stream`'s

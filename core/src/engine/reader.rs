@@ -279,8 +279,8 @@ impl Lanes {
         );
     }
 
-    /// Applies the changes waiting in `control`; false when a live reader
-    /// is left with no stream (it ends).
+    /// Applies the changes waiting in `control`; false when the reader is
+    /// left with no stream (it ends).
     fn follow(&mut self, control: &Receiver<Control>, live: bool) -> bool {
         let mut changed = false;
         while let Ok(c) = control.try_recv() {
@@ -302,7 +302,7 @@ impl Lanes {
         if changed {
             self.index();
         }
-        !(live && self.lanes.is_empty())
+        !self.lanes.is_empty()
     }
 
     /// Adds a datagram to the batches of the lanes it goes to; false when

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
 use super::stats::{Figures, StreamFigures, StreamStats};
-use super::watch::absolute;
+use super::watch::{absolute, Wake};
 use super::{
     analyse, probe, publish, ArchiveSettings, SourceReport, QUEUE_BATCHES, QUEUE_SEGMENTS,
 };
@@ -34,6 +34,8 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     pub progress: Arc<Progress>,
     pub figures: Arc<Figures>,
+    /// Told when a reader ends.
+    pub wake: Sender<Wake>,
 }
 
 /// One running stream (its current incarnation).
@@ -119,12 +121,13 @@ impl Supervisor {
         files
     }
 
-    /// Collects readers that have ended; false once none is left (every
-    /// capture file read, or stopped by a signal).
-    pub fn reap(&mut self) -> bool {
+    /// Collects readers that have ended (`ended` said so, or their thread
+    /// is done); false once none is left (every capture file read, or
+    /// stopped by a signal).
+    pub fn reap(&mut self, ended: &[usize]) -> bool {
         let (done, running): (Vec<Reader>, Vec<Reader>) = std::mem::take(&mut self.readers)
             .into_iter()
-            .partition(|r| r.thread.is_finished());
+            .partition(|r| ended.contains(&r.id) || r.thread.is_finished());
         self.readers = running;
         for r in done {
             self.join_reader(r);
@@ -407,14 +410,19 @@ impl Supervisor {
             let (tx, rx) = channel();
             let n = routes.len();
             let routes: Vec<Route> = routes.into_iter().map(|(_, r)| r).collect();
-            let (progress, stop, k) = (
+            let (progress, stop, wake, k) = (
                 self.shared.progress.clone(),
                 self.shared.stop.clone(),
+                self.shared.wake.clone(),
                 key.clone(),
             );
             let thread = std::thread::Builder::new()
                 .name(format!("reader-{id}"))
-                .spawn(move || reader::read(k, routes, rx, &progress, &stop))?;
+                .spawn(move || {
+                    let report = reader::read(k, routes, rx, &progress, &stop);
+                    let _ = wake.send(Wake::ReaderEnded(id));
+                    report
+                })?;
             self.readers.push(Reader {
                 id,
                 key,

@@ -1,9 +1,10 @@
-//! Watches the config file and the plugin files (notify) and reports each
-//! changed file once it has settled.
+//! What wakes a run's loop: the config file and the plugin files changing
+//! (notify; each changed file is reported once it has settled), and a
+//! capture reader ending.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
@@ -11,10 +12,20 @@ use notify::{RecursiveMode, Watcher};
 /// How long a file must stay quiet before it is reported (writers finish).
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Files being watched.
+/// Something for the run's loop to look at.
+pub enum Wake {
+    /// A file changed (reported by notify; not yet settled).
+    Changed(PathBuf),
+    /// The reader with this id has ended.
+    ReaderEnded(usize),
+}
+
+/// Files being watched, and the readers' ends.
 pub struct FileWatch {
-    watcher: notify::RecommendedWatcher,
-    events: Receiver<PathBuf>,
+    /// None when the platform refuses to watch (logged): nothing reloads.
+    watcher: Option<notify::RecommendedWatcher>,
+    wake: Sender<Wake>,
+    events: Receiver<Wake>,
     files: BTreeSet<PathBuf>,
     folders: BTreeSet<PathBuf>,
     /// File -> when it last changed, until it settles.
@@ -22,9 +33,10 @@ pub struct FileWatch {
 }
 
 impl FileWatch {
-    /// A watcher of no file yet; `None` (logged) when the platform refuses.
-    pub fn new() -> Option<Self> {
-        let (tx, events) = channel::<PathBuf>();
+    /// A watcher of no file yet.
+    pub fn new() -> Self {
+        let (wake, events) = channel::<Wake>();
+        let tx = wake.clone();
         let watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
             // New content only: reading a file (as a reload does) is an
             // access event, and must not trigger another reload.
@@ -39,28 +51,34 @@ impl FileWatch {
             );
             if new_content {
                 for p in e.paths {
-                    let _ = tx.send(p);
+                    let _ = tx.send(Wake::Changed(p));
                 }
             }
         });
-        match watcher {
-            Ok(watcher) => Some(FileWatch {
-                watcher,
-                events,
-                files: BTreeSet::new(),
-                folders: BTreeSet::new(),
-                pending: HashMap::new(),
-            }),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot watch files; the config and plugins will not reload");
-                None
-            }
+        let watcher = watcher
+            .map_err(|e| tracing::error!(error = %e, "cannot watch files; the config and plugins will not reload"))
+            .ok();
+        FileWatch {
+            watcher,
+            wake,
+            events,
+            files: BTreeSet::new(),
+            folders: BTreeSet::new(),
+            pending: HashMap::new(),
         }
+    }
+
+    /// Where a reader says it has ended.
+    pub fn waker(&self) -> Sender<Wake> {
+        self.wake.clone()
     }
 
     /// Watches exactly `files` from now on. Editors and deployments replace
     /// files by rename, so their folders are watched.
     pub fn set(&mut self, files: impl IntoIterator<Item = PathBuf>) {
+        let Some(watcher) = &mut self.watcher else {
+            return;
+        };
         self.files = files.into_iter().map(|f| absolute(&f)).collect();
         let folders: BTreeSet<PathBuf> = self
             .files
@@ -68,28 +86,32 @@ impl FileWatch {
             .filter_map(|f| f.parent().map(Path::to_path_buf))
             .collect();
         for gone in self.folders.difference(&folders) {
-            let _ = self.watcher.unwatch(gone);
+            let _ = watcher.unwatch(gone);
         }
         for dir in folders.difference(&self.folders) {
-            if let Err(e) = self.watcher.watch(dir, RecursiveMode::NonRecursive) {
+            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
                 tracing::error!(dir = %dir.display(), error = %e, "cannot watch a folder; its files will not reload");
             }
         }
         self.folders = folders;
     }
 
-    /// Waits up to `wait` and returns the watched files that changed and
-    /// have since stayed quiet for [`SETTLE`].
-    pub fn changed(&mut self, wait: Duration) -> Vec<PathBuf> {
+    /// Waits up to `wait`, or until a reader ends. Returns the readers
+    /// that ended, and the watched files that changed and have since
+    /// stayed quiet for [`SETTLE`].
+    pub fn next(&mut self, wait: Duration) -> (Vec<usize>, Vec<PathBuf>) {
         let until = Instant::now() + wait;
+        let mut ended = Vec::new();
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left.min(SETTLE / 3)) {
-                Ok(p) if self.files.contains(&p) => {
+                Ok(Wake::Changed(p)) if self.files.contains(&p) => {
                     self.pending.insert(p, Instant::now());
                 }
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Vec::new(),
+                Ok(Wake::ReaderEnded(id)) => ended.push(id),
+                Ok(Wake::Changed(_)) | Err(RecvTimeoutError::Timeout) => {}
+                // Never: this watch holds a sender itself.
+                Err(RecvTimeoutError::Disconnected) => {}
             }
             let settled: Vec<PathBuf> = self
                 .pending
@@ -97,11 +119,11 @@ impl FileWatch {
                 .filter(|(_, t)| t.elapsed() >= SETTLE)
                 .map(|(p, _)| p.clone())
                 .collect();
-            if !settled.is_empty() || Instant::now() >= until {
+            if !settled.is_empty() || !ended.is_empty() || Instant::now() >= until {
                 for p in &settled {
                     self.pending.remove(p);
                 }
-                return settled;
+                return (ended, settled);
             }
         }
     }
