@@ -235,6 +235,25 @@ fn wait_readable(fds: &mut [libc::pollfd]) -> std::io::Result<bool> {
     Ok(ready > 0)
 }
 
+/// Sets the `SOL_SOCKET` option `name` of socket `fd` to `value` (a plain
+/// C value of the type the option takes).
+fn set_socket_option<T>(fd: libc::c_int, name: libc::c_int, value: &T) -> std::io::Result<()> {
+    // SAFETY: `value` is a valid T for the length given; the kernel copies it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// One stream a live source receives: a destination, and optionally the
 /// only sender to accept (source-specific multicast).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::targets::TargetSockets;
 use super::{
-    deliver, link_of, netif, wait_readable, CaptureError, End, Event, Flow, Reporting, Source,
-    SourceCounters, Target, Targets,
+    deliver, link_of, netif, set_socket_option, wait_readable, CaptureError, End, Event, Flow,
+    Reporting, Source, SourceCounters, Target, Targets,
 };
 
 /// The capture keeps this much of each frame: a TS datagram is at most
@@ -115,20 +115,7 @@ fn replace_filter(
         // kernel's sock_filter; the kernel copies the program.
         filter: insns.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: a valid socket and a program that outlives the call.
-    let r = unsafe {
-        libc::setsockopt(
-            cap.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&fprog as *const libc::sock_fprog).cast(),
-            size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    match r {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error().to_string()),
-    }
+    set_socket_option(cap.as_raw_fd(), libc::SO_ATTACH_FILTER, &fprog).map_err(|e| e.to_string())
 }
 
 /// Joins `t`'s group on `iface` with a socket of its own: switches (IGMP

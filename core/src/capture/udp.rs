@@ -10,8 +10,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::targets::TargetSockets;
 use super::{
-    netif, wait_readable, CaptureError, Datagram, End, Event, Flow, Reporting, Source,
-    SourceCounters, Target, Targets,
+    netif, set_socket_option, wait_readable, CaptureError, Datagram, End, Event, Flow, Reporting,
+    Source, SourceCounters, Target, Targets,
 };
 
 /// Datagrams read per `recvmmsg` call.
@@ -100,38 +100,13 @@ impl UdpSource {
 /// Sets SO_RCVBUF, forcing past `rmem_max` when privileged.
 fn set_receive_buffer(socket: &Socket, bytes: usize) {
     let v = bytes.min(i32::MAX as usize / 2) as libc::c_int;
-    // SAFETY: a valid socket and an int option.
-    let forced = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&v as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    } == 0;
-    if !forced {
+    if set_socket_option(socket.as_raw_fd(), libc::SO_RCVBUFFORCE, &v).is_err() {
         let _ = socket.set_recv_buffer_size(v as usize);
     }
 }
 
 fn set_flag(socket: &Socket, option: libc::c_int) -> std::io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: a valid socket and an int option.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&one as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    set_socket_option(socket.as_raw_fd(), option, &(1 as libc::c_int))
 }
 
 /// Buffers for one `recvmmsg` call. The headers point into the buffers, so
