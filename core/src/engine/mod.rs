@@ -625,12 +625,48 @@ impl ProblemLog {
     }
 }
 
+/// A stream's archive task, as the supervisor holds it: it ends with the
+/// stream's uploads when the stream restarts (for the next incarnation).
+type ArchiveTask = tokio::task::JoinHandle<Option<Uploads>>;
+
+/// A stream's upload queue and the task that drains it. A restarted
+/// stream hands them on to its next incarnation, so what waits for the
+/// store (in memory or spooled) is neither dropped nor read back.
+struct Uploads {
+    queue: Arc<UploadQueue>,
+    task: tokio::task::JoinHandle<()>,
+    /// The figures of the incarnation it serves.
+    stats: Arc<StreamStats>,
+}
+
+impl Uploads {
+    fn start(queue: UploadQueue, stats: Arc<StreamStats>) -> Self {
+        let queue = Arc::new(queue);
+        let task = tokio::spawn({
+            let q = queue.clone();
+            async move { q.run().await }
+        });
+        Uploads { queue, task, stats }
+    }
+
+    /// No more objects come: waits until every one is stored (or, while
+    /// the store is down, spooled for the next run).
+    async fn finish(self) {
+        self.queue.close();
+        if self.task.await.is_err() {
+            tracing::error!("the upload task panicked");
+            self.stats.fail();
+        }
+    }
+}
+
 /// The archive task of one stream: stores segments and playlists in order,
 /// through the stream's upload queue.
 ///
 /// `keep_open` holds the run's stop flag (a signal) and the stream's own
-/// (a restart): either leaves the hour open at the end. An earlier
-/// incarnation of the stream (`after`) finishes writing first.
+/// (a restart): either leaves the hour open at the end; a restart also
+/// hands the uploads on. An earlier incarnation of the stream (`after`)
+/// finishes writing first, and its uploads go on here.
 #[allow(clippy::too_many_arguments)]
 async fn publish(
     store: Arc<dyn ObjectStore>,
@@ -640,30 +676,39 @@ async fn publish(
     mut rx: tokio::sync::mpsc::Receiver<Segment>,
     stats: Arc<StreamStats>,
     keep_open: [Arc<AtomicBool>; 2],
-    after: Option<tokio::task::JoinHandle<()>>,
-) {
-    if let Some(earlier) = after {
-        // Its hour and upload queue (and spool) are this one's to continue.
-        let _ = earlier.await;
-    }
-    let queue = match UploadQueue::new(store, &cfg.name, limits) {
-        Ok(q) => Arc::new(q),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
-            return lose_all(&mut rx, &stats).await;
-        }
+    after: Option<ArchiveTask>,
+) -> Option<Uploads> {
+    let handed = match after {
+        Some(earlier) => earlier.await.ok().flatten(),
+        None => None,
     };
-    stats.attach_queue(queue.clone());
-    let uploads = tokio::spawn({
-        let q = queue.clone();
-        async move { q.run().await }
-    });
-    archive(queue.clone(), settings, &cfg, &mut rx, &stats, &keep_open).await;
-    queue.close();
-    if uploads.await.is_err() {
-        tracing::error!("the upload task panicked");
-        stats.fail();
+    let mut uploads = match handed {
+        Some(u) => u,
+        None => match UploadQueue::new(store, &cfg.name, limits) {
+            Ok(q) => Uploads::start(q, stats.clone()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
+                lose_all(&mut rx, &stats).await;
+                return None;
+            }
+        },
+    };
+    uploads.stats = stats.clone();
+    stats.attach_queue(uploads.queue.clone());
+    archive(
+        uploads.queue.clone(),
+        settings,
+        &cfg,
+        &mut rx,
+        &stats,
+        &keep_open,
+    )
+    .await;
+    if keep_open[1].load(Ordering::Relaxed) {
+        return Some(uploads);
     }
+    uploads.finish().await;
+    None
 }
 
 /// The stream has failed: every segment still coming is counted lost.

@@ -15,7 +15,8 @@ use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
 use super::stats::{Figures, StreamFigures, StreamStats};
 use super::watch::{absolute, Wake};
 use super::{
-    analyse, probe, publish, ArchiveSettings, SourceReport, QUEUE_BATCHES, QUEUE_SEGMENTS,
+    analyse, probe, publish, ArchiveSettings, ArchiveTask, SourceReport, QUEUE_BATCHES,
+    QUEUE_SEGMENTS,
 };
 use crate::capture::{CaptureError, Endpoint};
 use crate::config::{Config, ConfigErrors, Problem, StreamConfig};
@@ -28,11 +29,15 @@ use crate::urls::Urls;
 pub struct Shared {
     /// The tokio runtime the archive tasks run on.
     pub io: tokio::runtime::Handle,
+    /// Where the archives go (each stream through its upload queue).
     pub store: Arc<dyn ObjectStore>,
+    /// What the upload queues share.
     pub limits: QueueLimits,
     /// Set by SIGINT/SIGTERM.
     pub stop: Arc<AtomicBool>,
+    /// Reading progress of the capture files.
     pub progress: Arc<Progress>,
+    /// What the server and the figures log see.
     pub figures: Arc<Figures>,
     /// Told when a reader ends.
     pub wake: Sender<Wake>,
@@ -48,7 +53,7 @@ struct Running {
     /// Set before a restart: the hour stays open for the next incarnation.
     keep_open: Arc<AtomicBool>,
     /// Its archive task (which waits for any earlier incarnation's first).
-    task: tokio::task::JoinHandle<()>,
+    task: ArchiveTask,
 }
 
 /// One running reader.
@@ -56,7 +61,7 @@ struct Reader {
     id: usize,
     key: ReaderKey,
     control: Sender<Control>,
-    /// Streams it feeds; at 0 a live reader ends by itself.
+    /// Streams it feeds; at 0 it ends by itself.
     routes: usize,
     thread: std::thread::JoinHandle<SourceReport>,
 }
@@ -73,7 +78,7 @@ pub struct Supervisor {
     retired: Vec<(String, Arc<StreamStats>)>,
     /// Archive tasks of retired incarnations, by stream, until a new
     /// incarnation takes them over (waits for them) or the run ends.
-    finishing: BTreeMap<String, tokio::task::JoinHandle<()>>,
+    finishing: BTreeMap<String, ArchiveTask>,
     readers: Vec<Reader>,
     reports: Vec<SourceReport>,
     analysis: Vec<std::thread::JoinHandle<()>>,
@@ -132,6 +137,8 @@ impl Supervisor {
         for r in done {
             self.join_reader(r);
         }
+        // Analysis threads of streams stopped by a reload have ended.
+        self.analysis.retain(|t| !t.is_finished());
         !self.readers.is_empty()
     }
 
@@ -168,7 +175,10 @@ impl Supervisor {
         tasks.extend(self.finishing.into_values());
         self.shared.io.block_on(async {
             for t in tasks {
-                let _ = t.await;
+                // A restarted stream nobody took over hands its uploads here.
+                if let Ok(Some(uploads)) = t.await {
+                    uploads.finish().await;
+                }
             }
         });
         Outcome {
@@ -341,8 +351,9 @@ impl Supervisor {
     }
 
     /// Stops feeding stream `name`: its analysis flushes, and its archive
-    /// ends the hour unless `restart` (the next incarnation continues it).
-    /// Its archive task is kept for a next incarnation to wait on.
+    /// ends the hour unless `restart` (the next incarnation continues it,
+    /// and takes its uploads over). Its archive task is kept for a next
+    /// incarnation to wait on.
     fn retire(&mut self, name: &str, restart: bool) {
         let Some(r) = self.streams.remove(name) else {
             return;
@@ -361,8 +372,8 @@ impl Supervisor {
     }
 
     /// Starts `streams`; one with an earlier incarnation still finishing
-    /// first waits for it to end writing (the hour, the upload queue and
-    /// its spool are the new one's to continue).
+    /// first waits for it to end writing (the hour and the uploads are the
+    /// new one's to continue).
     fn launch(&mut self, streams: Vec<StreamConfig>) -> anyhow::Result<()> {
         let mut fresh: Vec<(ReaderKey, Vec<(String, Route)>)> = Vec::new();
         for s in streams {
@@ -440,7 +451,7 @@ impl Supervisor {
     fn spawn_stream(
         &mut self,
         s: &StreamConfig,
-        after: Option<tokio::task::JoinHandle<()>>,
+        after: Option<ArchiveTask>,
     ) -> anyhow::Result<(Route, Running)> {
         let stats = Arc::new(StreamStats::default());
         let (input_tx, input_rx) = sync_channel::<Input>(QUEUE_BATCHES);
