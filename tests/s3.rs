@@ -718,3 +718,124 @@ fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
     let errors = decode_errors(&url).unwrap();
     assert!(errors.trim().is_empty(), "{errors}");
 }
+
+/// Waits until `log` holds `pattern`, or panics with the log.
+fn wait_in_log(log: &Path, pattern: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while std::time::Instant::now() < until {
+        if std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(pattern)
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "no {pattern:?} in the log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_restart_while_the_store_is_down_loses_nothing_without_a_spool() {
+    let mut g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let clip = d.join("clip.ts");
+    hlsvault_testkit::make_ts(
+        &clip,
+        &hlsvault_testkit::StreamSpec {
+            seconds: 20.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Diskless: what waits for the store waits in memory only.
+    let storage = storage(&g, "archive", &g.secret_key, "");
+    let config = d.join("restart.toml");
+    let write = |segment: u32| {
+        std::fs::write(
+            &config,
+            format!("{storage}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"{segment}s\"\nstall_timeout = \"1s\"\n[streams.source]\nkind = \"udp\"\ninterface = \"lo\"\ngroup = \"127.0.0.1\"\nport = {port}\n"),
+        )
+        .unwrap()
+    };
+    write(2);
+    let log = d.join("run.log");
+    let mut run = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("HLSVAULT_LOG", "info")
+            .stdout(std::fs::File::create(d.join("run.out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_in_log(&log, "receiving");
+    let mut send = Command::new("timeout");
+    send.args([
+        "60",
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-i",
+    ])
+    .arg(&clip)
+    .args(["-c", "copy", "-f", "mpegts", "-flush_packets", "0"])
+    .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"));
+    let sender = std::thread::spawn(move || hlsvault_testkit::run(&mut send).unwrap());
+
+    // The store goes away; while it is away the stream restarts (its
+    // segment duration changes); then the store comes back.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    g.stop();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    write(3);
+    wait_in_log(&log, "config reloaded");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    g.resume().unwrap();
+    sender.join().unwrap();
+    wait_in_log(&log, "stream stalled");
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGTERM) };
+    let status = run.0.wait().unwrap();
+    let summary = std::fs::read_to_string(d.join("run.out")).unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    eprintln!("stdout:\n{summary}\nstderr:\n{stderr}");
+    // Exit 0: nothing refused, nothing lost, in either incarnation.
+    assert!(status.success(), "{status}");
+    assert!(stderr.contains("restarted=[\"ch1\"]"), "{stderr}");
+    assert!(!stderr.contains("objects lost"), "{stderr}");
+
+    let copy = d.join("copy");
+    mirror(&g, "tv/", &copy);
+    let entries: Vec<_> = hour_playlists(&copy.join("tv/ch1"))
+        .into_iter()
+        .flat_map(|(_, p)| p.entries)
+        .collect();
+    let stored = list(&g, "tv/ch1/")
+        .into_iter()
+        .filter(|k| k.ends_with(".ts"))
+        .count();
+    assert_eq!(
+        entries.len(),
+        stored,
+        "every stored segment listed, every listed one stored"
+    );
+    let breaks = entries.iter().filter(|e| e.discontinuity).count();
+    assert_eq!(breaks, 1, "one break, at the restart: {entries:#?}");
+    let media: f64 = entries.iter().map(|e| e.extinf).sum();
+    assert!(
+        (17.9..=20.05).contains(&media),
+        "the whole clip but the restart: {media} s"
+    );
+    check_timeline(&entries, "video", 0.04);
+}
