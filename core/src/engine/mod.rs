@@ -89,9 +89,6 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
 /// Every problem found, and whether it may go away by itself. Each file
 /// and interface is probed once, however many streams use it.
 fn findings(config: &Config) -> Vec<(Problem, bool)> {
-    type Outcome = Option<(&'static str, String, bool)>;
-    let mut probed: HashMap<(SourceKind, Option<String>, Option<PathBuf>), Outcome> =
-        HashMap::new();
     let mut problems: Vec<(Problem, bool)> = store_finding(config).into_iter().collect();
     if !config.plugins.is_empty() {
         match plugin::Runtime::new(Some(config.plugin_cache.clone())) {
@@ -110,7 +107,21 @@ fn findings(config: &Config) -> Vec<(Problem, bool)> {
             )),
         }
     }
-    for (i, s) in config.streams.iter().enumerate() {
+    problems.extend(source_findings(config.streams.iter().enumerate()));
+    problems
+}
+
+/// What is wrong with the sources of `streams` (each with its index in
+/// the config), and whether it may go away by itself (a missing or down
+/// interface). Each file and interface is probed once.
+fn source_findings<'a>(
+    streams: impl Iterator<Item = (usize, &'a StreamConfig)>,
+) -> Vec<(Problem, bool)> {
+    type Outcome = Option<(&'static str, String, bool)>;
+    let mut probed: HashMap<(SourceKind, Option<String>, Option<PathBuf>), Outcome> =
+        HashMap::new();
+    let mut problems = Vec::new();
+    for (i, s) in streams {
         let src = &s.source;
         let outcome = probed
             .entry((src.kind, src.interface.clone(), src.path.clone()))
@@ -129,8 +140,15 @@ fn findings(config: &Config) -> Vec<(Problem, bool)> {
     problems
 }
 
-/// Compiles and pre-instantiates every plugin the config declares; a
-/// plugin that cannot be used is a problem at its `path`.
+/// A plugin that cannot be used is a problem at its `path`.
+fn plugin_problem(name: &str, reason: String) -> Problem {
+    Problem {
+        key: format!("plugins.{name}.path"),
+        reason,
+    }
+}
+
+/// Compiles and pre-instantiates every plugin the config declares.
 fn load_plugins(
     config: &Config,
     runtime: &plugin::Runtime,
@@ -142,10 +160,7 @@ fn load_plugins(
             Ok(l) => {
                 loaded.insert(name.clone(), Slot::new(l));
             }
-            Err(e) => problems.push(Problem {
-                key: format!("plugins.{name}.path"),
-                reason: e.to_string(),
-            }),
+            Err(e) => problems.push(plugin_problem(name, e.to_string())),
         }
     }
     (loaded, problems)
@@ -319,12 +334,16 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
         let changed;
         (ended, changed) = files.next(WATCH_EVERY);
         let Some(f) = file else { continue };
+        if changed.is_empty() {
+            continue;
+        }
         for path in changed {
             match path == watch::absolute(f) {
                 true => running.reload(f),
                 false => running.plugin_file_changed(&path),
             }
         }
+        // A reload may have changed which plugin files there are.
         files.set(running.watched(f));
     }
     let outcome = running.finish();

@@ -75,10 +75,10 @@ impl Figures {
         self.streams.read().expect("figures lock").clone()
     }
 
-    /// One running stream's figures.
-    pub fn stream(&self, name: &str) -> Option<StreamFigures> {
+    /// Whether stream `name` runs now.
+    pub fn runs(&self, name: &str) -> bool {
         let streams = self.streams.read().expect("figures lock");
-        streams.iter().find(|s| s.name == name).cloned()
+        streams.iter().any(|s| s.name == name)
     }
 
     /// Every plugin's figures, by name.

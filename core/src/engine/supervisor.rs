@@ -15,11 +15,11 @@ use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
 use super::stats::{Figures, StreamFigures, StreamStats};
 use super::watch::{absolute, Wake};
 use super::{
-    analyse, probe, publish, ArchiveSettings, ArchiveTask, SourceReport, QUEUE_BATCHES,
-    QUEUE_SEGMENTS,
+    analyse, plugin_problem, publish, source_findings, ArchiveSettings, ArchiveTask, SourceReport,
+    QUEUE_BATCHES, QUEUE_SEGMENTS,
 };
-use crate::capture::{CaptureError, Endpoint};
-use crate::config::{Config, ConfigErrors, Problem, StreamConfig};
+use crate::capture::Endpoint;
+use crate::config::{Config, ConfigErrors, StreamConfig};
 use crate::plugin::{self, Slot};
 use crate::segment::Segment;
 use crate::storage::{ObjectStore, QueueLimits};
@@ -230,26 +230,21 @@ impl Supervisor {
                 Ok(l) => {
                     built.insert(name.clone(), l);
                 }
-                Err(reason) => problems.push(Problem {
-                    key: format!("plugins.{name}.path"),
-                    reason,
-                }),
+                Err(reason) => problems.push(plugin_problem(name, reason)),
             }
         }
-        for (i, s) in new.streams.iter().enumerate() {
-            if self.streams.get(&s.name).is_some_and(|r| r.cfg == *s) {
-                continue;
-            }
-            if let Err((key, e)) = probe(&s.source) {
-                // A missing interface is waited for, as at the start.
-                if !matches!(e, CaptureError::Interface(_)) {
-                    problems.push(Problem {
-                        key: format!("streams[{i}] (\"{}\").source.{key}", s.name),
-                        reason: e.to_string(),
-                    });
-                }
-            }
-        }
+        let changed = new
+            .streams
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| self.streams.get(&s.name).is_none_or(|r| r.cfg != **s));
+        // A missing interface is waited for, as at the start.
+        problems.extend(
+            source_findings(changed)
+                .into_iter()
+                .filter(|(_, transient)| !transient)
+                .map(|(p, _)| p),
+        );
         if !problems.is_empty() {
             return refuse(&ConfigErrors {
                 file: path.to_path_buf(),

@@ -157,7 +157,7 @@ impl Catalog {
     fn knows(&self, name: &str) -> bool {
         match self {
             Catalog::Config(list) => list.iter().any(|(n, _)| n == name),
-            Catalog::Engine(f) => f.stream(name).is_some(),
+            Catalog::Engine(f) => f.runs(name),
         }
     }
 }
