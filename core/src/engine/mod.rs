@@ -492,6 +492,16 @@ fn watch_figures(figures: &Figures, interval: Duration, done: Receiver<()>) {
     }
 }
 
+/// One side's instances of stream `cfg`'s plugins (`slots`).
+fn plugins_of(slots: &[Arc<Slot>], cfg: &StreamConfig) -> StreamPlugins {
+    StreamPlugins::new(
+        slots,
+        &cfg.name,
+        cfg.source.group.to_string(),
+        cfg.source.port,
+    )
+}
+
 /// The analysis thread of one stream: RTP, packet filter plugins, TS
 /// analysis and cutting.
 fn analyse(
@@ -499,17 +509,12 @@ fn analyse(
     rx: Receiver<Input>,
     tx: tokio::sync::mpsc::Sender<Segment>,
     stats: Arc<StreamStats>,
-    filters: Vec<Arc<Slot>>,
+    slots: Vec<Arc<Slot>>,
 ) {
     let span = tracing::info_span!("stream", name = %cfg.name);
     let _enter = span.enter();
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut plugins = StreamPlugins::new(
-            &filters,
-            &cfg.name,
-            cfg.source.group.to_string(),
-            cfg.source.port,
-        );
+        let mut plugins = plugins_of(&slots, &cfg);
         let mut cutter = SegmentCutter::new(CutPolicy {
             target: cfg.segment_duration,
             max: cfg.max_segment(),
@@ -752,12 +757,7 @@ async fn archive(
     // segments queue up behind this task.
     let mut wait = Duration::from_secs(1);
     let mut archive = loop {
-        let plugins = StreamPlugins::new(
-            &settings.plugins,
-            &cfg.name,
-            cfg.source.group.to_string(),
-            cfg.source.port,
-        );
+        let plugins = plugins_of(&settings.plugins, cfg);
         match StreamArchive::open(
             store.clone(),
             &cfg.name,

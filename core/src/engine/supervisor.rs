@@ -451,12 +451,12 @@ impl Supervisor {
         let stats = Arc::new(StreamStats::default());
         let (input_tx, input_rx) = sync_channel::<Input>(QUEUE_BATCHES);
         let (seg_tx, seg_rx) = tokio::sync::mpsc::channel::<Segment>(QUEUE_SEGMENTS);
-        let filters = stream_plugins(s, &self.plugins);
+        let slots = stream_plugins(s, &self.plugins);
         let (cfg, st) = (s.clone(), stats.clone());
         self.analysis.push(
             std::thread::Builder::new()
                 .name(format!("stream-{}", s.name))
-                .spawn(move || analyse(cfg, input_rx, seg_tx, st, filters))?,
+                .spawn(move || analyse(cfg, input_rx, seg_tx, st, slots))?,
         );
         let keep_open = Arc::new(AtomicBool::new(false));
         let settings = ArchiveSettings {
