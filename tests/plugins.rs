@@ -416,13 +416,15 @@ fn hostile_plugins_never_stop_the_archive() {
 }
 
 /// Writes `d/hlsvault.toml`: stream ch1 replays `pcap` in real time
-/// through `[plugins.tags]` at `plugin`, which tags every entry `entry`.
+/// through `[plugins.tags]` at `plugin`, which tags every entry `entry`
+/// (with a deadline a loaded debug build always meets: deadlines are not
+/// the point of these tests).
 fn tags_config(d: &Path, pcap: &Path, plugin: &Path, entry: &str) -> PathBuf {
     let config = d.join("hlsvault.toml");
     std::fs::write(
         &config,
         format!(
-            "[storage]\nroot = \"{}\"\n[plugins.tags]\npath = \"{}\"\nconfig = {{ entry = \"{entry}\" }}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\nplugins = [\"tags\"]\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\npace = \"realtime\"\n",
+            "[storage]\nroot = \"{}\"\n[plugins.tags]\npath = \"{}\"\ntimeout = \"500ms\"\nconfig = {{ entry = \"{entry}\" }}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\nplugins = [\"tags\"]\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\npace = \"realtime\"\n",
             d.join("archive").display(),
             plugin.display(),
             pcap.display(),
