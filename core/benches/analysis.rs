@@ -20,6 +20,7 @@ fn main() {
         let mut cutter = SegmentCutter::new(CutPolicy {
             target: Duration::from_secs(6),
             max: Duration::from_secs(30),
+            recovery: false,
             gap: Duration::from_secs(1),
         });
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_254_900);

@@ -247,9 +247,13 @@ pub struct StreamConfig {
     /// Target segment duration: cut at the first keyframe at or after it.
     #[serde(default = "default_segment", deserialize_with = "duration")]
     pub segment_duration: Duration,
-    /// Hard cap: cut without a keyframe past this. Default: 5 × target.
+    /// Hard cap: cut without a keyframe past this. Default: 5 × target,
+    /// and at least 30 s (a 10 s GOP with 1 s targets cuts at keyframes).
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_segment_duration: Option<Duration>,
+    /// Which pictures may start a segment.
+    #[serde(default)]
+    pub keyframes: Keyframes,
     /// Segments listed in `live.m3u8`.
     #[serde(default = "default_window")]
     pub live_window: usize,
@@ -270,8 +274,25 @@ impl StreamConfig {
     /// The hard cap, with its default applied.
     pub fn max_segment(&self) -> Duration {
         self.max_segment_duration
-            .unwrap_or(self.segment_duration * 5)
+            .unwrap_or((self.segment_duration * 5).max(MIN_DEFAULT_CAP))
     }
+}
+
+/// The default hard cap is never below this: GOPs of broadcast encoders
+/// reach 10 s, and a cut inside one makes a segment that does not decode.
+const MIN_DEFAULT_CAP: Duration = Duration::from_secs(30);
+
+/// Which pictures may start a segment.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Keyframes {
+    /// Pictures a decoder starts from whole: H.264 IDR or I with a
+    /// recovery point of 0, HEVC IRAP, MPEG-2 I.
+    #[default]
+    Strict,
+    /// Also recovery points with a count (periodic intra refresh): the
+    /// segment decodes whole from its start after that many frames.
+    Recovery,
 }
 
 fn default_segment() -> Duration {
@@ -291,6 +312,7 @@ fn default_stall() -> Duration {
 const DEFAULTABLE: &[&str] = &[
     "segment_duration",
     "max_segment_duration",
+    "keyframes",
     "live_window",
     "max_gap",
     "stall_timeout",
@@ -874,7 +896,8 @@ port = 5000
         assert_eq!(c.streams.len(), 2);
         assert_eq!(c.streams[0].segment_duration, Duration::from_secs(4));
         assert_eq!(c.streams[1].segment_duration, Duration::from_secs(6));
-        assert_eq!(c.streams[0].max_segment(), Duration::from_secs(20));
+        assert_eq!(c.streams[0].max_segment(), Duration::from_secs(30));
+        assert_eq!(c.streams[1].keyframes, Keyframes::Strict);
         assert_eq!(c.storage.backend, Backend::Fs);
         assert_eq!(c.streams[0].stall_timeout, Duration::from_secs(5));
     }

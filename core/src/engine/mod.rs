@@ -518,6 +518,7 @@ fn analyse(
         let mut cutter = SegmentCutter::new(CutPolicy {
             target: cfg.segment_duration,
             max: cfg.max_segment(),
+            recovery: cfg.keyframes == crate::config::Keyframes::Recovery,
             gap: cfg.max_gap,
         });
         let mut reorder = rtp::Reorder::default();

@@ -22,6 +22,8 @@ mod tests;
 use std::time::{Duration, SystemTime};
 
 use crate::ts::clock::{pts_diff, ticks_to_duration, PtsExtender, PCR_HZ, PTS_HZ};
+use crate::ts::keyframe::Picture;
+use crate::ts::pes::insert_into_unit_start;
 use crate::ts::{
     payload, AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, SYNC_BYTE,
 };
@@ -37,8 +39,11 @@ const STRAGGLER_PACKETS: u32 = 4096;
 pub struct CutPolicy {
     /// Cut at the first keyframe at or after this much media.
     pub target: Duration,
-    /// Cut at the first access unit past this much media, keyframe or not.
+    /// Cut at the first access unit past this much media, keyframe or not
+    /// (a safety net for streams without keyframes).
     pub max: Duration,
+    /// Recovery points (periodic intra refresh) may start a segment too.
+    pub recovery: bool,
     /// A silence longer than this between datagrams breaks the timeline.
     pub gap: Duration,
 }
@@ -105,6 +110,8 @@ pub struct CutCounters {
     pub unsynced_bytes: u64,
     /// Segments cut by the hard cap without a keyframe.
     pub forced_cuts: u64,
+    /// Segments whose first picture was given the parameter sets it lacked.
+    pub parameter_sets_inserted: u64,
     /// Breaks in the timeline.
     pub discontinuities: u64,
 }
@@ -124,6 +131,9 @@ struct Open {
     start: SystemTime,
     discontinuity: bool,
     keyframe: bool,
+    /// Parameter sets its first picture lacks, and where they go in that
+    /// picture's elementary stream bytes.
+    sets: Option<(usize, Vec<u8>)>,
 }
 
 /// A cut segment still collecting the ends of its units. Without a segment
@@ -236,6 +246,7 @@ pub struct SegmentCutter {
     target: i64,
     max: i64,
     gap: Duration,
+    recovery: bool,
     cur: Option<Open>,
     tail: Option<Tail>,
     pending: Option<Pending>,
@@ -263,6 +274,7 @@ impl SegmentCutter {
             target: ticks(policy.target),
             max: ticks(policy.max),
             gap: policy.gap,
+            recovery: policy.recovery,
             cur: None,
             tail: None,
             pending: None,
@@ -369,10 +381,10 @@ impl SegmentCutter {
         }
         if let Some(pending) = &mut self.pending {
             pending.packets.extend_from_slice(p);
-            if let Some(key) = ins.key_resolved {
-                self.resolve(key, at);
+            if let Some(picture) = ins.key_resolved {
+                self.resolve(picture, at);
             } else if pending.packets.len() > MAX_SEGMENT_BYTES / 8 {
-                self.resolve(false, at);
+                self.resolve(Picture::NotKey, at);
             }
             return;
         }
@@ -382,7 +394,7 @@ impl SegmentCutter {
     fn access_unit(&mut self, au: AccessUnit, p: &[u8], h: Header, at: SystemTime) {
         if self.pending.is_some() {
             // The previous unit never showed a picture: not a keyframe.
-            self.resolve(false, at);
+            self.resolve(Picture::NotKey, at);
         }
         let Some(pts) = au.pts else {
             self.route(p, h);
@@ -399,7 +411,7 @@ impl SegmentCutter {
             }
         }
         self.last_au = Some(decode);
-        match au.key {
+        match au.key.map(|p| self.starts(p)) {
             Some(true) => self.keyframe(ext, at),
             Some(false) => self.non_keyframe(ext, at),
             None if self.would_cut(ext, at) => {
@@ -417,8 +429,18 @@ impl SegmentCutter {
         self.route(p, h);
     }
 
+    /// Whether a segment may start at this picture.
+    fn starts(&self, picture: Picture) -> bool {
+        match picture {
+            Picture::Key => true,
+            Picture::Recovery(_) => self.recovery,
+            Picture::NotKey => false,
+        }
+    }
+
     /// Settles a pending access unit and replays its packets.
-    fn resolve(&mut self, key: bool, at: SystemTime) {
+    fn resolve(&mut self, picture: Picture, at: SystemTime) {
+        let key = self.starts(picture);
         let Some(pending) = self.pending.take() else {
             return;
         };
@@ -484,8 +506,12 @@ impl SegmentCutter {
             self.counters.forced_cuts += 1;
             tracing::warn!(
                 after = %humantime::format_duration(ticks_to_duration(ext - cur.first)),
-                "no keyframe within the hard cap: cutting without one"
+                "no keyframe within the hard cap: cutting without one (the next segment is a discontinuity)"
             );
+            // Its first pictures need the previous segment's: players must
+            // not take them as continuing it.
+            self.counters.discontinuities += 1;
+            self.break_pending = true;
             self.cut(ext, at, false);
         }
     }
@@ -512,6 +538,10 @@ impl SegmentCutter {
         self.started = true;
         let mut buf = Vec::with_capacity(1 << 20);
         self.analyzer.write_psi(&mut buf);
+        let sets = match keyframe {
+            true => self.analyzer.take_cut_sets(),
+            false => None,
+        };
         self.cur = Some(Open {
             buf,
             first: ext,
@@ -522,6 +552,7 @@ impl SegmentCutter {
             start,
             discontinuity: std::mem::take(&mut self.break_pending),
             keyframe,
+            sets,
         });
     }
 
@@ -553,7 +584,19 @@ impl SegmentCutter {
                         None => cur.units.push((h.pid, at)),
                     }
                 }
-                cur.buf.extend_from_slice(p);
+                match cur.sets.take() {
+                    Some((es_at, sets)) if h.pusi && Some(h.pid) == self.analyzer.timing_pid() => {
+                        if insert_into_unit_start(p, es_at, &sets, &mut cur.buf) {
+                            self.counters.parameter_sets_inserted += 1;
+                        } else {
+                            cur.buf.extend_from_slice(p);
+                        }
+                    }
+                    sets => {
+                        cur.sets = sets;
+                        cur.buf.extend_from_slice(p);
+                    }
+                }
                 cur.buf.len() >= MAX_SEGMENT_BYTES
             }
             None => {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ts::clock::PTS_WRAP;
-use crate::ts::tests::{Mux, AUDIO_PID, PMT_PID, VIDEO_PID};
+use crate::ts::tests::{Mux, AUD, AUDIO_PID, IDR, PMT_PID, SPS_PPS, VIDEO_PID};
 use crate::ts::{Header, PID_PAT};
 
 const FRAME: u64 = 3600; // 25 fps
@@ -82,6 +82,7 @@ fn policy(target: u64) -> CutPolicy {
     CutPolicy {
         target: Duration::from_secs(target),
         max: Duration::from_secs(30),
+        recovery: false,
         gap: Duration::from_secs(1),
     }
 }
@@ -257,14 +258,87 @@ fn a_stall_ends_the_segment_at_once_and_the_return_is_one_discontinuity() {
 #[test]
 fn hard_cap_cuts_without_keyframe() {
     let mut c = SegmentCutter::new(CutPolicy {
-        target: Duration::from_secs(6),
         max: Duration::from_secs(8),
-        gap: Duration::from_secs(1),
+        ..policy(6)
     });
     let segs = Gen::new(0).run(&mut c, 25 * 20);
     assert_eq!(segs[1].duration, 8 * 90_000);
     assert!(!segs[2].keyframe);
     assert!(c.counters().forced_cuts >= 1);
+    // A segment that starts without a keyframe does not continue the one
+    // before it for a player.
+    assert!(segs[1..].iter().all(|s| s.keyframe != s.discontinuity));
+    assert_eq!(c.counters().discontinuities, c.counters().forced_cuts);
+}
+
+/// The elementary stream bytes of the segment's first video PES.
+fn first_video_es(s: &Segment) -> Vec<u8> {
+    let mut es = Vec::new();
+    for p in s
+        .data
+        .chunks(188)
+        .filter(|p| Header::parse(p).pid == VIDEO_PID)
+    {
+        if Header::parse(p).pusi && !es.is_empty() {
+            break;
+        }
+        es.extend_from_slice(crate::ts::payload(p).unwrap());
+    }
+    let at = crate::ts::pes::parse_header(&es).unwrap().payload_offset;
+    es.split_off(at)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn random_access_indicator_on_every_frame_cuts_only_at_idr() {
+    let mut c = SegmentCutter::new(policy(1));
+    let mut g = Gen::new(50);
+    g.mux.rai_everywhere = true;
+    let segs = g.run(&mut c, 25 * 10);
+    assert!(segs.len() >= 4);
+    for s in &segs[..segs.len() - 1] {
+        assert!(contains(&first_video_es(s), &IDR), "starts with an IDR");
+        assert_eq!(s.duration % (50 * FRAME), 0, "whole GOPs: {}", s.duration);
+    }
+}
+
+#[test]
+fn long_gop_with_short_target_cuts_only_at_keyframes() {
+    // A 10 s GOP, 1 s targets, the default hard cap of 30 s.
+    let mut c = SegmentCutter::new(CutPolicy {
+        max: Duration::from_secs(30),
+        ..policy(1)
+    });
+    let segs = Gen::new(250).run(&mut c, 25 * 41);
+    assert_eq!(c.counters().forced_cuts, 0);
+    assert!(segs.iter().all(|s| s.keyframe && !s.discontinuity));
+    assert_eq!(segs[1].duration, 250 * FRAME);
+}
+
+#[test]
+fn parameter_sets_sent_once_are_inserted_into_each_segment() {
+    let mut c = SegmentCutter::new(policy(2));
+    let mut g = Gen::new(50);
+    g.mux.sets_every_key = false;
+    let segs = g.run(&mut c, 25 * 10);
+    assert!(segs.len() >= 4);
+    let sps_pps = [0, 0, 0, 1, 0x67, 0x42, 0, 0x1E, 0, 0, 0, 1, 0x68, 0xCE];
+    for (i, s) in segs.iter().enumerate() {
+        let es = first_video_es(s);
+        assert!(es.starts_with(&AUD), "segment {i}: the AUD stays first");
+        assert!(contains(&es, &sps_pps) || (i == 0 && contains(&es, &SPS_PPS)));
+        assert!(contains(&es, &IDR));
+        // The inserted packets keep continuity counters whole.
+        let mut a = crate::ts::Analyzer::new();
+        s.data.chunks(188).for_each(|p| {
+            a.inspect(p);
+        });
+        assert_eq!(a.counters().cc_errors, 0, "segment {i}");
+    }
+    assert_eq!(c.counters().parameter_sets_inserted, segs.len() as u64 - 1);
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub mod pes;
 pub mod psi;
 
 use clock::{pcr_forward, PCR_HZ};
-use keyframe::{Verdict, VideoCodec};
+use keyframe::{ParameterSets, Picture, VideoCodec};
 use psi::{PatEntry, SectionAssembler};
 
 /// Size of a TS packet.
@@ -101,9 +101,9 @@ pub struct AccessUnit {
     pub pts: Option<u64>,
     /// Its DTS, when the PES header carries one apart from the PTS.
     pub dts: Option<u64>,
-    /// Whether it is a random access point; `None` while the first picture
+    /// Whether a decoder can start at it; `None` while its first picture
     /// has not been seen yet (see [`Inspection::key_resolved`]).
-    pub key: Option<bool>,
+    pub key: Option<Picture>,
 }
 
 /// What one packet told the analyzer.
@@ -118,7 +118,7 @@ pub struct Inspection {
     /// An access unit starts on the timing PID with this packet.
     pub access_unit: Option<AccessUnit>,
     /// The pending access unit's random access status became known.
-    pub key_resolved: Option<bool>,
+    pub key_resolved: Option<Picture>,
 }
 
 /// Counters of what the analysis found wrong, kept by the analyzer.
@@ -172,6 +172,10 @@ pub struct Analyzer {
     timing: Option<(u16, TimingKind)>,
     last_pcr: Option<u64>,
     scan: Option<Vec<u8>>,
+    /// The timing PID's latest parameter sets.
+    sets: ParameterSets,
+    /// What the latest access unit lacks to start a segment.
+    cut_sets: Option<(usize, Vec<u8>)>,
     counters: TsCounters,
 }
 
@@ -198,6 +202,8 @@ impl Analyzer {
             timing: None,
             last_pcr: None,
             scan: None,
+            sets: ParameterSets::default(),
+            cut_sets: None,
             counters: TsCounters::default(),
         }
     }
@@ -350,23 +356,25 @@ impl Analyzer {
     fn timing_payload(&mut self, h: Header, payload: &[u8], rai: bool, out: &mut Inspection) {
         let Some((_, kind)) = self.timing else { return };
         if h.pusi {
+            self.cut_sets = None;
             let Some(pes) = pes::parse_header(payload) else {
                 self.scan = None;
                 return;
             };
             let key = match kind {
-                TimingKind::Audio => Some(true),
-                TimingKind::Video(_) if rai => Some(true),
+                TimingKind::Audio => Some(Picture::Key),
+                // Only the adaptation field tells for codecs we cannot read.
+                TimingKind::Video(VideoCodec::Other) => Some(match rai {
+                    true => Picture::Key,
+                    false => Picture::NotKey,
+                }),
                 TimingKind::Video(codec) => {
                     let es = &payload[pes.payload_offset..];
-                    match keyframe::scan(codec, es) {
-                        Verdict::Key => Some(true),
-                        Verdict::NotKey => Some(false),
-                        Verdict::NeedMore => {
-                            self.scan = Some(es.to_vec());
-                            None
-                        }
+                    let picture = self.verify(codec, es);
+                    if picture.is_none() {
+                        self.scan = Some(es.to_vec());
                     }
+                    picture
                 }
             };
             if key.is_some() {
@@ -377,16 +385,39 @@ impl Analyzer {
                 dts: pes.dts,
                 key,
             });
-        } else if let (Some(buf), TimingKind::Video(codec)) = (&mut self.scan, kind) {
+        } else if let (Some(mut buf), TimingKind::Video(codec)) = (self.scan.take(), kind) {
             buf.extend_from_slice(payload);
-            let verdict = match keyframe::scan(codec, buf) {
-                Verdict::NeedMore if buf.len() < MAX_SCAN => return,
-                Verdict::Key => true,
-                _ => false,
-            };
-            self.scan = None;
-            out.key_resolved = Some(verdict);
+            match self.verify(codec, &buf) {
+                None if buf.len() < MAX_SCAN => self.scan = Some(buf),
+                picture => out.key_resolved = Some(picture.unwrap_or(Picture::NotKey)),
+            }
         }
+    }
+
+    /// Reads an access unit's first picture from its first bytes `es`:
+    /// keeps the parameter sets it carries, and says what is missing for a
+    /// decoder to start at it (see [`Analyzer::take_cut_sets`]). A picture
+    /// whose parameter sets never came is no cut point.
+    fn verify(&mut self, codec: VideoCodec, es: &[u8]) -> Option<Picture> {
+        let scan = keyframe::scan(codec, es);
+        let picture = scan.picture?;
+        self.sets.learn(es, &scan.sets);
+        if picture == Picture::NotKey {
+            return Some(picture);
+        }
+        match self.sets.missing(codec, &scan.sets) {
+            Ok(missing) => {
+                self.cut_sets = missing.map(|b| (scan.insert_at, b));
+                Some(picture)
+            }
+            Err(()) => Some(Picture::NotKey),
+        }
+    }
+
+    /// The parameter sets the latest access unit lacks to start a segment,
+    /// with where they go in its elementary stream bytes (taken once).
+    pub fn take_cut_sets(&mut self) -> Option<(usize, Vec<u8>)> {
+        self.cut_sets.take()
     }
 
     fn assembler(&mut self, pid: u16) -> &mut SectionAssembler {
@@ -511,6 +542,7 @@ impl Analyzer {
         if first {
             if self.timing != timing {
                 self.scan = None;
+                self.sets.clear();
             }
             self.timing = timing;
             self.pcr_pid = (pmt.pcr_pid != PID_NULL).then_some(pmt.pcr_pid);

@@ -8,12 +8,23 @@ use crate::ts::psi::tests::{pat, pmt};
 pub const PMT_PID: u16 = 0x1000;
 pub const VIDEO_PID: u16 = 0x100;
 pub const AUDIO_PID: u16 = 0x101;
+/// H.264 NAL units the muxer writes: an access unit delimiter, SPS and PPS,
+/// an IDR slice, a P slice.
+pub const AUD: [u8; 6] = [0, 0, 0, 1, 0x09, 0xF0];
+pub const SPS_PPS: [u8; 13] = [0, 0, 0, 1, 0x67, 0x42, 0, 0x1E, 0, 0, 1, 0x68, 0xCE];
+pub const IDR: [u8; 5] = [0, 0, 1, 0x65, 0x88];
+pub const P_SLICE: [u8; 5] = [0, 0, 1, 0x41, 0x9A];
 
 /// Builds TS packets for a one-program stream with H.264 video and AAC audio.
 pub struct Mux {
     cc: [u8; 8192],
     /// Set the adaptation field random access indicator on keyframes.
     pub rai: bool,
+    /// Set it on every video PES, as some broadcast encoders do.
+    pub rai_everywhere: bool,
+    /// Send SPS and PPS with every keyframe (else only with the first).
+    pub sets_every_key: bool,
+    sets_sent: bool,
     /// Video stream type in the PMT (0 for an audio-only program).
     pub video_type: u8,
 }
@@ -23,6 +34,9 @@ impl Mux {
         Mux {
             cc: [0; 8192],
             rai: true,
+            rai_everywhere: false,
+            sets_every_key: true,
+            sets_sent: false,
             video_type: 0x1B,
         }
     }
@@ -59,12 +73,12 @@ impl Mux {
         let stream_id = if pid == VIDEO_PID { 0xE0 } else { 0xC0 };
         let mut es = pes_header(stream_id, pts);
         if pid == VIDEO_PID {
-            es.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xF0]);
-            es.extend_from_slice(if key {
-                &[0, 0, 1, 0x65, 0x88]
-            } else {
-                &[0, 0, 1, 0x41, 0x9A]
-            });
+            es.extend_from_slice(&AUD);
+            if key && (self.sets_every_key || !self.sets_sent) {
+                es.extend_from_slice(&SPS_PPS);
+                self.sets_sent = true;
+            }
+            es.extend_from_slice(if key { &IDR } else { &P_SLICE });
         }
         es.resize(es.len().max(size), 0xAB);
         if pid == AUDIO_PID {
@@ -75,11 +89,12 @@ impl Mux {
         let mut out = Vec::new();
         let mut rest = &es[..];
         let mut first = true;
+        let rai = self.rai && (key || self.rai_everywhere) && pid == VIDEO_PID;
         while !rest.is_empty() {
             // Adaptation field content (flags onwards), or None for no field.
             let mut af: Option<Vec<u8>> = None;
-            if first && (pcr.is_some() || (key && self.rai)) {
-                let mut f = vec![if key && self.rai { 0x40 } else { 0 }];
+            if first && (pcr.is_some() || rai) {
+                let mut f = vec![if rai { 0x40 } else { 0 }];
                 if let Some(pcr) = pcr {
                     f[0] |= 0x10;
                     let (base, ext) = (pcr / 300, pcr % 300);
@@ -149,12 +164,12 @@ fn learns_program_and_reads_pts_pcr_and_keyframes() {
         Some(AccessUnit {
             pts: Some(900_000),
             dts: None,
-            key: Some(true)
+            key: Some(Picture::Key)
         })
     );
     assert!(got[1..].iter().all(|i| i.access_unit.is_none()));
     let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 903_600, false, None, 500));
-    assert_eq!(got[0].access_unit.unwrap().key, Some(false));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(Picture::NotKey));
     let got = inspect_all(&mut a, &m.pes(AUDIO_PID, 900_000, true, None, 300));
     assert!(
         got[0].access_unit.is_none(),
@@ -171,7 +186,7 @@ fn finds_idr_without_random_access_indicator() {
     let mut a = Analyzer::new();
     inspect_all(&mut a, &m.psi());
     let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 0, true, None, 1000));
-    assert_eq!(got[0].access_unit.unwrap().key, Some(true));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(Picture::Key));
 }
 
 #[test]
@@ -182,9 +197,10 @@ fn resolves_key_when_first_picture_is_in_a_later_packet() {
     inspect_all(&mut a, &m.psi());
     // A PES whose first packet holds only SEI filler: build by hand.
     let mut es = pes_header(0xE0, 0);
+    es.extend_from_slice(&SPS_PPS);
     es.extend_from_slice(&[0, 0, 0, 1, 0x06]);
     es.resize(184 + 100, 0x80);
-    es.extend_from_slice(&[0, 0, 1, 0x65, 0x88]);
+    es.extend_from_slice(&IDR);
     es.resize(2 * 184, 0x11);
     let mut pkts = Vec::new();
     for (i, chunk) in es.chunks(184).enumerate() {
@@ -193,7 +209,39 @@ fn resolves_key_when_first_picture_is_in_a_later_packet() {
     }
     let got = inspect_all(&mut a, &pkts);
     assert_eq!(got[0].access_unit.unwrap().key, None);
-    assert_eq!(got[1].key_resolved, Some(true));
+    assert_eq!(got[1].key_resolved, Some(Picture::Key));
+}
+
+#[test]
+fn random_access_indicator_on_a_p_frame_is_no_keyframe() {
+    let mut m = Mux::new();
+    m.rai_everywhere = true;
+    let mut a = Analyzer::new();
+    inspect_all(&mut a, &m.psi());
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 0, false, None, 1000));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(Picture::NotKey));
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 3600, true, None, 1000));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(Picture::Key));
+}
+
+#[test]
+fn idr_without_parameter_sets_cuts_only_once_they_were_seen() {
+    let mut m = Mux::new();
+    m.sets_every_key = false;
+    m.sets_sent = true; // as if the stream's first sets went by before the capture
+    let mut a = Analyzer::new();
+    inspect_all(&mut a, &m.psi());
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 0, true, None, 1000));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(Picture::NotKey));
+    assert_eq!(a.take_cut_sets(), None);
+    m.sets_sent = false;
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 3600, true, None, 1000));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(Picture::Key));
+    assert_eq!(a.take_cut_sets(), None, "it carries its own");
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 7200, true, None, 1000));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(Picture::Key));
+    let want = vec![0, 0, 0, 1, 0x67, 0x42, 0, 0x1E, 0, 0, 0, 1, 0x68, 0xCE];
+    assert_eq!(a.take_cut_sets(), Some((AUD.len(), want)));
 }
 
 #[test]
@@ -249,7 +297,7 @@ fn audio_only_program_is_timed_by_audio() {
         Some(AccessUnit {
             pts: Some(1234),
             dts: None,
-            key: Some(true)
+            key: Some(Picture::Key)
         })
     );
 }
