@@ -65,7 +65,8 @@ pub const REORDER_WAIT: Duration = Duration::from_millis(50);
 /// What [`Reorder`] counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReorderCounters {
-    /// Datagrams that arrived out of order and were put back in place.
+    /// Datagrams that arrived after one with a later sequence number and
+    /// were put back in place (not those merely held behind a loss).
     pub reordered: u64,
     /// Datagrams given up as lost.
     pub lost: u64,
@@ -115,6 +116,11 @@ impl Reorder {
             self.counters.late += 1;
             return;
         }
+        // A later datagram is held already: this one overtook nothing, it
+        // was overtaken.
+        if self.slots.len() > ahead + 1 {
+            self.counters.reordered += 1;
+        }
         let waited = self
             .waiting_since
             .is_some_and(|t| at.duration_since(t).unwrap_or_default() > REORDER_WAIT);
@@ -158,7 +164,6 @@ impl Reorder {
         for _ in 0..by {
             match self.step() {
                 Some(h) => {
-                    self.counters.reordered += 1;
                     out(&h.data, h.at, missing);
                     missing = 0;
                 }
@@ -269,7 +274,7 @@ mod tests {
         assert_eq!(
             r.counters(),
             ReorderCounters {
-                reordered: 2,
+                reordered: 1,
                 lost: 0,
                 late: 1
             }
@@ -284,6 +289,7 @@ mod tests {
         assert_eq!(got, vec![(1, 0), (3, 1), (4, 0), (5, 0)]);
         assert_eq!(r.counters().lost, 1);
         assert_eq!(r.counters().late, 1, "2 came after it was given up");
+        assert_eq!(r.counters().reordered, 0, "held behind a loss is not reordered");
 
         // A jump past the window gives up at once.
         let mut r = Reorder::default();
@@ -299,6 +305,7 @@ mod tests {
         r.flush(&mut |ts, _, lost| got.push((u16::from_be_bytes([ts[0], ts[1]]), lost)));
         assert_eq!(got, vec![(1, 0), (3, 1), (5, 1)]);
         assert_eq!(r.counters().lost, 2);
+        assert_eq!(r.counters().reordered, 0);
         // After the flush, the sequence goes on from the last one released.
         assert_eq!(run(&mut r, &[(6, 3)]), vec![(6, 0)]);
     }
