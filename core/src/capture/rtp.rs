@@ -289,7 +289,11 @@ mod tests {
         assert_eq!(got, vec![(1, 0), (3, 1), (4, 0), (5, 0)]);
         assert_eq!(r.counters().lost, 1);
         assert_eq!(r.counters().late, 1, "2 came after it was given up");
-        assert_eq!(r.counters().reordered, 0, "held behind a loss is not reordered");
+        assert_eq!(
+            r.counters().reordered,
+            0,
+            "held behind a loss is not reordered"
+        );
 
         // A jump past the window gives up at once.
         let mut r = Reorder::default();

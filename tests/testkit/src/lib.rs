@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 
 pub mod archive;
+pub mod encoders;
 pub mod garage;
 pub mod net;
 

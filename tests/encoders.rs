@@ -1,0 +1,375 @@
+//! Real encoder behaviours, made at test time with every encoder and muxer
+//! Debian has (ffmpeg's libx264, libx265 and mpeg2video; GStreamer's
+//! x264enc, x265enc and mpeg2enc through mpegtsmux) plus byte edits where no
+//! encoder does the thing. Each archived segment must decode alone without
+//! an error, start with a picture a decoder can start from, and carry an
+//! `EXTINF` that agrees with its PTS to the millisecond.
+
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hlsvault_testkit::archive::{check_timeline, hour_playlists, Entry};
+use hlsvault_testkit::encoders::{ffmpeg, gstreamer, parameter_sets_once, rai_on_every_pes};
+use hlsvault_testkit::{output_shown, write_pcap, Wrap};
+
+/// ffmpeg's video PID.
+const FFMPEG_VIDEO_PID: u16 = 0x100;
+/// One frame at 25 fps, the rate of every corpus stream.
+const FRAME: f64 = 0.04;
+
+fn dst(n: u8) -> SocketAddrV4 {
+    SocketAddrV4::new([239, 20, 0, n].into(), 5000)
+}
+
+/// Wraps each stream into one capture (stream `i` to `dst(i + 1)`), archives
+/// them as streams `s1`, `s2`, ... with the given extra stream keys, and
+/// returns the run's summary (stdout). The run must succeed.
+fn archive(dir: &Path, streams: &[(&Path, &str)]) -> String {
+    let start = humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap();
+    let wraps: Vec<Wrap> = streams
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, _))| Wrap::new(*ts, dst(i as u8 + 1)))
+        .collect();
+    let pcap = dir.join("capture.pcap");
+    write_pcap(&pcap, start, &wraps, false).unwrap();
+    let mut config = format!(
+        "[storage]\nbackend = \"fs\"\nroot = \"{}\"\n",
+        dir.join("archive").display()
+    );
+    for (i, (_, keys)) in streams.iter().enumerate() {
+        config.push_str(&format!(
+            "\n[[streams]]\nname = \"s{}\"\n{keys}\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = 5000\n",
+            i + 1,
+            pcap.display(),
+            dst(i as u8 + 1).ip()
+        ));
+    }
+    let file = dir.join("hlsvault.toml");
+    std::fs::write(&file, config).unwrap();
+    let out = output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["run", "--config", file.to_str().unwrap()])
+            .env("HLSVAULT_LOG", "info"),
+    );
+    assert!(out.status.success(), "hlsvault run failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every entry of a stream, in order, judged: decodes alone without error,
+/// starts with a keyframe (ffprobe), EXTINF = PTS to 1 ms.
+fn judged(dir: &Path, stream: &str) -> Vec<Entry> {
+    let entries: Vec<Entry> = hour_playlists(&dir.join("archive").join(stream))
+        .into_iter()
+        .flat_map(|(_, p)| p.entries)
+        .collect();
+    assert!(!entries.is_empty(), "{stream} archived nothing");
+    check_timeline(&entries, "video", FRAME);
+    entries
+}
+
+/// NAL unit types of the first video PES in a segment, up to its first
+/// picture (H.264: `& 0x1F` of the header byte; HEVC: `>> 1 & 0x3F`).
+fn first_unit_nal_headers(segment: &Path) -> Vec<u8> {
+    let data = std::fs::read(segment).unwrap();
+    let mut es = Vec::new();
+    for p in data.chunks(188) {
+        let pid = u16::from_be_bytes([p[1], p[2]]) & 0x1FFF;
+        let at = if p[3] & 0x20 != 0 {
+            5 + p[4] as usize
+        } else {
+            4
+        };
+        if at >= 188 || !(0x100..0x200).contains(&pid) && pid != 0x41 {
+            continue;
+        }
+        let payload = &p[at..];
+        let starts_video = p[1] & 0x40 != 0 && payload.get(3).is_some_and(|s| s & 0xF0 == 0xE0);
+        if starts_video && !es.is_empty() {
+            break;
+        }
+        if starts_video || !es.is_empty() {
+            es.extend_from_slice(payload);
+        }
+    }
+    es.windows(4)
+        .filter(|w| w[..3] == [0, 0, 1])
+        .map(|w| w[3])
+        .collect()
+}
+
+fn segment_starts(entries: &[Entry]) -> Vec<Vec<u8>> {
+    entries
+        .iter()
+        .map(|e| first_unit_nal_headers(&e.path))
+        .collect()
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn ts(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+#[test]
+fn x264_open_gop_is_cut_at_i_pictures_with_a_recovery_point() {
+    let d = tmp();
+    let t = ts(d.path(), "open.ts");
+    // No IDR after the first frame: open GOPs, recovery-point SEI on each I.
+    ffmpeg(
+        &t,
+        20.0,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "2",
+            "-x264-params",
+            "open-gop=1:keyint=50:min-keyint=50:scenecut=0:b-pyramid=none",
+        ],
+    )
+    .unwrap();
+    archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    let entries = judged(d.path(), "s1");
+    assert!(entries.len() >= 9, "{} entries", entries.len());
+    for (i, nals) in segment_starts(&entries).iter().enumerate().skip(1) {
+        let picture = nals.iter().map(|h| h & 0x1F).find(|t| matches!(t, 1 | 5));
+        assert_eq!(
+            picture,
+            Some(1),
+            "segment {i} starts at a non-IDR I: {nals:x?}"
+        );
+        assert!(
+            nals.iter().any(|h| h & 0x1F == 6),
+            "with its recovery-point SEI"
+        );
+    }
+}
+
+#[test]
+fn x264_intra_refresh_cuts_at_recovery_points_only_when_asked() {
+    let d = tmp();
+    let t = ts(d.path(), "refresh.ts");
+    ffmpeg(
+        &t,
+        20.0,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "0",
+            "-x264-params",
+            "intra-refresh=1:keyint=50",
+        ],
+    )
+    .unwrap();
+    archive(
+        d.path(),
+        &[
+            (&t, "segment_duration = \"2s\""),
+            (&t, "segment_duration = \"2s\"\nkeyframes = \"recovery\""),
+        ],
+    );
+    // Strict: only the first picture is an IDR, and 20 s stay under the
+    // default hard cap: one segment, never a cut inside the refresh.
+    let strict = judged(d.path(), "s1");
+    assert_eq!(strict.len(), 1, "{strict:#?}");
+    let recovery = judged(d.path(), "s2");
+    assert!(recovery.len() >= 9, "{} entries", recovery.len());
+    for (i, nals) in segment_starts(&recovery).iter().enumerate().skip(1) {
+        let picture = nals.iter().map(|h| h & 0x1F).find(|t| matches!(t, 1 | 5));
+        assert_eq!(
+            picture,
+            Some(1),
+            "segment {i}: a P picture with a recovery point"
+        );
+    }
+}
+
+#[test]
+fn x265_open_gop_is_cut_at_cra() {
+    let d = tmp();
+    let t = ts(d.path(), "cra.ts");
+    ffmpeg(
+        &t,
+        20.0,
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "keyint=50:min-keyint=50:open-gop=1:scenecut=0:bframes=2:log-level=error",
+        ],
+    )
+    .unwrap();
+    archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    let entries = judged(d.path(), "s1");
+    assert!(entries.len() >= 9);
+    for (i, nals) in segment_starts(&entries).iter().enumerate().skip(1) {
+        let picture = nals.iter().map(|h| (h >> 1) & 0x3F).find(|t| *t < 32);
+        assert_eq!(picture, Some(21), "segment {i} starts at a CRA: {nals:x?}");
+    }
+}
+
+#[test]
+fn mpeg2_open_gop_is_cut_at_i_pictures() {
+    let d = tmp();
+    let t = ts(d.path(), "mpeg2.ts");
+    // 12-frame open GOPs with B-pictures (ffmpeg does not close them).
+    ffmpeg(
+        &t,
+        20.0,
+        &["-c:v", "mpeg2video", "-g", "12", "-bf", "2", "-b:v", "1M"],
+    )
+    .unwrap();
+    archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    let entries = judged(d.path(), "s1");
+    assert!(entries.len() >= 7);
+    for e in &entries[..entries.len() - 1] {
+        assert!(
+            (e.extinf - 2.4).abs() < 0.001,
+            "whole GOPs of 0.48 s: {}",
+            e.extinf
+        );
+    }
+}
+
+#[test]
+fn gstreamer_encoders_through_mpegtsmux() {
+    let d = tmp();
+    let h264 = ts(d.path(), "x264enc.ts");
+    let hevc = ts(d.path(), "x265enc.ts");
+    let mpeg2 = ts(d.path(), "mpeg2enc.ts");
+    gstreamer(
+        &h264,
+        20.0,
+        "x264enc key-int-max=50 bframes=2 speed-preset=ultrafast ! h264parse",
+    )
+    .unwrap();
+    gstreamer(
+        &hevc,
+        20.0,
+        "x265enc key-int-max=50 speed-preset=ultrafast ! h265parse",
+    )
+    .unwrap();
+    gstreamer(&mpeg2, 20.0, "mpeg2enc format=3 ! mpegvideoparse").unwrap();
+    let keys = "segment_duration = \"2s\"";
+    archive(d.path(), &[(&h264, keys), (&hevc, keys), (&mpeg2, keys)]);
+    for s in ["s1", "s2", "s3"] {
+        let entries = judged(d.path(), s);
+        assert!(entries.len() >= 7, "{s}: {} entries", entries.len());
+    }
+}
+
+#[test]
+fn random_access_indicator_on_every_frame_does_not_make_cut_points() {
+    let d = tmp();
+    let t = ts(d.path(), "rai.ts");
+    ffmpeg(
+        &t,
+        20.0,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "2",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+        ],
+    )
+    .unwrap();
+    let marked = rai_on_every_pes(&t, FFMPEG_VIDEO_PID).unwrap();
+    assert!(marked >= 490, "{marked} PES marked");
+    archive(d.path(), &[(&t, "segment_duration = \"1s\"")]);
+    let entries = judged(d.path(), "s1");
+    // 1 s targets, 2 s GOPs: every cut at an IDR, 2 s apart.
+    for e in &entries[..entries.len() - 1] {
+        assert!((e.extinf - 2.0).abs() < 0.001, "{}: {}", e.uri, e.extinf);
+    }
+    for (i, nals) in segment_starts(&entries).iter().enumerate() {
+        let picture = nals.iter().map(|h| h & 0x1F).find(|t| matches!(t, 1 | 5));
+        assert_eq!(picture, Some(5), "segment {i} starts at an IDR");
+    }
+}
+
+#[test]
+fn parameter_sets_sent_once_are_given_to_every_segment() {
+    let d = tmp();
+    let t = ts(d.path(), "once.ts");
+    ffmpeg(
+        &t,
+        20.0,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+        ],
+    )
+    .unwrap();
+    let hidden = parameter_sets_once(&t, FFMPEG_VIDEO_PID).unwrap();
+    assert!(hidden >= 18, "{hidden} SPS/PPS hidden");
+    archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    // Without the insertion, every segment but the first fails to decode
+    // ("non-existing PPS 0 referenced").
+    let entries = judged(d.path(), "s1");
+    assert!(entries.len() >= 9);
+    for (i, nals) in segment_starts(&entries).iter().enumerate() {
+        let types: Vec<u8> = nals.iter().map(|h| h & 0x1F).collect();
+        let at = |t: u8| types.iter().position(|&x| x == t);
+        assert!(
+            at(9) < at(7) && at(7) < at(8) && at(8) < at(5),
+            "segment {i}: AUD, SPS, PPS, IDR: {types:?}"
+        );
+    }
+}
+
+#[test]
+fn ten_second_gop_with_one_second_targets_is_cut_at_keyframes_only() {
+    let d = tmp();
+    let t = ts(d.path(), "long.ts");
+    ffmpeg(
+        &t,
+        40.0,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "250",
+            "-keyint_min",
+            "250",
+            "-sc_threshold",
+            "0",
+        ],
+    )
+    .unwrap();
+    let summary = archive(d.path(), &[(&t, "segment_duration = \"1s\"")]);
+    let entries = judged(d.path(), "s1");
+    assert!(!entries.iter().any(|e| e.discontinuity));
+    for e in &entries[..entries.len() - 1] {
+        assert!((e.extinf - 10.0).abs() < 0.001, "{}: {}", e.uri, e.extinf);
+    }
+    assert!(!summary.contains("cuts without keyframe"), "{summary}");
+}
