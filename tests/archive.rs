@@ -638,7 +638,7 @@ fn pid_census(path: &Path) -> (std::collections::BTreeMap<u16, u64>, Vec<u16>) {
 }
 
 #[test]
-fn multi_program_ts_is_archived_whole_and_timed_by_the_first_program() {
+fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
     let c = Case::new();
     let ts = c.path("mp.ts");
     // Program 1: H.264 25 fps (2 s GOP) + AAC; program 2: H.264 30 fps.
@@ -686,40 +686,56 @@ fn multi_program_ts_is_archived_whole_and_timed_by_the_first_program() {
     )
     .unwrap();
     let pcap = c.path("mp.pcap");
-    write_pcap(&pcap, start(), &[Wrap::new(&ts, dst(1))], false).unwrap();
-    c.run(&c.config(&pcap, &[("mux", dst(1), "")]));
-    let entries = check_hours(&c.hours("mux"));
+    let wraps: Vec<Wrap> = (1..=3).map(|n| Wrap::new(&ts, dst(n))).collect();
+    write_pcap(&pcap, start(), &wraps, false).unwrap();
+    let summary = c.run(&c.config(
+        &pcap,
+        &[
+            ("all", dst(1), "program = \"all\""),
+            ("first", dst(2), ""),
+            ("second", dst(3), "program = 2"),
+        ],
+    ));
     let (input, _) = pid_census(&ts);
-    let mut archived = std::collections::BTreeMap::<u16, u64>::new();
-    for e in &entries {
-        let (counts, head) = pid_census(&e.path);
-        // PAT, then the PMTs of both programs, in PAT order.
-        assert_eq!(head, vec![0, 0x1000, 0x1001], "{}", e.uri);
-        for (pid, n) in counts {
-            *archived.entry(pid).or_default() += n;
+    let archived = |stream: &str, head: &[u16], programs: &[&str]| {
+        let entries = check_hours(&c.hours(stream));
+        let mut counts = std::collections::BTreeMap::<u16, u64>::new();
+        for e in &entries {
+            let (pids, first) = pid_census(&e.path);
+            // PAT, then the kept PMTs, in PAT order.
+            assert_eq!(first, head, "{stream}: {}", e.uri);
+            for (pid, n) in pids {
+                *counts.entry(pid).or_default() += n;
+            }
+            let out = Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-show_entries",
+                    "program=program_id,nb_streams",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(&e.path)
+                .output()
+                .unwrap();
+            // Programs with streams: the SDT (kept as SI) still names the
+            // services that are not kept, which ffprobe lists empty.
+            let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_once(','))
+                .filter(|(_, n)| n.trim_end_matches(',') != "0")
+                .map(|(id, _)| id.to_string())
+                .collect();
+            assert_eq!(listed, programs, "{stream}: {}", e.uri);
         }
-        let out = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "program=program_id",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(&e.path)
-            .output()
-            .unwrap();
-        let programs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.trim_end_matches(',').to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
-        assert_eq!(programs, vec!["1", "2"], "{}: both programs", e.uri);
-    }
+        (entries, counts)
+    };
+    // The whole multiplex, timed by program 1 (the first with video).
+    let (entries, all) = archived("all", &[0, 0x1000, 0x1001], &["1", "2"]);
     // Program 2's video is archived whole but for what precedes the first
     // cut and the unit in flight at the end.
-    let (sent, kept) = (input[&0x102], archived[&0x102]);
+    let (sent, kept) = (input[&0x102], all[&0x102]);
     assert!(
         kept + 60 > sent && kept <= sent,
         "program 2 video: {kept} of {sent} packets"
@@ -728,6 +744,40 @@ fn multi_program_ts_is_archived_whole_and_timed_by_the_first_program() {
     for e in cut_at_target(&entries) {
         assert!((e.extinf - 6.0).abs() < 0.001, "{}", e.extinf);
     }
+    // (Program 2 starts mid-GOP in these segments: that is what "all" is.)
+    // By default, program 1 alone (and the SDT): its PAT lists it alone, and program 2's
+    // PMT and video are dropped and counted.
+    let (entries, first) = archived("first", &[0, 0x1000, 0x100], &["1"]);
+    assert_eq!(
+        first.keys().copied().collect::<Vec<_>>(),
+        vec![0, 0x11, 0x100, 0x101, 0x1000]
+    );
+    check_timeline(&entries, "video", 0.04);
+    let line = summary.lines().find(|l| l.starts_with("first: ")).unwrap();
+    let dropped = input[&0x102] + input[&0x1001];
+    assert!(
+        line.contains(&format!("; {dropped} packets of other programs")),
+        "{line}"
+    );
+    let pids = summary
+        .lines()
+        .find(|l| l.starts_with("first PIDs: "))
+        .unwrap();
+    assert!(
+        pids.contains(&format!(
+            "258 (H.264 video of program 2): {} packets dropped",
+            input[&0x102]
+        )),
+        "{pids}"
+    );
+    assert!(pids.contains("256 (H.264 video of program 1):"), "{pids}");
+    // `program = 2`: program 2 alone, timed by its own video (30 fps).
+    let (entries, second) = archived("second", &[0, 0x1001, 0x102], &["2"]);
+    assert_eq!(
+        second.keys().copied().collect::<Vec<_>>(),
+        vec![0, 0x11, 0x102, 0x1001]
+    );
+    check_timeline(&entries, "video", 1.0 / 30.0);
 }
 
 #[test]
@@ -745,4 +795,56 @@ fn rtp_sequence_gaps_are_counted_and_break_the_timeline() {
     let entries = check_hours(&c.hours("ch1"));
     assert_eq!(entries.iter().filter(|e| e.discontinuity).count(), 1);
     check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn null_packets_are_dropped_by_default_and_kept_when_asked() {
+    let c = Case::new();
+    // A CBR multiplex padded with null packets.
+    let ts = c.ts(
+        "cbr.ts",
+        &StreamSpec {
+            seconds: 10.0,
+            muxrate: Some(2_000_000),
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("cbr.pcap");
+    let wraps = [Wrap::new(&ts, dst(1)), Wrap::new(&ts, dst(2))];
+    write_pcap(&pcap, start(), &wraps, false).unwrap();
+    let summary = c.run(&c.config(
+        &pcap,
+        &[
+            ("dropped", dst(1), ""),
+            ("kept", dst(2), "null_packets = \"keep\""),
+        ],
+    ));
+    let nulls = |stream: &str| -> (usize, usize) {
+        let entries = check_hours(&c.hours(stream));
+        check_timeline(&entries, "video", 0.04);
+        entries
+            .iter()
+            .map(|e| std::fs::read(&e.path).unwrap())
+            .fold((0, 0), |(n, bytes), d| {
+                (n + hlsvault_testkit::count_pid(&d, 0x1FFF), bytes + d.len())
+            })
+    };
+    let (kept_nulls, kept_bytes) = nulls("kept");
+    let (dropped_nulls, dropped_bytes) = nulls("dropped");
+    assert_eq!(dropped_nulls, 0);
+    assert!(kept_nulls > 1000, "{kept_nulls}");
+    assert_eq!(kept_bytes - dropped_bytes, kept_nulls * 188);
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("dropped: "))
+        .unwrap();
+    let (input, _) = pid_census(&ts);
+    assert!(
+        line.contains(&format!(
+            "; {} null packets dropped ({} bytes not stored)",
+            input[&0x1FFF],
+            input[&0x1FFF] * 188
+        )),
+        "{line}"
+    );
 }

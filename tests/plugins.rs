@@ -134,6 +134,7 @@ config = {{ base_url = "https://cdn.example.com/archive", secret = "s3cret" }}
 [[streams]]
 name = "ch1"
 plugins = ["nulls", "names", "tags", "cdn"]
+null_packets = "keep"
 [streams.source]
 kind = "pcap-file"
 path = "{pcap}"
@@ -142,6 +143,7 @@ port = {port}
 
 [[streams]]
 name = "plain"
+null_packets = "keep"
 [streams.source]
 kind = "pcap-file"
 path = "{pcap}"

@@ -21,6 +21,7 @@ fn main() {
             target: Duration::from_secs(6),
             max: Duration::from_secs(30),
             recovery: false,
+            selection: Default::default(),
             gap: Duration::from_secs(1),
         });
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_254_900);

@@ -301,6 +301,25 @@ fn run(path: &std::path::Path) -> ExitCode {
     for (name, s) in &report.streams {
         println!("{name}: {s}");
     }
+    for (name, pids) in &report.pids {
+        let table: Vec<String> = pids
+            .iter()
+            .map(|p| {
+                let program = p
+                    .program
+                    .map(|n| format!(" of program {n}"))
+                    .unwrap_or_default();
+                let fate = if p.kept { "kept" } else { "dropped" };
+                format!(
+                    "{} ({}{program}): {} packets {fate}",
+                    p.pid, p.what, p.packets
+                )
+            })
+            .collect();
+        if !table.is_empty() {
+            println!("{name} PIDs: {}", table.join("; "));
+        }
+    }
     for (name, p) in &report.plugins {
         println!("plugin {name}: {p}");
     }

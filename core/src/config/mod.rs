@@ -254,6 +254,14 @@ pub struct StreamConfig {
     /// Which pictures may start a segment.
     #[serde(default)]
     pub keyframes: Keyframes,
+    /// The program to time and keep: a `program_number`, or "all" (the
+    /// whole multiplex, timed by the automatic choice). Default: the first
+    /// program with a PMT and video, else with audio.
+    #[serde(default, deserialize_with = "opt_program")]
+    pub program: Option<ProgramKey>,
+    /// Null packets (PID 8191): dropped (the default) or kept bit-exact.
+    #[serde(default)]
+    pub null_packets: NullPackets,
     /// Segments listed in `live.m3u8`.
     #[serde(default = "default_window")]
     pub live_window: usize,
@@ -275,6 +283,60 @@ impl StreamConfig {
     pub fn max_segment(&self) -> Duration {
         self.max_segment_duration
             .unwrap_or((self.segment_duration * 5).max(MIN_DEFAULT_CAP))
+    }
+}
+
+/// The `program` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramKey {
+    /// This `program_number`, alone.
+    Number(u16),
+    /// Every program of the multiplex.
+    All,
+}
+
+/// The `null_packets` key.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NullPackets {
+    /// Not stored (they can be a third of a CBR feed).
+    #[default]
+    Drop,
+    /// Stored: the archive is the stream bit for bit.
+    Keep,
+}
+
+impl StreamConfig {
+    /// What the stream keeps of its multiplex, for the TS layer.
+    pub fn selection(&self) -> crate::ts::program::Selection {
+        use crate::ts::program::{ProgramChoice, Selection};
+        Selection {
+            program: match self.program {
+                Some(ProgramKey::Number(n)) => ProgramChoice::Number(n),
+                _ => ProgramChoice::Auto,
+            },
+            whole_multiplex: self.program == Some(ProgramKey::All),
+            keep_nulls: self.null_packets == NullPackets::Keep,
+        }
+    }
+}
+
+fn opt_program<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ProgramKey>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(i64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Text(t) if t == "all" => Ok(Some(ProgramKey::All)),
+        Raw::Number(n) if (1..=65535).contains(&n) => Ok(Some(ProgramKey::Number(n as u16))),
+        Raw::Number(n) => Err(serde::de::Error::custom(format!(
+            "program {n} is out of range 1..=65535 (a program_number from the PAT)"
+        ))),
+        Raw::Text(t) => Err(serde::de::Error::custom(format!(
+            "\"{t}\" is not a program: write a program_number (e.g. 101) or \"all\""
+        ))),
     }
 }
 
@@ -313,6 +375,8 @@ const DEFAULTABLE: &[&str] = &[
     "segment_duration",
     "max_segment_duration",
     "keyframes",
+    "program",
+    "null_packets",
     "live_window",
     "max_gap",
     "stall_timeout",
@@ -898,6 +962,7 @@ port = 5000
         assert_eq!(c.streams[1].segment_duration, Duration::from_secs(6));
         assert_eq!(c.streams[0].max_segment(), Duration::from_secs(30));
         assert_eq!(c.streams[1].keyframes, Keyframes::Strict);
+        assert_eq!(c.streams[1].selection(), Default::default());
         assert_eq!(c.storage.backend, Backend::Fs);
         assert_eq!(c.streams[0].stall_timeout, Duration::from_secs(5));
     }
@@ -1097,6 +1162,31 @@ port = 5000
             got,
             vec!["streams[0] (\"ch1\").source.port: port 70000 is out of range 1..=65535"]
         );
+    }
+
+    #[test]
+    fn program_and_null_packets_keys() {
+        use crate::ts::program::ProgramChoice;
+        let c = load_str(&GOOD.replace(
+            "live_window = 5",
+            "live_window = 5\nprogram = 101\nnull_packets = \"keep\"",
+        ))
+        .unwrap();
+        let sel = c.streams[0].selection();
+        assert_eq!(sel.program, ProgramChoice::Number(101));
+        assert!(!sel.whole_multiplex && sel.keep_nulls);
+        let c = load_str(&GOOD.replace("live_window = 5", "live_window = 5\nprogram = \"all\""))
+            .unwrap();
+        assert!(c.streams[0].selection().whole_multiplex);
+        let bad = GOOD.replace("live_window = 5", "live_window = 5\nprogram = \"first\"");
+        let got = keys(load_str(&bad).unwrap_err());
+        assert!(
+            got[0].starts_with("streams[0] (\"ch1\").program: \"first\" is not a program"),
+            "{got:?}"
+        );
+        let bad = GOOD.replace("live_window = 5", "live_window = 5\nprogram = 0");
+        let got = keys(load_str(&bad).unwrap_err());
+        assert!(got[0].contains("program 0 is out of range"), "{got:?}");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Report {
     pub sources: Vec<SourceReport>,
     /// Per plugin: its name and figures.
     pub plugins: Vec<(String, plugin::PluginSnapshot)>,
+    /// Per stream: what each of its PIDs was, and whether it was kept.
+    pub pids: Vec<(String, Vec<crate::ts::PidInfo>)>,
 }
 
 impl Report {
@@ -356,6 +358,11 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
             .iter()
             .map(|(n, st)| (n.clone(), st.snapshot()))
             .collect(),
+        pids: outcome
+            .streams
+            .iter()
+            .map(|(n, st)| (n.clone(), st.pids()))
+            .collect(),
         sources: outcome.sources,
         plugins: outcome
             .plugins
@@ -519,6 +526,7 @@ fn analyse(
             target: cfg.segment_duration,
             max: cfg.max_segment(),
             recovery: cfg.keyframes == crate::config::Keyframes::Recovery,
+            selection: cfg.selection(),
             gap: cfg.max_gap,
         });
         let mut reorder = rtp::Reorder::default();
@@ -530,11 +538,17 @@ fn analyse(
                 }
             }
         };
-        let report =
+        let mut pids_at: Option<Instant> = None;
+        let mut report =
             |cutter: &SegmentCutter, reorder: &rtp::Reorder, problems: &mut ProblemLog, last| {
                 stats.rtp(reorder.counters());
                 stats.analysis(cutter.ts_counters(), cutter.counters());
                 problems.report(&stats.snapshot(), last);
+                // The table walks every PID: once a second is enough.
+                if last || pids_at.is_none_or(|t| t.elapsed() >= PID_TABLE_EVERY) {
+                    stats.set_pids(cutter.analyzer().pids());
+                    pids_at = Some(Instant::now());
+                }
             };
         for input in rx {
             match input {
@@ -603,6 +617,9 @@ fn analyse(
         stats.fail();
     }
 }
+
+/// How often a stream's PID table is taken for the figures.
+const PID_TABLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Logs what a stream's input got wrong: at once the first time, then at
 /// most every `PROBLEM_LOG_EVERY`, with what changed since the last line.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::segment::CutCounters;
 use crate::storage::{PublishLatency, QueueCounters, UploadQueue};
 use crate::ts::clock::format_seconds;
-use crate::ts::TsCounters;
+use crate::ts::{PidInfo, TsCounters};
 
 /// Live counters of one stream, shared between its threads.
 #[derive(Default)]
@@ -36,6 +36,9 @@ pub struct StreamStats {
     skipped_packets: AtomicU64,
     unsynced_bytes: AtomicU64,
     forced_cuts: AtomicU64,
+    parameter_sets_inserted: AtomicU64,
+    null_packets_dropped: AtomicU64,
+    other_packets_dropped: AtomicU64,
     segments: AtomicU64,
     segment_bytes: AtomicU64,
     media_ticks: AtomicU64,
@@ -47,6 +50,8 @@ pub struct StreamStats {
     /// The stream's upload queue, once it runs: its counters are read live.
     queue: OnceLock<Arc<UploadQueue>>,
     bitrate: Mutex<BitrateHistory>,
+    /// What each PID of the stream is, and whether it is kept.
+    pids: Mutex<Vec<PidInfo>>,
 }
 
 /// What the engine shares with the server: the figures of every stream
@@ -156,6 +161,12 @@ pub struct Snapshot {
     pub unsynced_bytes: u64,
     /// Segments cut without a keyframe.
     pub forced_cuts: u64,
+    /// Segments given the parameter sets their first picture lacked.
+    pub parameter_sets_inserted: u64,
+    /// Null packets not stored (`null_packets = "drop"`).
+    pub null_packets_dropped: u64,
+    /// Packets of other programs and unlisted PIDs not stored.
+    pub other_packets_dropped: u64,
     /// Segments stored.
     pub segments: u64,
     /// Bytes of segments stored.
@@ -255,6 +266,22 @@ impl StreamStats {
         self.skipped_packets.store(cut.skipped_packets, Relaxed);
         self.unsynced_bytes.store(cut.unsynced_bytes, Relaxed);
         self.forced_cuts.store(cut.forced_cuts, Relaxed);
+        self.parameter_sets_inserted
+            .store(cut.parameter_sets_inserted, Relaxed);
+        self.null_packets_dropped
+            .store(cut.null_packets_dropped, Relaxed);
+        self.other_packets_dropped
+            .store(cut.other_packets_dropped, Relaxed);
+    }
+
+    /// Takes the stream's PID table (what each PID is, packets, kept).
+    pub fn set_pids(&self, pids: Vec<PidInfo>) {
+        *self.pids.lock().expect("pids lock") = pids;
+    }
+
+    /// What each PID of the stream is, its packets, and whether it is kept.
+    pub fn pids(&self) -> Vec<PidInfo> {
+        self.pids.lock().expect("pids lock").clone()
     }
 
     /// A segment was stored.
@@ -347,6 +374,9 @@ impl StreamStats {
             skipped_packets: self.skipped_packets.load(Relaxed),
             unsynced_bytes: self.unsynced_bytes.load(Relaxed),
             forced_cuts: self.forced_cuts.load(Relaxed),
+            parameter_sets_inserted: self.parameter_sets_inserted.load(Relaxed),
+            null_packets_dropped: self.null_packets_dropped.load(Relaxed),
+            other_packets_dropped: self.other_packets_dropped.load(Relaxed),
             segments: self.segments.load(Relaxed),
             segment_bytes: self.segment_bytes.load(Relaxed),
             media_ticks: self.media_ticks.load(Relaxed),
@@ -459,6 +489,14 @@ impl fmt::Display for Snapshot {
             (self.psi_errors, "bad PSI/adaptation fields"),
             (self.tei_packets, "packets with transport errors"),
             (self.forced_cuts, "cuts without keyframe"),
+            (
+                self.parameter_sets_inserted,
+                "segments given the parameter sets sent before them",
+            ),
+            (
+                self.other_packets_dropped,
+                "packets of other programs or unlisted PIDs not kept",
+            ),
             (self.store_errors, "store errors"),
             (self.store_retries, "store retries"),
             (self.spooled, "objects spooled while the store was down"),
@@ -467,6 +505,14 @@ impl fmt::Display for Snapshot {
         ];
         for (n, what) in extra.iter().filter(|e| e.0 > 0) {
             write!(f, "; {n} {what}")?;
+        }
+        if self.null_packets_dropped > 0 {
+            write!(
+                f,
+                "; {} null packets dropped ({} bytes not stored)",
+                self.null_packets_dropped,
+                self.null_packets_dropped * 188
+            )?;
         }
         if self.failed {
             f.write_str("; FAILED")?;

@@ -24,8 +24,10 @@ use std::time::{Duration, SystemTime};
 use crate::ts::clock::{pts_diff, ticks_to_duration, PtsExtender, PCR_HZ, PTS_HZ};
 use crate::ts::keyframe::Picture;
 use crate::ts::pes::insert_into_unit_start;
+use crate::ts::program::Selection;
 use crate::ts::{
-    payload, AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, SYNC_BYTE,
+    payload, AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, PID_PAT,
+    SYNC_BYTE,
 };
 
 /// A segment cannot grow past this many bytes, whatever the stream does.
@@ -44,6 +46,8 @@ pub struct CutPolicy {
     pub max: Duration,
     /// Recovery points (periodic intra refresh) may start a segment too.
     pub recovery: bool,
+    /// The program that is timed, and what is kept of the multiplex.
+    pub selection: Selection,
     /// A silence longer than this between datagrams breaks the timeline.
     pub gap: Duration,
 }
@@ -112,6 +116,10 @@ pub struct CutCounters {
     pub forced_cuts: u64,
     /// Segments whose first picture was given the parameter sets it lacked.
     pub parameter_sets_inserted: u64,
+    /// Null packets dropped (`null_packets = "drop"`).
+    pub null_packets_dropped: u64,
+    /// Packets of other programs and of PIDs no kept table names.
+    pub other_packets_dropped: u64,
     /// Breaks in the timeline.
     pub discontinuities: u64,
 }
@@ -270,7 +278,7 @@ impl SegmentCutter {
     pub fn new(policy: CutPolicy) -> Self {
         let ticks = |d: Duration| (d.as_nanos() * PTS_HZ as u128 / 1_000_000_000) as i64;
         SegmentCutter {
-            analyzer: Analyzer::new(),
+            analyzer: Analyzer::with_selection(policy.selection),
             target: ticks(policy.target),
             max: ticks(policy.max),
             gap: policy.gap,
@@ -302,6 +310,11 @@ impl SegmentCutter {
     /// What the TS analysis counted.
     pub fn ts_counters(&self) -> TsCounters {
         self.analyzer.counters()
+    }
+
+    /// The stream's analysis: its chosen program and PIDs.
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
     }
 
     /// How many finished segments wait to be taken.
@@ -371,6 +384,20 @@ impl SegmentCutter {
         if let Some(pcr) = ins.pcr {
             self.last_pcr = Some((pcr, at));
         }
+        if !self.analyzer.keeps(h.pid) {
+            match h.pid {
+                PID_PAT => {
+                    let mut pat = Vec::new();
+                    self.analyzer.write_pat(h.pusi, &mut pat);
+                    for q in pat.chunks_exact(PACKET_SIZE) {
+                        self.take(q, Header::parse(q), None, at);
+                    }
+                }
+                PID_NULL => self.counters.null_packets_dropped += 1,
+                _ => self.counters.other_packets_dropped += 1,
+            }
+            return;
+        }
         if h.pusi && h.has_payload && !self.unit_pid[h.pid as usize] && h.pid != PID_NULL {
             self.unit_pid[h.pid as usize] = true;
             self.unit_pids.push(h.pid);
@@ -379,9 +406,15 @@ impl SegmentCutter {
             self.access_unit(au, p, h, at);
             return;
         }
+        self.take(p, h, ins.key_resolved, at);
+    }
+
+    /// A kept packet that starts no access unit: held while the pending
+    /// unit's picture is not known, routed otherwise.
+    fn take(&mut self, p: &[u8], h: Header, key_resolved: Option<Picture>, at: SystemTime) {
         if let Some(pending) = &mut self.pending {
             pending.packets.extend_from_slice(p);
-            if let Some(picture) = ins.key_resolved {
+            if let Some(picture) = key_resolved {
                 self.resolve(picture, at);
             } else if pending.packets.len() > MAX_SEGMENT_BYTES / 8 {
                 self.resolve(Picture::NotKey, at);

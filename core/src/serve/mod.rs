@@ -187,6 +187,9 @@ struct StreamState {
     bitrate_bps: Option<f64>,
     /// The engine's counters (while archiving).
     figures: Option<Snapshot>,
+    /// What each PID is and whether it is kept (while archiving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pids: Option<Vec<crate::ts::PidInfo>>,
     #[serde(skip)]
     stats: Option<Arc<StreamStats>>,
 }
@@ -221,6 +224,7 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
                 .as_ref()
                 .and_then(|f| f.bitrate_history().last().map(|b| b.1)),
             figures: stats.as_ref().map(|f| f.snapshot()),
+            pids: stats.as_ref().map(|f| f.pids()),
             stats,
         });
     }

@@ -8,11 +8,13 @@
 pub mod clock;
 pub mod keyframe;
 pub mod pes;
+pub mod program;
 pub mod psi;
 
 use clock::{pcr_forward, PCR_HZ};
 use keyframe::{ParameterSets, Picture, VideoCodec};
-use psi::{PatEntry, SectionAssembler};
+use program::{Selection, TimingKind};
+use psi::{PatEntry, Pmt, SectionAssembler};
 
 /// Size of a TS packet.
 pub const PACKET_SIZE: usize = 188;
@@ -144,17 +146,25 @@ enum Role {
     Pmt,
     /// The elementary stream that drives timing.
     Timing,
-    /// Another PID of the timed (first) program.
+    /// Another PID of the chosen program.
     Program,
     /// A PID of another program.
     Other,
 }
 
-/// How the timing PID finds random access points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TimingKind {
-    Video(VideoCodec),
-    Audio,
+/// One PID seen in a stream: what it is and whether the archive keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PidInfo {
+    /// The PID.
+    pub pid: u16,
+    /// What it carries, in words ("H.264 video", "PMT", "SDT/BAT", ...).
+    pub what: String,
+    /// The program it belongs to, if a PMT names it.
+    pub program: Option<u16>,
+    /// Packets seen.
+    pub packets: u64,
+    /// Whether its packets go into the archive.
+    pub kept: bool,
 }
 
 /// Per-stream TS analyzer.
@@ -164,10 +174,18 @@ pub struct Analyzer {
     assemblers: Vec<(u16, SectionAssembler)>,
     pat: Option<Vec<u8>>,
     programs: Vec<PatEntry>,
-    /// Latest PMT section per PMT PID, in PAT order.
-    pmts: Vec<(u16, Vec<u8>)>,
-    /// ES PIDs by PMT PID, to clear roles when a PMT changes.
-    es_of: Vec<(u16, Vec<u16>)>,
+    /// Latest PMT section per PMT PID, parsed, in PAT order.
+    pmts: Vec<(u16, Vec<u8>, Pmt)>,
+    selection: Selection,
+    /// PMT PID of the chosen program.
+    chosen: Option<u16>,
+    /// Per PID: whether the archive keeps its packets.
+    keep: Box<[bool; 8192]>,
+    /// The PAT as archived (only the chosen program) and the continuity
+    /// counter of its last packet written.
+    out_pat: Option<(Vec<u8>, u8)>,
+    /// Packets seen per PID.
+    packets: Box<[u64; 8192]>,
     pcr_pid: Option<u16>,
     timing: Option<(u16, TimingKind)>,
     last_pcr: Option<u64>,
@@ -186,18 +204,28 @@ impl Default for Analyzer {
 }
 
 impl Analyzer {
-    /// A fresh analyzer that knows nothing about the stream yet.
+    /// A fresh analyzer that knows nothing about the stream yet, keeping
+    /// the first program with video (or audio) and dropping null packets.
     pub fn new() -> Self {
+        Self::with_selection(Selection::default())
+    }
+
+    /// A fresh analyzer that keeps and times what `selection` says.
+    pub fn with_selection(selection: Selection) -> Self {
         let mut role = Box::new([Role::Unknown; 8192]);
         role[PID_PAT as usize] = Role::Pat;
-        Analyzer {
+        let mut a = Analyzer {
             role,
             cc: Box::new([UNSEEN; 8192]),
             assemblers: Vec::new(),
             pat: None,
             programs: Vec::new(),
             pmts: Vec::new(),
-            es_of: Vec::new(),
+            selection,
+            chosen: None,
+            keep: Box::new([false; 8192]),
+            out_pat: None,
+            packets: Box::new([0; 8192]),
             pcr_pid: None,
             timing: None,
             last_pcr: None,
@@ -205,7 +233,9 @@ impl Analyzer {
             sets: ParameterSets::default(),
             cut_sets: None,
             counters: TsCounters::default(),
-        }
+        };
+        a.assign();
+        a
     }
 
     /// What the analysis found wrong so far.
@@ -231,18 +261,101 @@ impl Analyzer {
         self.cc.fill(UNSEEN);
     }
 
-    /// Appends the latest PAT and every known PMT as TS packets, with
+    /// Appends the latest PAT and the kept PMTs as TS packets, with
     /// continuity counters that the stream's next packets continue.
     /// Writes nothing until both PAT and the timed program's PMT are known.
     pub fn write_psi(&self, out: &mut Vec<u8>) {
-        let Some(pat) = &self.pat else { return };
         if self.timing.is_none() {
             return;
         }
-        psi::packetize(PID_PAT, pat, self.cc_or_zero(PID_PAT), out);
-        for (pid, section) in &self.pmts {
-            psi::packetize(*pid, section, self.cc_or_zero(*pid), out);
+        match (&self.out_pat, &self.pat) {
+            (Some((pat, cc)), _) => psi::packetize(PID_PAT, pat, *cc, out),
+            (None, Some(pat)) => psi::packetize(PID_PAT, pat, self.cc_or_zero(PID_PAT), out),
+            (None, None) => return,
         }
+        for (pid, section, _) in &self.pmts {
+            if self.keep[*pid as usize] {
+                psi::packetize(*pid, section, self.cc_or_zero(*pid), out);
+            }
+        }
+    }
+
+    /// Whether the archive keeps packets of `pid` as they come. The PAT is
+    /// kept rewritten (see [`Analyzer::write_pat`]) unless the whole
+    /// multiplex is.
+    #[inline]
+    pub fn keeps(&self, pid: u16) -> bool {
+        self.keep[pid as usize]
+    }
+
+    /// In place of a PAT packet that starts a section: the PAT as archived,
+    /// listing the chosen program only (nothing for the rest of a PAT
+    /// spread over several packets, or before the choice is made).
+    pub fn write_pat(&mut self, pusi: bool, out: &mut Vec<u8>) {
+        if let (true, Some((pat, cc))) = (pusi, &mut self.out_pat) {
+            *cc = (*cc + 1) & 0x0F;
+            psi::packetize(PID_PAT, pat, *cc, out);
+        }
+    }
+
+    /// Every PID seen so far: what it is, its packets, whether it is kept.
+    pub fn pids(&self) -> Vec<PidInfo> {
+        let mut out = Vec::new();
+        for (pid, &packets) in self.packets.iter().enumerate() {
+            if packets == 0 {
+                continue;
+            }
+            let pid = pid as u16;
+            let mut program = None;
+            let what: String = match pid {
+                PID_PAT => "PAT".into(),
+                PID_NULL => "null packets".into(),
+                0x01 => "CAT".into(),
+                0x10 => "NIT".into(),
+                0x11 => "SDT/BAT".into(),
+                0x12 => "EIT".into(),
+                0x13 => "RST".into(),
+                0x14 => "TDT/TOT".into(),
+                _ => match self.pmts.iter().find_map(|(pmt_pid, _, pmt)| {
+                    if *pmt_pid == pid {
+                        return Some((pmt.program, "PMT".to_string()));
+                    }
+                    let es = pmt.streams.iter().find(|s| s.pid == pid);
+                    let what = match es {
+                        Some(es) => program::describe(es.stream_type, &es.descriptor_tags),
+                        None if pmt.pcr_pid == pid => "PCR",
+                        None => return None,
+                    };
+                    Some((pmt.program, what.to_string()))
+                }) {
+                    Some((p, what)) => {
+                        program = Some(p);
+                        what
+                    }
+                    None if self.programs.iter().any(|e| e.pmt_pid == pid) => {
+                        "PMT (not received)".into()
+                    }
+                    None => "not in any PMT".into(),
+                },
+            };
+            out.push(PidInfo {
+                pid,
+                what,
+                program,
+                packets,
+                kept: self.keep[pid as usize] || (pid == PID_PAT && self.out_pat.is_some()),
+            });
+        }
+        out
+    }
+
+    /// The program chosen for timing, by number, once its PMT is known.
+    pub fn program(&self) -> Option<u16> {
+        let chosen = self.chosen?;
+        self.pmts
+            .iter()
+            .find(|(pid, _, _)| *pid == chosen)
+            .map(|(_, _, pmt)| pmt.program)
     }
 
     fn cc_or_zero(&self, pid: u16) -> u8 {
@@ -267,6 +380,7 @@ impl Analyzer {
         if header.tei {
             self.counters.tei_packets += 1;
         }
+        self.packets[header.pid as usize] += 1;
         if header.pid == PID_NULL {
             return out;
         }
@@ -463,8 +577,7 @@ impl Analyzer {
         if programs.is_empty() || programs.iter().any(|e| e.pmt_pid == PID_NULL) {
             return false;
         }
-        for (pid, _) in std::mem::take(&mut self.pmts) {
-            self.clear_program(pid);
+        for (pid, _, _) in std::mem::take(&mut self.pmts) {
             self.role[pid as usize] = Role::Unknown;
         }
         for e in &programs {
@@ -474,29 +587,15 @@ impl Analyzer {
         }
         self.programs = programs;
         self.pat = Some(section);
-        self.timing = None;
-        self.pcr_pid = None;
+        self.assign();
         true
-    }
-
-    fn clear_program(&mut self, pmt_pid: u16) {
-        if let Some(at) = self.es_of.iter().position(|(p, _)| *p == pmt_pid) {
-            for pid in self.es_of.swap_remove(at).1 {
-                if matches!(
-                    self.role[pid as usize],
-                    Role::Timing | Role::Program | Role::Other
-                ) {
-                    self.role[pid as usize] = Role::Unknown;
-                }
-            }
-        }
     }
 
     fn on_pmt(&mut self, pid: u16, section: Vec<u8>) -> bool {
         let Some(index) = self.programs.iter().position(|e| e.pmt_pid == pid) else {
             return true; // not announced by the current PAT (yet)
         };
-        let slot = self.pmts.iter().position(|(p, _)| *p == pid);
+        let slot = self.pmts.iter().position(|(p, _, _)| *p == pid);
         if slot.is_some_and(|at| self.pmts[at].1 == section) {
             return true;
         }
@@ -506,69 +605,83 @@ impl Analyzer {
         if pmt.program != self.programs[index].program {
             return false;
         }
-        self.clear_program(pid);
-        let first = index == 0;
-        let mut es = Vec::with_capacity(pmt.streams.len() + 1);
-        let mut timing = None;
-        if first {
-            let video = pmt.streams.iter().find_map(|s| {
-                VideoCodec::from_stream_type(s.stream_type).map(|c| (s.pid, TimingKind::Video(c)))
-            });
-            let audio = || {
-                pmt.streams
-                    .iter()
-                    .find(|s| is_audio(s.stream_type, &s.descriptor_tags))
-                    .map(|s| (s.pid, TimingKind::Audio))
-            };
-            timing = video.or_else(audio);
-        }
-        let program_pids = pmt
-            .streams
-            .iter()
-            .map(|s| s.pid)
-            .chain(first.then_some(pmt.pcr_pid));
-        for es_pid in program_pids {
-            if es_pid == PID_NULL || matches!(self.role[es_pid as usize], Role::Pat | Role::Pmt) {
-                continue;
-            }
-            self.role[es_pid as usize] = match (first, timing) {
-                (true, Some((t, _))) if t == es_pid => Role::Timing,
-                (true, _) => Role::Program,
-                (false, _) => Role::Other,
-            };
-            es.push(es_pid);
-        }
-        self.es_of.push((pid, es));
-        if first {
-            if self.timing != timing {
-                self.scan = None;
-                self.sets.clear();
-            }
-            self.timing = timing;
-            self.pcr_pid = (pmt.pcr_pid != PID_NULL).then_some(pmt.pcr_pid);
-        }
         match slot {
-            Some(at) => self.pmts[at].1 = section,
+            Some(at) => self.pmts[at] = (pid, section, pmt),
             None => {
-                self.pmts.push((pid, section));
-                // Keep PAT order so injected tables read naturally.
+                self.pmts.push((pid, section, pmt));
+                // PAT order: the automatic choice and injected tables follow it.
                 let order = |p: &u16| self.programs.iter().position(|e| e.pmt_pid == *p);
-                self.pmts.sort_by_key(|(p, _)| order(p));
+                self.pmts.sort_by_key(|(p, _, _)| order(p));
             }
         }
+        self.assign();
         true
     }
-}
 
-/// Whether a PMT entry is an audio stream we can time by.
-fn is_audio(stream_type: u8, descriptor_tags: &[u8]) -> bool {
-    match stream_type {
-        0x03 | 0x04 | 0x0F | 0x11 | 0x1C | 0x81 | 0x87 => true,
-        // Private data carrying AC-3, E-AC-3, AAC or DTS (DVB descriptors).
-        0x06 => descriptor_tags
+    /// Chooses the program among the PMTs received and sets every PID's
+    /// role and fate from the choice. PMTs repeat at least every half
+    /// second, so the choice settles within the stream's first moments; a
+    /// program listed whose PMT never comes is never waited for.
+    fn assign(&mut self) {
+        for r in self.role.iter_mut() {
+            if matches!(r, Role::Timing | Role::Program | Role::Other) {
+                *r = Role::Unknown;
+            }
+        }
+        let whole = self.selection.whole_multiplex;
+        self.keep.fill(whole);
+        for pid in (0..0x20).filter(|&p| program::is_si(p)) {
+            self.keep[pid as usize] = true;
+        }
+        self.keep[PID_PAT as usize] = whole;
+        self.keep[PID_NULL as usize] = self.selection.keep_nulls;
+        let parsed: Vec<&Pmt> = self.pmts.iter().map(|(_, _, p)| p).collect();
+        let chosen = program::choose(self.selection.program, &parsed);
+        let mut timing = None;
+        let mut pcr_pid = None;
+        let others = self
+            .pmts
             .iter()
-            .any(|t| matches!(t, 0x6A | 0x7A | 0x7B | 0x7C)),
-        _ => false,
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != chosen);
+        for (_, (_, _, pmt)) in others {
+            for es in &pmt.streams {
+                if self.role[es.pid as usize] == Role::Unknown {
+                    self.role[es.pid as usize] = Role::Other;
+                }
+            }
+        }
+        if let Some((pmt_pid, _, pmt)) = chosen.map(|i| &self.pmts[i]) {
+            timing = program::timing_of(pmt);
+            pcr_pid = (pmt.pcr_pid != PID_NULL).then_some(pmt.pcr_pid);
+            self.keep[*pmt_pid as usize] = true;
+            let pids = pmt.streams.iter().map(|s| s.pid).chain(pcr_pid);
+            for pid in pids {
+                if pid == PID_NULL || matches!(self.role[pid as usize], Role::Pat | Role::Pmt) {
+                    continue;
+                }
+                self.role[pid as usize] = match timing {
+                    Some((t, _)) if t == pid => Role::Timing,
+                    _ => Role::Program,
+                };
+                self.keep[pid as usize] = true;
+            }
+        }
+        self.chosen = chosen.map(|i| self.pmts[i].0);
+        self.out_pat = match (&self.pat, chosen, whole) {
+            (Some(pat), Some(i), false) => {
+                let number = self.pmts[i].2.program;
+                let cc = self.out_pat.as_ref().map_or(0x0F, |(_, cc)| *cc);
+                Some((psi::rewrite_pat(pat, |p| p == 0 || p == number), cc))
+            }
+            _ => None,
+        };
+        if self.timing != timing {
+            self.scan = None;
+            self.sets.clear();
+        }
+        self.timing = timing;
+        self.pcr_pid = pcr_pid;
     }
 }
 

@@ -164,6 +164,24 @@ pub fn parse_pat(section: &[u8]) -> Result<Vec<PatEntry>, PsiError> {
         .collect())
 }
 
+/// A PAT section (CRC already checked) with only the programs `keep`
+/// accepts (by `program_number`; 0 is the network PID entry), its length
+/// and CRC made anew. The header (transport stream id, version) is kept.
+pub fn rewrite_pat(section: &[u8], keep: impl Fn(u16) -> bool) -> Vec<u8> {
+    let mut out = section[..8].to_vec();
+    for entry in section[8..section.len() - 4].chunks_exact(4) {
+        if keep(u16::from_be_bytes([entry[0], entry[1]])) {
+            out.extend_from_slice(entry);
+        }
+    }
+    let len = out.len() - 3 + 4;
+    out[1] = (out[1] & 0xF0) | (len >> 8) as u8 & 0x0F;
+    out[2] = len as u8;
+    let crc = crc32_mpeg2(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
 /// An elementary stream listed in a PMT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EsInfo {
@@ -335,6 +353,22 @@ pub(crate) mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn rewritten_pat_lists_only_the_kept_programs() {
+        let s = pat(&[(0, 0x10), (1, 0x100), (2, 0x200), (3, 0x300)]);
+        let r = rewrite_pat(&s, |p| p == 0 || p == 2);
+        assert_eq!(crc32_mpeg2(&r), 0, "CRC made anew");
+        assert_eq!(r[3..8], s[3..8], "transport stream id and version kept");
+        assert_eq!(
+            parse_pat(&r).unwrap(),
+            vec![PatEntry {
+                program: 2,
+                pmt_pid: 0x200
+            }]
+        );
+        assert_eq!(r.len(), s.len() - 8);
     }
 
     #[test]

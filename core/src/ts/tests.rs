@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ts::pes::tests::header as pes_header;
+use crate::ts::program::Selection;
 use crate::ts::psi::tests::{pat, pmt};
 
 pub const PMT_PID: u16 = 0x1000;
@@ -305,7 +306,10 @@ fn audio_only_program_is_timed_by_audio() {
 #[test]
 fn injected_psi_continues_the_stream_counters() {
     let mut m = Mux::new();
-    let mut a = Analyzer::new();
+    let mut a = Analyzer::with_selection(Selection {
+        whole_multiplex: true,
+        ..Default::default()
+    });
     let mut out = Vec::new();
     a.write_psi(&mut out);
     assert!(out.is_empty(), "nothing before PAT and PMT are known");
@@ -322,6 +326,75 @@ fn injected_psi_continues_the_stream_counters() {
     let next = inspect_all(&mut fresh, &m.psi());
     assert!(next.iter().all(|i| i.brk.is_none()));
     assert_eq!(fresh.counters().cc_errors, 0);
+}
+
+#[test]
+fn a_program_whose_pmt_never_comes_does_not_block_the_others() {
+    let mut m = Mux::new();
+    let mut a = Analyzer::new();
+    // The PAT lists programs 1..=5; only program 3's PMT is ever sent.
+    let mut pat = Vec::new();
+    let programs: Vec<(u16, u16)> = (1..=5).map(|n| (n, 0x1000 + n)).collect();
+    psi::packetize(PID_PAT, &psi::tests::pat(&programs), 0, &mut pat);
+    let mut pmt3 = Vec::new();
+    let section = psi::tests::pmt(3, VIDEO_PID, &[(0x1B, VIDEO_PID), (0x0F, AUDIO_PID)]);
+    psi::packetize(0x1003, &section, 0, &mut pmt3);
+    inspect_all(&mut a, &pat);
+    inspect_all(&mut a, &pmt3);
+    assert_eq!(a.program(), Some(3));
+    assert_eq!(a.timing_pid(), Some(VIDEO_PID));
+    let got = inspect_all(&mut a, &m.pes(VIDEO_PID, 0, true, None, 500));
+    assert_eq!(got[0].access_unit.unwrap().key, Some(Picture::Key));
+    // Kept: the chosen program's PMT and streams; the PAT is rewritten.
+    assert!(a.keeps(0x1003) && a.keeps(VIDEO_PID) && a.keeps(AUDIO_PID));
+    assert!(!a.keeps(0x1001) && !a.keeps(PID_PAT) && !a.keeps(PID_NULL));
+    assert!(a.keeps(0x11) && a.keeps(0x12), "SDT and EIT");
+    let mut out = Vec::new();
+    a.write_pat(true, &mut out);
+    let mut fresh = Analyzer::new();
+    inspect_all(&mut fresh, &out);
+    inspect_all(&mut fresh, &pmt3);
+    assert_eq!(fresh.program(), Some(3));
+    assert_eq!(fresh.pids()[0].what, "PAT");
+    let listed = psi::parse_pat(&fresh.pat.clone().unwrap()).unwrap();
+    assert_eq!(listed.len(), 1, "the archived PAT lists the chosen program");
+    let what: Vec<(u16, String, bool)> = a
+        .pids()
+        .into_iter()
+        .map(|p| (p.pid, p.what, p.kept))
+        .collect();
+    assert_eq!(
+        what,
+        vec![
+            (PID_PAT, "PAT".to_string(), true),
+            (VIDEO_PID, "H.264 video".to_string(), true),
+            (0x1003, "PMT".to_string(), true),
+        ]
+    );
+}
+
+#[test]
+fn chosen_program_by_number_in_a_multiplex() {
+    let mut a = Analyzer::with_selection(Selection {
+        program: program::ProgramChoice::Number(2),
+        ..Default::default()
+    });
+    let mut psi_packets = Vec::new();
+    psi::packetize(
+        PID_PAT,
+        &psi::tests::pat(&[(1, 0x1001), (2, 0x1002)]),
+        0,
+        &mut psi_packets,
+    );
+    for (n, pid) in [(1u16, 0x1001u16), (2, 0x1002)] {
+        let es = 0x100 * (n + 1);
+        let section = psi::tests::pmt(n, es, &[(0x1B, es), (0x0F, es + 1)]);
+        psi::packetize(pid, &section, 0, &mut psi_packets);
+    }
+    inspect_all(&mut a, &psi_packets);
+    assert_eq!(a.program(), Some(2));
+    assert_eq!(a.timing_pid(), Some(0x300));
+    assert!(a.keeps(0x301) && !a.keeps(0x200) && !a.keeps(0x1001));
 }
 
 #[test]
