@@ -10,7 +10,9 @@ use std::time::SystemTime;
 use hlsvault_testkit::archive::{
     check_timeline, hour_playlists, probe, Entry, Playlist, Probed, PTS_WRAP_SECS,
 };
-use hlsvault_testkit::{capture, make_ts, output_shown, write_pcap, StreamSpec, Video, Wrap};
+use hlsvault_testkit::{
+    capture, make_ts, output_shown, write_pcap, PacketFormat, StreamSpec, Video, Wrap,
+};
 
 /// Ten seconds before 10:00 UTC: every capture crosses an hour.
 fn start() -> SystemTime {
@@ -847,4 +849,61 @@ fn null_packets_are_dropped_by_default_and_kept_when_asked() {
         )),
         "{line}"
     );
+}
+
+#[test]
+fn packets_of_204_and_192_bytes_are_stored_as_188() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 10.0,
+            ..Default::default()
+        },
+    );
+    let pcap = c.path("sizes.pcap");
+    let mut parity = Wrap::new(&ts, dst(1));
+    parity.packets = PacketFormat::ReedSolomon;
+    let mut m2ts = Wrap::new(&ts, dst(2));
+    m2ts.packets = PacketFormat::M2ts;
+    let mut rtp_parity = Wrap::new(&ts, dst(3));
+    rtp_parity.packets = PacketFormat::ReedSolomon;
+    rtp_parity.rtp = Some(0);
+    let plain = Wrap::new(&ts, dst(4));
+    write_pcap(&pcap, start(), &[parity, m2ts, rtp_parity, plain], false).unwrap();
+    let summary = c.run(&c.config(
+        &pcap,
+        &[
+            ("parity", dst(1), ""),
+            ("m2ts", dst(2), ""),
+            ("rtp-parity", dst(3), ""),
+            ("plain", dst(4), ""),
+        ],
+    ));
+    let (input, _) = pid_census(&ts);
+    let packets: u64 = input.values().sum();
+    let stored = |stream: &str| -> Vec<Vec<u8>> {
+        let entries = check_hours(&c.hours(stream));
+        check_timeline(&entries, "video", 0.04);
+        entries
+            .iter()
+            .map(|e| std::fs::read(&e.path).unwrap())
+            .collect()
+    };
+    let plain = stored("plain");
+    for stream in ["parity", "m2ts", "rtp-parity"] {
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with(&format!("{stream}: ")))
+            .unwrap();
+        assert!(
+            line.contains(&format!(
+                "; {packets} 204-byte or 192-byte packets stored as 188"
+            )),
+            "{line}"
+        );
+        assert!(!line.contains("without TS sync"), "{line}");
+        // The same segments, byte for byte, as the stream sent in 188.
+        assert_eq!(stored(stream), plain, "{stream}");
+    }
 }

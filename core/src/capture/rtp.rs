@@ -29,6 +29,10 @@ pub fn classify(p: &[u8]) -> Payload<'_> {
     if p.first() == Some(&0x47) && p.len() >= 188 {
         return Payload::Ts(p);
     }
+    // M2TS: a 4-byte timestamp before each packet.
+    if p.len() >= 192 && p.len().is_multiple_of(192) && p[4] == 0x47 && p[0] >> 6 != 2 {
+        return Payload::Ts(p);
+    }
     if p.len() < 12 + 188 || p[0] >> 6 != 2 {
         return Payload::NotTs;
     }

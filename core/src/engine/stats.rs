@@ -37,6 +37,7 @@ pub struct StreamStats {
     unsynced_bytes: AtomicU64,
     forced_cuts: AtomicU64,
     parameter_sets_inserted: AtomicU64,
+    resized_packets: AtomicU64,
     null_packets_dropped: AtomicU64,
     other_packets_dropped: AtomicU64,
     segments: AtomicU64,
@@ -163,6 +164,8 @@ pub struct Snapshot {
     pub forced_cuts: u64,
     /// Segments given the parameter sets their first picture lacked.
     pub parameter_sets_inserted: u64,
+    /// 204-byte (parity) and 192-byte (M2TS) packets stored as 188.
+    pub resized_packets: u64,
     /// Null packets not stored (`null_packets = "drop"`).
     pub null_packets_dropped: u64,
     /// Packets of other programs and unlisted PIDs not stored.
@@ -270,6 +273,7 @@ impl StreamStats {
             .store(cut.parameter_sets_inserted, Relaxed);
         self.null_packets_dropped
             .store(cut.null_packets_dropped, Relaxed);
+        self.resized_packets.store(cut.resized_packets, Relaxed);
         self.other_packets_dropped
             .store(cut.other_packets_dropped, Relaxed);
     }
@@ -376,6 +380,7 @@ impl StreamStats {
             forced_cuts: self.forced_cuts.load(Relaxed),
             parameter_sets_inserted: self.parameter_sets_inserted.load(Relaxed),
             null_packets_dropped: self.null_packets_dropped.load(Relaxed),
+            resized_packets: self.resized_packets.load(Relaxed),
             other_packets_dropped: self.other_packets_dropped.load(Relaxed),
             segments: self.segments.load(Relaxed),
             segment_bytes: self.segment_bytes.load(Relaxed),
@@ -496,6 +501,10 @@ impl fmt::Display for Snapshot {
             (
                 self.other_packets_dropped,
                 "packets of other programs or unlisted PIDs not kept",
+            ),
+            (
+                self.resized_packets,
+                "204-byte or 192-byte packets stored as 188",
             ),
             (self.store_errors, "store errors"),
             (self.store_retries, "store retries"),

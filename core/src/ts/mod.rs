@@ -72,6 +72,36 @@ pub fn payload(p: &[u8]) -> Option<&[u8]> {
     (h.has_payload && at < PACKET_SIZE).then(|| &p[at..])
 }
 
+/// How the TS packets of a datagram are laid out: `(stride, offset)`, the
+/// bytes from one packet to the next and where the 188 TS bytes start in
+/// each. `(188, 0)` is plain TS; `(204, 0)` carries 16 bytes of
+/// Reed-Solomon parity after each packet (DVB-ASI, some satellite gear);
+/// `(192, 4)` is M2TS, a 4-byte timestamp before each packet.
+///
+/// ```
+/// use hlsvault::ts::packet_layout;
+/// let mut rs = vec![0u8; 7 * 204];
+/// rs.chunks_mut(204).for_each(|p| p[0] = 0x47);
+/// assert_eq!(packet_layout(&rs), (204, 0));
+/// assert_eq!(packet_layout(&[0x47; 1316]), (188, 0));
+/// ```
+pub fn packet_layout(d: &[u8]) -> (usize, usize) {
+    let synced = |stride: usize, offset: usize| {
+        d.len().is_multiple_of(stride)
+            && !d.is_empty()
+            && d.chunks_exact(stride).all(|p| p[offset] == SYNC_BYTE)
+    };
+    if synced(PACKET_SIZE, 0) {
+        (PACKET_SIZE, 0)
+    } else if synced(204, 0) {
+        (204, 0)
+    } else if synced(192, 4) {
+        (192, 4)
+    } else {
+        (PACKET_SIZE, 0)
+    }
+}
+
 /// Why the timeline broke at a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Break {

@@ -419,3 +419,21 @@ fn garbage_never_panics() {
     }
     assert!(a.counters().bad_adaptation > 0);
 }
+
+#[test]
+fn packet_layouts_are_told_apart_by_their_sync_bytes() {
+    let packets = |stride: usize, offset: usize, n: usize| {
+        let mut d = vec![0u8; stride * n];
+        d.chunks_mut(stride).for_each(|p| p[offset] = SYNC_BYTE);
+        d
+    };
+    assert_eq!(packet_layout(&packets(188, 0, 7)), (188, 0));
+    assert_eq!(packet_layout(&packets(204, 0, 7)), (204, 0));
+    assert_eq!(packet_layout(&packets(192, 4, 7)), (192, 4));
+    assert_eq!(packet_layout(&packets(204, 0, 1)), (204, 0));
+    // 204 x 47 = 188 x 51: the sync bytes decide.
+    assert_eq!(packet_layout(&packets(204, 0, 47)), (204, 0));
+    assert_eq!(packet_layout(&packets(188, 0, 51)), (188, 0));
+    // Neither: left to the plain path, which counts bytes without sync.
+    assert_eq!(packet_layout(&[0u8; 1000]), (188, 0));
+}

@@ -200,6 +200,21 @@ pub struct Wrap {
     pub clear_rai: bool,
     /// Datagrams (by index) that the network delivers after the next one.
     pub swap: Vec<u64>,
+    /// How each 188-byte packet goes on the wire.
+    pub packets: PacketFormat,
+}
+
+/// How a sender puts TS packets on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PacketFormat {
+    /// 188 bytes.
+    #[default]
+    Ts,
+    /// 204 bytes: 16 bytes of Reed-Solomon parity after each packet (filled
+    /// with a pattern; receivers that do not correct skip it).
+    ReedSolomon,
+    /// 192 bytes: a 4-byte arrival timestamp before each packet (M2TS).
+    M2ts,
 }
 
 impl Wrap {
@@ -212,6 +227,7 @@ impl Wrap {
             lose: vec![],
             clear_rai: false,
             swap: vec![],
+            packets: PacketFormat::Ts,
         }
     }
 }
@@ -310,6 +326,21 @@ impl Sender {
             if self.wrap.lose.iter().any(|r| r.contains(&index)) {
                 continue;
             }
+            let ts = match self.wrap.packets {
+                PacketFormat::Ts => ts,
+                PacketFormat::ReedSolomon => ts
+                    .chunks(188)
+                    .flat_map(|p| p.iter().copied().chain([0xA5; 16]))
+                    .collect(),
+                PacketFormat::M2ts => ts
+                    .chunks(188)
+                    .flat_map(|p| {
+                        // copy_permission_indicator 0, then a 30-bit clock.
+                        let stamp = (at / 37) as u32 & 0x3FFF_FFFF;
+                        stamp.to_be_bytes().into_iter().chain(p.iter().copied())
+                    })
+                    .collect(),
+            };
             let payload = match self.wrap.rtp {
                 None => ts,
                 Some(csrc) => {
