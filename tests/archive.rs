@@ -387,8 +387,17 @@ fn many_streams_from_one_pass_and_a_broken_one_does_not_stop_them() {
             ("silent", dst(9), ""),
         ],
     );
-    let summary = c.run(&config);
+    // A stream that finds nothing in the file fails the run, saying why;
+    // the others are archived all the same.
+    let out = c.hlsvault(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("silent: 0 segments"), "{summary}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stream silent archived nothing: no datagrams to 239.10.0.9:5000"),
+        "{stderr}"
+    );
     let e1 = check_hours(&c.hours("ch1"));
     let e2 = check_hours(&c.hours("ch2"));
     check_timeline(&e1, "video", 0.04);
@@ -906,4 +915,62 @@ fn packets_of_204_and_192_bytes_are_stored_as_188() {
         // The same segments, byte for byte, as the stream sent in 188.
         assert_eq!(stored(stream), plain, "{stream}");
     }
+}
+
+#[test]
+fn a_capture_that_archives_nothing_fails_and_says_why() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 4.0,
+            ..Default::default()
+        },
+    );
+    // The same stream without its PMT (PID 0x1000).
+    let data = std::fs::read(&ts).unwrap();
+    let no_pmt: Vec<u8> = data
+        .chunks(188)
+        .filter(|p| u16::from_be_bytes([p[1], p[2]]) & 0x1FFF != 0x1000)
+        .flatten()
+        .copied()
+        .collect();
+    let no_pmt_ts = c.path("no-pmt.ts");
+    std::fs::write(&no_pmt_ts, no_pmt).unwrap();
+    let pcap = c.path("a.pcap");
+    let wraps = [Wrap::new(&ts, dst(1)), Wrap::new(&no_pmt_ts, dst(2))];
+    write_pcap(&pcap, start(), &wraps, false).unwrap();
+    let config = c.config(
+        &pcap,
+        &[
+            ("good", dst(1), ""),
+            ("no-pmt", dst(2), ""),
+            ("wrong-group", dst(9), ""),
+        ],
+    );
+    let out = c.hlsvault(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success(), "an empty archive is an error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = |stream: &str| {
+        stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("hlsvault: stream {stream} archived nothing: ")))
+            .unwrap_or_else(|| panic!("nothing said of {stream}: {stderr}"))
+            .to_string()
+    };
+    assert!(!stderr.contains("stream good archived nothing"), "{stderr}");
+    let line = said("no-pmt");
+    assert!(
+        line.contains("no PMT: the PAT lists program 1 (PMT PID 4096) and none"),
+        "{line}"
+    );
+    let line = said("wrong-group");
+    assert!(line.contains("no datagrams to 239.10.0.9:5000"), "{line}");
+    assert!(
+        line.contains("it carries UDP to 239.10.0.1:5000 ("),
+        "{line}"
+    );
+    assert!(line.contains("239.10.0.2:5000 ("), "{line}");
+    // The good stream is archived all the same.
+    check_timeline(&check_hours(&c.hours("good")), "video", 0.04);
 }

@@ -323,6 +323,9 @@ fn run(path: &std::path::Path) -> ExitCode {
     for (name, p) in &report.plugins {
         println!("plugin {name}: {p}");
     }
+    for (name, why) in &report.empty {
+        eprintln!("hlsvault: stream {name} archived nothing: {why}");
+    }
     if report.healthy() {
         ExitCode::SUCCESS
     } else {

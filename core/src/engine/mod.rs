@@ -57,12 +57,66 @@ pub struct Report {
     pub plugins: Vec<(String, plugin::PluginSnapshot)>,
     /// Per stream: what each of its PIDs was, and whether it was kept.
     pub pids: Vec<(String, Vec<crate::ts::PidInfo>)>,
+    /// Streams of capture files that archived nothing, and why.
+    pub empty: Vec<(String, String)>,
+}
+
+/// Why a capture file's stream archived nothing: the analysis's reason, or
+/// what the file held instead of the stream's datagrams.
+fn why_empty(cfg: &StreamConfig, stats: &StreamStats, sources: &[SourceReport]) -> String {
+    if let Some(why) = stats.why_empty() {
+        return why;
+    }
+    let src = &cfg.source;
+    let file = src
+        .path
+        .as_deref()
+        .unwrap_or(Path::new(""))
+        .display()
+        .to_string();
+    let mut why = format!("no datagrams to {}:{} in {file}", src.group, src.port);
+    let Some(report) = sources.iter().find(|r| r.source == file) else {
+        return why;
+    };
+    let c = &report.counters;
+    if !report.destinations.is_empty() {
+        let listed: Vec<String> = report
+            .destinations
+            .iter()
+            .take(10)
+            .map(|(dst, n)| format!("{dst} ({n} datagrams)"))
+            .collect();
+        why.push_str(&format!("; it carries UDP to {}", listed.join(", ")));
+    }
+    if c.not_udp > 0 {
+        why.push_str(&format!(
+            "; {} records are not UDP over IP (TCP, ARP, ...)",
+            c.not_udp
+        ));
+    }
+    if c.truncated > 0 {
+        why.push_str(&format!(
+            "; {} records were cut short by the capture's snap length (capture again with a larger snaplen)",
+            c.truncated
+        ));
+    }
+    if c.fragments > 0 {
+        why.push_str(&format!(
+            "; {} IP fragments were not reassembled",
+            c.fragments
+        ));
+    }
+    if c.records == 0 {
+        why.push_str("; the file holds no records");
+    }
+    why
 }
 
 impl Report {
-    /// Whether every stream ran to the end without losing anything.
+    /// Whether every stream ran to the end without losing anything, and
+    /// every capture file gave each of its streams something to archive.
     pub fn healthy(&self) -> bool {
-        self.streams.iter().all(|(_, s)| s.healthy())
+        self.streams.iter().all(|(_, s)| s.healthy()) && self.empty.is_empty()
     }
 }
 
@@ -348,6 +402,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
         // A reload may have changed which plugin files there are.
         files.set(running.watched(f));
     }
+    let running_config = running.config().clone();
     let outcome = running.finish();
     progress.finish();
     drop(done_tx);
@@ -362,6 +417,20 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
             .streams
             .iter()
             .map(|(n, st)| (n.clone(), st.pids()))
+            .collect(),
+        empty: outcome
+            .streams
+            .iter()
+            .filter_map(|(name, st)| {
+                let cfg = running_config.streams.iter().find(|s| &s.name == name)?;
+                let files = cfg.source.kind == SourceKind::PcapFile;
+                let snap = st.snapshot();
+                // Empty because of what the file holds (what plugins or
+                // the store did is counted and judged apart).
+                let input = st.why_empty().is_some() || snap.datagrams == 0;
+                (files && input && snap.segments == 0 && !snap.failed)
+                    .then(|| (name.clone(), why_empty(cfg, st, &outcome.sources)))
+            })
             .collect(),
         sources: outcome.sources,
         plugins: outcome
@@ -609,6 +678,7 @@ fn analyse(
         }
         reorder.flush(&mut |ts, at, lost| cutter.push_datagram(ts, at, lost > 0));
         cutter.finish();
+        stats.set_empty(cutter.why_empty());
         report(&cutter, &reorder, &mut problems, true);
         send(&mut cutter);
     }));

@@ -222,7 +222,13 @@ pub struct SourceReport {
     pub counters: SourceCounters,
     /// Datagrams to destinations no stream asked for.
     pub ignored: u64,
+    /// Capture files: every UDP destination with its datagram count (at
+    /// most [`MAX_DESTINATIONS`] of them), most datagrams first.
+    pub destinations: Vec<(std::net::SocketAddr, u64)>,
 }
+
+/// Other destinations a reader counts, at most.
+pub const MAX_DESTINATIONS: usize = 64;
 
 /// A change to a running reader's streams (a config reload).
 pub enum Control {
@@ -357,6 +363,7 @@ pub fn read(
     };
     let realtime = matches!(key, ReaderKey::File(_, Pace::Realtime));
     let mut ignored = 0u64;
+    let mut destinations: HashMap<std::net::SocketAddr, u64> = HashMap::new();
     let mut total = SourceCounters::default();
     let mut retry = RETRY_FIRST;
     loop {
@@ -367,10 +374,24 @@ pub fn read(
                 return Flow::Stop;
             }
             match e {
-                Event::Datagram(d) => match lanes.push(&d, live, realtime) {
-                    true => delivered = true,
-                    false => ignored += 1,
-                },
+                Event::Datagram(d) => {
+                    // What a file carries, to say so when a stream finds
+                    // nothing in it.
+                    if !live {
+                        let room = destinations.len() < MAX_DESTINATIONS;
+                        match destinations.get_mut(&d.dst) {
+                            Some(n) => *n += 1,
+                            None if room => {
+                                destinations.insert(d.dst, 1);
+                            }
+                            None => {}
+                        }
+                    }
+                    match lanes.push(&d, live, realtime) {
+                        true => delivered = true,
+                        false => ignored += 1,
+                    }
+                }
                 Event::Tick => {
                     lanes.flush(live);
                     if live {
@@ -434,10 +455,13 @@ pub fn read(
         }
     }
     lanes.flush(live);
+    let mut destinations: Vec<_> = destinations.into_iter().collect();
+    destinations.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     SourceReport {
         source: key.describe(),
         counters: total,
         ignored,
+        destinations,
     }
 }
 

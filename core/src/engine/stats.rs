@@ -53,6 +53,8 @@ pub struct StreamStats {
     bitrate: Mutex<BitrateHistory>,
     /// What each PID of the stream is, and whether it is kept.
     pids: Mutex<Vec<PidInfo>>,
+    /// Why the stream's analysis produced no segment, when it did not.
+    empty: Mutex<Option<String>>,
 }
 
 /// What the engine shares with the server: the figures of every stream
@@ -286,6 +288,16 @@ impl StreamStats {
     /// What each PID of the stream is, its packets, and whether it is kept.
     pub fn pids(&self) -> Vec<PidInfo> {
         self.pids.lock().expect("pids lock").clone()
+    }
+
+    /// Takes why the analysis produced no segment (at its end).
+    pub fn set_empty(&self, why: Option<String>) {
+        *self.empty.lock().expect("empty lock") = why;
+    }
+
+    /// Why the analysis produced no segment, if it ended without one.
+    pub fn why_empty(&self) -> Option<String> {
+        self.empty.lock().expect("empty lock").clone()
     }
 
     /// A segment was stored.

@@ -150,9 +150,15 @@ impl Supervisor {
                 source: name,
                 counters: Default::default(),
                 ignored: 0,
+                destinations: Vec::new(),
             }
         });
         self.reports.push(report);
+    }
+
+    /// The config that runs now (the last one applied).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Waits for every reader, stream and archive to end.

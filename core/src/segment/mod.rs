@@ -314,6 +314,58 @@ impl SegmentCutter {
         self.analyzer.counters()
     }
 
+    /// Why no segment came out of the packets pushed so far, in words for
+    /// an operator (`None` once one did, or before any packet came).
+    pub fn why_empty(&self) -> Option<String> {
+        if self.started {
+            return None;
+        }
+        let a = &self.analyzer;
+        let pids = a.pids();
+        if pids.is_empty() {
+            return (self.counters.unsynced_bytes > 0)
+                .then(|| "its datagrams carry no TS packets (no sync byte)".into());
+        }
+        let listed = |pred: &dyn Fn(&crate::ts::PidInfo) -> bool| {
+            pids.iter()
+                .filter(|p| pred(p))
+                .map(|p| format!("{} ({})", p.pid, p.what))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Some(if !pids.iter().any(|p| p.pid == PID_PAT) {
+            format!(
+                "no PAT in {} TS packets; PIDs: {}",
+                pids.iter().map(|p| p.packets).sum::<u64>(),
+                listed(&|_| true)
+            )
+        } else if a.program().is_none() && !pids.iter().any(|p| p.what == "PMT") {
+            let programs: Vec<String> = a
+                .listed_programs()
+                .iter()
+                .map(|e| format!("program {} (PMT PID {})", e.program, e.pmt_pid))
+                .collect();
+            format!(
+                "no PMT: the PAT lists {} and none of their PMTs came",
+                programs.join(", ")
+            )
+        } else if a.timing_pid().is_none() {
+            format!(
+                "no program with video or audio: only {}",
+                listed(&|p| p.pid != PID_PAT)
+            )
+        } else {
+            match a.audio_timed() {
+                true => "no audio unit with a PTS".into(),
+                false => format!(
+                    "no decodable keyframe on PID {} in {} packets (an IDR, an I picture with a recovery point, an IRAP, an MPEG-2 I picture, with its parameter sets)",
+                    a.timing_pid().unwrap_or_default(),
+                    pids.iter().find(|p| Some(p.pid) == a.timing_pid()).map_or(0, |p| p.packets)
+                ),
+            }
+        })
+    }
+
     /// The stream's analysis: its chosen program and PIDs.
     pub fn analyzer(&self) -> &Analyzer {
         &self.analyzer

@@ -379,6 +379,11 @@ impl Analyzer {
         out
     }
 
+    /// The programs the latest PAT lists.
+    pub fn listed_programs(&self) -> &[PatEntry] {
+        &self.programs
+    }
+
     /// The program chosen for timing, by number, once its PMT is known.
     pub fn program(&self) -> Option<u16> {
         let chosen = self.chosen?;
