@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hlsvault_testkit::archive::{check_timeline, hour_playlists, Entry};
-use hlsvault_testkit::encoders::{ffmpeg, gstreamer, parameter_sets_once, rai_on_every_pes};
-use hlsvault_testkit::{output_shown, write_pcap, Wrap};
+use hlsvault_testkit::encoders::{
+    ffmpeg, gstreamer, parameter_sets_once, rai_on_every_pes, video_outage,
+};
+use hlsvault_testkit::{decode_errors, output_shown, probe_packets, write_pcap, Wrap};
 
 /// ffmpeg's video PID.
 const FFMPEG_VIDEO_PID: u16 = 0x100;
@@ -69,6 +71,46 @@ fn judged(dir: &Path, stream: &str) -> Vec<Entry> {
     entries
 }
 
+/// Every entry of a stream's hour playlists, in order.
+fn stream_entries(dir: &Path, stream: &str) -> Vec<Entry> {
+    hour_playlists(&dir.join("archive").join(stream))
+        .into_iter()
+        .flat_map(|(_, p)| p.entries)
+        .collect()
+}
+
+/// For streams timed by video and audio in turn: every segment decodes
+/// alone, its video (if any) starts at a keyframe, and its EXTINF is the
+/// PTS distance from the unit that opens it to the one that opens the next
+/// (the last one ends with the stream). Returns which segments hold video.
+fn check_opened_timeline(entries: &[Entry]) -> Vec<bool> {
+    let mut video = Vec::new();
+    let mut opens = Vec::new();
+    for e in entries {
+        let errors = decode_errors(e.path.to_str().unwrap()).unwrap();
+        assert!(errors.trim().is_empty(), "{}: {errors}", e.uri);
+        let packets = probe_packets(e.path.to_str().unwrap()).unwrap();
+        let first_video = packets.iter().find(|p| p.codec_type == "video");
+        assert!(
+            first_video.is_none_or(|p| p.key),
+            "{}: video starts at a keyframe",
+            e.uri
+        );
+        video.push(first_video.is_some());
+        opens.push(opening_pts(&e.path));
+    }
+    for (i, e) in entries[..entries.len() - 1].iter().enumerate() {
+        let expected = opens[i + 1] - opens[i];
+        assert!(
+            (e.extinf - expected).abs() < 0.001,
+            "{}: EXTINF {} vs PTS {expected}",
+            e.uri,
+            e.extinf
+        );
+    }
+    video
+}
+
 /// NAL unit types of the first video PES in a segment, up to its first
 /// picture (H.264: `& 0x1F` of the header byte; HEVC: `>> 1 & 0x3F`).
 fn first_unit_nal_headers(segment: &Path) -> Vec<u8> {
@@ -97,6 +139,30 @@ fn first_unit_nal_headers(segment: &Path) -> Vec<u8> {
         .filter(|w| w[..3] == [0, 0, 1])
         .map(|w| w[3])
         .collect()
+}
+
+/// PTS (seconds) of the unit that opens a segment: its first PES in file
+/// order after PAT and PMT (the cutter routes the cutting unit first).
+fn opening_pts(segment: &Path) -> f64 {
+    let data = std::fs::read(segment).unwrap();
+    for p in data.chunks(188) {
+        let at = if p[3] & 0x20 != 0 {
+            5 + p[4] as usize
+        } else {
+            4
+        };
+        let pl = &p[at.min(188)..];
+        if p[1] & 0x40 != 0 && pl.len() >= 14 && pl[..3] == [0, 0, 1] && pl[7] & 0x80 != 0 {
+            let b = &pl[9..14];
+            let pts = ((b[0] as u64 >> 1) & 7) << 30
+                | (b[1] as u64) << 22
+                | (b[2] as u64 >> 1) << 15
+                | (b[3] as u64) << 7
+                | b[4] as u64 >> 1;
+            return pts as f64 / 90_000.0;
+        }
+    }
+    panic!("{segment:?} holds no PES")
 }
 
 fn segment_starts(entries: &[Entry]) -> Vec<Vec<u8>> {
@@ -372,4 +438,83 @@ fn ten_second_gop_with_one_second_targets_is_cut_at_keyframes_only() {
         assert!((e.extinf - 10.0).abs() < 0.001, "{}: {}", e.uri, e.extinf);
     }
     assert!(!summary.contains("cuts without keyframe"), "{summary}");
+}
+
+#[test]
+fn video_that_stops_for_20_s_while_audio_goes_on_is_timed_by_audio() {
+    let d = tmp();
+    let t = ts(d.path(), "outage.ts");
+    ffmpeg(
+        &t,
+        40.0,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+        ],
+    )
+    .unwrap();
+    let removed = video_outage(&t, FFMPEG_VIDEO_PID, 10.0, 30.0).unwrap();
+    assert!(removed > 1000, "{removed} video packets removed");
+    let summary = archive(d.path(), &[(&t, "segment_duration = \"4s\"")]);
+    let line = summary.lines().find(|l| l.starts_with("s1: ")).unwrap();
+    assert!(line.contains("; 1 video outages timed by audio"), "{line}");
+    let entries = stream_entries(d.path(), "s1");
+    let video = check_opened_timeline(&entries);
+    assert!(!entries.iter().any(|e| e.discontinuity), "contiguous media");
+    // Nothing grows past the target plus the two seconds video is waited for.
+    assert!(entries.iter().all(|e| e.extinf <= 6.0 + 0.001));
+    let audio_only: Vec<&Entry> = entries
+        .iter()
+        .zip(&video)
+        .filter(|(_, v)| !**v)
+        .map(|(e, _)| e)
+        .collect();
+    assert!(
+        audio_only.len() >= 3,
+        "{} audio-only segments",
+        audio_only.len()
+    );
+    for e in &audio_only[..audio_only.len() - 1] {
+        // At the first audio PES at or after the target (ffmpeg packs
+        // about 0.1 s of AAC frames in one PES).
+        assert!(
+            (4.0..4.2).contains(&e.extinf),
+            "at the target: {}",
+            e.extinf
+        );
+    }
+    let media: f64 = entries.iter().map(|e| e.extinf).sum();
+    assert!((39.0..=40.05).contains(&media), "{media} s of media");
+}
+
+#[test]
+fn a_pmt_that_declares_video_that_never_comes_is_timed_by_its_audio() {
+    let d = tmp();
+    let t = ts(d.path(), "novideo.ts");
+    ffmpeg(
+        &t,
+        20.0,
+        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"],
+    )
+    .unwrap();
+    // Every picture gone; the PMT still declares H.264 and the PCR runs on.
+    video_outage(&t, FFMPEG_VIDEO_PID, -1.0, f64::MAX).unwrap();
+    let summary = archive(d.path(), &[(&t, "segment_duration = \"4s\"")]);
+    let line = summary.lines().find(|l| l.starts_with("s1: ")).unwrap();
+    assert!(line.contains("; 1 video outages timed by audio"), "{line}");
+    let entries = stream_entries(d.path(), "s1");
+    assert!(entries.len() >= 4);
+    let video = check_opened_timeline(&entries);
+    assert!(video.iter().all(|v| !v), "no picture anywhere");
+    let media: f64 = entries.iter().map(|e| e.extinf).sum();
+    // Audio waited for video during the first two seconds.
+    assert!((17.5..=18.1).contains(&media), "{media} s of media");
 }

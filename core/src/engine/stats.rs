@@ -38,6 +38,7 @@ pub struct StreamStats {
     forced_cuts: AtomicU64,
     parameter_sets_inserted: AtomicU64,
     resized_packets: AtomicU64,
+    video_outages: AtomicU64,
     null_packets_dropped: AtomicU64,
     other_packets_dropped: AtomicU64,
     segments: AtomicU64,
@@ -168,6 +169,8 @@ pub struct Snapshot {
     pub parameter_sets_inserted: u64,
     /// 204-byte (parity) and 192-byte (M2TS) packets stored as 188.
     pub resized_packets: u64,
+    /// Times audio timed the segments while video was absent.
+    pub video_outages: u64,
     /// Null packets not stored (`null_packets = "drop"`).
     pub null_packets_dropped: u64,
     /// Packets of other programs and unlisted PIDs not stored.
@@ -276,6 +279,7 @@ impl StreamStats {
         self.null_packets_dropped
             .store(cut.null_packets_dropped, Relaxed);
         self.resized_packets.store(cut.resized_packets, Relaxed);
+        self.video_outages.store(cut.video_outages, Relaxed);
         self.other_packets_dropped
             .store(cut.other_packets_dropped, Relaxed);
     }
@@ -393,6 +397,7 @@ impl StreamStats {
             parameter_sets_inserted: self.parameter_sets_inserted.load(Relaxed),
             null_packets_dropped: self.null_packets_dropped.load(Relaxed),
             resized_packets: self.resized_packets.load(Relaxed),
+            video_outages: self.video_outages.load(Relaxed),
             other_packets_dropped: self.other_packets_dropped.load(Relaxed),
             segments: self.segments.load(Relaxed),
             segment_bytes: self.segment_bytes.load(Relaxed),
@@ -518,6 +523,7 @@ impl fmt::Display for Snapshot {
                 self.resized_packets,
                 "204-byte or 192-byte packets stored as 188",
             ),
+            (self.video_outages, "video outages timed by audio"),
             (self.store_errors, "store errors"),
             (self.store_retries, "store retries"),
             (self.spooled, "objects spooled while the store was down"),

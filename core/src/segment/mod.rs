@@ -16,8 +16,11 @@
 //! whose unit (PES or section) began before the cut keeps sending it to the
 //! earlier segment until its next unit starts. No audio frame is split.
 
+mod outage;
 #[cfg(test)]
 mod tests;
+
+use outage::{AudioRole, VideoWatch};
 
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +35,11 @@ use crate::ts::{
 
 /// A segment cannot grow past this many bytes, whatever the stream does.
 const MAX_SEGMENT_BYTES: usize = 512 << 20;
+/// Audio without video for this long times the stream until video is
+/// back: longer than any skew between a program's audio and video in the
+/// multiplex, short enough that the segment open when video stopped ends
+/// within the target plus this.
+const VIDEO_WAIT: Duration = Duration::from_secs(2);
 /// After a cut, the earlier segment waits at most this many packets for the
 /// rest of the units it holds.
 const STRAGGLER_PACKETS: u32 = 4096;
@@ -120,6 +128,9 @@ pub struct CutCounters {
     pub resized_packets: u64,
     /// Null packets dropped (`null_packets = "drop"`).
     pub null_packets_dropped: u64,
+    /// Times video stopped (or never came) while audio went on, and audio
+    /// timed the segments.
+    pub video_outages: u64,
     /// Packets of other programs and of PIDs no kept table names.
     pub other_packets_dropped: u64,
     /// Breaks in the timeline.
@@ -257,6 +268,11 @@ pub struct SegmentCutter {
     max: i64,
     gap: Duration,
     recovery: bool,
+    /// Times audio in for absent video.
+    watch: VideoWatch,
+    /// The next cut point cuts whatever the target says (timing changed
+    /// hands between video and audio).
+    force_cut: bool,
     cur: Option<Open>,
     tail: Option<Tail>,
     pending: Option<Pending>,
@@ -285,6 +301,8 @@ impl SegmentCutter {
             max: ticks(policy.max),
             gap: policy.gap,
             recovery: policy.recovery,
+            watch: VideoWatch::new(ticks(VIDEO_WAIT)),
+            force_cut: false,
             cur: None,
             tail: None,
             pending: None,
@@ -465,6 +483,11 @@ impl SegmentCutter {
             self.unit_pid[h.pid as usize] = true;
             self.unit_pids.push(h.pid);
         }
+        if let Some(pts) = ins.audio_pts {
+            if self.audio_unit(pts, p, h, at) {
+                return;
+            }
+        }
         if let Some(au) = ins.access_unit {
             self.access_unit(au, p, h, at);
             return;
@@ -472,9 +495,70 @@ impl SegmentCutter {
         self.take(p, h, ins.key_resolved, at);
     }
 
+    /// An audio unit of the program's fallback PID: it times the stream
+    /// while video is absent. Returns whether it was taken as such.
+    fn audio_unit(&mut self, pts: u64, p: &[u8], h: Header, at: SystemTime) -> bool {
+        let ext = self.extender.extend(pts);
+        match self.watch.audio(ext) {
+            AudioRole::Ignored => return false,
+            AudioRole::Takes { absent, silence } => {
+                let silence = humantime::format_duration(ticks_to_duration(silence));
+                match absent {
+                    true => {
+                        tracing::warn!(%silence, video_pid = ?self.analyzer.timing_pid(), audio_pid = h.pid, "the PMT declares video that has not come: audio times the segments")
+                    }
+                    false => {
+                        tracing::warn!(%silence, audio_pid = h.pid, "video stopped while audio goes on: audio times the segments until a video keyframe is back")
+                    }
+                }
+                self.counters.video_outages += 1;
+                self.last_au = None;
+                self.frame = None;
+                self.force_cut = true;
+            }
+            AudioRole::Times => {}
+        }
+        let unit = AccessUnit {
+            pts: Some(pts),
+            dts: None,
+            key: Some(Picture::Key),
+        };
+        self.access_unit(unit, p, h, at);
+        true
+    }
+
+    /// A video keyframe at `ext` while audio times the stream: video times
+    /// it again from this picture. Media that runs on stays in the open
+    /// segment (its video starts at this keyframe) and the next cut comes
+    /// at the target; media that jumps starts a new segment after a
+    /// discontinuity.
+    fn video_back(&mut self, ext: i64) {
+        let contiguous = self.watch.video_returns(ext);
+        tracing::info!(contiguous, "video is back: it times the segments again");
+        if !contiguous && self.cur.is_some() {
+            self.counters.discontinuities += 1;
+            self.break_pending = true;
+        }
+        self.last_au = None;
+        self.frame = None;
+        self.force_cut = !contiguous;
+    }
+
+    /// The PID whose units time the stream now: video, or the audio that
+    /// stands in for it.
+    fn timing_pid(&self) -> Option<u16> {
+        match self.watch.audio_times() {
+            true => self.analyzer.fallback_pid(),
+            false => self.analyzer.timing_pid(),
+        }
+    }
+
     /// A kept packet that starts no access unit: held while the pending
     /// unit's picture is not known, routed otherwise.
     fn take(&mut self, p: &[u8], h: Header, key_resolved: Option<Picture>, at: SystemTime) {
+        if self.pending.is_none() && self.dropped_while_audio_times(h.pid) {
+            return;
+        }
         if let Some(pending) = &mut self.pending {
             pending.packets.extend_from_slice(p);
             if let Some(picture) = key_resolved {
@@ -497,6 +581,25 @@ impl SegmentCutter {
             return;
         };
         let ext = self.extender.extend(pts);
+        let video = Some(h.pid) == self.analyzer.timing_pid() && !self.analyzer.audio_timed();
+        if video && self.watch.audio_times() {
+            match au.key.map(|p| self.starts(p)) {
+                Some(true) => self.video_back(ext),
+                Some(false) => {
+                    self.dropped_while_audio_times(h.pid);
+                    return;
+                }
+                None => {
+                    self.pending = Some(Pending {
+                        ext,
+                        packets: p.to_vec(),
+                    });
+                    return;
+                }
+            }
+        } else if video {
+            self.watch.video(ext);
+        }
         // Frame duration: the smallest decode-order step. DTS advances one
         // frame at a time; PTS (without DTS) only in streams without reordering.
         let decode = ext + au.dts.map_or(0, |dts| pts_diff(dts, pts));
@@ -525,6 +628,16 @@ impl SegmentCutter {
         self.route(p, h);
     }
 
+    /// While audio times the stream, video waits for its keyframe: what
+    /// comes before it cannot decode. Counted as skipped.
+    fn dropped_while_audio_times(&mut self, pid: u16) -> bool {
+        let video = self.watch.audio_times() && Some(pid) == self.analyzer.timing_pid();
+        if video {
+            self.counters.skipped_packets += 1;
+        }
+        video
+    }
+
     /// Whether a segment may start at this picture.
     fn starts(&self, picture: Picture) -> bool {
         match picture {
@@ -540,6 +653,19 @@ impl SegmentCutter {
         let Some(pending) = self.pending.take() else {
             return;
         };
+        if self.watch.audio_times() {
+            if !key {
+                // Video that cannot decode yet: the rest goes on.
+                for p in pending.packets.chunks_exact(PACKET_SIZE) {
+                    let h = Header::parse(p);
+                    if !self.dropped_while_audio_times(h.pid) {
+                        self.route(p, h);
+                    }
+                }
+                return;
+            }
+            self.video_back(pending.ext);
+        }
         if key {
             self.keyframe(pending.ext, at);
         } else {
@@ -581,6 +707,9 @@ impl SegmentCutter {
     }
 
     fn would_cut(&self, ext: i64, at: SystemTime) -> bool {
+        if self.force_cut {
+            return true;
+        }
         match &self.cur {
             None => true,
             Some(cur) => {
@@ -632,6 +761,7 @@ impl SegmentCutter {
             budget: STRAGGLER_PACKETS,
         });
         self.started = true;
+        self.force_cut = false;
         let mut buf = Vec::with_capacity(1 << 20);
         self.analyzer.write_psi(&mut buf);
         let sets = match keyframe {
@@ -731,6 +861,7 @@ impl SegmentCutter {
     /// next keyframe, marked discontinuous, on a new wall-clock anchor.
     fn brk(&mut self, cause: Cause) {
         self.anchor = None;
+        self.watch.forget();
         if self.cur.is_none() && self.tail.is_none() && self.pending.is_none() {
             // Already waiting for a keyframe: the same gap, not a new one.
             return;
@@ -753,7 +884,7 @@ impl SegmentCutter {
     /// Closes the tail and the open segment. With `unfinished`, units that
     /// may be cut short are dropped first (counted and logged).
     fn close_all(&mut self, unfinished: bool) {
-        let timing = self.analyzer.timing_pid();
+        let timing = self.timing_pid();
         let mut dropped = 0;
         if let Some(tail) = &mut self.tail {
             if let (true, Some(open)) = (unfinished, &mut tail.open) {

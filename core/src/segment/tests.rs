@@ -23,6 +23,8 @@ struct Gen {
     stall_at: Option<u64>,
     /// ...and this many segments were out once it did.
     out_at_stall: Option<usize>,
+    /// Frames whose video is not sent (audio goes on).
+    no_video: std::ops::Range<u64>,
 }
 
 impl Gen {
@@ -35,6 +37,7 @@ impl Gen {
             gap_at: None,
             stall_at: None,
             out_at_stall: None,
+            no_video: 0..0,
         }
     }
 
@@ -50,7 +53,11 @@ impl Gen {
             let pcr = ((pts + PTS_WRAP - 63_000) % PTS_WRAP) * 300;
             let audio = self.mux.pes(AUDIO_PID, pts, true, None, 400);
             bytes.extend_from_slice(&audio[..188]);
-            bytes.extend_from_slice(&self.mux.pes(VIDEO_PID, pts, key, Some(pcr), 2000));
+            if self.no_video.contains(&f) {
+                bytes.extend_from_slice(&self.mux.pcr_only(VIDEO_PID, pcr));
+            } else {
+                bytes.extend_from_slice(&self.mux.pes(VIDEO_PID, pts, key, Some(pcr), 2000));
+            }
             bytes.extend_from_slice(&audio[188..]);
             let mut secs = f * FRAME * 1_000_000_000 / PTS_HZ;
             if let Some((from, extra)) = self.gap_at {
@@ -276,15 +283,15 @@ fn hard_cap_cuts_without_keyframe() {
 /// The elementary stream bytes of the segment's first video PES.
 fn first_video_es(s: &Segment) -> Vec<u8> {
     let mut es = Vec::new();
-    for p in s
+    let video = s
         .data
         .chunks(188)
-        .filter(|p| Header::parse(p).pid == VIDEO_PID)
-    {
+        .filter(|p| Header::parse(p).pid == VIDEO_PID);
+    for (p, payload) in video.filter_map(|p| crate::ts::payload(p).map(|pl| (p, pl))) {
         if Header::parse(p).pusi && !es.is_empty() {
             break;
         }
-        es.extend_from_slice(crate::ts::payload(p).unwrap());
+        es.extend_from_slice(payload);
     }
     let at = crate::ts::pes::parse_header(&es).unwrap().payload_offset;
     es.split_off(at)
@@ -352,4 +359,65 @@ fn garbage_between_packets_is_counted_and_skipped() {
     d.extend_from_slice(&[0x47, 1, 2]);
     c.push_datagram(&d, SystemTime::UNIX_EPOCH, false);
     assert_eq!(c.counters().unsynced_bytes, 8);
+}
+
+#[test]
+fn video_outage_is_timed_by_audio_at_the_target() {
+    let mut c = SegmentCutter::new(policy(6));
+    let mut g = Gen::new(50);
+    // Video stops from 10 s to 30 s; audio goes on.
+    g.no_video = 250..750;
+    let segs = g.run(&mut c, 25 * 40);
+    let total: u64 = segs.iter().map(|s| s.duration).sum();
+    // Every tick, but the last frame (cut short at the end of the capture).
+    assert_eq!(total, 40 * 90_000 - FRAME);
+    assert_eq!(c.counters().video_outages, 1);
+    assert_eq!(c.counters().forced_cuts, 0);
+    // No segment runs past the target plus the wait for video.
+    assert!(
+        segs.iter().all(|s| s.duration <= 8 * 90_000),
+        "{:?}",
+        segs.iter().map(|s| s.duration).collect::<Vec<_>>()
+    );
+    // Audio-only segments in the outage, at the target.
+    let audio_only: Vec<&Segment> = segs
+        .iter()
+        .filter(|s| !packets(s).iter().any(|h| h.pid == VIDEO_PID))
+        .collect();
+    assert!(audio_only.len() >= 2);
+    assert!(audio_only[..audio_only.len() - 1]
+        .iter()
+        .all(|s| s.duration == 6 * 90_000));
+    // Video takes back at its keyframe at 30 s, contiguous: no discontinuity.
+    assert!(segs.iter().all(|s| !s.discontinuity));
+    // The segment open when video comes back carries it from its keyframe.
+    let back = segs
+        .iter()
+        .find(|s| s.start >= segs[0].start + Duration::from_secs(26))
+        .unwrap();
+    assert!(contains(&first_video_es(back), &IDR));
+    assert!(
+        segs.iter().all(|s| s.duration >= 2 * 90_000),
+        "no sliver segments"
+    );
+}
+
+#[test]
+fn declared_video_that_never_comes_is_timed_by_audio_after_the_wait() {
+    let mut c = SegmentCutter::new(policy(6));
+    let mut g = Gen::new(50);
+    g.no_video = 0..u64::MAX;
+    let segs = g.run(&mut c, 25 * 20);
+    assert_eq!(c.counters().video_outages, 1);
+    assert!(segs.len() >= 3);
+    // The first two seconds wait for video; then audio cuts at the target.
+    let total: u64 = segs.iter().map(|s| s.duration).sum();
+    assert!((17 * 90_000..=18 * 90_000).contains(&total), "{total}");
+    // (The first ends at 10:00, 3 s in.)
+    assert!(segs[1..segs.len() - 1]
+        .iter()
+        .all(|s| s.duration == 6 * 90_000));
+    assert!(segs.iter().all(|s| !packets(s)
+        .iter()
+        .any(|h| h.pid == VIDEO_PID && h.has_payload)));
 }

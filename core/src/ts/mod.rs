@@ -151,6 +151,9 @@ pub struct Inspection {
     pub access_unit: Option<AccessUnit>,
     /// The pending access unit's random access status became known.
     pub key_resolved: Option<Picture>,
+    /// An audio unit starts on the fallback PID (see
+    /// [`Analyzer::fallback_pid`]), with this PTS.
+    pub audio_pts: Option<u64>,
 }
 
 /// Counters of what the analysis found wrong, kept by the analyzer.
@@ -176,6 +179,9 @@ enum Role {
     Pmt,
     /// The elementary stream that drives timing.
     Timing,
+    /// The chosen program's first audio stream while video times it: it
+    /// times the stream while video is absent.
+    Fallback,
     /// Another PID of the chosen program.
     Program,
     /// A PID of another program.
@@ -218,6 +224,8 @@ pub struct Analyzer {
     packets: Box<[u64; 8192]>,
     pcr_pid: Option<u16>,
     timing: Option<(u16, TimingKind)>,
+    /// The audio PID that times the stream while its video is absent.
+    fallback: Option<u16>,
     last_pcr: Option<u64>,
     scan: Option<Vec<u8>>,
     /// The timing PID's latest parameter sets.
@@ -258,6 +266,7 @@ impl Analyzer {
             packets: Box::new([0; 8192]),
             pcr_pid: None,
             timing: None,
+            fallback: None,
             last_pcr: None,
             scan: None,
             sets: ParameterSets::default(),
@@ -276,6 +285,12 @@ impl Analyzer {
     /// The PID that drives timing, once the PMT is known.
     pub fn timing_pid(&self) -> Option<u16> {
         self.timing.map(|(pid, _)| pid)
+    }
+
+    /// The chosen program's first audio PID, when video times it: it times
+    /// the stream while the video is absent.
+    pub fn fallback_pid(&self) -> Option<u16> {
+        self.fallback
     }
 
     /// Whether the timed program's PID drives timing with audio (no video).
@@ -411,6 +426,7 @@ impl Analyzer {
             pcr: None,
             access_unit: None,
             key_resolved: None,
+            audio_pts: None,
         };
         if header.tei {
             self.counters.tei_packets += 1;
@@ -463,7 +479,7 @@ impl Analyzer {
         if self.continuity_broken(header, announced) {
             self.counters.cc_errors += 1;
             match role {
-                Role::Timing | Role::Program => {
+                Role::Timing | Role::Program | Role::Fallback => {
                     out.brk = out.brk.or(Some(Break::Continuity { pid: header.pid }));
                     if role == Role::Timing {
                         self.scan = None;
@@ -479,6 +495,9 @@ impl Analyzer {
         let payload = &p[payload_at..];
         match role {
             Role::Timing => self.timing_payload(header, payload, rai, &mut out),
+            Role::Fallback if header.pusi => {
+                out.audio_pts = pes::parse_header(payload).and_then(|pes| pes.pts);
+            }
             Role::Pat | Role::Pmt => self.psi_payload(header, payload),
             _ => {}
         }
@@ -659,7 +678,10 @@ impl Analyzer {
     /// program listed whose PMT never comes is never waited for.
     fn assign(&mut self) {
         for r in self.role.iter_mut() {
-            if matches!(r, Role::Timing | Role::Program | Role::Other) {
+            if matches!(
+                r,
+                Role::Timing | Role::Program | Role::Fallback | Role::Other
+            ) {
                 *r = Role::Unknown;
             }
         }
@@ -673,6 +695,7 @@ impl Analyzer {
         let parsed: Vec<&Pmt> = self.pmts.iter().map(|(_, _, p)| p).collect();
         let chosen = program::choose(self.selection.program, &parsed);
         let mut timing = None;
+        let mut fallback = None;
         let mut pcr_pid = None;
         let others = self
             .pmts
@@ -688,6 +711,14 @@ impl Analyzer {
         }
         if let Some((pmt_pid, _, pmt)) = chosen.map(|i| &self.pmts[i]) {
             timing = program::timing_of(pmt);
+            fallback = match timing {
+                Some((_, TimingKind::Video(_))) => pmt
+                    .streams
+                    .iter()
+                    .find(|s| program::is_audio(s.stream_type, &s.descriptor_tags))
+                    .map(|s| s.pid),
+                _ => None,
+            };
             pcr_pid = (pmt.pcr_pid != PID_NULL).then_some(pmt.pcr_pid);
             self.keep[*pmt_pid as usize] = true;
             let pids = pmt.streams.iter().map(|s| s.pid).chain(pcr_pid);
@@ -697,6 +728,7 @@ impl Analyzer {
                 }
                 self.role[pid as usize] = match timing {
                     Some((t, _)) if t == pid => Role::Timing,
+                    _ if fallback == Some(pid) => Role::Fallback,
                     _ => Role::Program,
                 };
                 self.keep[pid as usize] = true;
@@ -716,6 +748,7 @@ impl Analyzer {
             self.sets.clear();
         }
         self.timing = timing;
+        self.fallback = fallback;
         self.pcr_pid = pcr_pid;
     }
 }

@@ -130,3 +130,63 @@ pub fn parameter_sets_once(path: &Path, video_pid: u16) -> Result<usize> {
     std::fs::write(path, data)?;
     Ok(hidden)
 }
+
+/// PTS of a PES that starts in `payload`, if its header carries one.
+fn pes_pts(payload: &[u8]) -> Option<u64> {
+    if payload.len() < 14 || payload[..3] != [0, 0, 1] || payload[7] & 0x80 == 0 {
+        return None;
+    }
+    let b = &payload[9..14];
+    Some(
+        ((b[0] as u64 >> 1) & 7) << 30
+            | (b[1] as u64) << 22
+            | (b[2] as u64 >> 1) << 15
+            | (b[3] as u64) << 7
+            | b[4] as u64 >> 1,
+    )
+}
+
+/// Stops the video of `video_pid` for the pictures presented from `from`
+/// to `to` seconds after the first one, while audio goes on, as an encoder
+/// that loses its video input does: those PES are removed, the PCR they
+/// carried stays (in packets with only an adaptation field), and the video
+/// continuity counters run on without a break. Returns the video packets
+/// removed.
+pub fn video_outage(path: &Path, video_pid: u16, from: f64, to: f64) -> Result<usize> {
+    let data = std::fs::read(path)?;
+    let mut out = Vec::with_capacity(data.len());
+    let (mut first, mut dropping, mut removed, mut cc) = (None, false, 0, 0u8);
+    for p in data.chunks_exact(188) {
+        if pid(p) != video_pid {
+            out.extend_from_slice(p);
+            continue;
+        }
+        if let (true, Some(at)) = (p[1] & 0x40 != 0, payload_at(p)) {
+            if let Some(pts) = pes_pts(&p[at..]) {
+                let first = *first.get_or_insert(pts);
+                let secs = pts.wrapping_sub(first) as f64 / 90_000.0;
+                dropping = (from..to).contains(&secs);
+            }
+        }
+        let has_pcr = p[3] & 0x20 != 0 && p[4] >= 7 && p[5] & 0x10 != 0;
+        let mut q = p.to_vec();
+        if dropping {
+            removed += 1;
+            if !has_pcr {
+                continue;
+            }
+            // Adaptation field only: the PCR, then stuffing.
+            q[1] &= !0x40;
+            q[3] = (q[3] & 0xC0) | 0x20 | (cc.wrapping_sub(1) & 0x0F);
+            q[4] = 183;
+            q[5] = 0x10;
+            q[12..].fill(0xFF);
+        } else if q[3] & 0x10 != 0 {
+            q[3] = (q[3] & 0xF0) | cc;
+            cc = (cc + 1) & 0x0F;
+        }
+        out.extend_from_slice(&q);
+    }
+    std::fs::write(path, out)?;
+    Ok(removed)
+}
