@@ -974,3 +974,58 @@ fn a_capture_that_archives_nothing_fails_and_says_why() {
     // The good stream is archived all the same.
     check_timeline(&check_hours(&c.hours("good")), "video", 0.04);
 }
+
+#[test]
+fn fragments_vlan_tags_and_pcapng_are_read() {
+    let c = Case::new();
+    let ts = c.ts(
+        "a.ts",
+        &StreamSpec {
+            seconds: 10.0,
+            ..Default::default()
+        },
+    );
+    // 21 packets a datagram over a 1500-byte MTU: three fragments each.
+    let mut fragmented = Wrap::new(&ts, dst(1));
+    fragmented.per_datagram = 21;
+    fragmented.mtu = Some(1500);
+    let mut tagged = Wrap::new(&ts, dst(2));
+    tagged.vlan = Some(100);
+    let mut both = fragmented.clone();
+    both.dst = dst(3);
+    both.vlan = Some(200);
+    let plain = Wrap::new(&ts, dst(4));
+    let pcap = c.path("link.pcap");
+    let sent = write_pcap(&pcap, start(), &[fragmented, tagged, both, plain], false).unwrap();
+    let pcapng = c.path("link.pcapng");
+    hlsvault_testkit::to_pcapng(&pcap, &pcapng).unwrap();
+    let streams = [
+        ("fragmented", dst(1), ""),
+        ("tagged", dst(2), ""),
+        ("both", dst(3), ""),
+        ("plain", dst(4), ""),
+    ];
+    for file in [&pcap, &pcapng] {
+        let _ = std::fs::remove_dir_all(c.archive());
+        let summary = c.run(&c.config(file, &streams));
+        let reassembled = sent[0] + sent[2];
+        assert!(
+            summary.contains(&format!(
+                "IP fragments ({reassembled} datagrams reassembled, 0 incomplete)"
+            )),
+            "{summary}"
+        );
+        let stored = |stream: &str| -> Vec<Vec<u8>> {
+            let entries = check_hours(&c.hours(stream));
+            check_timeline(&entries, "video", 0.04);
+            entries
+                .iter()
+                .map(|e| std::fs::read(&e.path).unwrap())
+                .collect()
+        };
+        let plain = stored("plain");
+        for (name, ..) in &streams[..3] {
+            assert_eq!(stored(name), plain, "{name} from {file:?}");
+        }
+    }
+}

@@ -332,6 +332,81 @@ fn pcap_and_udp_in_a_namespace_started_before_the_network() {
 }
 
 #[test]
+fn ip_fragments_through_the_veth_are_reassembled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = clip(d, "a.ts", 10.0);
+    let group = SocketAddrV4::new([239, 77, 0, 3].into(), 5004);
+    // 21 packets a datagram over a 1500-byte MTU: three fragments each.
+    let mut wrap = Wrap::new(&a, group);
+    wrap.per_datagram = 21;
+    wrap.mtu = Some(1500);
+    let pcap = d.join("send.pcap");
+    let sent = write_pcap(&pcap, SystemTime::now(), &[wrap], false).unwrap();
+    let plan = NetPlan::new();
+    let net = plan.create().unwrap();
+    let archive = d.join("archive");
+    let stream = |name: &str, kind: &str| {
+        format!(
+            "[[streams]]\nname = \"{name}\"\nsegment_duration = \"2s\"\nstall_timeout = \"1s\"\n[streams.source]\nkind = \"{kind}\"\ninterface = \"{}\"\ngroup = \"{}\"\nport = {}\n",
+            net.plan.host_if,
+            group.ip(),
+            group.port()
+        )
+    };
+    let config = d.join("live.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n{}{}",
+            archive.display(),
+            // libpcap sees the fragments: hlsvault reassembles them; the
+            // socket gets what the kernel reassembled.
+            stream("frag-pcap", "pcap"),
+            stream("frag-udp", "udp"),
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config, d, "run");
+    daemon.wait_for("capturing", 1);
+    let mut replay = net.command("timeout");
+    replay
+        .args(["60", "tcpreplay", "-q", "-i", &net.plan.ns_if])
+        .arg(&pcap);
+    run(&mut replay).unwrap();
+    daemon.wait_for("stream stalled", 2);
+    let summary = daemon.stop();
+    drop(net);
+    let source = summary
+        .lines()
+        .find(|l| l.starts_with("pcap on "))
+        .unwrap_or_else(|| panic!("no pcap source line: {summary}"));
+    assert!(
+        source.contains(&format!(
+            "({} datagrams reassembled, 0 incomplete)",
+            sent[0]
+        )),
+        "{source}"
+    );
+    for name in ["frag-pcap", "frag-udp"] {
+        let e = entries(&archive, name);
+        check_timeline(&e, "video", 0.04);
+        let secs = media_seconds(&e);
+        assert!((9.0..=10.05).contains(&secs), "{name}: {secs} s");
+    }
+    assert_eq!(
+        entries(&archive, "frag-pcap")
+            .iter()
+            .map(|e| e.extinf)
+            .collect::<Vec<_>>(),
+        entries(&archive, "frag-udp")
+            .iter()
+            .map(|e| e.extinf)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn check_names_missing_and_down_interfaces_and_missing_privilege() {
     // World-readable, for the unprivileged run below.
     let dir = tempfile::Builder::new()

@@ -286,13 +286,15 @@ fn run(path: &std::path::Path) -> ExitCode {
     for src in &report.sources {
         let c = &src.counters;
         println!(
-            "{}: {} records, {} datagrams for other destinations, {} not UDP, {} truncated, {} IP fragments, {} kernel drops, {} interface drops, {} socket drops",
+            "{}: {} records, {} datagrams for other destinations, {} not UDP, {} truncated, {} IP fragments ({} datagrams reassembled, {} incomplete), {} kernel drops, {} interface drops, {} socket drops",
             src.source,
             c.records,
             src.ignored,
             c.not_udp,
             c.truncated,
             c.fragments,
+            c.reassembled,
+            c.fragments_incomplete,
             c.kernel_drops,
             c.interface_drops,
             c.socket_drops

@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::fragments::Fragment;
+
 /// Link layers we decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkType {
@@ -45,7 +47,47 @@ pub enum Skip {
 
 /// Decodes a captured frame down to its UDP payload and destination.
 pub fn udp_payload(link: LinkType, frame: &[u8]) -> Result<(SocketAddr, &[u8]), Skip> {
-    let (ethertype, ip) = match link {
+    let (ethertype, ip) = ip_packet(link, frame)?;
+    let version = ip.first().ok_or(Skip::Truncated)? >> 4;
+    match (ethertype, version) {
+        (Some(0x0800) | None, 4) => ipv4(ip),
+        (Some(0x86DD) | None, 6) => ipv6(ip),
+        _ => Err(Skip::NotUdp),
+    }
+}
+
+/// The IPv4 fragment of a UDP datagram that a frame carries (for frames
+/// that [`udp_payload`] calls [`Skip::Fragment`]).
+pub fn ipv4_fragment(link: LinkType, frame: &[u8]) -> Option<Fragment<'_>> {
+    let (ethertype, ip) = ip_packet(link, frame).ok()?;
+    if !matches!(ethertype, Some(0x0800) | None) || ip.len() < 20 || ip[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = (ip[0] & 0x0F) as usize * 4;
+    let total = be16(ip, 2).ok()? as usize;
+    if ip[9] != 17 || ihl < 20 || total < ihl || total > ip.len() {
+        return None;
+    }
+    let flags = be16(ip, 6).ok()?;
+    Some(Fragment {
+        src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        id: be16(ip, 4).ok()?,
+        offset: (flags & 0x1FFF) as usize * 8,
+        more: flags & 0x2000 != 0,
+        data: &ip[ihl..total],
+    })
+}
+
+/// The UDP payload and destination of a datagram rebuilt from fragments
+/// (`ip_payload` starts with the UDP header).
+pub fn reassembled_udp(dst: Ipv4Addr, ip_payload: &[u8]) -> Result<(SocketAddr, &[u8]), Skip> {
+    udp(IpAddr::V4(dst), ip_payload)
+}
+
+/// The link layer's ethertype (if it has one) and the IP packet.
+fn ip_packet(link: LinkType, frame: &[u8]) -> Result<(Option<u16>, &[u8]), Skip> {
+    Ok(match link {
         LinkType::Ethernet => {
             let mut at = 12;
             let mut et = be16(frame, at)?;
@@ -65,13 +107,7 @@ pub fn udp_payload(link: LinkType, frame: &[u8]) -> Result<(SocketAddr, &[u8]), 
         ),
         LinkType::Raw => (None, frame),
         LinkType::Null => (None, frame.get(4..).ok_or(Skip::Truncated)?),
-    };
-    let version = ip.first().ok_or(Skip::Truncated)? >> 4;
-    match (ethertype, version) {
-        (Some(0x0800) | None, 4) => ipv4(ip),
-        (Some(0x86DD) | None, 6) => ipv6(ip),
-        _ => Err(Skip::NotUdp),
-    }
+    })
 }
 
 fn be16(b: &[u8], at: usize) -> Result<u16, Skip> {

@@ -4,6 +4,7 @@
 //! A source delivers every UDP datagram it sees, with its capture time and
 //! destination; the engine demultiplexes them to streams by destination.
 
+mod fragments;
 mod link;
 pub mod netif;
 mod pcap_file;
@@ -15,6 +16,7 @@ mod udp;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use fragments::Reassembler;
 pub use link::{udp_payload, LinkType, Skip};
 pub use netif::{Interface, InterfaceError};
 pub use pcap_file::PcapFileSource;
@@ -55,8 +57,13 @@ pub struct SourceCounters {
     pub not_udp: u64,
     /// Records cut short by the capture's snap length or corrupted.
     pub truncated: u64,
-    /// IP fragments (a TS datagram never needs fragmenting; they are not reassembled).
+    /// IP fragments (IPv4 fragments of UDP are reassembled).
     pub fragments: u64,
+    /// Datagrams rebuilt from fragments.
+    pub reassembled: u64,
+    /// Datagrams whose fragments never all came (in time), and IPv6
+    /// fragments (not reassembled).
+    pub fragments_incomplete: u64,
 }
 
 impl SourceCounters {
@@ -70,6 +77,8 @@ impl SourceCounters {
         self.not_udp += o.not_udp;
         self.truncated += o.truncated;
         self.fragments += o.fragments;
+        self.reassembled += o.reassembled;
+        self.fragments_incomplete += o.fragments_incomplete;
     }
 }
 
@@ -282,13 +291,14 @@ pub enum End {
     Stopped,
 }
 
-/// Decodes one captured frame and hands its datagram to `sink`, counting
-/// what is not a usable datagram.
+/// Decodes one captured frame and hands its datagram to `sink` (after
+/// reassembly, for fragments), counting what is not a usable datagram.
 fn deliver(
     link: LinkType,
     header: &pcap::PacketHeader,
     frame: &[u8],
     n: &mut SourceCounters,
+    fragments: &mut Reassembler,
     sink: &mut dyn FnMut(Event<'_>) -> Flow,
 ) -> Flow {
     n.records += 1;
@@ -305,7 +315,38 @@ fn deliver(
             ts.tv_sec.max(0) as u64,
             ts.tv_usec.clamp(0, 999_999_999) as u32,
         );
-    match udp_payload(link, frame) {
+    let datagram = match udp_payload(link, frame) {
+        Err(Skip::Fragment) => {
+            n.fragments += 1;
+            let Some(f) = link::ipv4_fragment(link, frame) else {
+                fragments.unsupported();
+                fragments.count(n);
+                return Flow::Continue;
+            };
+            let dst = f.dst;
+            let whole = fragments.push(at, f).map(<[u8]>::to_vec);
+            fragments.count(n);
+            match whole {
+                None => return Flow::Continue,
+                Some(ip) => {
+                    return match link::reassembled_udp(dst, &ip) {
+                        Ok((dst, payload)) => sink(Event::Datagram(Datagram {
+                            at,
+                            dst,
+                            payload,
+                            endpoint: None,
+                        })),
+                        Err(_) => {
+                            n.truncated += 1;
+                            Flow::Continue
+                        }
+                    };
+                }
+            }
+        }
+        d => d,
+    };
+    match datagram {
         Ok((dst, payload)) => {
             return sink(Event::Datagram(Datagram {
                 at,
@@ -316,7 +357,7 @@ fn deliver(
         }
         Err(Skip::NotUdp) => n.not_udp += 1,
         Err(Skip::Truncated) => n.truncated += 1,
-        Err(Skip::Fragment) => n.fragments += 1,
+        Err(Skip::Fragment) => unreachable!("fragments are reassembled above"),
     }
     Flow::Continue
 }

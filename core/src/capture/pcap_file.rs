@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{
-    deliver, link_of, CaptureError, End, Event, Flow, LinkType, Source, SourceCounters, TICK,
+    deliver, link_of, CaptureError, End, Event, Flow, LinkType, Reassembler, Source,
+    SourceCounters, TICK,
 };
 use crate::config::Pace;
 
@@ -74,6 +75,7 @@ impl Source for PcapFileSource {
         let (mut cap, link) = self.open()?;
         enlarge_read_buffer(&cap, &mut read_buffer);
         let mut n = SourceCounters::default();
+        let mut fragments = Reassembler::default();
         let mut clock: Option<(Duration, Instant)> = None;
         loop {
             let packet = match cap.next_packet() {
@@ -108,10 +110,13 @@ impl Source for PcapFileSource {
                     }
                 }
             }
-            if deliver(link, packet.header, packet.data, &mut n, sink) == Flow::Stop {
+            let (header, data) = (packet.header, packet.data);
+            if deliver(link, header, data, &mut n, &mut fragments, sink) == Flow::Stop {
                 return Ok((End::Stopped, n));
             }
         }
+        fragments.finish();
+        fragments.count(&mut n);
         sink(Event::Progress(&n));
         Ok((End::Exhausted, n))
     }

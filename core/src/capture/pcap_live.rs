@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::targets::TargetSockets;
 use super::{
     deliver, link_of, netif, set_socket_option, wait_readable, CaptureError, End, Event, Flow,
-    Reporting, Source, SourceCounters, Target, Targets,
+    Reassembler, Reporting, Source, SourceCounters, Target, Targets,
 };
 
 /// The capture keeps this much of each frame: a TS datagram is at most
@@ -49,7 +49,12 @@ impl PcapLiveSource {
                     .source
                     .map(|s| format!(" and src host {s}"))
                     .unwrap_or_default();
-                format!("(dst host {} and dst port {}{src})", e.group, e.port)
+                // Fragments after the first carry no port: they are
+                // reassembled with the first one.
+                format!(
+                    "(dst host {} and (dst port {} or ip[6:2] & 0x1fff != 0){src})",
+                    e.group, e.port
+                )
             })
             .collect();
         format!("udp and ({})", terms.join(" or "))
@@ -143,6 +148,7 @@ impl Source for PcapLiveSource {
         let mut memberships = TargetSockets::open_all(self.targets.clone(), join)?;
         tracing::info!(interface = %iface.name, filter = %Self::filter(memberships.wanted()), "capturing");
         let mut n = SourceCounters::default();
+        let mut fragments = Reassembler::default();
         let mut reporting = Reporting::new();
         let mut fd = libc::pollfd {
             fd: cap.as_raw_fd(),
@@ -164,7 +170,8 @@ impl Source for PcapLiveSource {
             loop {
                 match cap.next_packet() {
                     Ok(p) => {
-                        if deliver(link, p.header, p.data, &mut n, sink) == Flow::Stop {
+                        let (header, data) = (p.header, p.data);
+                        if deliver(link, header, data, &mut n, &mut fragments, sink) == Flow::Stop {
                             return Ok((End::Stopped, n));
                         }
                     }
@@ -234,7 +241,8 @@ mod tests {
         ];
         assert_eq!(
             PcapLiveSource::filter(&targets),
-            "udp and ((dst host 239.1.1.1 and dst port 5000) or (dst host 239.1.1.2 and dst port 5002 and src host 10.0.0.9))"
+            "udp and ((dst host 239.1.1.1 and (dst port 5000 or ip[6:2] & 0x1fff != 0)) or \
+             (dst host 239.1.1.2 and (dst port 5002 or ip[6:2] & 0x1fff != 0) and src host 10.0.0.9))"
         );
     }
 }

@@ -202,6 +202,13 @@ pub struct Wrap {
     pub swap: Vec<u64>,
     /// How each 188-byte packet goes on the wire.
     pub packets: PacketFormat,
+    /// TS packets per datagram (7 fit a 1500-byte MTU).
+    pub per_datagram: usize,
+    /// Fragment IP packets larger than this MTU (as a sender does that
+    /// sends, say, 21 packets a datagram over Ethernet).
+    pub mtu: Option<usize>,
+    /// Tag frames with this 802.1Q VLAN id.
+    pub vlan: Option<u16>,
 }
 
 /// How a sender puts TS packets on the wire.
@@ -228,6 +235,9 @@ impl Wrap {
             clear_rai: false,
             swap: vec![],
             packets: PacketFormat::Ts,
+            per_datagram: 7,
+            mtu: None,
+            vlan: None,
         }
     }
 }
@@ -288,7 +298,7 @@ impl Sender {
 
     fn next_in_order(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
         loop {
-            let mut ts = vec![0u8; 7 * 188];
+            let mut ts = vec![0u8; self.wrap.per_datagram * 188];
             let mut n = 0;
             while n < ts.len() {
                 match self.reader.read(&mut ts[n..])? {
@@ -398,12 +408,7 @@ pub fn udp_frame(dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&ip);
     // The IP header checksum: a receiving kernel drops a frame without it
     // (a capture does not care).
-    let sum = f[14..34]
-        .chunks(2)
-        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
-        .sum::<u32>();
-    let sum = !((sum & 0xFFFF) + (sum >> 16)) as u16;
-    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    set_ip_checksum(&mut f[14..34]);
     let ulen = 8 + payload.len();
     f.extend_from_slice(&[0x9C, 0x40]);
     f.extend_from_slice(&dst.port().to_be_bytes());
@@ -450,6 +455,48 @@ impl PcapWriter {
     }
 }
 
+/// Writes the IPv4 header checksum into `header` (20 bytes).
+fn set_ip_checksum(header: &mut [u8]) {
+    header[10..12].fill(0);
+    let sum = header
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum::<u32>();
+    let sum = (sum & 0xFFFF) + (sum >> 16);
+    let sum = !((sum & 0xFFFF) + (sum >> 16)) as u16;
+    header[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Splits an Ethernet/IPv4 frame from [`udp_frame`] into IP fragments of at
+/// most `mtu` bytes, with identification `id` (one frame when it fits).
+pub fn ipv4_fragments(frame: &[u8], mtu: usize, id: u16) -> Vec<Vec<u8>> {
+    if frame.len() - 14 <= mtu {
+        return vec![frame.to_vec()];
+    }
+    let data = &frame[34..];
+    let step = (mtu - 20) / 8 * 8;
+    let mut out = Vec::new();
+    for (i, chunk) in data.chunks(step).enumerate() {
+        let mut f = frame[..34].to_vec();
+        let total = 20 + chunk.len();
+        f[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        let more = (i + 1) * step < data.len();
+        let flags = ((i * step / 8) as u16) | if more { 0x2000 } else { 0 };
+        f[20..22].copy_from_slice(&flags.to_be_bytes());
+        set_ip_checksum(&mut f[14..34]);
+        f.extend_from_slice(chunk);
+        out.push(f);
+    }
+    out
+}
+
+/// Inserts an 802.1Q tag with VLAN `id` into an Ethernet frame.
+pub fn vlan_tagged(frame: &mut Vec<u8>, id: u16) {
+    let tci = (id & 0x0FFF).to_be_bytes();
+    frame.splice(12..12, [0x81, 0x00, tci[0], tci[1]]);
+}
+
 /// Writes a pcap of several TS files sent at once, starting at `start`,
 /// interleaved by send time. With `noise`, datagrams to another port and
 /// non-TS datagrams to each stream's port are mixed in. Returns how many
@@ -473,7 +520,17 @@ pub fn write_pcap(out: &Path, start: SystemTime, wraps: &[Wrap], noise: bool) ->
     {
         let (at, payload) = heads[i].take().expect("chosen head");
         let when = start + Duration::from_nanos(at);
-        w.write(when, &udp_frame(wraps[i].dst, &payload));
+        let frame = udp_frame(wraps[i].dst, &payload);
+        let frames = match wraps[i].mtu {
+            Some(mtu) => ipv4_fragments(&frame, mtu, sent[i] as u16),
+            None => vec![frame],
+        };
+        for mut f in frames {
+            if let Some(id) = wraps[i].vlan {
+                vlan_tagged(&mut f, id);
+            }
+            w.write(when, &f);
+        }
         sent[i] += 1;
         k += 1;
         if noise && k.is_multiple_of(97) {
@@ -599,4 +656,43 @@ pub fn http_get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, headers, out.stdout)
+}
+
+/// Rewrites a capture (pcap, Ethernet) as pcapng: a section header, one
+/// Ethernet interface with nanosecond timestamps, an enhanced packet block
+/// per record (as Wireshark and dumpcap write it).
+pub fn to_pcapng(pcap_in: &Path, dest: &Path) -> Result<()> {
+    fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+        let padded = body.len().div_ceil(4) * 4;
+        let len = (12 + padded) as u32;
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + padded - body.len(), 0);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    let mut out = Vec::new();
+    // Section header: byte-order magic, version 1.0, unknown section length.
+    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut out, 0x0A0D_0D0A, &shb);
+    // Interface: Ethernet, snaplen 0; option if_tsresol = 9 (ns), end.
+    let mut idb = vec![1, 0, 0, 0, 0, 0, 0, 0];
+    idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+    block(&mut out, 1, &idb);
+    let mut cap = pcap::Capture::from_file_with_precision(pcap_in, pcap::Precision::Nano)?;
+    while let Ok(p) = cap.next_packet() {
+        let ns = p.header.ts.tv_sec as u64 * 1_000_000_000 + p.header.ts.tv_usec as u64;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((ns >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ns as u32).to_le_bytes());
+        epb.extend_from_slice(&p.header.caplen.to_le_bytes());
+        epb.extend_from_slice(&p.header.len.to_le_bytes());
+        epb.extend_from_slice(p.data);
+        epb.resize(20 + p.data.len().div_ceil(4) * 4, 0);
+        block(&mut out, 6, &epb);
+    }
+    std::fs::write(dest, out)?;
+    Ok(())
 }
