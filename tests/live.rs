@@ -407,6 +407,59 @@ fn ip_fragments_through_the_veth_are_reassembled() {
 }
 
 #[test]
+fn a_live_stream_that_cuts_nothing_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 12 s of a stream whose PMT never comes.
+    let ts = clip(d, "a.ts", 12.0);
+    let data: Vec<u8> = std::fs::read(&ts)
+        .unwrap()
+        .chunks(188)
+        .filter(|p| u16::from_be_bytes([p[1], p[2]]) & 0x1FFF != 0x1000)
+        .flatten()
+        .copied()
+        .collect();
+    let port = free_port();
+    let config = d.join("live.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n[[streams]]\nname = \"nopmt\"\nsegment_duration = \"1s\"\n[streams.source]\nkind = \"udp\"\ninterface = \"lo\"\ngroup = \"127.0.0.1\"\nport = {port}\n",
+            d.join("archive").display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config, d, "run");
+    daemon.wait_for("archiving", 1);
+    // Sent in real time: 7 packets a datagram, at most 12 s (bounded by the
+    // file).
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let chunks: Vec<&[u8]> = data.chunks(7 * 188).collect();
+    let pace = Duration::from_secs(12) / chunks.len() as u32;
+    let t0 = Instant::now();
+    for (i, chunk) in chunks.iter().enumerate() {
+        socket.send_to(chunk, ("127.0.0.1", port)).unwrap();
+        if let Some(wait) = (t0 + pace * i as u32).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    daemon.wait_for("receiving, but no segment yet", 1);
+    let log = daemon.log();
+    let summary = daemon.stop();
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("receiving, but no segment yet"))
+        .collect();
+    assert_eq!(warned.len(), 1, "once: {log}");
+    assert!(
+        warned[0].contains("no PMT: the PAT lists program 1 (PMT PID 4096)"),
+        "{}",
+        warned[0]
+    );
+    assert!(summary.contains("nopmt: 0 segments"), "{summary}");
+}
+
+#[test]
 fn check_names_missing_and_down_interfaces_and_missing_privilege() {
     // World-readable, for the unprivileged run below.
     let dir = tempfile::Builder::new()

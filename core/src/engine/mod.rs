@@ -608,6 +608,10 @@ fn analyse(
             }
         };
         let mut pids_at: Option<Instant> = None;
+        // A live stream that receives data but cuts nothing says why, once.
+        let started = Instant::now();
+        let mut told_empty = !cfg.source.kind.is_live();
+        let silent_for = (cfg.segment_duration * 3).max(NO_SEGMENT_WARNING);
         let mut report =
             |cutter: &SegmentCutter, reorder: &rtp::Reorder, problems: &mut ProblemLog, last| {
                 stats.rtp(reorder.counters());
@@ -617,6 +621,15 @@ fn analyse(
                 if last || pids_at.is_none_or(|t| t.elapsed() >= PID_TABLE_EVERY) {
                     stats.set_pids(cutter.analyzer().pids());
                     pids_at = Some(Instant::now());
+                    if !told_empty && started.elapsed() >= silent_for {
+                        told_empty = true;
+                        if let Some(why) = cutter.why_empty() {
+                            tracing::warn!(
+                                after = %humantime::format_duration(silent_for),
+                                "receiving, but no segment yet: {why}"
+                            );
+                        }
+                    }
                 }
             };
         for input in rx {
@@ -687,6 +700,10 @@ fn analyse(
         stats.fail();
     }
 }
+
+/// A live stream that receives data but has cut no segment after this (or
+/// three target durations, if longer) logs why.
+const NO_SEGMENT_WARNING: Duration = Duration::from_secs(10);
 
 /// How often a stream's PID table is taken for the figures.
 const PID_TABLE_EVERY: Duration = Duration::from_secs(1);
