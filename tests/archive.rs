@@ -948,6 +948,21 @@ fn a_capture_that_archives_nothing_fails_and_says_why() {
             ("wrong-group", dst(9), ""),
         ],
     );
+    // `check` says so before anything runs.
+    let out = c.hlsvault(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!("{stdout}{stderr}");
+    assert!(
+        said.contains("streams[1] (\"no-pmt\").source: would archive nothing: no PMT"),
+        "{said}"
+    );
+    assert!(
+        said.contains("streams[2] (\"wrong-group\").source: would archive nothing: no datagrams to 239.10.0.9:5000"),
+        "{said}"
+    );
+    assert!(!said.contains("\"good\""), "{said}");
     let out = c.hlsvault(&["run", "--config", config.to_str().unwrap()]);
     assert!(!out.status.success(), "an empty archive is an error");
     let stderr = String::from_utf8_lossy(&out.stderr);

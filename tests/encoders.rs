@@ -518,3 +518,135 @@ fn a_pmt_that_declares_video_that_never_comes_is_timed_by_its_audio() {
     // Audio waited for video during the first two seconds.
     assert!((17.5..=18.1).contains(&media), "{media} s of media");
 }
+
+#[test]
+fn probe_lists_the_corpus_and_its_snippets_archive_it() {
+    let d = tmp();
+    let mpts = ts(d.path(), "mpts.ts");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=12",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=12",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=12",
+        ])
+        .args([
+            "-map", "0:v", "-map", "1:a", "-map", "2:v", "-c:v", "libx264",
+        ])
+        .args(["-preset", "ultrafast", "-g", "50", "-c:a", "aac"])
+        .args(["-program", "title=A:st=0:st=1", "-program", "title=B:st=2"])
+        .args(["-f", "mpegts"])
+        .arg(&mpts);
+    hlsvault_testkit::run(&mut cmd).unwrap();
+    let rai = ts(d.path(), "rai.ts");
+    ffmpeg(
+        &rai,
+        12.0,
+        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"],
+    )
+    .unwrap();
+    rai_on_every_pes(&rai, FFMPEG_VIDEO_PID).unwrap();
+    let refresh = ts(d.path(), "refresh.ts");
+    ffmpeg(
+        &refresh,
+        12.0,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "0",
+            "-x264-params",
+            "intra-refresh=1:keyint=50",
+        ],
+    )
+    .unwrap();
+    let mut in_rtp = Wrap::new(&rai, dst(2));
+    in_rtp.rtp = Some(0);
+    let mut parity = Wrap::new(&refresh, dst(3));
+    parity.packets = hlsvault_testkit::PacketFormat::ReedSolomon;
+    let pcap = d.path().join("corpus.pcap");
+    let start = humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap();
+    write_pcap(
+        &pcap,
+        start,
+        &[Wrap::new(&mpts, dst(1)), in_rtp, parity],
+        false,
+    )
+    .unwrap();
+    let out = output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault")).args(["probe", pcap.to_str().unwrap()]),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let section = |dst: SocketAddrV4| -> String {
+        let from = text
+            .find(&format!("\n{dst}: "))
+            .unwrap_or_else(|| panic!("{dst} not listed: {text}"));
+        let rest = &text[from + 1..];
+        rest[..rest[1..].find("\n239.").map_or(rest.len(), |i| i + 1)].to_string()
+    };
+    let m = section(dst(1));
+    assert!(m.contains(": plain TS, "), "{m}");
+    assert!(
+        m.contains("program 1 (timed by default)") && m.contains("program 2"),
+        "{m}"
+    );
+    assert!(m.contains("PID  258  H.264 video"), "{m}");
+    assert!(m.contains("GOP 2.00 s"), "{m}");
+    assert!(
+        m.contains("program = 1            # this multiplex carries programs 1, 2"),
+        "{m}"
+    );
+    let r = section(dst(2));
+    assert!(r.contains(": RTP, "), "{r}");
+    assert!(r.contains("RAI on 6 keyframes and on "), "{r}");
+    let p = section(dst(3));
+    assert!(p.contains(", 204-byte packets, "), "{p}");
+    assert!(p.contains("keyframes = \"recovery\""), "{p}");
+    // Pasted under a [storage] table, the snippets are a config that checks
+    // and archives every destination.
+    let snippets: String = text
+        .split("\n[[streams]]")
+        .skip(1)
+        .map(|s| format!("\n[[streams]]{}", &s[..s.find("\n\n").unwrap_or(s.len())]))
+        .collect();
+    let config = d.path().join("probed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n{snippets}\n",
+            d.path().join("archive").display()
+        ),
+    )
+    .unwrap();
+    let check = output_shown(Command::new(env!("CARGO_BIN_EXE_hlsvault")).args([
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert!(check.status.success(), "{snippets}");
+    let run = output_shown(Command::new(env!("CARGO_BIN_EXE_hlsvault")).args([
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert!(run.status.success());
+    for name in ["239-20-0-1-5000", "239-20-0-2-5000", "239-20-0-3-5000"] {
+        judged(d.path(), name);
+    }
+}

@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod playlist;
 pub mod plugin;
+pub mod probe;
 pub mod segment;
 pub mod serve;
 pub mod storage;

@@ -95,6 +95,37 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// List what a capture file or an interface carries, and the config
+    /// that archives it.
+    ///
+    /// Per UDP destination: RTP or plain TS, rate, datagrams; per program,
+    /// its PIDs with what they carry and their packets; the timed stream's
+    /// GOP, keyframes, recovery points and whether the random access
+    /// indicator can be trusted; the PCR interval, CC errors and the null
+    /// share. Then a ready [[streams]] snippet per destination.
+    ///
+    /// `hlsvault probe capture.pcap` reads a file (all of it, or --seconds of
+    /// capture time); `hlsvault probe --interface eth1 --group 239.1.1.1
+    /// --port 5000 --seconds 10` listens live (libpcap: root or
+    /// CAP_NET_RAW).
+    Probe {
+        /// A capture file (pcap or pcapng).
+        #[arg(value_name = "FILE", required_unless_present = "interface")]
+        file: Option<PathBuf>,
+        /// Listen live on this interface instead.
+        #[arg(long, requires_all = ["group", "port"], conflicts_with = "file")]
+        interface: Option<String>,
+        /// The multicast group (or address) to listen for.
+        #[arg(long)]
+        group: Option<std::net::IpAddr>,
+        /// The UDP port to listen for.
+        #[arg(long)]
+        port: Option<u16>,
+        /// How long to listen (live), or how much capture time to read
+        /// (file), e.g. 10 (seconds).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
     /// Validate a config file and what it refers to, without archiving.
     ///
     /// Exits 0 when it is good; otherwise lists every problem, each with the
@@ -133,6 +164,46 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Inspect { path },
         } => inspect_plugin(&path),
+        Command::Probe {
+            file,
+            interface,
+            group,
+            port,
+            seconds,
+        } => probe(file, interface, group, port, seconds),
+    }
+}
+
+fn probe(
+    file: Option<PathBuf>,
+    interface: Option<String>,
+    group: Option<std::net::IpAddr>,
+    port: Option<u16>,
+    seconds: Option<u64>,
+) -> ExitCode {
+    let seconds = seconds.map(std::time::Duration::from_secs);
+    let report = match (file, interface, group, port) {
+        (Some(file), ..) => hlsvault::probe::probe_file(&file, seconds),
+        (None, Some(i), Some(g), Some(p)) => {
+            let listen = seconds.unwrap_or(std::time::Duration::from_secs(10));
+            hlsvault::probe::probe_live(&i, g, p, listen)
+        }
+        _ => unreachable!("clap requires a file or an interface, group and port"),
+    };
+    match report {
+        Ok(r) if r.destinations.is_empty() => {
+            print!("{r}");
+            eprintln!("hlsvault probe: no UDP datagrams");
+            ExitCode::FAILURE
+        }
+        Ok(r) => {
+            print!("{r}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hlsvault probe: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

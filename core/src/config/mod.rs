@@ -414,6 +414,11 @@ impl SourceConfig {
         self.pace.unwrap_or_default()
     }
 
+    /// The destination address and port of the stream's datagrams.
+    pub fn dst(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.group, self.port)
+    }
+
     /// The kernel buffer size, with its default (32 MiB).
     pub fn buffer_bytes(&self) -> u64 {
         self.buffer_size.unwrap_or(32 << 20)

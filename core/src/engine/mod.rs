@@ -67,17 +67,23 @@ fn why_empty(cfg: &StreamConfig, stats: &StreamStats, sources: &[SourceReport]) 
     if let Some(why) = stats.why_empty() {
         return why;
     }
-    let src = &cfg.source;
-    let file = src
+    let file = cfg
+        .source
         .path
         .as_deref()
         .unwrap_or(Path::new(""))
         .display()
         .to_string();
-    let mut why = format!("no datagrams to {}:{} in {file}", src.group, src.port);
-    let Some(report) = sources.iter().find(|r| r.source == file) else {
-        return why;
-    };
+    match sources.iter().find(|r| r.source == file) {
+        Some(report) => no_datagrams(cfg, report),
+        None => format!("no datagrams to {} in {file}", cfg.source.dst()),
+    }
+}
+
+/// Says that the file of `report` held no datagram for `cfg`, and what it
+/// held instead.
+fn no_datagrams(cfg: &StreamConfig, report: &SourceReport) -> String {
+    let mut why = format!("no datagrams to {} in {}", cfg.source.dst(), report.source);
     let c = &report.counters;
     if !report.destinations.is_empty() {
         let listed: Vec<String> = report
@@ -121,9 +127,109 @@ impl Report {
 }
 
 /// Checks what the configuration refers to (capture files, link types,
-/// interfaces, the privilege to capture) without archiving anything.
+/// interfaces, the privilege to capture) without archiving anything. The
+/// streams of capture files that open are tried on the file's first
+/// [`DRY_RUN`] of capture time: one that would archive nothing says why.
 pub fn check(config: &Config) -> Vec<Problem> {
-    findings(config).into_iter().map(|(p, _)| p).collect()
+    let mut problems: Vec<Problem> = findings(config).into_iter().map(|(p, _)| p).collect();
+    let mut files: BTreeMap<&Path, Vec<(usize, &StreamConfig)>> = BTreeMap::new();
+    for (i, s) in config.streams.iter().enumerate() {
+        let opens = !problems
+            .iter()
+            .any(|p| p.key.starts_with(&format!("streams[{i}] ")));
+        if let (SourceKind::PcapFile, Some(path), true) = (s.source.kind, &s.source.path, opens) {
+            files.entry(path).or_default().push((i, s));
+        }
+    }
+    for (path, streams) in files {
+        let cfgs: Vec<&StreamConfig> = streams.iter().map(|(_, s)| *s).collect();
+        match dry_run(path, &cfgs) {
+            Ok(whys) => {
+                for ((i, s), why) in streams.iter().zip(whys) {
+                    if let Some(why) = why {
+                        problems.push(Problem {
+                            key: format!("streams[{i}] (\"{}\").source", s.name),
+                            reason: format!("would archive nothing: {why}"),
+                        });
+                    }
+                }
+            }
+            Err(e) => problems.push(Problem {
+                key: format!(
+                    "streams[{}] (\"{}\").source.path",
+                    streams[0].0, streams[0].1.name
+                ),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    problems
+}
+
+/// How much of a capture file `check` tries each stream on.
+const DRY_RUN: Duration = Duration::from_secs(30);
+
+/// Cuts each stream of `path` in memory over the file's first [`DRY_RUN`]
+/// of capture time: for each, why it would archive nothing (`None` when it
+/// cuts a segment).
+fn dry_run(path: &Path, streams: &[&StreamConfig]) -> Result<Vec<Option<String>>, CaptureError> {
+    use crate::capture::{Event, Flow, Source};
+    let mut cutters: Vec<SegmentCutter> = streams
+        .iter()
+        .map(|s| SegmentCutter::new(cut_policy(s)))
+        .collect();
+    let mut seen = vec![false; streams.len()];
+    let mut destinations: BTreeMap<std::net::SocketAddr, u64> = BTreeMap::new();
+    let mut first = None;
+    let mut source = PcapFileSource::new(path.to_path_buf(), crate::config::Pace::Fast);
+    let (_, counters) = source.run(&mut |e| {
+        let Event::Datagram(d) = e else {
+            return Flow::Continue;
+        };
+        let t0 = *first.get_or_insert(d.at);
+        if d.at.duration_since(t0).unwrap_or_default() > DRY_RUN {
+            return Flow::Stop;
+        }
+        *destinations.entry(d.dst).or_default() += 1;
+        for (i, s) in streams.iter().enumerate() {
+            if d.dst == s.source.dst() {
+                seen[i] = true;
+                if let Payload::Ts(ts) | Payload::Rtp { ts, .. } = rtp::classify(d.payload) {
+                    cutters[i].push_datagram(ts, d.at, false);
+                    cutters[i].take_ready().for_each(drop);
+                }
+            }
+        }
+        Flow::Continue
+    })?;
+    let mut destinations: Vec<_> = destinations.into_iter().collect();
+    destinations.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let report = SourceReport {
+        source: path.display().to_string(),
+        counters,
+        ignored: 0,
+        destinations,
+    };
+    Ok(cutters
+        .iter_mut()
+        .zip(streams)
+        .zip(seen)
+        .map(|((cutter, s), seen)| match seen {
+            true => cutter.why_empty(),
+            false => Some(no_datagrams(s, &report)),
+        })
+        .collect())
+}
+
+/// A stream's segment cutting settings.
+fn cut_policy(cfg: &StreamConfig) -> CutPolicy {
+    CutPolicy {
+        target: cfg.segment_duration,
+        max: cfg.max_segment(),
+        recovery: cfg.keyframes == crate::config::Keyframes::Recovery,
+        selection: cfg.selection(),
+        gap: cfg.max_gap,
+    }
 }
 
 /// Checks before a run: what a run cannot start with. A missing or down
@@ -591,13 +697,7 @@ fn analyse(
     let _enter = span.enter();
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut plugins = plugins_of(&slots, &cfg);
-        let mut cutter = SegmentCutter::new(CutPolicy {
-            target: cfg.segment_duration,
-            max: cfg.max_segment(),
-            recovery: cfg.keyframes == crate::config::Keyframes::Recovery,
-            selection: cfg.selection(),
-            gap: cfg.max_gap,
-        });
+        let mut cutter = SegmentCutter::new(cut_policy(&cfg));
         let mut reorder = rtp::Reorder::default();
         let mut problems = ProblemLog::default();
         let send = |cutter: &mut SegmentCutter| {

@@ -522,6 +522,7 @@ impl SegmentCutter {
             pts: Some(pts),
             dts: None,
             key: Some(Picture::Key),
+            rai: false,
         };
         self.access_unit(unit, p, h, at);
         true

@@ -136,6 +136,9 @@ pub struct AccessUnit {
     /// Whether a decoder can start at it; `None` while its first picture
     /// has not been seen yet (see [`Inspection::key_resolved`]).
     pub key: Option<Picture>,
+    /// The adaptation field's random access indicator was set on it (a
+    /// hint only: encoders set it on P-frames too).
+    pub rai: bool,
 }
 
 /// What one packet told the analyzer.
@@ -552,6 +555,7 @@ impl Analyzer {
                 pts: pes.pts,
                 dts: pes.dts,
                 key,
+                rai,
             });
         } else if let (Some(mut buf), TimingKind::Video(codec)) = (self.scan.take(), kind) {
             buf.extend_from_slice(payload);

@@ -184,7 +184,8 @@ fn learns_program_and_reads_pts_pcr_and_keyframes() {
         Some(AccessUnit {
             pts: Some(900_000),
             dts: None,
-            key: Some(Picture::Key)
+            key: Some(Picture::Key),
+            rai: true,
         })
     );
     assert!(got[1..].iter().all(|i| i.access_unit.is_none()));
@@ -317,7 +318,8 @@ fn audio_only_program_is_timed_by_audio() {
         Some(AccessUnit {
             pts: Some(1234),
             dts: None,
-            key: Some(Picture::Key)
+            key: Some(Picture::Key),
+            rai: false,
         })
     );
 }
