@@ -11,7 +11,8 @@ use std::process::Command;
 
 use hlsvault_testkit::archive::{check_timeline, hour_playlists, Entry};
 use hlsvault_testkit::encoders::{
-    ffmpeg, gstreamer, parameter_sets_once, rai_on_every_pes, video_outage,
+    add_ancillary_pids, ffmpeg, gstreamer, parameter_sets_once, phantom_programs, rai_on_every_pes,
+    video_outage, SCTE35_PID, SUBTITLE_PID, TELETEXT_PID,
 };
 use hlsvault_testkit::{decode_errors, output_shown, probe_packets, write_pcap, Wrap};
 
@@ -649,4 +650,84 @@ fn probe_lists_the_corpus_and_its_snippets_archive_it() {
     for name in ["239-20-0-1-5000", "239-20-0-2-5000", "239-20-0-3-5000"] {
         judged(d.path(), name);
     }
+}
+
+#[test]
+fn teletext_subtitles_scte35_and_si_are_kept_and_counted_per_pid() {
+    let d = tmp();
+    let t = ts(d.path(), "broadcast.ts");
+    ffmpeg(
+        &t,
+        20.0,
+        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"],
+    )
+    .unwrap();
+    let added = add_ancillary_pids(&t, 0x1000).unwrap();
+    let summary = archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    let entries = judged(d.path(), "s1");
+    let mut archived = std::collections::BTreeMap::<u16, u64>::new();
+    for e in &entries {
+        for p in std::fs::read(&e.path).unwrap().chunks(188) {
+            *archived
+                .entry(u16::from_be_bytes([p[1], p[2]]) & 0x1FFF)
+                .or_default() += 1;
+        }
+    }
+    let pids = summary
+        .lines()
+        .find(|l| l.starts_with("s1 PIDs: "))
+        .unwrap();
+    let sent = |pid: u16| added.iter().find(|a| a.0 == pid).unwrap().1;
+    for (pid, what) in [
+        (TELETEXT_PID, "teletext of program 1"),
+        (SUBTITLE_PID, "DVB subtitles of program 1"),
+        (SCTE35_PID, "SCTE-35 splice info of program 1"),
+        (0x12, "EIT"),
+        (0x14, "TDT/TOT"),
+    ] {
+        let sent = sent(pid);
+        assert!(
+            pids.contains(&format!("{pid} ({what}): {sent} packets kept")),
+            "{pid}: {pids}"
+        );
+        // All but what came before the first keyframe is in the archive.
+        let kept = archived.get(&pid).copied().unwrap_or(0);
+        assert!(
+            kept <= sent && kept + 3 >= sent,
+            "PID {pid}: {kept} of {sent} archived"
+        );
+    }
+}
+
+#[test]
+fn a_pat_listing_programs_whose_pmt_never_comes_archives_the_one_that_does() {
+    let d = tmp();
+    let t = ts(d.path(), "phantoms.ts");
+    ffmpeg(
+        &t,
+        12.0,
+        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"],
+    )
+    .unwrap();
+    // Programs 10, 11, (1, the real one), 12, 13: four PMTs never come.
+    phantom_programs(
+        &t,
+        &[(10, 0x1100), (11, 0x1101), (12, 0x1102), (13, 0x1103)],
+    )
+    .unwrap();
+    let summary = archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    let entries = judged(d.path(), "s1");
+    let media: f64 = entries.iter().map(|e| e.extinf).sum();
+    assert!((11.5..=12.05).contains(&media), "{media} s");
+    // The archived PAT lists the program that is there.
+    let first = std::fs::read(&entries[0].path).unwrap();
+    assert_eq!(
+        &first[5..8],
+        &[0x00, 0xB0, 0x0D],
+        "a PAT of one program: {:x?}",
+        &first[..20]
+    );
+    assert!(summary
+        .lines()
+        .any(|l| l.starts_with("s1 PIDs: ") && l.contains("4096 (PMT of program 1)")));
 }

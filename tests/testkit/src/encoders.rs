@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::run;
 
@@ -189,4 +189,169 @@ pub fn video_outage(path: &Path, video_pid: u16, from: f64, to: f64) -> Result<u
     }
     std::fs::write(path, out)?;
     Ok(removed)
+}
+
+/// CRC-32/MPEG-2 of a PSI section (without its CRC).
+fn crc32_mpeg2(data: &[u8]) -> u32 {
+    data.iter().fold(0xFFFF_FFFFu32, |mut crc, &b| {
+        crc ^= (b as u32) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+        crc
+    })
+}
+
+/// PIDs [`add_ancillary_pids`] adds to the program.
+pub const TELETEXT_PID: u16 = 0x200;
+/// DVB subtitles.
+pub const SUBTITLE_PID: u16 = 0x201;
+/// SCTE-35 splice information.
+pub const SCTE35_PID: u16 = 0x202;
+
+/// Adds what broadcast multiplexes carry besides audio and video to the
+/// program whose PMT is on `pmt_pid`: teletext, DVB subtitles and SCTE-35
+/// streams (declared in the PMT with their descriptors, and sent), and SI
+/// tables on their DVB PIDs (EIT on 0x12, TDT on 0x14). One packet of
+/// each follows every PAT (SCTE-35, EIT and TDT every tenth). Returns the
+/// packets added per PID.
+pub fn add_ancillary_pids(path: &Path, pmt_pid: u16) -> Result<Vec<(u16, u64)>> {
+    let data = std::fs::read(path)?;
+    let mut out = Vec::with_capacity(data.len() * 11 / 10);
+    let mut cc = std::collections::HashMap::<u16, u8>::new();
+    let mut added = std::collections::BTreeMap::<u16, u64>::new();
+    let mut pats = 0u64;
+    let mut packet = |pid: u16, pusi: bool, payload: &[u8], out: &mut Vec<u8>| {
+        let c = cc.entry(pid).or_insert(0);
+        let start = out.len();
+        out.extend_from_slice(&[
+            0x47,
+            (pusi as u8) << 6 | (pid >> 8) as u8,
+            pid as u8,
+            0x10 | *c,
+        ]);
+        out.extend_from_slice(payload);
+        out.resize(start + 188, 0xFF);
+        *c = (*c + 1) & 0x0F;
+        *added.entry(pid).or_default() += 1;
+    };
+    let section = |mut s: Vec<u8>| {
+        let crc = crc32_mpeg2(&s);
+        s.extend_from_slice(&crc.to_be_bytes());
+        let mut p = vec![0u8]; // pointer_field
+        p.extend_from_slice(&s);
+        p
+    };
+    let pes = |data_identifier: u8| {
+        // private_stream_1, 178 bytes: no PTS, the data identifier, stuffing.
+        let mut p = vec![0, 0, 1, 0xBD, 0, 178, 0x80, 0, 0, data_identifier];
+        p.resize(184, 0xFF);
+        p
+    };
+    for p in data.chunks_exact(188) {
+        let id = pid(p);
+        if id == pmt_pid && p[1] & 0x40 != 0 {
+            out.extend_from_slice(&with_ancillary_streams(p)?);
+            continue;
+        }
+        out.extend_from_slice(p);
+        if id != 0 {
+            continue;
+        }
+        pats += 1;
+        packet(TELETEXT_PID, true, &pes(0x10), &mut out);
+        packet(SUBTITLE_PID, true, &pes(0x20), &mut out);
+        if pats % 10 == 1 {
+            // splice_null(): protocol 0, no PTS adjustment, tier 0xFFF.
+            let scte35 = vec![0xFC, 0x30, 0x11, 0, 0, 0, 0, 0, 0, 0xFF, 0xF0, 0, 0, 0, 0];
+            packet(SCTE35_PID, true, &section(scte35), &mut out);
+            // EIT present/following of service 1, empty.
+            let eit = vec![0x4E, 0xF0, 0x0F, 0, 1, 0xC1, 0, 1, 0, 1, 0, 1, 0, 0x4E];
+            packet(0x12, true, &section(eit), &mut out);
+            // TDT: UTC 2026-11-21 10:00:00 (MJD 61365, BCD time); no CRC.
+            packet(
+                0x14,
+                true,
+                &[0, 0x70, 0x70, 5, 0xEF, 0xB5, 0x10, 0, 0],
+                &mut out,
+            );
+        }
+    }
+    std::fs::write(path, out)?;
+    Ok(added.into_iter().collect())
+}
+
+/// A PMT packet whose section also declares teletext, DVB subtitles and
+/// SCTE-35 streams.
+fn with_ancillary_streams(p: &[u8]) -> Result<Vec<u8>> {
+    let at = payload_at(p).context("a PMT packet without payload")?;
+    let pointer = p[at] as usize;
+    let s = &p[at + 1 + pointer..];
+    let len = (((s[1] & 0x0F) as usize) << 8) | s[2] as usize;
+    let body = &s[..3 + len - 4];
+    let mut section = body.to_vec();
+    // teletext: stream type 6 + teletext_descriptor (0x56, "eng", initial page)
+    section.extend_from_slice(&[
+        0x06, 0xE2, 0x00, 0xF0, 0x07, 0x56, 0x05, b'e', b'n', b'g', 0x09, 0x00,
+    ]);
+    // DVB subtitles: stream type 6 + subtitling_descriptor (0x59)
+    section.extend_from_slice(&[
+        0x06, 0xE2, 0x01, 0xF0, 0x0A, 0x59, 0x08, b'e', b'n', b'g', 0x10, 0, 1, 0, 1,
+    ]);
+    // SCTE-35: stream type 0x86
+    section.extend_from_slice(&[0x86, 0xE2, 0x02, 0xF0, 0x00]);
+    let new_len = section.len() - 3 + 4;
+    section[1] = (section[1] & 0xF0) | (new_len >> 8) as u8;
+    section[2] = new_len as u8;
+    let crc = crc32_mpeg2(&section);
+    section.extend_from_slice(&crc.to_be_bytes());
+    let mut q = p[..at].to_vec();
+    q.push(0);
+    q.extend_from_slice(&section);
+    anyhow::ensure!(q.len() <= 188, "the PMT no longer fits one packet");
+    q.resize(188, 0xFF);
+    Ok(q)
+}
+
+/// Rewrites every PAT to list `phantoms` (program number, PMT PID) around
+/// the programs it lists, as multiplexers do that announce services whose
+/// PMT never comes: two phantoms before the real ones, the rest after.
+pub fn phantom_programs(path: &Path, phantoms: &[(u16, u16)]) -> Result<()> {
+    let mut data = std::fs::read(path)?;
+    for p in data.chunks_exact_mut(188) {
+        if pid(p) != 0 || p[1] & 0x40 == 0 {
+            continue;
+        }
+        let pointer = payload_at(p).context("a PAT packet without payload")?;
+        let at = pointer + 1 + p[pointer] as usize;
+        let len = (((p[at + 1] & 0x0F) as usize) << 8) | p[at + 2] as usize;
+        let real = p[at + 8..at + 3 + len - 4].to_vec();
+        let entry = |(n, pmt): (u16, u16)| {
+            let mut e = n.to_be_bytes().to_vec();
+            e.extend_from_slice(&(0xE000 | pmt).to_be_bytes());
+            e
+        };
+        let (before, after) = phantoms.split_at(phantoms.len().min(2));
+        let mut section = p[at..at + 8].to_vec();
+        section.extend(before.iter().copied().flat_map(entry));
+        section.extend_from_slice(&real);
+        section.extend(after.iter().copied().flat_map(entry));
+        let new_len = section.len() - 3 + 4;
+        section[1] = (section[1] & 0xF0) | (new_len >> 8) as u8;
+        section[2] = new_len as u8;
+        let crc = crc32_mpeg2(&section);
+        section.extend_from_slice(&crc.to_be_bytes());
+        anyhow::ensure!(
+            at + section.len() <= 188,
+            "the PAT no longer fits one packet"
+        );
+        p[at..at + section.len()].copy_from_slice(&section);
+        p[at + section.len()..].fill(0xFF);
+    }
+    std::fs::write(path, data)?;
+    Ok(())
 }
