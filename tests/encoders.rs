@@ -173,6 +173,23 @@ fn segment_starts(entries: &[Entry]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `seconds` of H.264 (libx264) with a keyframe every `gop` frames, no
+/// scene cuts, and AAC, muxed by ffmpeg.
+fn x264(t: &Path, seconds: f64, gop: u32) {
+    let gop = gop.to_string();
+    let video = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        &gop,
+        "-keyint_min",
+        &gop,
+    ];
+    ffmpeg(t, seconds, &[&video[..], &["-sc_threshold", "0"]].concat()).unwrap();
+}
+
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -340,25 +357,7 @@ fn gstreamer_encoders_through_mpegtsmux() {
 fn random_access_indicator_on_every_frame_does_not_make_cut_points() {
     let d = tmp();
     let t = ts(d.path(), "rai.ts");
-    ffmpeg(
-        &t,
-        20.0,
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-bf",
-            "2",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-        ],
-    )
-    .unwrap();
+    x264(&t, 20.0, 50);
     let marked = rai_on_every_pes(&t, FFMPEG_VIDEO_PID).unwrap();
     assert!(marked >= 490, "{marked} PES marked");
     archive(d.path(), &[(&t, "segment_duration = \"1s\"")]);
@@ -377,23 +376,7 @@ fn random_access_indicator_on_every_frame_does_not_make_cut_points() {
 fn parameter_sets_sent_once_are_given_to_every_segment() {
     let d = tmp();
     let t = ts(d.path(), "once.ts");
-    ffmpeg(
-        &t,
-        20.0,
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-        ],
-    )
-    .unwrap();
+    x264(&t, 20.0, 50);
     let hidden = parameter_sets_once(&t, FFMPEG_VIDEO_PID).unwrap();
     assert!(hidden >= 18, "{hidden} SPS/PPS hidden");
     archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
@@ -415,23 +398,7 @@ fn parameter_sets_sent_once_are_given_to_every_segment() {
 fn ten_second_gop_with_one_second_targets_is_cut_at_keyframes_only() {
     let d = tmp();
     let t = ts(d.path(), "long.ts");
-    ffmpeg(
-        &t,
-        40.0,
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "250",
-            "-keyint_min",
-            "250",
-            "-sc_threshold",
-            "0",
-        ],
-    )
-    .unwrap();
+    x264(&t, 40.0, 250);
     let summary = archive(d.path(), &[(&t, "segment_duration = \"1s\"")]);
     let entries = judged(d.path(), "s1");
     assert!(!entries.iter().any(|e| e.discontinuity));
@@ -445,23 +412,7 @@ fn ten_second_gop_with_one_second_targets_is_cut_at_keyframes_only() {
 fn video_that_stops_for_20_s_while_audio_goes_on_is_timed_by_audio() {
     let d = tmp();
     let t = ts(d.path(), "outage.ts");
-    ffmpeg(
-        &t,
-        40.0,
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-        ],
-    )
-    .unwrap();
+    x264(&t, 40.0, 50);
     let removed = video_outage(&t, FFMPEG_VIDEO_PID, 10.0, 30.0).unwrap();
     assert!(removed > 1000, "{removed} video packets removed");
     let summary = archive(d.path(), &[(&t, "segment_duration = \"4s\"")]);
@@ -500,12 +451,7 @@ fn video_that_stops_for_20_s_while_audio_goes_on_is_timed_by_audio() {
 fn a_pmt_that_declares_video_that_never_comes_is_timed_by_its_audio() {
     let d = tmp();
     let t = ts(d.path(), "novideo.ts");
-    ffmpeg(
-        &t,
-        20.0,
-        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"],
-    )
-    .unwrap();
+    x264(&t, 20.0, 50);
     // Every picture gone; the PMT still declares H.264 and the PCR runs on.
     video_outage(&t, FFMPEG_VIDEO_PID, -1.0, f64::MAX).unwrap();
     let summary = archive(d.path(), &[(&t, "segment_duration = \"4s\"")]);
@@ -553,12 +499,7 @@ fn probe_lists_the_corpus_and_its_snippets_archive_it() {
         .arg(&mpts);
     hlsvault_testkit::run(&mut cmd).unwrap();
     let rai = ts(d.path(), "rai.ts");
-    ffmpeg(
-        &rai,
-        12.0,
-        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"],
-    )
-    .unwrap();
+    x264(&rai, 12.0, 50);
     rai_on_every_pes(&rai, FFMPEG_VIDEO_PID).unwrap();
     let refresh = ts(d.path(), "refresh.ts");
     ffmpeg(
@@ -656,12 +597,7 @@ fn probe_lists_the_corpus_and_its_snippets_archive_it() {
 fn teletext_subtitles_scte35_and_si_are_kept_and_counted_per_pid() {
     let d = tmp();
     let t = ts(d.path(), "broadcast.ts");
-    ffmpeg(
-        &t,
-        20.0,
-        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"],
-    )
-    .unwrap();
+    x264(&t, 20.0, 50);
     let added = add_ancillary_pids(&t, 0x1000).unwrap();
     let summary = archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
     let entries = judged(d.path(), "s1");
@@ -703,12 +639,7 @@ fn teletext_subtitles_scte35_and_si_are_kept_and_counted_per_pid() {
 fn a_pat_listing_programs_whose_pmt_never_comes_archives_the_one_that_does() {
     let d = tmp();
     let t = ts(d.path(), "phantoms.ts");
-    ffmpeg(
-        &t,
-        12.0,
-        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"],
-    )
-    .unwrap();
+    x264(&t, 12.0, 50);
     // Programs 10, 11, (1, the real one), 12, 13: four PMTs never come.
     phantom_programs(
         &t,
