@@ -652,7 +652,8 @@ fn pid_census(path: &Path) -> (std::collections::BTreeMap<u16, u64>, Vec<u16>) {
 fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
     let c = Case::new();
     let ts = c.path("mp.ts");
-    // Program 1: H.264 25 fps (2 s GOP) + AAC; program 2: H.264 30 fps.
+    // Program 1: H.264 25 fps (2 s GOP) + AAC; program 2: H.264 30 fps;
+    // program 3: a radio service (AAC only).
     hlsvault_testkit::run(
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-y"])
@@ -674,7 +675,13 @@ fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
                 "-i",
                 "testsrc=size=320x240:rate=30:duration=20",
             ])
-            .args(["-map", "0:v", "-map", "1:a", "-map", "2:v"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=660:sample_rate=48000:duration=20",
+            ])
+            .args(["-map", "0:v", "-map", "1:a", "-map", "2:v", "-map", "3:a"])
             .args([
                 "-c:v",
                 "libx264",
@@ -690,6 +697,8 @@ fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
                 "title=A:st=0:st=1",
                 "-program",
                 "title=B:st=2",
+                "-program",
+                "title=C:st=3",
                 "-f",
                 "mpegts",
             ])
@@ -697,7 +706,7 @@ fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
     )
     .unwrap();
     let pcap = c.path("mp.pcap");
-    let wraps: Vec<Wrap> = (1..=3).map(|n| Wrap::new(&ts, dst(n))).collect();
+    let wraps: Vec<Wrap> = (1..=4).map(|n| Wrap::new(&ts, dst(n))).collect();
     write_pcap(&pcap, start(), &wraps, false).unwrap();
     let summary = c.run(&c.config(
         &pcap,
@@ -705,6 +714,7 @@ fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
             ("all", dst(1), "program = \"all\""),
             ("first", dst(2), ""),
             ("second", dst(3), "program = 2"),
+            ("radio", dst(4), "program = 3"),
         ],
     ));
     let (input, _) = pid_census(&ts);
@@ -743,7 +753,7 @@ fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
         (entries, counts)
     };
     // The whole multiplex, timed by program 1 (the first with video).
-    let (entries, all) = archived("all", &[0, 0x1000, 0x1001], &["1", "2"]);
+    let (entries, all) = archived("all", &[0, 0x1000, 0x1001], &["1", "2", "3"]);
     // Program 2's video is archived whole but for what precedes the first
     // cut and the unit in flight at the end.
     let (sent, kept) = (input[&0x102], all[&0x102]);
@@ -756,8 +766,8 @@ fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
         assert!((e.extinf - 6.0).abs() < 0.001, "{}", e.extinf);
     }
     // (Program 2 starts mid-GOP in these segments: that is what "all" is.)
-    // By default, program 1 alone (and the SDT): its PAT lists it alone, and program 2's
-    // PMT and video are dropped and counted.
+    // By default, program 1 alone (and the SDT): its PAT lists it alone, and
+    // the PMTs and streams of programs 2 and 3 are dropped and counted.
     let (entries, first) = archived("first", &[0, 0x1000, 0x100], &["1"]);
     assert_eq!(
         first.keys().copied().collect::<Vec<_>>(),
@@ -765,7 +775,10 @@ fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
     );
     check_timeline(&entries, "video", 0.04);
     let line = summary.lines().find(|l| l.starts_with("first: ")).unwrap();
-    let dropped = input[&0x102] + input[&0x1001];
+    let dropped: u64 = [0x102, 0x1001, 0x103, 0x1002]
+        .iter()
+        .map(|p| input[p])
+        .sum();
     assert!(
         line.contains(&format!("; {dropped} packets of other programs")),
         "{line}"
@@ -789,6 +802,17 @@ fn a_multiplex_keeps_the_chosen_program_or_all_of_them() {
         vec![0, 0x11, 0x102, 0x1001]
     );
     check_timeline(&entries, "video", 1.0 / 30.0);
+    // `program = 3`: the radio service, timed by its audio.
+    let (entries, radio) = archived("radio", &[0, 0x1002, 0x103], &["3"]);
+    assert_eq!(
+        radio.keys().copied().collect::<Vec<_>>(),
+        vec![0, 0x11, 0x103, 0x1002]
+    );
+    let full = cut_at_target(&entries);
+    assert!(full.len() >= 2);
+    for e in full {
+        assert!((6.0..6.2).contains(&e.extinf), "{}", e.extinf);
+    }
 }
 
 #[test]
@@ -1043,4 +1067,86 @@ fn fragments_vlan_tags_and_pcapng_are_read() {
             assert_eq!(stored(name), plain, "{name} from {file:?}");
         }
     }
+}
+
+#[test]
+fn every_reason_an_archive_stays_empty_is_told() {
+    use hlsvault_testkit::encoders::{add_ancillary_pids, hide_parameter_sets};
+    use hlsvault_testkit::{udp_frame, PcapWriter};
+    let c = Case::new();
+    let spec = StreamSpec {
+        seconds: 6.0,
+        ..Default::default()
+    };
+    // Only PSI and teletext: the PMT declares video and audio that never come.
+    let ttx = c.ts("ttx.ts", &spec);
+    add_ancillary_pids(&ttx, 0x1000).unwrap();
+    let data: Vec<u8> = std::fs::read(&ttx)
+        .unwrap()
+        .chunks(188)
+        .filter(|p| !matches!(u16::from_be_bytes([p[1], p[2]]) & 0x1FFF, 0x100 | 0x101))
+        .flatten()
+        .copied()
+        .collect();
+    std::fs::write(&ttx, data).unwrap();
+    // Video whose parameter sets never come: no picture decodes.
+    let no_sets = c.ts("nosets.ts", &spec);
+    assert!(hide_parameter_sets(&no_sets, 0x100, false).unwrap() > 0);
+    let streams = c.path("streams.pcap");
+    let wraps = [Wrap::new(&ttx, dst(1)), Wrap::new(&no_sets, dst(2))];
+    write_pcap(&streams, start(), &wraps, false).unwrap();
+    // A capture of TCP only, and one whose snap length cut every record.
+    let (tcp, cut) = (c.path("tcp.pcap"), c.path("cut.pcap"));
+    let mut w_tcp = PcapWriter::create(&tcp).unwrap();
+    let mut w_cut = PcapWriter::create(&cut).unwrap();
+    for i in 0..100u64 {
+        let at = start() + std::time::Duration::from_millis(i);
+        let mut frame = udp_frame(dst(1), &[0x47; 1316]);
+        w_cut.write_cut(at, &frame, 96);
+        frame[23] = 6; // IP protocol: TCP
+        w_tcp.write(at, &frame);
+    }
+    w_tcp.finish().unwrap();
+    w_cut.finish().unwrap();
+    let stream = |name: &str, file: &Path, d: SocketAddrV4| {
+        format!(
+            "\n[[streams]]\nname = \"{name}\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\n",
+            file.display(),
+            d.ip(),
+            d.port()
+        )
+    };
+    let config = c.path("empty.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n{}{}{}{}",
+            c.archive().display(),
+            stream("ttx", &streams, dst(1)),
+            stream("nosets", &streams, dst(2)),
+            stream("tcp", &tcp, dst(1)),
+            stream("cut", &cut, dst(1)),
+        ),
+    )
+    .unwrap();
+    let out = c.hlsvault(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = |stream: &str, what: &str| {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("hlsvault: stream {stream} archived nothing: ")))
+            .unwrap_or_else(|| panic!("nothing said of {stream}: {stderr}"));
+        assert!(line.contains(what), "{stream}: {line}");
+    };
+    said(
+        "ttx",
+        "the PMT declares PID 256 for its timing but it carries nothing; the stream carries only 17 (SDT/BAT), 18 (EIT), 20 (TDT/TOT), 512 (teletext), 513 (DVB subtitles), 514 (SCTE-35 splice info), 4096 (PMT)",
+    );
+    said("nosets", "no decodable keyframe on PID 256 in ");
+    said("tcp", "100 records are not UDP over IP");
+    said(
+        "cut",
+        "100 records were cut short by the capture's snap length",
+    );
 }

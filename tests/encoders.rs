@@ -11,7 +11,7 @@ use std::process::Command;
 
 use hlsvault_testkit::archive::{check_timeline, hour_playlists, Entry};
 use hlsvault_testkit::encoders::{
-    add_ancillary_pids, ffmpeg, gstreamer, parameter_sets_once, phantom_programs, rai_on_every_pes,
+    add_ancillary_pids, ffmpeg, gstreamer, hide_parameter_sets, phantom_programs, rai_on_every_pes,
     video_outage, SCTE35_PID, SUBTITLE_PID, TELETEXT_PID,
 };
 use hlsvault_testkit::{decode_errors, output_shown, probe_packets, write_pcap, Wrap};
@@ -377,7 +377,7 @@ fn parameter_sets_sent_once_are_given_to_every_segment() {
     let d = tmp();
     let t = ts(d.path(), "once.ts");
     x264(&t, 20.0, 50);
-    let hidden = parameter_sets_once(&t, FFMPEG_VIDEO_PID).unwrap();
+    let hidden = hide_parameter_sets(&t, FFMPEG_VIDEO_PID, true).unwrap();
     assert!(hidden >= 18, "{hidden} SPS/PPS hidden");
     archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
     // Without the insertion, every segment but the first fails to decode

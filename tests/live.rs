@@ -369,11 +369,40 @@ fn ip_fragments_through_the_veth_are_reassembled() {
     .unwrap();
     let mut daemon = Daemon::start(&config, d, "run");
     daemon.wait_for("capturing", 1);
+    // `hlsvault probe` listens too, for 5 s of the 10.
+    let probe = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+        .args(["probe", "--interface", &net.plan.host_if, "--group"])
+        .arg(group.ip().to_string())
+        .args(["--port", &group.port().to_string(), "--seconds", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut replay = net.command("timeout");
     replay
         .args(["60", "tcpreplay", "-q", "-i", &net.plan.ns_if])
         .arg(&pcap);
     run(&mut replay).unwrap();
+    let probed = probe.wait_with_output().unwrap();
+    let listing = String::from_utf8_lossy(&probed.stdout);
+    assert!(
+        probed.status.success(),
+        "{listing}{}",
+        String::from_utf8_lossy(&probed.stderr)
+    );
+    assert!(
+        listing.contains(&format!("\n{group}: plain TS, ")),
+        "{listing}"
+    );
+    assert!(listing.contains("PID  256  H.264 video"), "{listing}");
+    assert!(listing.contains(" reassembled, 0 incomplete)"), "{listing}");
+    assert!(
+        listing.contains(&format!(
+            "kind = \"pcap\"\ninterface = \"{}\"",
+            net.plan.host_if
+        )),
+        "{listing}"
+    );
     daemon.wait_for("stream stalled", 2);
     let summary = daemon.stop();
     drop(net);

@@ -452,6 +452,13 @@ fn a_running_archiver_shows_its_figures_as_metrics_json_and_a_status_page() {
     assert_eq!(v[0]["state"], "receiving", "{v}");
     assert!(v[0]["figures"]["datagrams"].as_u64().unwrap() > 0, "{v}");
     assert!(v[0]["bitrate_bps"].as_f64().unwrap() > 1e5, "{v}");
+    // What each PID is, and whether it is kept.
+    let pids = v[0]["pids"].as_array().unwrap();
+    let video = pids.iter().find(|p| p["pid"] == 256).unwrap();
+    assert_eq!(video["what"], "H.264 video", "{v}");
+    assert_eq!(video["program"], 1, "{v}");
+    assert_eq!(video["kept"], true, "{v}");
+    assert!(video["packets"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(get(&format!("{base}/readyz"), &[]).0, 200);
 
     // The status page: a drawn sparkline, no script, links that play.

@@ -372,6 +372,11 @@ impl SegmentCutter {
                 "no program with video or audio: only {}",
                 listed(&|p| p.pid != PID_PAT)
             )
+        } else if let Some(timing) = a.timing_pid().filter(|t| !pids.iter().any(|p| p.pid == *t)) {
+            format!(
+                "the PMT declares PID {timing} for its timing but it carries nothing; the stream carries only {}",
+                listed(&|p| p.pid != PID_PAT)
+            )
         } else {
             match a.audio_timed() {
                 true => "no audio unit with a PTS".into(),

@@ -97,11 +97,12 @@ pub fn rai_on_every_pes(path: &Path, video_pid: u16) -> Result<usize> {
     Ok(marked)
 }
 
-/// Hides every H.264 SPS and PPS after the first access unit of
-/// `video_pid` that carries them (their NAL type becomes 31, unspecified,
-/// which decoders skip), as encoders that send parameter sets only once
-/// do. Returns how many were hidden.
-pub fn parameter_sets_once(path: &Path, video_pid: u16) -> Result<usize> {
+/// Hides the H.264 SPS and PPS of `video_pid` (their NAL type becomes
+/// 31, unspecified, which decoders skip): every one after the first access
+/// unit that carries them with `keep_first` (as encoders that send
+/// parameter sets only once do), else all of them (a stream that never
+/// decodes). Returns how many were hidden.
+pub fn hide_parameter_sets(path: &Path, video_pid: u16, keep_first: bool) -> Result<usize> {
     let mut data = std::fs::read(path)?;
     // The access unit (PES, counted from 1) whose sets stay.
     let mut keeper = None;
@@ -121,7 +122,7 @@ pub fn parameter_sets_once(path: &Path, video_pid: u16) -> Result<usize> {
             if p[i..i + 3] != [0, 0, 1] || !matches!(p[i + 3] & 0x1F, 7 | 8) {
                 continue;
             }
-            if *keeper.get_or_insert(unit) != unit {
+            if !keep_first || *keeper.get_or_insert(unit) != unit {
                 p[i + 3] = (p[i + 3] & 0xE0) | 31;
                 hidden += 1;
             }

@@ -434,6 +434,12 @@ impl PcapWriter {
 
     /// Writes one frame captured at `at`.
     pub fn write(&mut self, at: SystemTime, frame: &[u8]) {
+        self.write_cut(at, frame, frame.len());
+    }
+
+    /// Writes the first `caplen` bytes of a frame captured at `at`, as a
+    /// capture with that snap length does.
+    pub fn write_cut(&mut self, at: SystemTime, frame: &[u8], caplen: usize) {
         let d = at
             .duration_since(SystemTime::UNIX_EPOCH)
             .expect("after 1970");
@@ -442,10 +448,13 @@ impl PcapWriter {
                 tv_sec: d.as_secs() as libc::time_t,
                 tv_usec: d.subsec_nanos() as libc::suseconds_t,
             },
-            caplen: frame.len() as u32,
+            caplen: caplen.min(frame.len()) as u32,
             len: frame.len() as u32,
         };
-        self.save.write(&pcap::Packet::new(&header, frame));
+        self.save.write(&pcap::Packet::new(
+            &header,
+            &frame[..caplen.min(frame.len())],
+        ));
     }
 
     /// Flushes to disk.
