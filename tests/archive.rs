@@ -1071,7 +1071,7 @@ fn fragments_vlan_tags_and_pcapng_are_read() {
 
 #[test]
 fn every_reason_an_archive_stays_empty_is_told() {
-    use hlsvault_testkit::encoders::{add_ancillary_pids, hide_parameter_sets};
+    use hlsvault_testkit::encoders::{add_ancillary_pids, hide_parameter_sets, Nal};
     use hlsvault_testkit::{udp_frame, PcapWriter};
     let c = Case::new();
     let spec = StreamSpec {
@@ -1091,7 +1091,7 @@ fn every_reason_an_archive_stays_empty_is_told() {
     std::fs::write(&ttx, data).unwrap();
     // Video whose parameter sets never come: no picture decodes.
     let no_sets = c.ts("nosets.ts", &spec);
-    assert!(hide_parameter_sets(&no_sets, 0x100, false).unwrap() > 0);
+    assert!(hide_parameter_sets(&no_sets, 0x100, Nal::H264, false).unwrap() > 0);
     let streams = c.path("streams.pcap");
     let wraps = [Wrap::new(&ttx, dst(1)), Wrap::new(&no_sets, dst(2))];
     write_pcap(&streams, start(), &wraps, false).unwrap();

@@ -12,7 +12,7 @@ use std::process::Command;
 use hlsvault_testkit::archive::{check_timeline, hour_playlists, Entry};
 use hlsvault_testkit::encoders::{
     add_ancillary_pids, ffmpeg, gstreamer, hide_parameter_sets, phantom_programs, rai_on_every_pes,
-    video_outage, SCTE35_PID, SUBTITLE_PID, TELETEXT_PID,
+    video_outage, Nal, SCTE35_PID, SUBTITLE_PID, TELETEXT_PID,
 };
 use hlsvault_testkit::{decode_errors, output_shown, probe_packets, write_pcap, Wrap};
 
@@ -377,7 +377,7 @@ fn parameter_sets_sent_once_are_given_to_every_segment() {
     let d = tmp();
     let t = ts(d.path(), "once.ts");
     x264(&t, 20.0, 50);
-    let hidden = hide_parameter_sets(&t, FFMPEG_VIDEO_PID, true).unwrap();
+    let hidden = hide_parameter_sets(&t, FFMPEG_VIDEO_PID, Nal::H264, true).unwrap();
     assert!(hidden >= 18, "{hidden} SPS/PPS hidden");
     archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
     // Without the insertion, every segment but the first fails to decode
@@ -661,4 +661,35 @@ fn a_pat_listing_programs_whose_pmt_never_comes_archives_the_one_that_does() {
     assert!(summary
         .lines()
         .any(|l| l.starts_with("s1 PIDs: ") && l.contains("4096 (PMT of program 1)")));
+}
+
+#[test]
+fn hevc_parameter_sets_sent_once_are_given_to_every_segment() {
+    let d = tmp();
+    let t = ts(d.path(), "hevc-once.ts");
+    ffmpeg(
+        &t,
+        12.0,
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "keyint=50:min-keyint=50:scenecut=0:log-level=error",
+        ],
+    )
+    .unwrap();
+    let hidden = hide_parameter_sets(&t, FFMPEG_VIDEO_PID, Nal::Hevc, true).unwrap();
+    assert!(hidden >= 3 * 5, "{hidden} VPS/SPS/PPS hidden");
+    archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    let entries = judged(d.path(), "s1");
+    assert!(entries.len() >= 5);
+    for (i, nals) in segment_starts(&entries).iter().enumerate() {
+        let types: Vec<u8> = nals.iter().map(|h| (h >> 1) & 0x3F).collect();
+        assert!(
+            [32, 33, 34].iter().all(|t| types.contains(t)),
+            "segment {i}: {types:?}"
+        );
+    }
 }

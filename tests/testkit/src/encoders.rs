@@ -97,12 +97,44 @@ pub fn rai_on_every_pes(path: &Path, video_pid: u16) -> Result<usize> {
     Ok(marked)
 }
 
-/// Hides the H.264 SPS and PPS of `video_pid` (their NAL type becomes
-/// 31, unspecified, which decoders skip): every one after the first access
+/// Video codecs whose NAL units [`hide_parameter_sets`] knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nal {
+    /// H.264: SPS and PPS.
+    H264,
+    /// HEVC: VPS, SPS and PPS.
+    Hevc,
+}
+
+impl Nal {
+    /// Whether the unit whose header starts with `b` is a parameter set.
+    fn is_parameter_set(self, b: u8) -> bool {
+        match self {
+            Nal::H264 => matches!(b & 0x1F, 7 | 8),
+            Nal::Hevc => matches!((b >> 1) & 0x3F, 32..=34),
+        }
+    }
+
+    /// The header byte `b` with an unspecified type (decoders skip it).
+    fn hidden(self, b: u8) -> u8 {
+        match self {
+            Nal::H264 => (b & 0xE0) | 31,
+            Nal::Hevc => (b & 0x81) | (48 << 1),
+        }
+    }
+}
+
+/// Hides the parameter sets of `video_pid` (their NAL type becomes an
+/// unspecified one, which decoders skip): every one after the first access
 /// unit that carries them with `keep_first` (as encoders that send
 /// parameter sets only once do), else all of them (a stream that never
 /// decodes). Returns how many were hidden.
-pub fn hide_parameter_sets(path: &Path, video_pid: u16, keep_first: bool) -> Result<usize> {
+pub fn hide_parameter_sets(
+    path: &Path,
+    video_pid: u16,
+    nal: Nal,
+    keep_first: bool,
+) -> Result<usize> {
     let mut data = std::fs::read(path)?;
     // The access unit (PES, counted from 1) whose sets stay.
     let mut keeper = None;
@@ -119,11 +151,11 @@ pub fn hide_parameter_sets(path: &Path, video_pid: u16, keep_first: bool) -> Res
         // Muxers put the sets right after the delimiter, in the PES's first
         // packet: start codes that straddle packets are not looked for.
         for i in at..185 {
-            if p[i..i + 3] != [0, 0, 1] || !matches!(p[i + 3] & 0x1F, 7 | 8) {
+            if p[i..i + 3] != [0, 0, 1] || !nal.is_parameter_set(p[i + 3]) {
                 continue;
             }
             if !keep_first || *keeper.get_or_insert(unit) != unit {
-                p[i + 3] = (p[i + 3] & 0xE0) | 31;
+                p[i + 3] = nal.hidden(p[i + 3]);
                 hidden += 1;
             }
         }
