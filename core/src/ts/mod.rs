@@ -31,6 +31,10 @@ const PCR_JUMP: u64 = PCR_HZ;
 /// bytes; the unit is then treated as not a random access point.
 const MAX_SCAN: usize = 64 * 1024;
 const UNSEEN: u8 = 0xFF;
+/// PAT repeats after which the program choice is final even if some PMTs
+/// listed never came (PATs repeat every 100 ms or so; PMTs every 500 ms at
+/// most).
+const SETTLE_PATS: u32 = 10;
 
 /// The parts of a TS packet header the pipeline needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +222,12 @@ pub struct Analyzer {
     selection: Selection,
     /// PMT PID of the chosen program.
     chosen: Option<u16>,
+    /// The choice is final: every PMT the PAT lists has come, or the PAT
+    /// has repeated [`SETTLE_PATS`] times. Before, a program earlier in
+    /// the PAT whose PMT comes later takes over.
+    settled: bool,
+    /// Repeats of the current PAT.
+    pats_seen: u32,
     /// Per PID: whether the archive keeps its packets.
     keep: Box<[bool; 8192]>,
     /// The PAT as archived (only the chosen program) and the continuity
@@ -264,6 +274,8 @@ impl Analyzer {
             pmts: Vec::new(),
             selection,
             chosen: None,
+            settled: false,
+            pats_seen: 0,
             keep: Box::new([false; 8192]),
             out_pat: None,
             packets: Box::new([0; 8192]),
@@ -627,8 +639,12 @@ impl Analyzer {
 
     fn on_pat(&mut self, section: Vec<u8>) -> bool {
         if self.pat.as_deref() == Some(&section) {
+            self.pats_seen += 1;
+            self.settled |= self.pats_seen >= SETTLE_PATS;
             return true;
         }
+        self.pats_seen = 0;
+        self.settled = false;
         let Ok(programs) = psi::parse_pat(&section) else {
             return false;
         };
@@ -697,7 +713,17 @@ impl Analyzer {
         self.keep[PID_PAT as usize] = whole;
         self.keep[PID_NULL as usize] = self.selection.keep_nulls;
         let parsed: Vec<&Pmt> = self.pmts.iter().map(|(_, _, p)| p).collect();
-        let chosen = program::choose(self.selection.program, &parsed);
+        // Once settled, the choice stays while its program does.
+        let kept = self.settled.then_some(self.chosen).flatten();
+        let chosen = match kept.and_then(|pid| self.pmts.iter().position(|(p, _, _)| *p == pid)) {
+            Some(i) => Some(i),
+            None => program::choose(self.selection.program, &parsed),
+        };
+        let all_arrived = self
+            .programs
+            .iter()
+            .all(|e| self.pmts.iter().any(|(p, _, _)| *p == e.pmt_pid));
+        self.settled |= all_arrived;
         let mut timing = None;
         let mut fallback = None;
         let mut pcr_pid = None;

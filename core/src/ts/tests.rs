@@ -395,6 +395,46 @@ fn a_program_whose_pmt_never_comes_does_not_block_the_others() {
 }
 
 #[test]
+fn the_first_program_with_video_wins_until_the_choice_settles() {
+    let two = |late_first: bool| {
+        let mut a = Analyzer::new();
+        let mut pat = Vec::new();
+        psi::packetize(
+            PID_PAT,
+            &psi::tests::pat(&[(1, 0x1001), (2, 0x1002), (3, 0x1003)]),
+            0,
+            &mut pat,
+        );
+        let pmt = |n: u16, pid: u16| {
+            let mut out = Vec::new();
+            let es = 0x100 * (n + 1);
+            psi::packetize(
+                pid,
+                &psi::tests::pmt(n, es, &[(0x1B, es), (0x0F, es + 1)]),
+                0,
+                &mut out,
+            );
+            out
+        };
+        inspect_all(&mut a, &pat);
+        inspect_all(&mut a, &pmt(2, 0x1002));
+        assert_eq!(a.program(), Some(2), "provisional");
+        if late_first {
+            // Program 3's PMT never comes: the PAT repeats, the choice settles.
+            for cc in 1..=SETTLE_PATS {
+                let mut again = pat.clone();
+                again[3] = 0x10 | (cc as u8 & 0x0F);
+                inspect_all(&mut a, &again);
+            }
+        }
+        inspect_all(&mut a, &pmt(1, 0x1001));
+        a.program()
+    };
+    assert_eq!(two(false), Some(1), "program 1's PMT came in time");
+    assert_eq!(two(true), Some(2), "settled before program 1's PMT came");
+}
+
+#[test]
 fn chosen_program_by_number_in_a_multiplex() {
     let mut a = Analyzer::with_selection(Selection {
         program: program::ProgramChoice::Number(2),
