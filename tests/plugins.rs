@@ -637,3 +637,46 @@ fn check_says_which_plugin_cannot_be_used_and_why() {
     assert!(text.contains("hlsvault:plugin/host@0.1.0"), "{text}");
     assert_eq!(inspect(&d.join("junk.wasm")).status.code(), Some(2));
 }
+
+#[test]
+fn a_packet_filter_sees_204_byte_packets_as_188() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ts = d.join("cbr.ts");
+    let spec = StreamSpec {
+        seconds: 8.0,
+        muxrate: Some(1_500_000),
+        ..StreamSpec::default()
+    };
+    make_ts(&ts, &spec).unwrap();
+    let nulls_sent = count_pid(&std::fs::read(&ts).unwrap(), 8191);
+    let mut parity = Wrap::new(&ts, DST);
+    parity.packets = hlsvault_testkit::PacketFormat::ReedSolomon;
+    let pcap = d.join("parity.pcap");
+    write_pcap(&pcap, start(), &[parity], false).unwrap();
+    let config = d.join("hlsvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n[plugins.nulls]\npath = \"{}\"\ntimeout = \"500ms\"\nconfig = {{ pids = \"8191\" }}\n[[streams]]\nname = \"ch1\"\nplugins = [\"nulls\"]\nnull_packets = \"keep\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\n",
+            d.join("archive").display(),
+            example("drop-pids").display(),
+            pcap.display(),
+            DST.ip(),
+            DST.port()
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, _) = run(&config);
+    assert!(ok, "the run is clean");
+    let line = stdout.lines().find(|l| l.starts_with("ch1:")).unwrap();
+    assert!(
+        line.contains(&format!(
+            "; {nulls_sent} TS packets dropped by packet filter plugins"
+        )),
+        "{line}"
+    );
+    let segs = segments(&d.join("archive/ch1"));
+    assert!(!segs.is_empty());
+    assert!(segs.iter().all(|s| count_pid(&s.1, 8191) == 0));
+}

@@ -19,7 +19,7 @@ use crate::config::Pace;
 use crate::ts::clock::{PtsExtender, PCR_HZ, PTS_HZ};
 use crate::ts::keyframe::Picture;
 use crate::ts::program::{ProgramChoice, Selection};
-use crate::ts::{packet_layout, Analyzer, PidInfo, PACKET_SIZE, PID_NULL};
+use crate::ts::{as_188, packet_layout, Analyzer, PidInfo, PACKET_SIZE, PID_NULL};
 
 /// Destinations followed at most (the rest are counted).
 const MAX_DESTINATIONS: usize = 64;
@@ -180,11 +180,10 @@ impl Destination {
                 return;
             }
         };
-        let (stride, offset) = packet_layout(ts);
-        self.packet_size = stride;
-        for p in ts.chunks_exact(stride) {
-            if p.get(offset) == Some(&crate::ts::SYNC_BYTE) {
-                self.ts.packet(&p[offset..offset + PACKET_SIZE]);
+        self.packet_size = packet_layout(ts).0;
+        for p in as_188(ts).chunks_exact(PACKET_SIZE) {
+            if p[0] == crate::ts::SYNC_BYTE {
+                self.ts.packet(p);
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod stats;
 mod supervisor;
 mod watch;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -195,7 +196,7 @@ fn dry_run(path: &Path, streams: &[&StreamConfig]) -> Result<Vec<Option<String>>
             if d.dst == s.source.dst() {
                 seen[i] = true;
                 if let Payload::Ts(ts) | Payload::Rtp { ts, .. } = rtp::classify(d.payload) {
-                    cutters[i].push_datagram(ts, d.at, false);
+                    cutters[i].push_datagram(&crate::ts::as_188(ts), d.at, false);
                     cutters[i].take_ready().for_each(drop);
                 }
             }
@@ -744,13 +745,22 @@ fn analyse(
                             (time, rtp::classify(&batch.data[at - len..at]))
                         })
                         .collect();
-                    let ts: Vec<&[u8]> = items
+                    // 204-byte and 192-byte packets become 188 here, before
+                    // the packet filters and the analysis see them.
+                    let packets: Vec<Cow<[u8]>> = items
                         .iter()
                         .map(|(_, p)| match p {
-                            Payload::Ts(ts) | Payload::Rtp { ts, .. } => ts,
-                            Payload::NotTs => &[][..],
+                            Payload::Ts(ts) | Payload::Rtp { ts, .. } => {
+                                let plain = crate::ts::as_188(ts);
+                                if let Cow::Owned(o) = &plain {
+                                    stats.resized(o.len() / crate::ts::PACKET_SIZE);
+                                }
+                                plain
+                            }
+                            Payload::NotTs => Cow::Borrowed(&[][..]),
                         })
                         .collect();
+                    let ts: Vec<&[u8]> = packets.iter().map(|p| &p[..]).collect();
                     // The packet filters see many datagrams in one call.
                     let mut filtered = plugins.filter(&batch.data, &ts);
                     stats.filtered(filtered.dropped);

@@ -213,6 +213,11 @@ impl StreamStats {
         self.ts_bytes.fetch_add(ts_bytes as u64, Relaxed);
     }
 
+    /// A datagram carried `n` 204-byte or 192-byte packets, stored as 188.
+    pub fn resized(&self, n: usize) {
+        self.resized_packets.fetch_add(n as u64, Relaxed);
+    }
+
     /// A datagram was not TS.
     pub fn not_ts(&self) {
         self.datagrams.fetch_add(1, Relaxed);
@@ -278,7 +283,6 @@ impl StreamStats {
             .store(cut.parameter_sets_inserted, Relaxed);
         self.null_packets_dropped
             .store(cut.null_packets_dropped, Relaxed);
-        self.resized_packets.store(cut.resized_packets, Relaxed);
         self.video_outages.store(cut.video_outages, Relaxed);
         self.other_packets_dropped
             .store(cut.other_packets_dropped, Relaxed);

@@ -124,8 +124,6 @@ pub struct CutCounters {
     pub forced_cuts: u64,
     /// Segments whose first picture was given the parameter sets it lacked.
     pub parameter_sets_inserted: u64,
-    /// 204-byte and 192-byte packets stored as 188.
-    pub resized_packets: u64,
     /// Null packets dropped (`null_packets = "drop"`).
     pub null_packets_dropped: u64,
     /// Times video stopped (or never came) while audio went on, and audio
@@ -404,8 +402,9 @@ impl SegmentCutter {
         self.ready.drain(..)
     }
 
-    /// Feeds the TS payload of one datagram captured at `at`. `lost_before`
-    /// says that datagrams were lost just before this one.
+    /// Feeds the TS payload of one datagram captured at `at` (188-byte
+    /// packets: see [`crate::ts::as_188`]). `lost_before` says that
+    /// datagrams were lost just before this one.
     pub fn push_datagram(&mut self, ts: &[u8], at: SystemTime, lost_before: bool) {
         if let Some(last) = self.last_capture {
             if let Ok(gap) = at.duration_since(last) {
@@ -418,15 +417,6 @@ impl SegmentCutter {
         self.last_capture = Some(at);
         if lost_before {
             self.brk(Cause::LostDatagrams);
-        }
-        let (stride, offset) = crate::ts::packet_layout(ts);
-        if stride != PACKET_SIZE {
-            // 204-byte (parity) or 192-byte (M2TS) packets: stored as 188.
-            for p in ts.chunks_exact(stride) {
-                self.push_packet(&p[offset..offset + PACKET_SIZE], at);
-            }
-            self.counters.resized_packets += (ts.len() / stride) as u64;
-            return;
         }
         let mut i = 0;
         while i + PACKET_SIZE <= ts.len() {

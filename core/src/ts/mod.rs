@@ -106,6 +106,27 @@ pub fn packet_layout(d: &[u8]) -> (usize, usize) {
     }
 }
 
+/// The datagram's TS packets as 188-byte packets: as they are (borrowed)
+/// when they are plain TS, without their parity or timestamp bytes
+/// (owned) when they are 204 or 192 bytes long (see [`packet_layout`]).
+///
+/// ```
+/// use hlsvault::ts::as_188;
+/// let mut m2ts = vec![0u8; 2 * 192];
+/// m2ts.chunks_mut(192).for_each(|p| p[4] = 0x47);
+/// assert_eq!(as_188(&m2ts).len(), 2 * 188);
+/// ```
+pub fn as_188(d: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match packet_layout(d) {
+        (PACKET_SIZE, _) => std::borrow::Cow::Borrowed(d),
+        (stride, offset) => d
+            .chunks_exact(stride)
+            .flat_map(|p| &p[offset..offset + PACKET_SIZE])
+            .copied()
+            .collect(),
+    }
+}
+
 /// Why the timeline broke at a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Break {
