@@ -693,3 +693,39 @@ fn hevc_parameter_sets_sent_once_are_given_to_every_segment() {
         );
     }
 }
+
+#[test]
+fn a_cut_without_keyframe_at_the_hard_cap_is_marked_and_counted() {
+    let d = tmp();
+    let t = ts(d.path(), "refresh.ts");
+    // Intra refresh without a keyframe after the first, past the default
+    // hard cap (30 s) in strict mode.
+    ffmpeg(
+        &t,
+        36.0,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "0",
+            "-x264-params",
+            "intra-refresh=1:keyint=50",
+        ],
+    )
+    .unwrap();
+    let summary = archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    let line = summary.lines().find(|l| l.starts_with("s1: ")).unwrap();
+    assert!(line.contains("; 1 cuts without keyframe"), "{line}");
+    let entries = stream_entries(d.path(), "s1");
+    let forced: Vec<&Entry> = entries.iter().filter(|e| e.discontinuity).collect();
+    assert_eq!(forced.len(), 1, "{entries:#?}");
+    // The segment before it ran to the cap, from the stream's one keyframe.
+    let before = &entries[entries.iter().position(|e| e.discontinuity).unwrap() - 1];
+    assert!((30.0..30.1).contains(&before.extinf), "{}", before.extinf);
+    assert!(decode_errors(before.path.to_str().unwrap())
+        .unwrap()
+        .trim()
+        .is_empty());
+}
