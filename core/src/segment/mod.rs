@@ -470,6 +470,11 @@ impl SegmentCutter {
                     }
                 }
                 PID_NULL => self.counters.null_packets_dropped += 1,
+                // Before the program is known nothing can be kept yet.
+                _ if self.analyzer.timing_pid().is_none() => {
+                    self.counters.skipped_packets += 1;
+                    self.skipped_since_log += 1;
+                }
                 _ => self.counters.other_packets_dropped += 1,
             }
             return;
