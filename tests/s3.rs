@@ -256,8 +256,8 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
 fn check_says_what_is_wrong_with_the_store() {
     let g = Garage::start("archive").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("empty.pcap");
-    write_pcap(&pcap, SystemTime::now(), &[], false).unwrap();
+    // A capture that archives (check tries capture files too).
+    let pcap = hlsvault_testkit::capture(dir.path(), "a", 2.0, SystemTime::now()).unwrap();
     let check = |name: &str, storage: String| {
         let config = write_config(dir.path(), name, &storage, &pcap);
         let out = hlsvault(&["check", "--config", config.to_str().unwrap()]);
