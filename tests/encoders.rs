@@ -112,8 +112,9 @@ fn check_opened_timeline(entries: &[Entry]) -> Vec<bool> {
     video
 }
 
-/// NAL unit types of the first video PES in a segment, up to its first
-/// picture (H.264: `& 0x1F` of the header byte; HEVC: `>> 1 & 0x3F`).
+/// The bytes after each start code in the first video PES of a segment:
+/// NAL unit headers (H.264: type `& 0x1F`; HEVC: `>> 1 & 0x3F`) or MPEG-2
+/// start code values.
 fn first_unit_nal_headers(segment: &Path) -> Vec<u8> {
     let data = std::fs::read(segment).unwrap();
     let mut es = Vec::new();
@@ -136,7 +137,10 @@ fn first_unit_nal_headers(segment: &Path) -> Vec<u8> {
             es.extend_from_slice(payload);
         }
     }
-    es.windows(4)
+    // After the PES header.
+    es.get(9 + *es.get(8).unwrap_or(&0) as usize..)
+        .unwrap_or_default()
+        .windows(4)
         .filter(|w| w[..3] == [0, 0, 1])
         .map(|w| w[3])
         .collect()
@@ -728,4 +732,28 @@ fn a_cut_without_keyframe_at_the_hard_cap_is_marked_and_counted() {
         .unwrap()
         .trim()
         .is_empty());
+}
+
+#[test]
+fn an_mpeg2_sequence_header_sent_once_is_given_to_every_segment() {
+    let d = tmp();
+    let t = ts(d.path(), "mpeg2-once.ts");
+    ffmpeg(
+        &t,
+        12.0,
+        &["-c:v", "mpeg2video", "-g", "12", "-bf", "2", "-b:v", "1M"],
+    )
+    .unwrap();
+    let hidden = hide_parameter_sets(&t, FFMPEG_VIDEO_PID, Nal::Mpeg2, true).unwrap();
+    assert!(hidden >= 20, "{hidden} sequence headers hidden");
+    archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
+    let entries = judged(d.path(), "s1");
+    assert!(entries.len() >= 4);
+    for (i, codes) in segment_starts(&entries).iter().enumerate() {
+        assert_eq!(
+            codes.first(),
+            Some(&0xB3),
+            "segment {i} opens with a sequence header: {codes:x?}"
+        );
+    }
 }

@@ -97,13 +97,16 @@ pub fn rai_on_every_pes(path: &Path, video_pid: u16) -> Result<usize> {
     Ok(marked)
 }
 
-/// Video codecs whose NAL units [`hide_parameter_sets`] knows.
+/// Video codecs whose parameter sets [`hide_parameter_sets`] knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nal {
     /// H.264: SPS and PPS.
     H264,
     /// HEVC: VPS, SPS and PPS.
     Hevc,
+    /// MPEG-2 video: the sequence header (start code 0xB3; its extension
+    /// then stands alone, which decoders accept).
+    Mpeg2,
 }
 
 impl Nal {
@@ -112,6 +115,7 @@ impl Nal {
         match self {
             Nal::H264 => matches!(b & 0x1F, 7 | 8),
             Nal::Hevc => matches!((b >> 1) & 0x3F, 32..=34),
+            Nal::Mpeg2 => b == 0xB3,
         }
     }
 
@@ -120,6 +124,7 @@ impl Nal {
         match self {
             Nal::H264 => (b & 0xE0) | 31,
             Nal::Hevc => (b & 0x81) | (48 << 1),
+            Nal::Mpeg2 => 0xB0, // reserved
         }
     }
 }
