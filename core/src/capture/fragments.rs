@@ -157,6 +157,14 @@ impl Reassembler {
         self.counters.incomplete += self.pending.len() as u64;
         self.pending.clear();
     }
+
+    /// Ends the source's reassembly and returns its counters with the
+    /// reassembler's.
+    pub fn finished(&mut self, mut n: super::SourceCounters) -> super::SourceCounters {
+        self.finish();
+        self.count(&mut n);
+        n
+    }
 }
 
 #[cfg(test)]

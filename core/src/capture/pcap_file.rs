@@ -115,8 +115,7 @@ impl Source for PcapFileSource {
                 return Ok((End::Stopped, n));
             }
         }
-        fragments.finish();
-        fragments.count(&mut n);
+        let n = fragments.finished(n);
         sink(Event::Progress(&n));
         Ok((End::Exhausted, n))
     }

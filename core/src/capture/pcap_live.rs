@@ -172,7 +172,7 @@ impl Source for PcapLiveSource {
                     Ok(p) => {
                         let (header, data) = (p.header, p.data);
                         if deliver(link, header, data, &mut n, &mut fragments, sink) == Flow::Stop {
-                            return Ok((End::Stopped, n));
+                            return Ok((End::Stopped, fragments.finished(n)));
                         }
                     }
                     Err(pcap::Error::TimeoutExpired) => break,
@@ -196,7 +196,7 @@ impl Source for PcapLiveSource {
             };
             let retry = reporting.stats_due();
             if reporting.send_due(&mut n, sink, refresh) == Flow::Stop {
-                return Ok((End::Stopped, n));
+                return Ok((End::Stopped, fragments.finished(n)));
             }
             // The reader changed the targets (a reload): the open handle
             // takes the new filter, so the other streams lose nothing.
