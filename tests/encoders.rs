@@ -194,6 +194,18 @@ fn x264(t: &Path, seconds: f64, gop: u32) {
     ffmpeg(t, seconds, &[&video[..], &["-sc_threshold", "0"]].concat()).unwrap();
 }
 
+/// `seconds` of H.264 with periodic intra refresh (x264: no keyframe after
+/// the first, a recovery point every 2 s, no B-frames), and AAC.
+fn x264_intra_refresh(t: &Path, seconds: f64) {
+    let video = ["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"];
+    ffmpeg(
+        t,
+        seconds,
+        &[&video[..], &["-x264-params", "intra-refresh=1:keyint=50"]].concat(),
+    )
+    .unwrap();
+}
+
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -243,21 +255,7 @@ fn x264_open_gop_is_cut_at_i_pictures_with_a_recovery_point() {
 fn x264_intra_refresh_cuts_at_recovery_points_only_when_asked() {
     let d = tmp();
     let t = ts(d.path(), "refresh.ts");
-    ffmpeg(
-        &t,
-        20.0,
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "0",
-            "-x264-params",
-            "intra-refresh=1:keyint=50",
-        ],
-    )
-    .unwrap();
+    x264_intra_refresh(&t, 20.0);
     archive(
         d.path(),
         &[
@@ -506,21 +504,7 @@ fn probe_lists_the_corpus_and_its_snippets_archive_it() {
     x264(&rai, 12.0, 50);
     rai_on_every_pes(&rai, FFMPEG_VIDEO_PID).unwrap();
     let refresh = ts(d.path(), "refresh.ts");
-    ffmpeg(
-        &refresh,
-        12.0,
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "0",
-            "-x264-params",
-            "intra-refresh=1:keyint=50",
-        ],
-    )
-    .unwrap();
+    x264_intra_refresh(&refresh, 12.0);
     let mut in_rtp = Wrap::new(&rai, dst(2));
     in_rtp.rtp = Some(0);
     let mut parity = Wrap::new(&refresh, dst(3));
@@ -704,21 +688,7 @@ fn a_cut_without_keyframe_at_the_hard_cap_is_marked_and_counted() {
     let t = ts(d.path(), "refresh.ts");
     // Intra refresh without a keyframe after the first, past the default
     // hard cap (30 s) in strict mode.
-    ffmpeg(
-        &t,
-        36.0,
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "0",
-            "-x264-params",
-            "intra-refresh=1:keyint=50",
-        ],
-    )
-    .unwrap();
+    x264_intra_refresh(&t, 36.0);
     let summary = archive(d.path(), &[(&t, "segment_duration = \"2s\"")]);
     let line = summary.lines().find(|l| l.starts_with("s1: ")).unwrap();
     assert!(line.contains("; 1 cuts without keyframe"), "{line}");
