@@ -1118,16 +1118,20 @@ fn every_reason_an_archive_stays_empty_is_told() {
             d.port()
         )
     };
+    let good = c.capture("good", 4.0, start());
     let config = c.path("empty.toml");
     std::fs::write(
         &config,
         format!(
-            "[storage]\nroot = \"{}\"\n{}{}{}{}",
+            "[storage]\nroot = \"{}\"\n{}{}{}{}{}",
             c.archive().display(),
             stream("ttx", &streams, dst(1)),
             stream("nosets", &streams, dst(2)),
             stream("tcp", &tcp, dst(1)),
             stream("cut", &cut, dst(1)),
+            // A program number the PAT does not list.
+            stream("typo", &good, dst(1))
+                .replace("[streams.source]", "program = 7\n[streams.source]"),
         ),
     )
     .unwrap();
@@ -1150,5 +1154,9 @@ fn every_reason_an_archive_stays_empty_is_told() {
     said(
         "cut",
         "100 records were cut short by the capture's snap length",
+    );
+    said(
+        "typo",
+        "program = 7, but the PAT lists program 1 (PMT PID 4096)",
     );
 }

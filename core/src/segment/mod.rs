@@ -349,21 +349,24 @@ impl SegmentCutter {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let programs = || -> Vec<String> {
+            a.listed_programs()
+                .iter()
+                .map(|e| format!("program {} (PMT PID {})", e.program, e.pmt_pid))
+                .collect()
+        };
         Some(if !pids.iter().any(|p| p.pid == PID_PAT) {
             format!(
                 "no PAT in {} TS packets; PIDs: {}",
                 pids.iter().map(|p| p.packets).sum::<u64>(),
                 listed(&|_| true)
             )
+        } else if let Some(n) = a.missing_program() {
+            format!("program = {n}, but the PAT lists {}", programs().join(", "))
         } else if a.program().is_none() && !pids.iter().any(|p| p.what == "PMT") {
-            let programs: Vec<String> = a
-                .listed_programs()
-                .iter()
-                .map(|e| format!("program {} (PMT PID {})", e.program, e.pmt_pid))
-                .collect();
             format!(
                 "no PMT: the PAT lists {} and none of their PMTs came",
-                programs.join(", ")
+                programs().join(", ")
             )
         } else if a.timing_pid().is_none() {
             format!(

@@ -435,6 +435,17 @@ impl Analyzer {
         &self.programs
     }
 
+    /// The program number asked for (`program = N`), when the PAT does not
+    /// list it.
+    pub fn missing_program(&self) -> Option<u16> {
+        match self.selection.program {
+            program::ProgramChoice::Number(n) if self.pat.is_some() => {
+                (!self.programs.iter().any(|e| e.program == n)).then_some(n)
+            }
+            _ => None,
+        }
+    }
+
     /// The program chosen for timing, by number, once its PMT is known.
     pub fn program(&self) -> Option<u16> {
         let chosen = self.chosen?;
