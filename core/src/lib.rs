@@ -1,9 +1,10 @@
 //! hlsvault: archive live MPEG-TS over UDP into hourly HLS in object storage.
 //!
 //! The modules follow the data flow of one stream:
-//! [`config`] → [`capture`] → [`ts`] → [`segment`] → [`playlist`] →
-//! [`storage`] → [`urls`], wired and supervised by [`engine`]; [`serve`]
-//! plays it back, [`plugin`] loads WebAssembly hooks.
+//! [`config`] → [`capture`] → the TS core ([`hlsvault_ts`]: analysis, RTP,
+//! the segment cutter) → [`playlist`] → [`storage`] → [`urls`], wired and
+//! supervised by [`engine`]; [`serve`] plays it back, [`plugin`] loads
+//! WebAssembly hooks, [`probe`] tells what a capture carries.
 
 pub mod capture;
 pub mod config;
@@ -11,8 +12,6 @@ pub mod engine;
 pub mod playlist;
 pub mod plugin;
 pub mod probe;
-pub mod segment;
 pub mod serve;
 pub mod storage;
-pub mod ts;
 pub mod urls;

@@ -10,16 +10,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::capture::rtp::{self, Payload};
 use crate::capture::{
     CaptureError, Endpoint, Event, Flow, PcapFileSource, PcapLiveSource, SourceCounters, Target,
     Targets,
 };
 use crate::config::Pace;
-use crate::ts::clock::{PtsExtender, PCR_HZ, PTS_HZ};
-use crate::ts::keyframe::Picture;
-use crate::ts::program::{ProgramChoice, Selection};
-use crate::ts::{as_188, packet_layout, Analyzer, PidInfo, PACKET_SIZE, PID_NULL};
+use hlsvault_ts::clock::{PtsExtender, PCR_HZ, PTS_HZ};
+use hlsvault_ts::keyframe::Picture;
+use hlsvault_ts::program::{ProgramChoice, Selection};
+use hlsvault_ts::rtp::{self, Payload};
+use hlsvault_ts::{as_188, packet_layout, Analyzer, PidInfo, PACKET_SIZE, PID_NULL};
 
 /// Destinations followed at most (the rest are counted).
 const MAX_DESTINATIONS: usize = 64;
@@ -95,7 +95,7 @@ impl TsProbe {
         let ins = self.analyzer.inspect(p);
         if let Some(pcr) = ins.pcr {
             if let Some(last) = self.last_pcr {
-                let gap = crate::ts::clock::pcr_forward(pcr, last);
+                let gap = hlsvault_ts::clock::pcr_forward(pcr, last);
                 if gap < PCR_HZ {
                     self.max_pcr_gap = self.max_pcr_gap.max(gap);
                 }
@@ -182,7 +182,7 @@ impl Destination {
         };
         self.packet_size = packet_layout(ts).0;
         for p in as_188(ts).chunks_exact(PACKET_SIZE) {
-            if p[0] == crate::ts::SYNC_BYTE {
+            if p[0] == hlsvault_ts::SYNC_BYTE {
                 self.ts.packet(p);
             }
         }

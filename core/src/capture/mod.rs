@@ -1,5 +1,5 @@
 //! Where datagrams come from: the [`Source`] trait and its implementations,
-//! link-layer decoding, and RTP stripping.
+//! link-layer decoding and IPv4 reassembly (RTP: [`hlsvault_ts::rtp`]).
 //!
 //! A source delivers every UDP datagram it sees, with its capture time and
 //! destination; the engine demultiplexes them to streams by destination.
@@ -9,7 +9,6 @@ mod link;
 pub mod netif;
 mod pcap_file;
 mod pcap_live;
-pub mod rtp;
 mod targets;
 mod udp;
 

@@ -308,8 +308,8 @@ pub enum NullPackets {
 
 impl StreamConfig {
     /// What the stream keeps of its multiplex, for the TS layer.
-    pub fn selection(&self) -> crate::ts::program::Selection {
-        use crate::ts::program::{ProgramChoice, Selection};
+    pub fn selection(&self) -> hlsvault_ts::program::Selection {
+        use hlsvault_ts::program::{ProgramChoice, Selection};
         Selection {
             program: match self.program {
                 Some(ProgramKey::Number(n)) => ProgramChoice::Number(n),
@@ -1171,7 +1171,7 @@ port = 5000
 
     #[test]
     fn program_and_null_packets_keys() {
-        use crate::ts::program::ProgramChoice;
+        use hlsvault_ts::program::ProgramChoice;
         let c = load_str(&GOOD.replace(
             "live_window = 5",
             "live_window = 5\nprogram = 101\nnull_packets = \"keep\"",

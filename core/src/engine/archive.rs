@@ -10,9 +10,9 @@ use super::stats::StreamStats;
 use crate::playlist::{Entry, Kind, Layout, Playlist};
 use crate::plugin::host::{PlaylistKind, SegmentInfo};
 use crate::plugin::{Named, StreamPlugins};
-use crate::segment::Segment;
 use crate::storage::{ObjectKind, ObjectStore, StoreError};
 use crate::urls::{HoursLog, Urls};
+use hlsvault_ts::segment::Segment;
 
 /// The open hour: its number and playlist.
 struct OpenHour {

@@ -27,14 +27,14 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::capture::rtp::{self, Payload};
 use crate::capture::{netif, CaptureError, PcapFileSource, PcapLiveSource};
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
 use crate::plugin::{self, Slot, StreamPlugins};
-use crate::segment::{CutPolicy, Segment, SegmentCutter};
 use crate::storage::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use crate::urls::Urls;
 pub use archive::{ArchiveSettings, StreamArchive};
+use hlsvault_ts::rtp::{self, Payload};
+use hlsvault_ts::segment::{CutPolicy, Segment, SegmentCutter};
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey};
 pub use stats::{Figures, Snapshot, StreamFigures, StreamStats};
@@ -57,7 +57,7 @@ pub struct Report {
     /// Per plugin: its name and figures.
     pub plugins: Vec<(String, plugin::PluginSnapshot)>,
     /// Per stream: what each of its PIDs was, and whether it was kept.
-    pub pids: Vec<(String, Vec<crate::ts::PidInfo>)>,
+    pub pids: Vec<(String, Vec<hlsvault_ts::PidInfo>)>,
     /// Streams of capture files that archived nothing, and why.
     pub empty: Vec<(String, String)>,
 }
@@ -196,7 +196,7 @@ fn dry_run(path: &Path, streams: &[&StreamConfig]) -> Result<Vec<Option<String>>
             if d.dst == s.source.dst() {
                 seen[i] = true;
                 if let Payload::Ts(ts) | Payload::Rtp { ts, .. } = rtp::classify(d.payload) {
-                    cutters[i].push_datagram(&crate::ts::as_188(ts), d.at, false);
+                    cutters[i].push_datagram(&hlsvault_ts::as_188(ts), d.at, false);
                     cutters[i].take_ready().for_each(drop);
                 }
             }
@@ -563,7 +563,7 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
     }
     let at = humantime::parse_rfc3339(&format!("{label}:00:00Z"))
         .with_context(|| format!("\"{label}\" is not an hour: write it as YYYY-MM-DDTHH (UTC)"))?;
-    let hour = crate::segment::hour_of(at);
+    let hour = hlsvault_ts::segment::hour_of(at);
     let store = open_store(config)?;
     let layout = crate::playlist::Layout::new(stream);
     let urls = Urls::Presigned {
@@ -751,9 +751,9 @@ fn analyse(
                         .iter()
                         .map(|(_, p)| match p {
                             Payload::Ts(ts) | Payload::Rtp { ts, .. } => {
-                                let plain = crate::ts::as_188(ts);
+                                let plain = hlsvault_ts::as_188(ts);
                                 if let Cow::Owned(o) = &plain {
-                                    stats.resized(o.len() / crate::ts::PACKET_SIZE);
+                                    stats.resized(o.len() / hlsvault_ts::PACKET_SIZE);
                                 }
                                 plain
                             }

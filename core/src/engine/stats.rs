@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::segment::CutCounters;
 use crate::storage::{PublishLatency, QueueCounters, UploadQueue};
-use crate::ts::clock::format_seconds;
-use crate::ts::{PidInfo, TsCounters};
+use hlsvault_ts::clock::format_seconds;
+use hlsvault_ts::segment::CutCounters;
+use hlsvault_ts::{PidInfo, TsCounters};
 
 /// Live counters of one stream, shared between its threads.
 #[derive(Default)]
@@ -237,7 +237,7 @@ impl StreamStats {
     }
 
     /// Takes the RTP reorder counters (they are cumulative).
-    pub fn rtp(&self, r: crate::capture::rtp::ReorderCounters) {
+    pub fn rtp(&self, r: hlsvault_ts::rtp::ReorderCounters) {
         self.rtp_lost.store(r.lost, Relaxed);
         self.rtp_reordered.store(r.reordered, Relaxed);
         self.rtp_late.store(r.late, Relaxed);

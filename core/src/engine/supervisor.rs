@@ -21,9 +21,9 @@ use super::{
 use crate::capture::Endpoint;
 use crate::config::{Config, ConfigErrors, StreamConfig};
 use crate::plugin::{self, Slot};
-use crate::segment::Segment;
 use crate::storage::{ObjectStore, QueueLimits};
 use crate::urls::Urls;
+use hlsvault_ts::segment::Segment;
 
 /// What every stream of a run shares.
 pub struct Shared {

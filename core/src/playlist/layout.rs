@@ -96,7 +96,7 @@ mod tests {
     fn keys_follow_the_utc_hour() {
         let l = Layout::new("ch1");
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_255_197_700);
-        let hour = crate::segment::hour_of(t);
+        let hour = hlsvault_ts::segment::hour_of(t);
         assert_eq!(l.hour_playlist_key(hour), "ch1/2026/11/21/09/index.m3u8");
         assert_eq!(Layout::segment_name(42, t), "5957.700-42.ts");
         assert_eq!(l.segment_key(hour, "a.ts"), "ch1/2026/11/21/09/a.ts");

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 pub use layout::Layout;
 
-use crate::ts::clock::{format_seconds, parse_seconds, ticks_to_duration, PTS_HZ};
+use hlsvault_ts::clock::{format_seconds, parse_seconds, ticks_to_duration, PTS_HZ};
 
 /// One segment as listed in a playlist.
 #[derive(Debug, Clone, PartialEq, Eq)]

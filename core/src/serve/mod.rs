@@ -24,8 +24,8 @@ pub use range::{range_playlist, MAX_RANGE};
 use crate::config::{Backend, Config};
 use crate::engine::{Figures, Snapshot, StreamStats};
 use crate::playlist::Layout;
-use crate::segment::hour_of;
 use crate::storage::{ObjectKind, ObjectStore, StoreError};
+use hlsvault_ts::segment::hour_of;
 
 #[derive(Clone)]
 struct Served {
@@ -189,7 +189,7 @@ struct StreamState {
     figures: Option<Snapshot>,
     /// What each PID is and whether it is kept (while archiving).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pids: Option<Vec<crate::ts::PidInfo>>,
+    pids: Option<Vec<hlsvault_ts::PidInfo>>,
     #[serde(skip)]
     stats: Option<Arc<StreamStats>>,
 }

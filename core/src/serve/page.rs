@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::engine::stats::HISTORY;
 use crate::playlist::Layout;
-use crate::segment::hour_of;
+use hlsvault_ts::segment::hour_of;
 
 /// What the page shows of one stream.
 pub struct Row<'a> {

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt;
 
 use crate::playlist::{Entry, Kind, Layout, Playlist};
-use crate::segment::hour_of;
 use crate::storage::{ObjectStore, StoreError};
+use hlsvault_ts::segment::hour_of;
 
 /// Longest range served at once.
 pub const MAX_RANGE: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -112,7 +112,7 @@ impl HoursLog {
         self.lines
             .keys()
             .filter_map(|label| humantime::parse_rfc3339(&format!("{label}:00:00Z")).ok())
-            .map(crate::segment::hour_of)
+            .map(hlsvault_ts::segment::hour_of)
             .collect()
     }
 

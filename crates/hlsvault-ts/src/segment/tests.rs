@@ -1,9 +1,9 @@
 //! Cut decisions on crafted streams.
 
 use super::*;
-use crate::ts::clock::PTS_WRAP;
-use crate::ts::tests::{Mux, AUD, AUDIO_PID, IDR, PMT_PID, SPS_PPS, VIDEO_PID};
-use crate::ts::{Header, PID_PAT};
+use crate::clock::PTS_WRAP;
+use crate::tests::{Mux, AUD, AUDIO_PID, IDR, PMT_PID, SPS_PPS, VIDEO_PID};
+use crate::{Header, PID_PAT};
 
 const FRAME: u64 = 3600; // 25 fps
 /// Wall clock of PTS 0 in the generated streams: 09:59:57 UTC on 2026-11-21.
@@ -287,13 +287,13 @@ fn first_video_es(s: &Segment) -> Vec<u8> {
         .data
         .chunks(188)
         .filter(|p| Header::parse(p).pid == VIDEO_PID);
-    for (p, payload) in video.filter_map(|p| crate::ts::payload(p).map(|pl| (p, pl))) {
+    for (p, payload) in video.filter_map(|p| crate::payload(p).map(|pl| (p, pl))) {
         if Header::parse(p).pusi && !es.is_empty() {
             break;
         }
         es.extend_from_slice(payload);
     }
-    let at = crate::ts::pes::parse_header(&es).unwrap().payload_offset;
+    let at = crate::pes::parse_header(&es).unwrap().payload_offset;
     es.split_off(at)
 }
 
@@ -341,7 +341,7 @@ fn parameter_sets_sent_once_are_inserted_into_each_segment() {
         assert!(contains(&es, &sps_pps) || (i == 0 && contains(&es, &SPS_PPS)));
         assert!(contains(&es, &IDR));
         // The inserted packets keep continuity counters whole.
-        let mut a = crate::ts::Analyzer::new();
+        let mut a = crate::Analyzer::new();
         s.data.chunks(188).for_each(|p| {
             a.inspect(p);
         });

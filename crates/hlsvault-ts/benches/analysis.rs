@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use hlsvault::capture::rtp;
-use hlsvault::segment::{CutPolicy, SegmentCutter};
+use hlsvault_ts::rtp;
+use hlsvault_ts::segment::{CutPolicy, SegmentCutter};
 
 fn main() {
     let path = std::env::args()

@@ -119,7 +119,7 @@ pub fn describe(stream_type: u8, descriptor_tags: &[u8]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ts::psi::EsInfo;
+    use crate::psi::EsInfo;
 
     fn pmt(program: u16, types: &[u8]) -> Pmt {
         Pmt {

@@ -24,11 +24,11 @@ use outage::{AudioRole, VideoWatch};
 
 use std::time::{Duration, SystemTime};
 
-use crate::ts::clock::{pts_diff, ticks_to_duration, PtsExtender, PCR_HZ, PTS_HZ};
-use crate::ts::keyframe::Picture;
-use crate::ts::pes::insert_into_unit_start;
-use crate::ts::program::Selection;
-use crate::ts::{
+use crate::clock::{pts_diff, ticks_to_duration, PtsExtender, PCR_HZ, PTS_HZ};
+use crate::keyframe::Picture;
+use crate::pes::insert_into_unit_start;
+use crate::program::Selection;
+use crate::{
     payload, AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, PID_PAT,
     SYNC_BYTE,
 };
@@ -342,7 +342,7 @@ impl SegmentCutter {
             return (self.counters.unsynced_bytes > 0)
                 .then(|| "its datagrams carry no TS packets (no sync byte)".into());
         }
-        let listed = |pred: &dyn Fn(&crate::ts::PidInfo) -> bool| {
+        let listed = |pred: &dyn Fn(&crate::PidInfo) -> bool| {
             pids.iter()
                 .filter(|p| pred(p))
                 .map(|p| format!("{} ({})", p.pid, p.what))
@@ -406,7 +406,7 @@ impl SegmentCutter {
     }
 
     /// Feeds the TS payload of one datagram captured at `at` (188-byte
-    /// packets: see [`crate::ts::as_188`]). `lost_before` says that
+    /// packets: see [`crate::as_188`]). `lost_before` says that
     /// datagrams were lost just before this one.
     pub fn push_datagram(&mut self, ts: &[u8], at: SystemTime, lost_before: bool) {
         if let Some(last) = self.last_capture {

@@ -1,15 +1,23 @@
-//! MPEG-TS analysis: one pass per packet that follows the PSI, checks
-//! continuity, reads PCR and PTS, and finds random access points.
+//! The MPEG-TS core of hlsvault: TS packets, PSI, PES, the 90 kHz and
+//! 27 MHz clocks, keyframe verification, program selection, RTP, and the
+//! segment cutter. Pure code: no I/O, no `unsafe`.
 //!
-//! Everything here is hand-written for speed: per-PID state lives in flat
-//! arrays indexed by PID, and a packet that needs nothing costs a header
-//! decode, a table lookup and a continuity check.
+//! The [`Analyzer`] makes one pass per packet that follows the PSI, checks
+//! continuity, reads PCR and PTS, and finds random access points. It is
+//! hand-written for speed: per-PID state lives in flat arrays indexed by
+//! PID, and a packet that needs nothing costs a header decode, a table
+//! lookup and a continuity check. The [`segment::SegmentCutter`] on top of
+//! it decides where segments begin and end.
+
+#![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod keyframe;
 pub mod pes;
 pub mod program;
 pub mod psi;
+pub mod rtp;
+pub mod segment;
 
 use clock::{pcr_forward, PCR_HZ};
 use keyframe::{ParameterSets, Picture, VideoCodec};
@@ -83,7 +91,7 @@ pub fn payload(p: &[u8]) -> Option<&[u8]> {
 /// `(192, 4)` is M2TS, a 4-byte timestamp before each packet.
 ///
 /// ```
-/// use hlsvault::ts::packet_layout;
+/// use hlsvault_ts::packet_layout;
 /// let mut rs = vec![0u8; 7 * 204];
 /// rs.chunks_mut(204).for_each(|p| p[0] = 0x47);
 /// assert_eq!(packet_layout(&rs), (204, 0));
@@ -111,7 +119,7 @@ pub fn packet_layout(d: &[u8]) -> (usize, usize) {
 /// (owned) when they are 204 or 192 bytes long (see [`packet_layout`]).
 ///
 /// ```
-/// use hlsvault::ts::as_188;
+/// use hlsvault_ts::as_188;
 /// let mut m2ts = vec![0u8; 2 * 192];
 /// m2ts.chunks_mut(192).for_each(|p| p[4] = 0x47);
 /// assert_eq!(as_188(&m2ts).len(), 2 * 188);

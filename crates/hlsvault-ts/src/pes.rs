@@ -176,7 +176,7 @@ pub(crate) mod tests {
 
     #[test]
     fn insertion_spills_into_new_packets_that_continue_the_counter() {
-        use crate::ts::{payload, Header};
+        use crate::{payload, Header};
         let mut es = header(0xE0, 900);
         es.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xF0]);
         es.resize(184, 0x55);
@@ -219,7 +219,7 @@ pub(crate) mod tests {
         assert!(insert_into_unit_start(&packet, 0, &[9, 9], &mut out));
         // The first packet's stuffing stays; the rest goes into a second one.
         assert_eq!(out.len(), 2 * 188);
-        let p = crate::ts::payload(&out).unwrap();
+        let p = crate::payload(&out).unwrap();
         assert_eq!(u16::from_be_bytes([p[4], p[5]]), len + 2);
     }
 

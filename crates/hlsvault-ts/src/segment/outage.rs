@@ -2,7 +2,7 @@
 //! that never comes) while its audio goes on, the audio times the stream
 //! until a video keyframe is back.
 
-use crate::ts::clock::PTS_HZ;
+use crate::clock::PTS_HZ;
 
 /// What an audio unit is to the cutter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 //! segmenter's tests) build streams with.
 
 use super::*;
-use crate::ts::pes::tests::header as pes_header;
-use crate::ts::program::Selection;
-use crate::ts::psi::tests::{pat, pmt};
+use crate::pes::tests::header as pes_header;
+use crate::program::Selection;
+use crate::psi::tests::{pat, pmt};
 
 pub const PMT_PID: u16 = 0x1000;
 pub const VIDEO_PID: u16 = 0x100;

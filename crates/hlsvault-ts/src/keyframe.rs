@@ -13,7 +13,7 @@
 //!   from [`ParameterSets`]).
 //!
 //! ```
-//! use hlsvault::ts::keyframe::{scan, Picture, VideoCodec};
+//! use hlsvault_ts::keyframe::{scan, Picture, VideoCodec};
 //! // AUD, SPS, PPS, IDR slice
 //! let au = [0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x67, 0x42, 0, 0x1E, 0, 0, 1, 0x68, 0xCE,
 //!           0, 0, 1, 0x65, 0x88];
