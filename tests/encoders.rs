@@ -151,19 +151,9 @@ fn first_unit_nal_headers(segment: &Path) -> Vec<u8> {
 fn opening_pts(segment: &Path) -> f64 {
     let data = std::fs::read(segment).unwrap();
     for p in data.chunks(188) {
-        let at = if p[3] & 0x20 != 0 {
-            5 + p[4] as usize
-        } else {
-            4
-        };
-        let pl = &p[at.min(188)..];
-        if p[1] & 0x40 != 0 && pl.len() >= 14 && pl[..3] == [0, 0, 1] && pl[7] & 0x80 != 0 {
-            let b = &pl[9..14];
-            let pts = ((b[0] as u64 >> 1) & 7) << 30
-                | (b[1] as u64) << 22
-                | (b[2] as u64 >> 1) << 15
-                | (b[3] as u64) << 7
-                | b[4] as u64 >> 1;
+        let start = hlsvault_ts::Header::parse(p).pusi;
+        let pes = hlsvault_ts::payload(p).and_then(hlsvault_ts::pes::parse_header);
+        if let (true, Some(pts)) = (start, pes.and_then(|h| h.pts)) {
             return pts as f64 / 90_000.0;
         }
     }

@@ -13,6 +13,25 @@ pub const PTS_WRAP: u64 = 1 << 33;
 /// PCR values wrap at 2^33 × 300.
 pub const PCR_WRAP: u64 = PTS_WRAP * 300;
 
+/// Decodes a PCR as an adaptation field carries it (6 bytes: a 33-bit
+/// 90 kHz base, 6 reserved bits, a 9-bit 27 MHz extension) into 27 MHz
+/// ticks.
+///
+/// ```
+/// use hlsvault_ts::clock::read_pcr;
+/// // base 1, extension 2: 300 + 2 ticks.
+/// assert_eq!(read_pcr(&[0, 0, 0, 0, 0x80 | 0x7E, 2]), 302);
+/// ```
+#[inline]
+pub fn read_pcr(b: &[u8]) -> u64 {
+    let base = (b[0] as u64) << 25
+        | (b[1] as u64) << 17
+        | (b[2] as u64) << 9
+        | (b[3] as u64) << 1
+        | (b[4] as u64) >> 7;
+    base * 300 + (((b[4] as u64) & 1) << 8 | b[5] as u64)
+}
+
 /// Signed distance `to - from` on the 33-bit PTS circle, in ticks.
 pub fn pts_diff(to: u64, from: u64) -> i64 {
     let d = to.wrapping_sub(from) & (PTS_WRAP - 1);

@@ -507,14 +507,7 @@ impl Analyzer {
                 announced = flags & 0x80 != 0;
                 rai = flags & 0x40 != 0;
                 if flags & 0x10 != 0 && af_len >= 7 && Some(header.pid) == self.pcr_pid {
-                    let b = &p[6..12];
-                    let base = (b[0] as u64) << 25
-                        | (b[1] as u64) << 17
-                        | (b[2] as u64) << 9
-                        | (b[3] as u64) << 1
-                        | (b[4] as u64) >> 7;
-                    let ext = ((b[4] as u64 & 1) << 8) | b[5] as u64;
-                    let pcr = base * 300 + ext;
+                    let pcr = clock::read_pcr(&p[6..12]);
                     out.pcr = Some(pcr);
                     if let Some(last) = self.last_pcr {
                         if announced {

@@ -169,21 +169,6 @@ pub fn hide_parameter_sets(
     Ok(hidden)
 }
 
-/// PTS of a PES that starts in `payload`, if its header carries one.
-fn pes_pts(payload: &[u8]) -> Option<u64> {
-    if payload.len() < 14 || payload[..3] != [0, 0, 1] || payload[7] & 0x80 == 0 {
-        return None;
-    }
-    let b = &payload[9..14];
-    Some(
-        ((b[0] as u64 >> 1) & 7) << 30
-            | (b[1] as u64) << 22
-            | (b[2] as u64 >> 1) << 15
-            | (b[3] as u64) << 7
-            | b[4] as u64 >> 1,
-    )
-}
-
 /// Stops the video of `video_pid` for the pictures presented from `from`
 /// to `to` seconds after the first one, while audio goes on, as an encoder
 /// that loses its video input does: those PES are removed, the PCR they
@@ -200,7 +185,7 @@ pub fn video_outage(path: &Path, video_pid: u16, from: f64, to: f64) -> Result<u
             continue;
         }
         if let (true, Some(at)) = (p[1] & 0x40 != 0, payload_at(p)) {
-            if let Some(pts) = pes_pts(&p[at..]) {
+            if let Some(pts) = hlsvault_ts::pes::parse_header(&p[at..]).and_then(|h| h.pts) {
                 let first = *first.get_or_insert(pts);
                 let secs = pts.wrapping_sub(first) as f64 / 90_000.0;
                 dropping = (from..to).contains(&secs);
@@ -227,21 +212,6 @@ pub fn video_outage(path: &Path, video_pid: u16, from: f64, to: f64) -> Result<u
     }
     std::fs::write(path, out)?;
     Ok(removed)
-}
-
-/// CRC-32/MPEG-2 of a PSI section (without its CRC).
-fn crc32_mpeg2(data: &[u8]) -> u32 {
-    data.iter().fold(0xFFFF_FFFFu32, |mut crc, &b| {
-        crc ^= (b as u32) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-        crc
-    })
 }
 
 /// PIDs [`add_ancillary_pids`] adds to the program.
@@ -278,7 +248,7 @@ pub fn add_ancillary_pids(path: &Path, pmt_pid: u16) -> Result<Vec<(u16, u64)>> 
         *added.entry(pid).or_default() += 1;
     };
     let section = |mut s: Vec<u8>| {
-        let crc = crc32_mpeg2(&s);
+        let crc = hlsvault_ts::psi::crc32_mpeg2(&s);
         s.extend_from_slice(&crc.to_be_bytes());
         let mut p = vec![0u8]; // pointer_field
         p.extend_from_slice(&s);
@@ -345,7 +315,7 @@ fn with_ancillary_streams(p: &[u8]) -> Result<Vec<u8>> {
     let new_len = section.len() - 3 + 4;
     section[1] = (section[1] & 0xF0) | (new_len >> 8) as u8;
     section[2] = new_len as u8;
-    let crc = crc32_mpeg2(&section);
+    let crc = hlsvault_ts::psi::crc32_mpeg2(&section);
     section.extend_from_slice(&crc.to_be_bytes());
     let mut q = p[..at].to_vec();
     q.push(0);
@@ -381,7 +351,7 @@ pub fn phantom_programs(path: &Path, phantoms: &[(u16, u16)]) -> Result<()> {
         let new_len = section.len() - 3 + 4;
         section[1] = (section[1] & 0xF0) | (new_len >> 8) as u8;
         section[2] = new_len as u8;
-        let crc = crc32_mpeg2(&section);
+        let crc = hlsvault_ts::psi::crc32_mpeg2(&section);
         section.extend_from_slice(&crc.to_be_bytes());
         anyhow::ensure!(
             at + section.len() <= 188,

@@ -316,13 +316,7 @@ impl Sender {
                         p[5] &= !0x40;
                     }
                     if p[5] & 0x10 != 0 && p[4] >= 7 {
-                        let b = &p[6..12];
-                        let base = (b[0] as u64) << 25
-                            | (b[1] as u64) << 17
-                            | (b[2] as u64) << 9
-                            | (b[3] as u64) << 1
-                            | (b[4] as u64) >> 7;
-                        let pcr = base * 300 + (((b[4] as u64) & 1) << 8 | b[5] as u64);
+                        let pcr = hlsvault_ts::clock::read_pcr(&p[6..12]);
                         self.first_pcr.get_or_insert(pcr);
                         self.last_pcr = pcr;
                     }
