@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
 use futures_util::StreamExt;
-use hlsvault::playlist::{Entry, Kind, Layout, Playlist};
 use hlsvault::storage::{ObjectKind, ObjectStore};
+use hlsvault_hls::{Entry, Kind, Layout, Playlist};
 
 #[derive(Parser)]
 struct Args {

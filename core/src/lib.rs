@@ -2,14 +2,14 @@
 //!
 //! The modules follow the data flow of one stream:
 //! [`config`] → [`capture`] → the TS core ([`hlsvault_ts`]: analysis, RTP,
-//! the segment cutter) → [`playlist`] → [`storage`] → [`urls`], wired and
-//! supervised by [`engine`]; [`serve`] plays it back, [`plugin`] loads
-//! WebAssembly hooks, [`probe`] tells what a capture carries.
+//! the segment cutter) → playlists ([`hlsvault_hls`]) → [`storage`] →
+//! [`urls`], wired and supervised by [`engine`]; [`serve`] plays it back,
+//! [`plugin`] loads WebAssembly hooks, [`probe`] tells what a capture
+//! carries.
 
 pub mod capture;
 pub mod config;
 pub mod engine;
-pub mod playlist;
 pub mod plugin;
 pub mod probe;
 pub mod serve;

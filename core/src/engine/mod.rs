@@ -565,7 +565,7 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
         .with_context(|| format!("\"{label}\" is not an hour: write it as YYYY-MM-DDTHH (UTC)"))?;
     let hour = hlsvault_ts::segment::hour_of(at);
     let store = open_store(config)?;
-    let layout = crate::playlist::Layout::new(stream);
+    let layout = hlsvault_hls::Layout::new(stream);
     let urls = Urls::Presigned {
         expiry: config.storage.url_expiry,
     };
@@ -577,8 +577,8 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
         let text = store.get(&key).await?.with_context(|| {
             format!("the store holds no playlist for {stream} at {label} ({key})")
         })?;
-        let playlist = crate::playlist::Playlist::parse(
-            crate::playlist::Kind::Event,
+        let playlist = hlsvault_hls::Playlist::parse(
+            hlsvault_hls::Kind::Event,
             &String::from_utf8_lossy(&text),
         )
         .with_context(|| format!("{key} cannot be read"))?;

@@ -23,8 +23,8 @@ pub use range::{range_playlist, MAX_RANGE};
 
 use crate::config::{Backend, Config};
 use crate::engine::{Figures, Snapshot, StreamStats};
-use crate::playlist::Layout;
 use crate::storage::{ObjectKind, ObjectStore, StoreError};
+use hlsvault_hls::Layout;
 use hlsvault_ts::segment::hour_of;
 
 #[derive(Clone)]
@@ -199,8 +199,8 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
     for (name, stall, stats) in s.streams.streams() {
         let live = s.store.get(&Layout::new(&name).live_key()).await?;
         let parsed = live.and_then(|t| {
-            crate::playlist::Playlist::parse(
-                crate::playlist::Kind::Window(usize::MAX),
+            hlsvault_hls::Playlist::parse(
+                hlsvault_hls::Kind::Window(usize::MAX),
                 &String::from_utf8_lossy(&t),
             )
             .ok()

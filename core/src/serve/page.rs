@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
 use crate::engine::stats::HISTORY;
-use crate::playlist::Layout;
+use hlsvault_hls::Layout;
 use hlsvault_ts::segment::hour_of;
 
 /// What the page shows of one stream.

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
-use crate::playlist::{Entry, Kind, Layout, Playlist};
 use crate::storage::{ObjectStore, StoreError};
+use hlsvault_hls::{Entry, Kind, Layout, Playlist};
 use hlsvault_ts::segment::hour_of;
 
 /// Longest range served at once.

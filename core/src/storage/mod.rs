@@ -1,5 +1,5 @@
 //! Object storage: one interface, several backends. Keys are `/`-separated
-//! relative paths (see [`crate::playlist::Layout`]).
+//! relative paths (see [`hlsvault_hls::Layout`]).
 
 mod fs;
 mod presign;

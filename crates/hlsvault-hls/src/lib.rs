@@ -1,5 +1,8 @@
 //! HLS media playlists: the hourly archive playlist and the live window,
-//! rendered per RFC 8216 and read back when a restart continues an hour.
+//! rendered per RFC 8216 and read back when a restart continues an hour;
+//! and the archive's [`Layout`] in the store. Pure code: no I/O.
+
+#![forbid(unsafe_code)]
 
 mod layout;
 
