@@ -1098,11 +1098,18 @@ fn every_reason_an_archive_stays_empty_is_told() {
     let wraps = [Wrap::new(&ttx, dst(1)), Wrap::new(&no_sets, dst(2))];
     write_pcap(&streams, start(), &wraps, false).unwrap();
     // A capture of TCP only, and one whose snap length cut every record.
-    let (tcp, cut) = (c.path("tcp.pcap"), c.path("cut.pcap"));
+    // And one of fragmented datagrams whose last fragment never came.
+    let (tcp, cut, frag) = (c.path("tcp.pcap"), c.path("cut.pcap"), c.path("frag.pcap"));
     let mut w_tcp = PcapWriter::create(&tcp).unwrap();
     let mut w_cut = PcapWriter::create(&cut).unwrap();
+    let mut w_frag = PcapWriter::create(&frag).unwrap();
     for i in 0..100u64 {
         let at = start() + std::time::Duration::from_millis(i);
+        let big = udp_frame(dst(1), &[0x47; 21 * 188]);
+        let fragments = hlsvault_testkit::ipv4_fragments(&big, 1500, i as u16);
+        for f in &fragments[..fragments.len() - 1] {
+            w_frag.write(at, f);
+        }
         let mut frame = udp_frame(dst(1), &[0x47; 1316]);
         w_cut.write_cut(at, &frame, 96);
         frame[23] = 6; // IP protocol: TCP
@@ -1110,6 +1117,7 @@ fn every_reason_an_archive_stays_empty_is_told() {
     }
     w_tcp.finish().unwrap();
     w_cut.finish().unwrap();
+    w_frag.finish().unwrap();
     let stream = |name: &str, file: &Path, d: SocketAddrV4| {
         format!(
             "\n[[streams]]\nname = \"{name}\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"{}\"\nport = {}\n",
@@ -1123,12 +1131,13 @@ fn every_reason_an_archive_stays_empty_is_told() {
     std::fs::write(
         &config,
         format!(
-            "[storage]\nroot = \"{}\"\n{}{}{}{}{}",
+            "[storage]\nroot = \"{}\"\n{}{}{}{}{}{}",
             c.archive().display(),
             stream("ttx", &streams, dst(1)),
             stream("nosets", &streams, dst(2)),
             stream("tcp", &tcp, dst(1)),
             stream("cut", &cut, dst(1)),
+            stream("frag", &frag, dst(1)),
             // A program number the PAT does not list.
             stream("typo", &good, dst(1))
                 .replace("[streams.source]", "program = 7\n[streams.source]"),
@@ -1154,6 +1163,10 @@ fn every_reason_an_archive_stays_empty_is_told() {
     said(
         "cut",
         "100 records were cut short by the capture's snap length",
+    );
+    said(
+        "frag",
+        "100 datagrams arrived as IP fragments that never all came",
     );
     said(
         "typo",

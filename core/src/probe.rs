@@ -220,16 +220,7 @@ impl Destination {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         let _ = writeln!(out, "[[streams]]\nname = \"{name}\"");
-        let timed: Vec<u16> = self
-            .programs()
-            .iter()
-            .filter_map(|(n, pids)| {
-                let av = pids
-                    .iter()
-                    .any(|p| p.what.ends_with("video") || p.what.ends_with("audio"));
-                n.filter(|_| av)
-            })
-            .collect();
+        let timed = self.ts.analyzer.timed_programs();
         if timed.len() > 1 {
             let chosen = self.ts.analyzer.program().unwrap_or(timed[0]);
             let others: Vec<String> = timed.iter().map(u16::to_string).collect();
@@ -302,6 +293,7 @@ pub fn probe_file(path: &Path, limit: Option<Duration>) -> Result<Report, Captur
     let mut source = PcapFileSource::new(path.to_path_buf(), Pace::Fast);
     let mut first = None;
     probe(Origin::File(path.to_path_buf()), &mut source, move |at| {
+        let Some(at) = at else { return false };
         let t0 = *first.get_or_insert(at);
         limit.is_some_and(|l| at.duration_since(t0).unwrap_or_default() > l)
     })
@@ -332,19 +324,20 @@ pub fn probe_live(
     )
 }
 
+/// Reads `source` until it ends or `done` says so: `done` is asked with
+/// each datagram's capture time, and with `None` as time passes (live
+/// sources tick even when nothing comes).
 fn probe(
     origin: Origin,
     source: &mut dyn crate::capture::Source,
-    mut done: impl FnMut(SystemTime) -> bool,
+    mut done: impl FnMut(Option<SystemTime>) -> bool,
 ) -> Result<Report, CaptureError> {
     let mut by_dst: HashMap<SocketAddr, Destination> = HashMap::new();
     let mut unfollowed = 0;
-    let mut last_at = None;
     let (_, counters) = source.run(&mut |e| {
         match e {
             Event::Datagram(d) => {
-                last_at = Some(d.at);
-                if done(d.at) {
+                if done(Some(d.at)) {
                     return Flow::Stop;
                 }
                 let room = by_dst.len() < MAX_DESTINATIONS;
@@ -358,7 +351,7 @@ fn probe(
                 }
             }
             Event::Tick | Event::Progress(_) => {
-                if done(last_at.unwrap_or(SystemTime::UNIX_EPOCH)) && last_at.is_some() {
+                if done(None) {
                     return Flow::Stop;
                 }
             }

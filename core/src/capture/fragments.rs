@@ -146,12 +146,6 @@ impl Reassembler {
         self.counters.incomplete += 1;
     }
 
-    /// Copies the counters into a source's.
-    pub fn count(&self, n: &mut super::SourceCounters) {
-        n.reassembled = self.counters.reassembled;
-        n.fragments_incomplete = self.counters.incomplete;
-    }
-
     /// The source ended: what is still pending never completes.
     pub fn finish(&mut self) {
         self.counters.incomplete += self.pending.len() as u64;
@@ -162,7 +156,8 @@ impl Reassembler {
     /// reassembler's.
     pub fn finished(&mut self, mut n: super::SourceCounters) -> super::SourceCounters {
         self.finish();
-        self.count(&mut n);
+        n.reassembled = self.counters.reassembled;
+        n.fragments_incomplete = self.counters.incomplete;
         n
     }
 }

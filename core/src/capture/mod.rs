@@ -317,30 +317,15 @@ fn deliver(
     let datagram = match udp_payload(link, frame) {
         Err(Skip::Fragment) => {
             n.fragments += 1;
+            // Their counts join the source's at its end (`finished`).
             let Some(f) = link::ipv4_fragment(link, frame) else {
                 fragments.unsupported();
-                fragments.count(n);
                 return Flow::Continue;
             };
             let dst = f.dst;
-            let whole = fragments.push(at, f).map(<[u8]>::to_vec);
-            fragments.count(n);
-            match whole {
+            match fragments.push(at, f) {
+                Some(ip) => link::reassembled_udp(dst, ip),
                 None => return Flow::Continue,
-                Some(ip) => {
-                    return match link::reassembled_udp(dst, &ip) {
-                        Ok((dst, payload)) => sink(Event::Datagram(Datagram {
-                            at,
-                            dst,
-                            payload,
-                            endpoint: None,
-                        })),
-                        Err(_) => {
-                            n.truncated += 1;
-                            Flow::Continue
-                        }
-                    };
-                }
             }
         }
         d => d,

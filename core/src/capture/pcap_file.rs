@@ -91,7 +91,7 @@ impl Source for PcapFileSource {
             // The record header, so that progress adds up to the file size.
             n.bytes += 16;
             if n.records % PROGRESS_EVERY == 0 && sink(Event::Progress(&n)) == Flow::Stop {
-                return Ok((End::Stopped, n));
+                return Ok((End::Stopped, fragments.finished(n)));
             }
             if self.pace == Pace::Realtime {
                 let ts = packet.header.ts;
@@ -105,14 +105,14 @@ impl Source for PcapFileSource {
                     while let Some(wait) = (w0 + offset).checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait.min(TICK));
                         if sink(Event::Tick) == Flow::Stop {
-                            return Ok((End::Stopped, n));
+                            return Ok((End::Stopped, fragments.finished(n)));
                         }
                     }
                 }
             }
             let (header, data) = (packet.header, packet.data);
             if deliver(link, header, data, &mut n, &mut fragments, sink) == Flow::Stop {
-                return Ok((End::Stopped, n));
+                return Ok((End::Stopped, fragments.finished(n)));
             }
         }
         let n = fragments.finished(n);

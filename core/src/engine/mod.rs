@@ -68,23 +68,18 @@ fn why_empty(cfg: &StreamConfig, stats: &StreamStats, sources: &[SourceReport]) 
     if let Some(why) = stats.why_empty() {
         return why;
     }
-    let file = cfg
-        .source
-        .path
-        .as_deref()
-        .unwrap_or(Path::new(""))
-        .display()
-        .to_string();
-    match sources.iter().find(|r| r.source == file) {
-        Some(report) => no_datagrams(cfg, report),
-        None => format!("no datagrams to {} in {file}", cfg.source.dst()),
-    }
+    let file = cfg.source.path.as_deref().unwrap_or(Path::new(""));
+    let report = sources.iter().find(|r| Path::new(&r.source) == file);
+    no_datagrams(cfg, file, report)
 }
 
-/// Says that the file of `report` held no datagram for `cfg`, and what it
-/// held instead.
-fn no_datagrams(cfg: &StreamConfig, report: &SourceReport) -> String {
-    let mut why = format!("no datagrams to {} in {}", cfg.source.dst(), report.source);
+/// Says that `file` held no datagram for `cfg`, and what it held instead
+/// (from its reader's `report`).
+fn no_datagrams(cfg: &StreamConfig, file: &Path, report: Option<&SourceReport>) -> String {
+    let mut why = format!("no datagrams to {} in {}", cfg.source.dst(), file.display());
+    let Some(report) = report else {
+        return why;
+    };
     let c = &report.counters;
     if !report.destinations.is_empty() {
         let listed: Vec<String> = report
@@ -107,10 +102,10 @@ fn no_datagrams(cfg: &StreamConfig, report: &SourceReport) -> String {
             c.truncated
         ));
     }
-    if c.fragments > 0 {
+    if c.fragments_incomplete > 0 {
         why.push_str(&format!(
-            "; {} IP fragments were not reassembled",
-            c.fragments
+            "; {} datagrams arrived as IP fragments that never all came",
+            c.fragments_incomplete
         ));
     }
     if c.records == 0 {
@@ -180,7 +175,7 @@ fn dry_run(path: &Path, streams: &[&StreamConfig]) -> Result<Vec<Option<String>>
         .map(|s| SegmentCutter::new(cut_policy(s)))
         .collect();
     let mut seen = vec![false; streams.len()];
-    let mut destinations: BTreeMap<std::net::SocketAddr, u64> = BTreeMap::new();
+    let mut destinations = reader::Destinations::default();
     let mut first = None;
     let mut source = PcapFileSource::new(path.to_path_buf(), crate::config::Pace::Fast);
     let (_, counters) = source.run(&mut |e| {
@@ -191,7 +186,7 @@ fn dry_run(path: &Path, streams: &[&StreamConfig]) -> Result<Vec<Option<String>>
         if d.at.duration_since(t0).unwrap_or_default() > DRY_RUN {
             return Flow::Stop;
         }
-        *destinations.entry(d.dst).or_default() += 1;
+        destinations.count(d.dst);
         for (i, s) in streams.iter().enumerate() {
             if d.dst == s.source.dst() {
                 seen[i] = true;
@@ -203,13 +198,11 @@ fn dry_run(path: &Path, streams: &[&StreamConfig]) -> Result<Vec<Option<String>>
         }
         Flow::Continue
     })?;
-    let mut destinations: Vec<_> = destinations.into_iter().collect();
-    destinations.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let report = SourceReport {
         source: path.display().to_string(),
         counters,
         ignored: 0,
-        destinations,
+        destinations: destinations.most_first(),
     };
     Ok(cutters
         .iter_mut()
@@ -217,7 +210,7 @@ fn dry_run(path: &Path, streams: &[&StreamConfig]) -> Result<Vec<Option<String>>
         .zip(seen)
         .map(|((cutter, s), seen)| match seen {
             true => cutter.why_empty(),
-            false => Some(no_datagrams(s, &report)),
+            false => Some(no_datagrams(s, path, Some(&report))),
         })
         .collect())
 }

@@ -227,8 +227,34 @@ pub struct SourceReport {
     pub destinations: Vec<(std::net::SocketAddr, u64)>,
 }
 
-/// Other destinations a reader counts, at most.
+/// Destinations a capture file's reader counts, at most.
 pub const MAX_DESTINATIONS: usize = 64;
+
+/// Datagrams per UDP destination, for the first [`MAX_DESTINATIONS`]
+/// destinations seen.
+#[derive(Default)]
+pub struct Destinations(HashMap<std::net::SocketAddr, u64>);
+
+impl Destinations {
+    /// A datagram to `dst`.
+    pub fn count(&mut self, dst: std::net::SocketAddr) {
+        let room = self.0.len() < MAX_DESTINATIONS;
+        match self.0.get_mut(&dst) {
+            Some(n) => *n += 1,
+            None if room => {
+                self.0.insert(dst, 1);
+            }
+            None => {}
+        }
+    }
+
+    /// Each destination with its datagrams, most first.
+    pub fn most_first(self) -> Vec<(std::net::SocketAddr, u64)> {
+        let mut list: Vec<_> = self.0.into_iter().collect();
+        list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        list
+    }
+}
 
 /// A change to a running reader's streams (a config reload).
 pub enum Control {
@@ -363,7 +389,7 @@ pub fn read(
     };
     let realtime = matches!(key, ReaderKey::File(_, Pace::Realtime));
     let mut ignored = 0u64;
-    let mut destinations: HashMap<std::net::SocketAddr, u64> = HashMap::new();
+    let mut destinations = Destinations::default();
     let mut total = SourceCounters::default();
     let mut retry = RETRY_FIRST;
     loop {
@@ -378,14 +404,7 @@ pub fn read(
                     // What a file carries, to say so when a stream finds
                     // nothing in it.
                     if !live {
-                        let room = destinations.len() < MAX_DESTINATIONS;
-                        match destinations.get_mut(&d.dst) {
-                            Some(n) => *n += 1,
-                            None if room => {
-                                destinations.insert(d.dst, 1);
-                            }
-                            None => {}
-                        }
+                        destinations.count(d.dst);
                     }
                     match lanes.push(&d, live, realtime) {
                         true => delivered = true,
@@ -455,13 +474,11 @@ pub fn read(
         }
     }
     lanes.flush(live);
-    let mut destinations: Vec<_> = destinations.into_iter().collect();
-    destinations.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     SourceReport {
         source: key.describe(),
         counters: total,
         ignored,
-        destinations,
+        destinations: destinations.most_first(),
     }
 }
 

@@ -396,15 +396,10 @@ impl Analyzer {
             }
             let pid = pid as u16;
             let mut program = None;
-            let what: String = match pid {
-                PID_PAT => "PAT".into(),
-                PID_NULL => "null packets".into(),
-                0x01 => "CAT".into(),
-                0x10 => "NIT".into(),
-                0x11 => "SDT/BAT".into(),
-                0x12 => "EIT".into(),
-                0x13 => "RST".into(),
-                0x14 => "TDT/TOT".into(),
+            let what: String = match (pid, program::si_table(pid)) {
+                (PID_PAT, _) => "PAT".into(),
+                (PID_NULL, _) => "null packets".into(),
+                (_, Some(table)) => table.into(),
                 _ => match self.pmts.iter().find_map(|(pmt_pid, _, pmt)| {
                     if *pmt_pid == pid {
                         return Some((pmt.program, "PMT".to_string()));
@@ -441,6 +436,20 @@ impl Analyzer {
     /// The programs the latest PAT lists.
     pub fn listed_programs(&self) -> &[PatEntry] {
         &self.programs
+    }
+
+    /// Whether any PMT the PAT lists has come.
+    pub fn has_pmt(&self) -> bool {
+        !self.pmts.is_empty()
+    }
+
+    /// The programs whose PMT has come with video or audio (PAT order).
+    pub fn timed_programs(&self) -> Vec<u16> {
+        self.pmts
+            .iter()
+            .filter(|(_, _, pmt)| program::timing_of(pmt).is_some())
+            .map(|(_, _, pmt)| pmt.program)
+            .collect()
     }
 
     /// The program number asked for (`program = N`), when the PAT does not
@@ -775,11 +784,7 @@ impl Analyzer {
         if let Some((pmt_pid, _, pmt)) = chosen.map(|i| &self.pmts[i]) {
             timing = program::timing_of(pmt);
             fallback = match timing {
-                Some((_, TimingKind::Video(_))) => pmt
-                    .streams
-                    .iter()
-                    .find(|s| program::is_audio(s.stream_type, &s.descriptor_tags))
-                    .map(|s| s.pid),
+                Some((_, TimingKind::Video(_))) => program::first_audio(pmt),
                 _ => None,
             };
             pcr_pid = (pmt.pcr_pid != PID_NULL).then_some(pmt.pcr_pid);

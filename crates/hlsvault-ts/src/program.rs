@@ -30,10 +30,23 @@ pub struct Selection {
     pub keep_nulls: bool,
 }
 
-/// DVB SI tables kept with the chosen program: NIT, SDT/BAT, EIT, RST,
-/// TDT/TOT (and the CAT).
+/// The table a fixed SI PID carries (the CAT, and DVB's NIT, SDT/BAT,
+/// EIT, RST, TDT/TOT), kept with the chosen program.
+pub fn si_table(pid: u16) -> Option<&'static str> {
+    Some(match pid {
+        0x01 => "CAT",
+        0x10 => "NIT",
+        0x11 => "SDT/BAT",
+        0x12 => "EIT",
+        0x13 => "RST",
+        0x14 => "TDT/TOT",
+        _ => return None,
+    })
+}
+
+/// Whether `pid` carries one of the SI tables of [`si_table`].
 pub fn is_si(pid: u16) -> bool {
-    pid == 0x01 || (0x10..=0x14).contains(&pid)
+    si_table(pid).is_some()
 }
 
 /// How a program's timing PID finds random access points.
@@ -51,12 +64,15 @@ pub fn timing_of(pmt: &Pmt) -> Option<(u16, TimingKind)> {
     let video = pmt.streams.iter().find_map(|s| {
         VideoCodec::from_stream_type(s.stream_type).map(|c| (s.pid, TimingKind::Video(c)))
     });
-    video.or_else(|| {
-        pmt.streams
-            .iter()
-            .find(|s| is_audio(s.stream_type, &s.descriptor_tags))
-            .map(|s| (s.pid, TimingKind::Audio))
-    })
+    video.or_else(|| first_audio(pmt).map(|pid| (pid, TimingKind::Audio)))
+}
+
+/// The PID of a program's first audio stream.
+pub fn first_audio(pmt: &Pmt) -> Option<u16> {
+    pmt.streams
+        .iter()
+        .find(|s| is_audio(s.stream_type, &s.descriptor_tags))
+        .map(|s| s.pid)
 }
 
 /// Chooses among the programs whose PMT has arrived (in PAT order): the

@@ -363,7 +363,7 @@ impl SegmentCutter {
             )
         } else if let Some(n) = a.missing_program() {
             format!("program = {n}, but the PAT lists {}", programs().join(", "))
-        } else if a.program().is_none() && !pids.iter().any(|p| p.what == "PMT") {
+        } else if !a.has_pmt() {
             format!(
                 "no PMT: the PAT lists {} and none of their PMTs came",
                 programs().join(", ")
