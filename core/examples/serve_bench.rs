@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
 use futures_util::StreamExt;
-use hlsvault::storage::{ObjectKind, ObjectStore};
 use hlsvault_hls::{Entry, Kind, Layout, Playlist};
+use hlsvault_store::{ObjectKind, ObjectStore};
 
 #[derive(Parser)]
 struct Args {

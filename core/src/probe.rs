@@ -10,11 +10,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::capture::{
+use crate::config::Pace;
+use hlsvault_capture::{
     CaptureError, Endpoint, Event, Flow, PcapFileSource, PcapLiveSource, SourceCounters, Target,
     Targets,
 };
-use crate::config::Pace;
 use hlsvault_ts::clock::{PtsExtender, PCR_HZ, PTS_HZ};
 use hlsvault_ts::keyframe::Picture;
 use hlsvault_ts::program::{ProgramChoice, Selection};
@@ -329,7 +329,7 @@ pub fn probe_live(
 /// sources tick even when nothing comes).
 fn probe(
     origin: Origin,
-    source: &mut dyn crate::capture::Source,
+    source: &mut dyn hlsvault_capture::Source,
     mut done: impl FnMut(Option<SystemTime>) -> bool,
 ) -> Result<Report, CaptureError> {
     let mut by_dst: HashMap<SocketAddr, Destination> = HashMap::new();

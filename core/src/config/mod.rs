@@ -20,6 +20,10 @@ use figment::value::{Dict, Value};
 use figment::Figment;
 use serde::{Deserialize, Deserializer};
 
+pub use hlsvault_capture::Pace;
+use hlsvault_store::S3Settings;
+pub use hlsvault_store::Secret;
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -72,7 +76,7 @@ impl ServeConfig {
                 v.split(',')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
-                    .map(|t| Secret(t.to_string())),
+                    .map(Secret::new),
             );
         }
         all
@@ -188,7 +192,12 @@ impl StorageConfig {
     /// The S3 credentials: the keys in the file, else the standard
     /// environment variables.
     pub fn credentials(&self) -> Option<(Secret, Secret)> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Secret);
+        let env = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        };
         let access = self
             .access_key
             .clone()
@@ -199,28 +208,24 @@ impl StorageConfig {
             .or_else(|| env("AWS_SECRET_ACCESS_KEY"))?;
         Some((access, secret))
     }
+
+    /// What the S3 backend needs, when the backend is S3 and validation
+    /// found endpoint, bucket and credentials.
+    pub fn s3(&self) -> Option<S3Settings> {
+        let (access_key, secret_key) = self.credentials()?;
+        Some(S3Settings {
+            endpoint: self.endpoint.clone()?,
+            bucket: self.bucket.clone()?,
+            region: self.region.clone(),
+            prefix: self.prefix.clone(),
+            access_key,
+            secret_key,
+        })
+    }
 }
 
 fn default_region() -> String {
     "us-east-1".into()
-}
-
-/// A secret: never shown by `Debug` (and so never in logs or errors).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl Secret {
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 fn default_root() -> PathBuf {
@@ -443,17 +448,6 @@ impl SourceKind {
     pub fn is_live(self) -> bool {
         self != SourceKind::PcapFile
     }
-}
-
-/// How fast a capture file is replayed.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pace {
-    /// As fast as the pipeline goes.
-    #[default]
-    Fast,
-    /// At the pace recorded in the file.
-    Realtime,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -799,7 +793,7 @@ fn validate_storage(s: &StorageConfig, p: &mut Problems) {
                 Some(_) => {}
             }
             if let Some(prefix) = &s.prefix {
-                if crate::storage::validate_key(prefix).is_err() {
+                if hlsvault_store::validate_key(prefix).is_err() {
                     p.add("storage.prefix", format!("\"{prefix}\" is not a relative key path without '..', empty or hidden parts"));
                 }
             }

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use super::stats::StreamStats;
 use crate::plugin::host::{PlaylistKind, SegmentInfo};
 use crate::plugin::{Named, StreamPlugins};
-use crate::storage::{ObjectKind, ObjectStore, StoreError};
 use crate::urls::{HoursLog, Urls};
 use hlsvault_hls::{Entry, Kind, Layout, Playlist};
+use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 use hlsvault_ts::segment::Segment;
 
 /// The open hour: its number and playlist.

@@ -27,12 +27,12 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::capture::{netif, CaptureError, PcapFileSource, PcapLiveSource};
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
 use crate::plugin::{self, Slot, StreamPlugins};
-use crate::storage::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use crate::urls::Urls;
 pub use archive::{ArchiveSettings, StreamArchive};
+use hlsvault_capture::{netif, CaptureError, PcapFileSource, PcapLiveSource};
+use hlsvault_store::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use hlsvault_ts::rtp::{self, Payload};
 use hlsvault_ts::segment::{CutPolicy, Segment, SegmentCutter};
 pub use reader::SourceReport;
@@ -169,7 +169,7 @@ const DRY_RUN: Duration = Duration::from_secs(30);
 /// of capture time: for each, why it would archive nothing (`None` when it
 /// cuts a segment).
 fn dry_run(path: &Path, streams: &[&StreamConfig]) -> Result<Vec<Option<String>>, CaptureError> {
-    use crate::capture::{Event, Flow, Source};
+    use hlsvault_capture::{Event, Flow, Source};
     let mut cutters: Vec<SegmentCutter> = streams
         .iter()
         .map(|s| SegmentCutter::new(cut_policy(s)))
@@ -346,7 +346,16 @@ fn probe(src: &SourceConfig) -> Result<(), (&'static str, CaptureError)> {
 pub fn open_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
     Ok(match config.storage.backend {
         Backend::Fs => Arc::new(FsStore::new(&config.storage.root)),
-        Backend::S3 => Arc::new(S3Store::new(&config.storage)?),
+        Backend::S3 => Arc::new(S3Store::new(&s3_settings(config)?)?),
+    })
+}
+
+/// The S3 settings validation proved complete.
+fn s3_settings(config: &Config) -> Result<hlsvault_store::S3Settings, StoreError> {
+    config.storage.s3().ok_or_else(|| StoreError::Backend {
+        op: "connect",
+        key: "storage".into(),
+        reason: "endpoint, bucket or credentials missing".into(),
     })
 }
 
@@ -361,7 +370,7 @@ fn store_finding(config: &Config) -> Option<(Problem, bool)> {
         key: format!("storage.{key}"),
         reason,
     };
-    let store = match S3Store::new(&config.storage) {
+    let store = match s3_settings(config).and_then(|s| S3Store::new(&s)) {
         Ok(s) => s,
         Err(e) => return Some((problem("endpoint", e.to_string()), false)),
     };
@@ -576,8 +585,8 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
         )
         .with_context(|| format!("{key} cannot be read"))?;
         let kind = match playlist.is_ended() {
-            true => crate::storage::ObjectKind::ClosedPlaylist,
-            false => crate::storage::ObjectKind::OpenPlaylist,
+            true => hlsvault_store::ObjectKind::ClosedPlaylist,
+            false => hlsvault_store::ObjectKind::OpenPlaylist,
         };
         let url = urls
             .publish_hour(store.as_ref(), &layout, hour, &playlist, kind)
@@ -593,7 +602,7 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
                     .put(
                         &layout.hours_log_key(),
                         text,
-                        crate::storage::ObjectKind::Index,
+                        hlsvault_store::ObjectKind::Index,
                     )
                     .await?;
             }

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::stats::StreamStats;
-use crate::capture::{
+use crate::config::{Pace, SourceKind, StreamConfig};
+use hlsvault_capture::{
     Datagram, Endpoint, Event, Flow, PcapFileSource, PcapLiveSource, Source, SourceCounters,
     Target, Targets, UdpSource,
 };
-use crate::config::{Pace, SourceKind, StreamConfig};
 
 /// Datagrams are handed to a stream thread in batches of about this size.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -458,7 +458,7 @@ pub fn read(
                 let until = Instant::now() + retry;
                 let mut wanted = true;
                 while Instant::now() < until && !stop.load(Ordering::Relaxed) && wanted {
-                    std::thread::sleep(crate::capture::TICK);
+                    std::thread::sleep(hlsvault_capture::TICK);
                     lanes.tick(Instant::now());
                     wanted = lanes.follow(&control, live);
                 }

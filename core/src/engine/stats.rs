@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::storage::{PublishLatency, QueueCounters, UploadQueue};
+use hlsvault_store::{PublishLatency, QueueCounters, UploadQueue};
 use hlsvault_ts::clock::format_seconds;
 use hlsvault_ts::segment::CutCounters;
 use hlsvault_ts::{PidInfo, TsCounters};

@@ -18,11 +18,11 @@ use super::{
     analyse, plugin_problem, publish, source_findings, ArchiveSettings, ArchiveTask, SourceReport,
     QUEUE_BATCHES, QUEUE_SEGMENTS,
 };
-use crate::capture::Endpoint;
 use crate::config::{Config, ConfigErrors, StreamConfig};
 use crate::plugin::{self, Slot};
-use crate::storage::{ObjectStore, QueueLimits};
 use crate::urls::Urls;
+use hlsvault_capture::Endpoint;
+use hlsvault_store::{ObjectStore, QueueLimits};
 use hlsvault_ts::segment::Segment;
 
 /// What every stream of a run shares.

@@ -13,7 +13,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 
 use crate::engine::{Figures, Snapshot};
-use crate::storage::LATENCY_BOUNDS;
+use hlsvault_store::LATENCY_BOUNDS;
 
 /// The families of one scrape, in order.
 #[derive(Default)]

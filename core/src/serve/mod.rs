@@ -23,8 +23,8 @@ pub use range::{range_playlist, MAX_RANGE};
 
 use crate::config::{Backend, Config};
 use crate::engine::{Figures, Snapshot, StreamStats};
-use crate::storage::{ObjectKind, ObjectStore, StoreError};
 use hlsvault_hls::Layout;
+use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 use hlsvault_ts::segment::hour_of;
 
 #[derive(Clone)]

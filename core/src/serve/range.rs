@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
-use crate::storage::{ObjectStore, StoreError};
 use hlsvault_hls::{Entry, Kind, Layout, Playlist};
+use hlsvault_store::{ObjectStore, StoreError};
 use hlsvault_ts::segment::hour_of;
 
 /// Longest range served at once.
@@ -80,7 +80,7 @@ pub async fn range_playlist(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{FsStore, ObjectKind};
+    use hlsvault_store::{FsStore, ObjectKind};
 
     const NINE: u64 = 1_795_251_600 / 3600; // 2026-11-21T09
 

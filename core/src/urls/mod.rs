@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::{StorageConfig, UrlMode};
-use crate::storage::{ObjectKind, ObjectStore, StoreError};
 use hlsvault_hls::{Layout, Playlist};
+use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 
 /// How an hour's playlist is handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]

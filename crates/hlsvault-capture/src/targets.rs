@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use socket2::Socket;
 
-use super::{CaptureError, Endpoint};
+use crate::{CaptureError, Endpoint};
 
 /// One stream a live source receives, under the id its reader knows it by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,7 @@ impl TargetSockets {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::capture::{Event, Flow, Source};
+    use crate::{Event, Flow, Source};
     use std::net::UdpSocket;
     use std::time::Duration;
 

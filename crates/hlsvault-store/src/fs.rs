@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::{validate_key, ObjectKind, ObjectStore, StoreError};
+use crate::{validate_key, ObjectKind, ObjectStore, StoreError};
 
 /// A store in a local directory.
 pub struct FsStore {

@@ -3,8 +3,8 @@
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use super::targets::TargetSockets;
-use super::{
+use crate::targets::TargetSockets;
+use crate::{
     deliver, link_of, netif, set_socket_option, wait_readable, CaptureError, End, Event, Flow,
     Reassembler, Reporting, Source, SourceCounters, Target, Targets,
 };
@@ -106,10 +106,10 @@ impl PcapLiveSource {
 /// by the reader.
 fn replace_filter(
     cap: &mut pcap::Capture<pcap::Active>,
-    link: super::LinkType,
+    link: crate::LinkType,
     filter: &str,
 ) -> Result<(), String> {
-    if link != super::LinkType::Ethernet {
+    if link != crate::LinkType::Ethernet {
         return cap.filter(filter, true).map_err(|e| e.to_string());
     }
     let program = cap.compile(filter, true).map_err(|e| e.to_string())?;
@@ -219,7 +219,7 @@ mod tests {
     /// Needs the privilege to capture (the test suite runs as root).
     #[test]
     fn follows_target_changes_without_a_gap() {
-        super::super::targets::tests::retarget_while_receiving(|targets| {
+        crate::targets::tests::retarget_while_receiving(|targets| {
             Box::new(PcapLiveSource::new("lo".into(), targets))
         });
     }
@@ -228,7 +228,7 @@ mod tests {
     fn one_filter_for_every_endpoint() {
         let target = |id, group: &str, port, source: Option<&str>| Target {
             id,
-            endpoint: super::super::Endpoint {
+            endpoint: crate::Endpoint {
                 group: group.parse().unwrap(),
                 port,
                 source: source.map(|s| s.parse().unwrap()),

@@ -1,8 +1,12 @@
-//! Where datagrams come from: the [`Source`] trait and its implementations,
-//! link-layer decoding and IPv4 reassembly (RTP: [`hlsvault_ts::rtp`]).
+//! Where hlsvault's datagrams come from: the [`Source`] trait and its
+//! implementations (a capture file, libpcap on an interface, UDP sockets),
+//! link-layer decoding and IPv4 reassembly. RTP is the TS core's
+//! (`hlsvault_ts::rtp`).
 //!
 //! A source delivers every UDP datagram it sees, with its capture time and
 //! destination; the engine demultiplexes them to streams by destination.
+//! This is the one crate with `unsafe`: socket options and interface
+//! lookups through `libc`.
 
 mod fragments;
 mod link;
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub use fragments::Reassembler;
 pub use link::{udp_payload, LinkType, Skip};
 pub use netif::{Interface, InterfaceError};
-pub use pcap_file::PcapFileSource;
+pub use pcap_file::{Pace, PcapFileSource};
 pub use pcap_live::PcapLiveSource;
 pub use targets::{Target, Targets};
 pub use udp::UdpSource;

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::targets::TargetSockets;
-use super::{
+use crate::targets::TargetSockets;
+use crate::{
     netif, set_socket_option, wait_readable, CaptureError, Datagram, End, Event, Flow, Reporting,
     Source, SourceCounters, Target, Targets,
 };
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn follows_target_changes_without_a_gap() {
-        super::super::targets::tests::retarget_while_receiving(|targets| {
+        crate::targets::tests::retarget_while_receiving(|targets| {
             Box::new(UdpSource::new(Some("lo".into()), targets))
         });
     }

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::fragments::Fragment;
+use crate::fragments::Fragment;
 
 /// Link layers we decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

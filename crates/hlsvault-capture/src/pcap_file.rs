@@ -3,11 +3,23 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{
+use serde::Deserialize;
+
+use crate::{
     deliver, link_of, CaptureError, End, Event, Flow, LinkType, Reassembler, Source,
     SourceCounters, TICK,
 };
-use crate::config::Pace;
+
+/// How fast a capture file is replayed.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pace {
+    /// As fast as the pipeline goes.
+    #[default]
+    Fast,
+    /// At the pace recorded in the file.
+    Realtime,
+}
 
 /// Call `progress` after this many records.
 const PROGRESS_EVERY: u64 = 1 << 14;

@@ -11,9 +11,26 @@ use minio::s3::multimap_ext::Multimap;
 use minio::s3::types::{Region, S3Api};
 use minio::s3::MinioClient;
 
-use super::presign::Presigner;
-use super::{validate_key, ObjectKind, ObjectStore, StoreError};
-use crate::config::StorageConfig;
+use crate::presign::Presigner;
+use crate::Secret;
+use crate::{validate_key, ObjectKind, ObjectStore, StoreError};
+
+/// Where an S3 store is and how to sign for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Endpoint URL, e.g. `http://127.0.0.1:3900`.
+    pub endpoint: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Region to sign for (Garage's default is "garage").
+    pub region: String,
+    /// Key prefix inside the bucket, without slashes at the ends.
+    pub prefix: Option<String>,
+    /// Access key.
+    pub access_key: Secret,
+    /// Secret key.
+    pub secret_key: Secret,
+}
 
 /// A store in an S3 bucket, under an optional key prefix.
 pub struct S3Store {
@@ -108,10 +125,10 @@ fn is_code(e: &MinioError, want: MinioErrorCode) -> bool {
 }
 
 impl S3Store {
-    /// A client for the configured endpoint and bucket. The config must
-    /// have been validated (endpoint, bucket, credentials present).
-    pub fn new(cfg: &StorageConfig) -> Result<Self, StoreError> {
-        let endpoint = cfg.endpoint.clone().unwrap_or_default();
+    /// A client for the endpoint and bucket. Nothing is sent yet (see
+    /// [`S3Store::check`]).
+    pub fn new(cfg: &S3Settings) -> Result<Self, StoreError> {
+        let endpoint = cfg.endpoint.clone();
         let fail = |reason: String| StoreError::Backend {
             op: "connect",
             key: endpoint.clone(),
@@ -124,11 +141,9 @@ impl S3Store {
         // servers with their own region (Garage) refuse every request.
         base.region = Region::new(cfg.region.clone()).map_err(|e| fail(e.to_string()))?;
         base.virtual_style = false;
-        let (access, secret) = cfg
-            .credentials()
-            .ok_or_else(|| fail("no credentials".into()))?;
+        let (access, secret) = (&cfg.access_key, &cfg.secret_key);
         let provider = StaticProvider::new(access.expose(), secret.expose(), None);
-        let bucket = cfg.bucket.clone().unwrap_or_default();
+        let bucket = cfg.bucket.clone();
         let presigner = Presigner::new(
             &endpoint,
             &bucket,

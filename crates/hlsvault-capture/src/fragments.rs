@@ -154,7 +154,7 @@ impl Reassembler {
 
     /// Ends the source's reassembly and returns its counters with the
     /// reassembler's.
-    pub fn finished(&mut self, mut n: super::SourceCounters) -> super::SourceCounters {
+    pub fn finished(&mut self, mut n: crate::SourceCounters) -> crate::SourceCounters {
         self.finish();
         n.reassembled = self.counters.reassembled;
         n.fragments_incomplete = self.counters.incomplete;

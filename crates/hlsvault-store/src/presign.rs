@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
+use crate::Secret;
 
 /// SigV4 encodes everything but the unreserved characters (RFC 3986).
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
@@ -146,7 +146,7 @@ mod tests {
             "bench",
             "garage",
             "GKexample",
-            Secret("secret".into()),
+            Secret::new("secret"),
         )
         .unwrap();
         let now = humantime::parse_rfc3339("2026-11-24T22:50:00Z").unwrap();
@@ -167,8 +167,7 @@ mod tests {
         let sig = a.rsplit('=').next().unwrap();
         assert_eq!(sig.len(), 64);
         // The default port is not part of the signed host.
-        let q =
-            Presigner::new("https://s3.example:443", "b", "r", "k", Secret("s".into())).unwrap();
+        let q = Presigner::new("https://s3.example:443", "b", "r", "k", Secret::new("s")).unwrap();
         assert!(q
             .presign_get("x", Duration::from_secs(9_999_999), now)
             .starts_with("https://s3.example/b/x?"));
@@ -186,7 +185,7 @@ mod tests {
             "b",
             "us-east-1",
             "AKIDEXAMPLE",
-            Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()),
+            Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
         )
         .unwrap();
         assert_eq!(

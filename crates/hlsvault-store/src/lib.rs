@@ -1,16 +1,21 @@
-//! Object storage: one interface, several backends. Keys are `/`-separated
-//! relative paths (see [`hlsvault_hls::Layout`]).
+//! Object storage for hlsvault: one interface ([`ObjectStore`]), a local
+//! directory ([`FsStore`]) and S3 ([`S3Store`], with presigned URLs), and
+//! the [`UploadQueue`] that keeps finished objects in order while a store
+//! is down. Keys are `/`-separated relative paths, checked by
+//! [`validate_key`].
 
 mod fs;
 mod presign;
 mod queue;
 mod s3;
+mod secret;
 
 use bytes::Bytes;
 
 pub use fs::FsStore;
 pub use queue::{PublishLatency, QueueCounters, QueueLimits, UploadQueue, LATENCY_BOUNDS};
-pub use s3::{CheckFailure, S3Store};
+pub use s3::{CheckFailure, S3Settings, S3Store};
+pub use secret::Secret;
 
 /// What an object is, which decides its content type and caching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

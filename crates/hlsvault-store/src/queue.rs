@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
 
-use super::{ObjectKind, ObjectStore, StoreError};
+use crate::{ObjectKind, ObjectStore, StoreError};
 
 /// First wait after a failed upload; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
