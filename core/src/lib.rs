@@ -4,12 +4,11 @@
 //! [`config`] → capture ([`hlsvault_capture`]) → the TS core ([`hlsvault_ts`]: analysis, RTP,
 //! the segment cutter) → playlists ([`hlsvault_hls`]) → storage ([`hlsvault_store`]) →
 //! [`urls`], wired and supervised by [`engine`]; [`serve`] plays it back,
-//! [`plugin`] loads WebAssembly hooks, [`probe`] tells what a capture
+//! [`hlsvault_plugin`] loads WebAssembly hooks, [`probe`] tells what a capture
 //! carries.
 
 pub mod config;
 pub mod engine;
-pub mod plugin;
 pub mod probe;
 pub mod serve;
 pub mod urls;

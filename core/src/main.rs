@@ -208,7 +208,7 @@ fn probe(
 }
 
 fn inspect_plugin(path: &std::path::Path) -> ExitCode {
-    match hlsvault::plugin::inspect(&hlsvault::plugin::engine(), path) {
+    match hlsvault_plugin::inspect(&hlsvault_plugin::engine(), path) {
         Ok(i) => {
             let list = |v: &[String]| v.join("\n  ");
             let hooks: Vec<String> = i.hooks.iter().map(|h| h.to_string()).collect();

@@ -7,8 +7,6 @@
 
 mod plugins;
 
-pub use plugins::{OnError, PluginConfig};
-
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -21,6 +19,7 @@ use figment::Figment;
 use serde::{Deserialize, Deserializer};
 
 pub use hlsvault_capture::Pace;
+use hlsvault_plugin::PluginSettings;
 use hlsvault_store::S3Settings;
 pub use hlsvault_store::Secret;
 
@@ -36,7 +35,7 @@ pub struct Config {
     /// Playback over HTTP (`hlsvault serve`, and `run` when present).
     pub serve: Option<ServeConfig>,
     /// The `[plugins.NAME]` tables, by name.
-    pub plugins: BTreeMap<String, PluginConfig>,
+    pub plugins: BTreeMap<String, PluginSettings>,
     /// Where compiled plugins are kept between runs (`plugin_cache`;
     /// default `$XDG_CACHE_HOME/hlsvault/plugins` or
     /// `~/.cache/hlsvault/plugins`).
@@ -1029,13 +1028,13 @@ port = 5000
             (p.name.as_str(), p.on_error, p.timeout, p.memory),
             (
                 "nulls",
-                OnError::FailClosed,
+                hlsvault_plugin::OnError::FailClosed,
                 Duration::from_millis(5),
                 16 << 20
             )
         );
-        assert_eq!(p.config["pids"], "8191");
-        assert_eq!(p.config["on"], "true");
+        assert_eq!(p.values["pids"], "8191");
+        assert_eq!(p.values["on"], "true");
         assert_eq!(c.streams[0].plugins, vec!["nulls".to_string()]);
 
         let bad = with

@@ -4,43 +4,26 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hlsvault_plugin::{OnError, PluginSettings};
 use serde::{Deserialize, Deserializer};
 
 use super::{duration, Problems};
 
-/// What a plugin's failure (trap, timeout, invalid result) does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnError {
-    /// Use the built-in behaviour for that call.
-    #[default]
-    FailOpen,
-    /// Drop what the hook would have produced (a filter: the batch).
-    FailClosed,
-}
-
-/// One `[plugins.NAME]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One `[plugins.NAME]` table, as written.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PluginConfig {
-    /// The table's name; streams list it in `plugins`.
-    #[serde(skip)]
-    pub name: String,
-    /// The component (`.wasm`).
-    pub path: PathBuf,
-    /// What a failure does.
+struct PluginTable {
+    path: PathBuf,
     #[serde(default)]
-    pub on_error: OnError,
-    /// Deadline of every call.
+    on_error: OnError,
     #[serde(default = "default_timeout", deserialize_with = "duration")]
-    pub timeout: Duration,
-    /// Memory limit of each instance, in bytes.
+    timeout: Duration,
     #[serde(default = "default_memory", deserialize_with = "size")]
-    pub memory: u64,
+    memory: u64,
     /// The plugin's own values (strings, numbers or booleans, handed over
     /// as strings).
     #[serde(default, deserialize_with = "values")]
-    pub config: BTreeMap<String, String>,
+    config: BTreeMap<String, String>,
 }
 
 fn default_timeout() -> Duration {
@@ -85,7 +68,7 @@ fn values<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D
 pub(super) fn read(
     table: &figment::value::Dict,
     problems: &mut Problems,
-) -> BTreeMap<String, PluginConfig> {
+) -> BTreeMap<String, PluginSettings> {
     let mut out = BTreeMap::new();
     for (name, value) in table {
         let prefix = format!("plugins.{name}");
@@ -97,10 +80,17 @@ pub(super) fn read(
             problems.add(&prefix, "a plugin's name is made of A-Z a-z 0-9 - _");
             continue;
         }
-        let Some(mut p) = problems.parse::<PluginConfig>(&prefix, value) else {
+        let Some(t) = problems.parse::<PluginTable>(&prefix, value) else {
             continue;
         };
-        p.name = name.clone();
+        let p = PluginSettings {
+            name: name.clone(),
+            path: t.path,
+            on_error: t.on_error,
+            timeout: t.timeout,
+            memory: t.memory,
+            values: t.config,
+        };
         if !(Duration::from_micros(100)..=Duration::from_secs(1)).contains(&p.timeout) {
             problems.add(
                 format!("{prefix}.timeout"),

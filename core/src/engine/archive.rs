@@ -7,10 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::stats::StreamStats;
-use crate::plugin::host::{PlaylistKind, SegmentInfo};
-use crate::plugin::{Named, StreamPlugins};
 use crate::urls::{HoursLog, Urls};
 use hlsvault_hls::{Entry, Kind, Layout, Playlist};
+use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
+use hlsvault_plugin::{Named, StreamPlugins};
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 use hlsvault_ts::segment::Segment;
 
@@ -40,7 +40,7 @@ pub struct ArchiveSettings {
     pub url_expiry: Duration,
     /// The stream's plugins (it calls their segment namer, playlist policy
     /// and URL signer hooks).
-    pub plugins: Vec<Arc<crate::plugin::Slot>>,
+    pub plugins: Vec<Arc<hlsvault_plugin::Slot>>,
 }
 
 /// One stream's archive in the store.

@@ -28,10 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
-use crate::plugin::{self, Slot, StreamPlugins};
 use crate::urls::Urls;
 pub use archive::{ArchiveSettings, StreamArchive};
 use hlsvault_capture::{netif, CaptureError, PcapFileSource, PcapLiveSource};
+use hlsvault_plugin::{self as plugin, Slot, StreamPlugins};
 use hlsvault_store::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use hlsvault_ts::rtp::{self, Payload};
 use hlsvault_ts::segment::{CutPolicy, Segment, SegmentCutter};

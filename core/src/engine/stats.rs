@@ -64,7 +64,7 @@ pub struct StreamStats {
 #[derive(Debug, Default)]
 pub struct Figures {
     streams: RwLock<Vec<StreamFigures>>,
-    plugins: RwLock<Vec<(String, Arc<crate::plugin::PluginFigures>)>>,
+    plugins: RwLock<Vec<(String, Arc<hlsvault_plugin::PluginFigures>)>>,
 }
 
 /// One running stream's figures.
@@ -91,7 +91,7 @@ impl Figures {
     }
 
     /// Every plugin's figures, by name.
-    pub fn plugins(&self) -> Vec<(String, Arc<crate::plugin::PluginFigures>)> {
+    pub fn plugins(&self) -> Vec<(String, Arc<hlsvault_plugin::PluginFigures>)> {
         self.plugins.read().expect("figures lock").clone()
     }
 
@@ -99,7 +99,7 @@ impl Figures {
     pub fn set(
         &self,
         streams: Vec<StreamFigures>,
-        plugins: Vec<(String, Arc<crate::plugin::PluginFigures>)>,
+        plugins: Vec<(String, Arc<hlsvault_plugin::PluginFigures>)>,
     ) {
         *self.streams.write().expect("figures lock") = streams;
         *self.plugins.write().expect("figures lock") = plugins;

@@ -19,9 +19,9 @@ use super::{
     QUEUE_BATCHES, QUEUE_SEGMENTS,
 };
 use crate::config::{Config, ConfigErrors, StreamConfig};
-use crate::plugin::{self, Slot};
 use crate::urls::Urls;
 use hlsvault_capture::Endpoint;
+use hlsvault_plugin::{self as plugin, Slot};
 use hlsvault_store::{ObjectStore, QueueLimits};
 use hlsvault_ts::segment::Segment;
 
@@ -324,10 +324,10 @@ impl Supervisor {
         };
         for (name, slot) in &self.plugins {
             let (old, _) = slot.current();
-            if absolute(&old.config.path) != path {
+            if absolute(&old.settings.path) != path {
                 continue;
             }
-            match runtime.reload(&old.config, &old) {
+            match runtime.reload(&old.settings, &old) {
                 Ok(new) => {
                     tracing::info!(plugin = %name, path = %path.display(), "plugin file changed: compiled again; streams take it at their next segment boundary");
                     slot.replace(new);

@@ -234,11 +234,11 @@ fn stream_families(out: &mut Scrape, figures: &Figures) {
 
 fn plugin_families(out: &mut Scrape, figures: &Figures) {
     let plugins = figures.plugins();
-    let now: Vec<(&str, crate::plugin::PluginSnapshot)> = plugins
+    let now: Vec<(&str, hlsvault_plugin::PluginSnapshot)> = plugins
         .iter()
         .map(|(n, f)| (n.as_str(), f.snapshot()))
         .collect();
-    let fields: [Field<crate::plugin::PluginSnapshot>; 5] = [
+    let fields: [Field<hlsvault_plugin::PluginSnapshot>; 5] = [
         (
             "hlsvault_plugin_calls_total",
             "Calls made to the plugin.",

@@ -1,4 +1,4 @@
-//! WebAssembly plugins: components that implement one or more worlds of the
+//! hlsvault's WebAssembly plugins: components that implement one or more worlds of the
 //! contract in `wit/plugin.wit` (`hlsvault:plugin@0.1.0`). This part loads
 //! a component and says which hooks it implements and what it imports,
 //! refusing anything the host does not offer (it gets `host`, and WASI 0.2
@@ -13,10 +13,12 @@ use wasmtime::Engine;
 mod hooks;
 pub mod host;
 mod runtime;
+mod settings;
 mod validate;
 
 pub use hooks::{FilterOutcome, Named, StreamPlugins};
 pub use runtime::{Instance, Loaded, PluginFigures, PluginSnapshot, Runtime, Slot};
+pub use settings::{OnError, PluginSettings};
 
 /// The contract's package, as it prefixes import and export names.
 const PACKAGE: &str = "hlsvault:plugin/";

@@ -12,13 +12,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The `packet-filter` world; its `host` and `types` serve the others.
 pub mod filter {
-    wasmtime::component::bindgen!({ path: "../wit", world: "packet-filter" });
+    wasmtime::component::bindgen!({ path: "../../wit", world: "packet-filter" });
 }
 
 /// The `segment-namer` world.
 pub mod namer {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "segment-namer",
         with: {
             "hlsvault:plugin/host": super::filter::hlsvault::plugin::host,
@@ -30,7 +30,7 @@ pub mod namer {
 /// The `playlist-policy` world.
 pub mod policy {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "playlist-policy",
         with: {
             "hlsvault:plugin/host": super::filter::hlsvault::plugin::host,
@@ -42,7 +42,7 @@ pub mod policy {
 /// The `url-signer` world.
 pub mod signer {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "url-signer",
         with: { "hlsvault:plugin/host": super::filter::hlsvault::plugin::host },
     });

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::host::{PlaylistKind, SegmentInfo, StreamInfo};
 use super::runtime::{Failure, Instance, Slot};
 use super::{validate, Hook};
-use crate::config::OnError;
+use crate::settings::OnError;
 
 /// The plugins of one stream, in config order.
 pub struct StreamPlugins {

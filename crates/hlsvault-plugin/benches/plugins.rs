@@ -1,24 +1,24 @@
 //! The cost of one call to each hook kind, through the host's real path
 //! (deadline, call, validation), with the example plugins built by
-//! `plugins/build`. Run: `cargo bench -p hlsvault --bench plugins [-- DIR]`
+//! `plugins/build`. Run: `cargo bench -p hlsvault-plugin --bench plugins [-- DIR]`
 //! (DIR: where the `.wasm` files are; default `plugins/dist`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hlsvault::config::{OnError, PluginConfig};
-use hlsvault::plugin::host::{PlaylistKind, SegmentInfo};
-use hlsvault::plugin::{Runtime, Slot, StreamPlugins};
+use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
+use hlsvault_plugin::{OnError, PluginSettings};
+use hlsvault_plugin::{Runtime, Slot, StreamPlugins};
 
-fn plugin(dir: &Path, name: &str, config: &[(&str, &str)]) -> PluginConfig {
-    PluginConfig {
+fn plugin(dir: &Path, name: &str, config: &[(&str, &str)]) -> PluginSettings {
+    PluginSettings {
         name: name.to_string(),
         path: dir.join(format!("{name}.wasm")),
         on_error: OnError::FailOpen,
         timeout: Duration::from_millis(10),
         memory: 16 << 20,
-        config: config
+        values: config
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
@@ -55,9 +55,9 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/dist"));
     let runtime = Runtime::new(None).expect("a plugin runtime");
-    let load = |c: PluginConfig| {
+    let load = |c: PluginSettings| {
         Slot::new(
             runtime
                 .load(&c)
@@ -124,7 +124,7 @@ fn main() {
             per_call(50_000, || {
                 assert!(matches!(
                     others.segment_name(&segment),
-                    hlsvault::plugin::Named::Plugin(_)
+                    hlsvault_plugin::Named::Plugin(_)
                 ));
             }),
         ),

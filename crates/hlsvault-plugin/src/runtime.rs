@@ -17,7 +17,7 @@ use wasmtime::{Engine, Store, Trap};
 
 use super::host::{self, HostState};
 use super::{describe, not_a_component, one_line, Hook, PluginError};
-use crate::config::{OnError, PluginConfig};
+use crate::settings::{OnError, PluginSettings};
 
 /// How often the epoch moves: the resolution of call deadlines.
 const TICK: Duration = Duration::from_millis(1);
@@ -88,8 +88,8 @@ impl std::fmt::Display for PluginSnapshot {
 
 /// A compiled, pre-instantiated plugin.
 pub struct Loaded {
-    /// Its config.
-    pub config: PluginConfig,
+    /// Its settings.
+    pub settings: PluginSettings,
     /// The hooks it implements.
     pub hooks: Vec<Hook>,
     pre: InstancePre<HostState>,
@@ -102,7 +102,7 @@ pub struct Loaded {
 impl std::fmt::Debug for Loaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loaded")
-            .field("name", &self.config.name)
+            .field("name", &self.settings.name)
             .field("hooks", &self.hooks)
             .finish()
     }
@@ -139,19 +139,23 @@ impl Runtime {
 
     /// Compiles (or takes from the cache) and pre-instantiates the plugin
     /// `config` names.
-    pub fn load(&self, config: &PluginConfig) -> Result<Arc<Loaded>, PluginError> {
+    pub fn load(&self, config: &PluginSettings) -> Result<Arc<Loaded>, PluginError> {
         self.load_counted(config, Arc::default())
     }
 
     /// The plugin `config` names (its file or its table changed), built
     /// to take over from `old`: its figures carry on.
-    pub fn reload(&self, config: &PluginConfig, old: &Loaded) -> Result<Arc<Loaded>, PluginError> {
+    pub fn reload(
+        &self,
+        config: &PluginSettings,
+        old: &Loaded,
+    ) -> Result<Arc<Loaded>, PluginError> {
         self.load_counted(config, old.figures.clone())
     }
 
     fn load_counted(
         &self,
-        config: &PluginConfig,
+        config: &PluginSettings,
         figures: Arc<PluginFigures>,
     ) -> Result<Arc<Loaded>, PluginError> {
         let shown = config.path.display().to_string();
@@ -167,11 +171,11 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("cannot link: {e:#}")))?;
         Ok(Arc::new(Loaded {
-            config: config.clone(),
+            settings: config.clone(),
             hooks: inspection.hooks,
             pre,
             figures,
-            values: Arc::new(config.config.clone()),
+            values: Arc::new(config.values.clone()),
         }))
     }
 
@@ -321,12 +325,12 @@ impl Instance {
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        &self.loaded.config.name
+        &self.loaded.settings.name
     }
 
     /// Its failure policy.
     pub fn on_error(&self) -> OnError {
-        self.loaded.config.on_error
+        self.loaded.settings.on_error
     }
 
     /// Whether it implements `hook`.
@@ -357,7 +361,7 @@ impl Instance {
         let started = Instant::now();
         let result = match &mut self.live {
             Some((store, bound)) => {
-                store.set_epoch_deadline(ticks(self.loaded.config.timeout));
+                store.set_epoch_deadline(ticks(self.loaded.settings.timeout));
                 call(bound, store)
             }
             None => Err(wasmtime::Error::msg("it cannot be instantiated")),
@@ -381,7 +385,7 @@ impl Instance {
                         figures.timeouts.fetch_add(1, Relaxed);
                         format!(
                             "ran past its deadline ({})",
-                            humantime::format_duration(self.loaded.config.timeout)
+                            humantime::format_duration(self.loaded.settings.timeout)
                         )
                     }
                     Some(trap) => format!("trapped: {trap}"),
@@ -390,7 +394,7 @@ impl Instance {
                         match cause.contains("growing memory") {
                             true => format!(
                                 "went past its memory limit ({})",
-                                bytesize::ByteSize(self.loaded.config.memory)
+                                bytesize::ByteSize(self.loaded.settings.memory)
                                     .display()
                                     .iec()
                             ),
@@ -440,15 +444,15 @@ fn ticks(timeout: Duration) -> u64 {
 
 fn instantiate(loaded: &Loaded, stream: &Arc<str>) -> wasmtime::Result<(Store<HostState>, Bound)> {
     let state = HostState::new(
-        Arc::from(loaded.config.name.as_str()),
+        Arc::from(loaded.settings.name.as_str()),
         stream.clone(),
         loaded.values.clone(),
-        loaded.config.memory as usize,
+        loaded.settings.memory as usize,
     );
     let mut store = Store::new(loaded.pre.engine(), state);
     store.limiter(|s| &mut s.limits);
     // Instantiation runs guest code too (start functions): deadline it.
-    store.set_epoch_deadline(ticks(INSTANTIATE_TIMEOUT.max(loaded.config.timeout)));
+    store.set_epoch_deadline(ticks(INSTANTIATE_TIMEOUT.max(loaded.settings.timeout)));
     let instance = loaded.pre.instantiate(&mut store)?;
     let mut bound = Bound::default();
     for hook in &loaded.hooks {
