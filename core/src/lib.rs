@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod figures;
 pub mod probe;
 pub mod serve;
 pub mod urls;

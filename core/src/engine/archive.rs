@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::stats::StreamStats;
+use crate::figures::StreamStats;
 use crate::urls::{HoursLog, Urls};
 use hlsvault_hls::{Entry, Kind, Layout, Playlist};
 use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};

@@ -15,7 +15,6 @@
 
 mod archive;
 mod reader;
-pub mod stats;
 mod supervisor;
 mod watch;
 
@@ -28,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
+use crate::figures::{Figures, Snapshot, StreamStats};
 use crate::urls::Urls;
 pub use archive::{ArchiveSettings, StreamArchive};
 use hlsvault_capture::{netif, CaptureError, PcapFileSource, PcapLiveSource};
@@ -37,7 +37,6 @@ use hlsvault_ts::rtp::{self, Payload};
 use hlsvault_ts::segment::{CutPolicy, Segment, SegmentCutter};
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey};
-pub use stats::{Figures, Snapshot, StreamFigures, StreamStats};
 use supervisor::Supervisor;
 use watch::FileWatch;
 

@@ -12,8 +12,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::stats::StreamStats;
 use crate::config::{Pace, SourceKind, StreamConfig};
+use crate::figures::StreamStats;
 use hlsvault_capture::{
     Datagram, Endpoint, Event, Flow, PcapFileSource, PcapLiveSource, Source, SourceCounters,
     Target, Targets, UdpSource,

@@ -12,7 +12,7 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 
-use crate::engine::{Figures, Snapshot};
+use crate::figures::{Figures, Snapshot};
 use hlsvault_store::LATENCY_BOUNDS;
 
 /// The families of one scrape, in order.

@@ -22,7 +22,7 @@ use bytes::Bytes;
 pub use range::{range_playlist, MAX_RANGE};
 
 use crate::config::{Backend, Config};
-use crate::engine::{Figures, Snapshot, StreamStats};
+use crate::figures::{Figures, Snapshot, StreamState, StreamStats};
 use hlsvault_hls::Layout;
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 use hlsvault_ts::segment::hour_of;
@@ -173,10 +173,10 @@ struct Status {
 
 /// What the store says of a stream's recording.
 #[derive(serde::Serialize)]
-struct StreamState {
+struct StreamReport {
     name: String,
     /// receiving, stalled or stopped.
-    state: &'static str,
+    state: StreamState,
     /// Program date time of the newest segment's end, RFC 3339.
     last_segment_end: Option<String>,
     /// Seconds since then.
@@ -194,7 +194,7 @@ struct StreamState {
     stats: Option<Arc<StreamStats>>,
 }
 
-async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
+async fn stream_states(s: &Status) -> Result<Vec<StreamReport>, StoreError> {
     let mut out = Vec::new();
     for (name, stall, stats) in s.streams.streams() {
         let live = s.store.get(&Layout::new(&name).live_key()).await?;
@@ -207,14 +207,8 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamState>, StoreError> {
         });
         let last = parsed.as_ref().and_then(|p| p.last().map(|e| e.end()));
         let age = last.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
-        let state = match (&parsed, age) {
-            (Some(p), Some(a)) if !p.is_ended() => match a <= stall + Duration::from_secs(60) {
-                true => "receiving",
-                false => "stalled",
-            },
-            _ => "stopped",
-        };
-        out.push(StreamState {
+        let state = StreamState::of(parsed.as_ref(), age, stall);
+        out.push(StreamReport {
             name,
             state,
             last_segment_end: last.map(|t| humantime::format_rfc3339_millis(t).to_string()),
@@ -284,7 +278,7 @@ async fn readyz(State(s): State<Status>) -> Response {
         Ok(states) => {
             let stalled: Vec<&str> = states
                 .iter()
-                .filter(|s| s.state == "stalled")
+                .filter(|s| s.state == StreamState::Stalled)
                 .map(|s| s.name.as_str())
                 .collect();
             match stalled.is_empty() {

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
-use crate::engine::stats::HISTORY;
+use crate::figures::{StreamState, HISTORY};
 use hlsvault_hls::Layout;
 use hlsvault_ts::segment::hour_of;
 
@@ -14,8 +14,8 @@ use hlsvault_ts::segment::hour_of;
 pub struct Row<'a> {
     /// Stream name (config names are `[A-Za-z0-9._-]`, safe in HTML and URLs).
     pub name: &'a str,
-    /// receiving, stalled or stopped.
-    pub state: &'a str,
+    /// What its recording is doing.
+    pub state: StreamState,
     /// When the newest segment ended, if there is one.
     pub last: Option<SystemTime>,
     /// Bit rate samples of the last hour (empty when this process does not
@@ -90,7 +90,7 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
         let _ = writeln!(
             html,
             r#"<tr><td>{name}</td><td class="{state}">{state}</td><td>{age}</td><td class="num">{rate}</td><td>{spark}</td><td><a href="streams/{name}/live.m3u8">live</a> · <a href="streams/{name}/{path}/index.m3u8">hour {label}</a> · <a href="streams/{name}/archive.m3u8?start={hour_ago}&amp;duration=1h">last recorded hour</a></td></tr>"#,
-            state = r.state,
+            state = r.state.as_str(),
             path = Layout::hour_path(hour),
             label = Layout::hour_label(hour),
         );
@@ -125,7 +125,7 @@ mod tests {
         let html = render(
             &[Row {
                 name: "ch1",
-                state: "stalled",
+                state: StreamState::Stalled,
                 last: Some(now - Duration::from_secs(3 * 3600 + 42)),
                 bitrate: vec![],
             }],

@@ -1,5 +1,7 @@
-//! Per-stream figures, kept in one place so logs, the run summary, the
-//! metrics endpoint and the status page all read the same numbers.
+//! The figures registry: per-stream and per-plugin counters, kept in one
+//! place so logs, the run summary, the metrics endpoint and the status page
+//! all read the same numbers. The engine writes them, serve reads them;
+//! neither imports the other.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -7,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use hlsvault_hls::Playlist;
 use hlsvault_store::{PublishLatency, QueueCounters, UploadQueue};
 use hlsvault_ts::clock::format_seconds;
 use hlsvault_ts::segment::CutCounters;
@@ -105,6 +108,53 @@ impl Figures {
         *self.plugins.write().expect("figures lock") = plugins;
     }
 }
+
+/// What a stream's recording is doing, as the store shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// Its live window is open and its newest segment is recent.
+    Receiving,
+    /// Its live window is open but nothing came for longer than the stall
+    /// timeout (and a minute of slack for the upload).
+    Stalled,
+    /// No live window, or it is ended: the stream does not run.
+    Stopped,
+}
+
+impl StreamState {
+    /// The state of a stream whose live window is `live` (if the store
+    /// has one), `age` after its newest segment ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hlsvault::figures::StreamState;
+    /// let stall = Duration::from_secs(5);
+    /// assert_eq!(StreamState::of(None, None, stall), StreamState::Stopped);
+    /// ```
+    pub fn of(live: Option<&Playlist>, age: Option<Duration>, stall: Duration) -> Self {
+        match (live, age) {
+            (Some(p), Some(a)) if !p.is_ended() => match a <= stall + UPLOAD_SLACK {
+                true => StreamState::Receiving,
+                false => StreamState::Stalled,
+            },
+            _ => StreamState::Stopped,
+        }
+    }
+
+    /// Its name, as JSON and the status page show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Receiving => "receiving",
+            StreamState::Stalled => "stalled",
+            StreamState::Stopped => "stopped",
+        }
+    }
+}
+
+/// How long a segment may take to reach the store before its stream looks
+/// stalled.
+const UPLOAD_SLACK: Duration = Duration::from_secs(60);
 
 /// How far back the bit rate history reaches.
 pub const HISTORY: Duration = Duration::from_secs(3600);
