@@ -78,7 +78,7 @@ async fn write_archive(
                 let text = hour_playlist(hour, (hour - hours.0) * 600).render();
                 store
                     .put(
-                        &Layout::new(&name).hour_playlist_key(hour),
+                        &Layout::new(&name).hour_playlist_key(hlsvault_hls::Hour::from_index(hour)),
                         Bytes::from(text),
                         ObjectKind::ClosedPlaylist,
                     )

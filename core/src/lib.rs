@@ -12,4 +12,3 @@ pub mod engine;
 pub mod figures;
 pub mod probe;
 pub mod serve;
-pub mod urls;

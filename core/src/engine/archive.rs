@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::hours::{HourPublisher, Urls};
 use crate::figures::StreamStats;
-use crate::urls::{HoursLog, Urls};
-use hlsvault_hls::{Entry, Kind, Layout, Playlist};
+use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
 use hlsvault_plugin::{Named, StreamPlugins};
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
@@ -16,7 +16,7 @@ use hlsvault_ts::segment::Segment;
 
 /// The open hour: its number and playlist.
 struct OpenHour {
-    hour: u64,
+    hour: Hour,
     playlist: Playlist,
     /// The store has been asked whether it already holds this hour's
     /// playlist (and any entries it held are in `playlist`). Until then
@@ -54,11 +54,10 @@ pub struct StreamArchive {
     /// was down): written once it can be.
     unwritten: Vec<OpenHour>,
     live: Playlist,
-    hours: HoursLog,
-    urls: Urls,
+    hours: HourPublisher,
     retention: Option<Duration>,
     /// The hour of the last retention sweep.
-    swept: Option<u64>,
+    swept: Option<Hour>,
     next_sequence: u64,
     /// The next entry follows a restart or a lost segment: mark it.
     gap: bool,
@@ -99,10 +98,7 @@ impl StreamArchive {
                 }
             }
         }
-        let hours = match store.get(&layout.hours_log_key()).await? {
-            Some(b) => HoursLog::parse(&String::from_utf8_lossy(&b)),
-            None => HoursLog::default(),
-        };
+        let hours = HourPublisher::open(store.clone(), layout.clone(), urls).await?;
         let next_sequence = live.last().map_or(0, |e| e.sequence + 1);
         live.set_header_tags(plugins.header_tags(PlaylistKind::Live));
         Ok(StreamArchive {
@@ -115,7 +111,6 @@ impl StreamArchive {
             gap: live.last().is_some(),
             live,
             hours,
-            urls,
             retention,
             swept: None,
             next_sequence,
@@ -230,24 +225,24 @@ impl StreamArchive {
 
     /// Deletes the hours `retention` has done with, whole, by their folder
     /// (at most once an hour, as hours open). `now` is the hour opening.
-    async fn sweep(&mut self, now: u64) -> Result<(), StoreError> {
+    async fn sweep(&mut self, now: Hour) -> Result<(), StoreError> {
         let Some(keep) = self.retention else {
             return Ok(());
         };
         if self.swept.replace(now) == Some(now) {
             return Ok(());
         }
-        let keep = keep.as_secs().div_ceil(3600);
-        let old: Vec<u64> = self
+        let oldest_kept = now.before(keep.as_secs().div_ceil(3600) - 1);
+        let old: Vec<Hour> = self
             .hours
             .hours()
             .into_iter()
-            .filter(|h| h + keep <= now)
+            .filter(|h| *h < oldest_kept)
             .collect();
         if old.is_empty() {
             return Ok(());
         }
-        for hour in old {
+        for &hour in &old {
             let keys = self
                 .store
                 .list(&format!("{}/", self.layout.hour_folder(hour)))
@@ -255,19 +250,19 @@ impl StreamArchive {
             for key in &keys {
                 self.store.delete(key).await?;
             }
-            self.hours.remove(hour);
             tracing::info!(
-                hour = Layout::hour_label(hour),
+                hour = %hour,
                 objects = keys.len(),
                 "retention: deleted the hour"
             );
         }
-        let text = Bytes::from(self.hours.render());
-        self.put(&self.layout.hours_log_key(), text, ObjectKind::Index)
+        self.hours
+            .forget(&old)
             .await
+            .inspect_err(|_| self.stats.store_error(false))
     }
 
-    async fn open_hour(&mut self, hour: u64) -> Result<(), StoreError> {
+    async fn open_hour(&mut self, hour: Hour) -> Result<(), StoreError> {
         if let Err(e) = self.sweep(hour).await {
             // Retention can wait for the next hour; the archive cannot.
             tracing::warn!(error = %e, "retention sweep failed; trying again next hour");
@@ -368,7 +363,7 @@ impl StreamArchive {
             self.verify(&mut open).await?;
             if open.verified || force {
                 if !open.verified {
-                    tracing::warn!(hour = Layout::hour_label(open.hour), "the store never let the hour's playlist be read back; writing it as this run knows it");
+                    tracing::warn!(hour = %open.hour, "the store never let the hour's playlist be read back; writing it as this run knows it");
                 }
                 open.playlist.end();
                 self.write_playlist(&open, ObjectKind::ClosedPlaylist)
@@ -404,31 +399,20 @@ impl StreamArchive {
         let key = self.layout.hour_playlist_key(open.hour);
         self.put(&key, Bytes::from(open.playlist.render()), kind)
             .await?;
-        let url = self
-            .urls
-            .publish_hour(
-                self.store.as_ref(),
-                &self.layout,
-                open.hour,
-                &open.playlist,
-                kind,
-            )
-            .await
-            .inspect_err(|_| self.stats.store_error(false))?;
         let expires_at = (std::time::SystemTime::now() + self.url_expiry)
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         // A signer that failed closed hands out no URL: the line keeps
         // the one it had.
-        let signed = self.plugins().sign(&key, &url, expires_at);
-        let Some(url) = signed else {
-            return Ok(());
+        let plugins = &self.plugins;
+        let sign = |url: &str| {
+            let mut plugins = plugins.lock().expect("plugins lock");
+            plugins.sign(&key, url, expires_at)
         };
-        if self.hours.set(open.hour, url) {
-            let text = Bytes::from(self.hours.render());
-            self.put(&self.layout.hours_log_key(), text, ObjectKind::Index)
-                .await?;
-        }
+        self.hours
+            .publish(open.hour, &open.playlist, kind, sign)
+            .await
+            .inspect_err(|_| self.stats.store_error(false))?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@
 //! segment and playlists, and the open hours stay open.
 
 mod archive;
+mod hours;
 mod reader;
 mod supervisor;
 mod watch;
@@ -28,13 +29,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Backend, Config, Problem, SourceConfig, SourceKind, StreamConfig};
 use crate::figures::{Figures, Snapshot, StreamStats};
-use crate::urls::Urls;
 pub use archive::{ArchiveSettings, StreamArchive};
 use hlsvault_capture::{netif, CaptureError, PcapFileSource, PcapLiveSource};
 use hlsvault_plugin::{self as plugin, Slot, StreamPlugins};
 use hlsvault_store::{FsStore, ObjectStore, QueueLimits, S3Store, StoreError, UploadQueue};
 use hlsvault_ts::rtp::{self, Payload};
 use hlsvault_ts::segment::{CutPolicy, Segment, SegmentCutter};
+pub use hours::{HourPublisher, Urls};
 pub use reader::SourceReport;
 use reader::{Input, Progress, ReaderKey};
 use supervisor::Supervisor;
@@ -562,9 +563,8 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
     if !config.streams.iter().any(|s| s.name == stream) {
         anyhow::bail!("no stream named \"{stream}\" in the config");
     }
-    let at = humantime::parse_rfc3339(&format!("{label}:00:00Z"))
+    let hour = hlsvault_hls::Hour::parse(label)
         .with_context(|| format!("\"{label}\" is not an hour: write it as YYYY-MM-DDTHH (UTC)"))?;
-    let hour = hlsvault_ts::segment::hour_of(at);
     let store = open_store(config)?;
     let layout = hlsvault_hls::Layout::new(stream);
     let urls = Urls::Presigned {
@@ -587,25 +587,19 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
             true => hlsvault_store::ObjectKind::ClosedPlaylist,
             false => hlsvault_store::ObjectKind::OpenPlaylist,
         };
-        let url = urls
-            .publish_hour(store.as_ref(), &layout, hour, &playlist, kind)
-            .await?;
-        if config.storage.urls == crate::config::UrlMode::Presigned {
-            let mut hours = match store.get(&layout.hours_log_key()).await? {
-                Some(b) => crate::urls::HoursLog::parse(&String::from_utf8_lossy(&b)),
-                None => crate::urls::HoursLog::default(),
-            };
-            if hours.set(hour, url.clone()) {
-                let text = bytes::Bytes::from(hours.render());
-                store
-                    .put(
-                        &layout.hours_log_key(),
-                        text,
-                        hlsvault_store::ObjectKind::Index,
-                    )
-                    .await?;
+        // hours.log hands out presigned URLs only when the config says so;
+        // otherwise its line stays as it is.
+        let url = match config.storage.urls == crate::config::UrlMode::Presigned {
+            true => HourPublisher::open(store.clone(), layout, urls)
+                .await?
+                .publish(hour, &playlist, kind, |url| Some(url.to_string()))
+                .await?
+                .context("no URL")?,
+            false => {
+                urls.hand_out(store.as_ref(), &layout, hour, &playlist, kind)
+                    .await?
             }
-        }
+        };
         Ok(url)
     })
 }

@@ -13,13 +13,13 @@ use tracing::Instrument;
 
 use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
 use super::watch::{absolute, Wake};
+use super::Urls;
 use super::{
     analyse, plugin_problem, publish, source_findings, ArchiveSettings, ArchiveTask, SourceReport,
     QUEUE_BATCHES, QUEUE_SEGMENTS,
 };
 use crate::config::{Config, ConfigErrors, StreamConfig};
 use crate::figures::{Figures, StreamFigures, StreamStats};
-use crate::urls::Urls;
 use hlsvault_capture::Endpoint;
 use hlsvault_plugin::{self as plugin, Slot};
 use hlsvault_store::{ObjectStore, QueueLimits};

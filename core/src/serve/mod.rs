@@ -23,9 +23,9 @@ pub use range::{range_playlist, MAX_RANGE};
 
 use crate::config::{Backend, Config};
 use crate::figures::{Figures, Snapshot, StreamState, StreamStats};
+use hlsvault_hls::Hour;
 use hlsvault_hls::Layout;
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
-use hlsvault_ts::segment::hour_of;
 
 #[derive(Clone)]
 struct Served {
@@ -409,7 +409,7 @@ async fn archive(
                 }
             }
             // Ranges inside closed hours do not change any more.
-            let closed = hour_of(end) < hour_of(SystemTime::now());
+            let closed = Hour::of(end) < Hour::of(SystemTime::now());
             let cache = if closed {
                 "public, max-age=86400"
             } else {

@@ -7,8 +7,7 @@ use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
 use crate::figures::{StreamState, HISTORY};
-use hlsvault_hls::Layout;
-use hlsvault_ts::segment::hour_of;
+use hlsvault_hls::Hour;
 
 /// What the page shows of one stream.
 pub struct Row<'a> {
@@ -66,7 +65,7 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
     for r in rows {
         // The links go to the newest recording, however old it is.
         let newest = r.last.unwrap_or(now);
-        let hour = hour_of(newest);
+        let hour = Hour::of(newest);
         let hour_ago = humantime::format_rfc3339_seconds(newest - Duration::from_secs(3600));
         let age = r.last.map_or("none".to_string(), |t| {
             let secs = now.duration_since(t).unwrap_or_default().as_secs();
@@ -91,8 +90,8 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
             html,
             r#"<tr><td>{name}</td><td class="{state}">{state}</td><td>{age}</td><td class="num">{rate}</td><td>{spark}</td><td><a href="streams/{name}/live.m3u8">live</a> · <a href="streams/{name}/{path}/index.m3u8">hour {label}</a> · <a href="streams/{name}/archive.m3u8?start={hour_ago}&amp;duration=1h">last recorded hour</a></td></tr>"#,
             state = r.state.as_str(),
-            path = Layout::hour_path(hour),
-            label = Layout::hour_label(hour),
+            path = hour.path(),
+            label = hour.label(),
         );
     }
     html.push_str("</table>\n</body></html>\n");

@@ -7,9 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
-use hlsvault_hls::{Entry, Kind, Layout, Playlist};
+use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_store::{ObjectStore, StoreError};
-use hlsvault_ts::segment::hour_of;
 
 /// Longest range served at once.
 pub const MAX_RANGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -29,11 +28,12 @@ pub async fn range_playlist(
 ) -> Result<Option<Playlist>, StoreError> {
     let mut out = Playlist::new(Kind::Event, 1);
     let mut last: Option<Entry> = None;
-    let last_hour = hour_of(end - Duration::from_nanos(1));
+    let last_hour = Hour::of(end - Duration::from_nanos(1)).index();
     // An entry that starts in the hour before may reach into the range.
     // The hours are fetched concurrently (a store's latency is paid about
     // once, not once per hour) and joined in order.
-    let mut hours = futures_util::stream::iter(hour_of(start).saturating_sub(1)..=last_hour)
+    let first_hour = Hour::of(start).before(1).index();
+    let mut hours = futures_util::stream::iter((first_hour..=last_hour).map(Hour::from_index))
         .map(|hour| async move {
             let text = store.get(&layout.hour_playlist_key(hour)).await?;
             Ok::<_, StoreError>((hour, text))
@@ -45,7 +45,7 @@ pub async fn range_playlist(
         };
         let Ok(playlist) = Playlist::parse(Kind::Event, &String::from_utf8_lossy(&text)) else {
             tracing::warn!(
-                hour = Layout::hour_label(hour),
+                hour = %hour,
                 "an hour's playlist cannot be read; left out of the range"
             );
             continue;
@@ -62,7 +62,7 @@ pub async fn range_playlist(
                 gap <= CONTIGUOUS
             });
             let entry = Entry {
-                uri: format!("{}/{}", Layout::hour_path(hour), e.uri),
+                uri: format!("{}/{}", hour.path(), e.uri),
                 discontinuity: last.is_some() && (e.discontinuity || !contiguous),
                 ..e.clone()
             };
@@ -105,7 +105,7 @@ mod tests {
         let text = bytes::Bytes::from(p.render());
         store
             .put(
-                &layout.hour_playlist_key(h),
+                &layout.hour_playlist_key(Hour::from_index(h)),
                 text,
                 ObjectKind::ClosedPlaylist,
             )

@@ -7,7 +7,9 @@
 //! {stream}/hours.log
 //! ```
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
+
+use hlsvault_ts::Hour;
 
 /// Object keys of one stream.
 #[derive(Debug, Clone)]
@@ -28,19 +30,6 @@ impl Layout {
         &self.stream
     }
 
-    /// `YYYY/MM/DD/HH` of an hour (hours since the Unix epoch).
-    pub fn hour_path(hour: u64) -> String {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(hour * 3600);
-        let s = humantime::format_rfc3339_seconds(t).to_string();
-        format!("{}/{}/{}/{}", &s[0..4], &s[5..7], &s[8..10], &s[11..13])
-    }
-
-    /// `YYYY-MM-DDTHH` of an hour, as `hours.log` and the command line write it.
-    pub fn hour_label(hour: u64) -> String {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(hour * 3600);
-        humantime::format_rfc3339_seconds(t).to_string()[..13].to_string()
-    }
-
     /// The default name of a segment: `MMSS.mmm-SEQUENCE.ts`, unique across
     /// restarts (the sequence never repeats) and sorted by time in its hour.
     pub fn segment_name(sequence: u64, start: SystemTime) -> String {
@@ -49,27 +38,23 @@ impl Layout {
     }
 
     /// The folder of an hour: every key in it starts with this and `/`.
-    pub fn hour_folder(&self, hour: u64) -> String {
-        format!("{}/{}", self.stream, Self::hour_path(hour))
+    pub fn hour_folder(&self, hour: Hour) -> String {
+        format!("{}/{}", self.stream, hour.path())
     }
 
     /// Key of a segment in an hour.
-    pub fn segment_key(&self, hour: u64, name: &str) -> String {
+    pub fn segment_key(&self, hour: Hour, name: &str) -> String {
         format!("{}/{name}", self.hour_folder(hour))
     }
 
     /// Key of an hour's playlist.
-    pub fn hour_playlist_key(&self, hour: u64) -> String {
+    pub fn hour_playlist_key(&self, hour: Hour) -> String {
         format!("{}/index.m3u8", self.hour_folder(hour))
     }
 
     /// Key of an hour's signed copy (presigned segment URIs).
-    pub fn signed_playlist_key(&self, hour: u64) -> String {
-        format!(
-            "{}/{}/index.signed.m3u8",
-            self.stream,
-            Self::hour_path(hour)
-        )
+    pub fn signed_playlist_key(&self, hour: Hour) -> String {
+        format!("{}/index.signed.m3u8", self.hour_folder(hour))
     }
 
     /// Key of the live window.
@@ -83,8 +68,8 @@ impl Layout {
     }
 
     /// URI of a segment as listed in `live.m3u8`.
-    pub fn live_uri(hour: u64, name: &str) -> String {
-        format!("{}/{name}", Self::hour_path(hour))
+    pub fn live_uri(hour: Hour, name: &str) -> String {
+        format!("{}/{name}", hour.path())
     }
 }
 
@@ -95,12 +80,15 @@ mod tests {
     #[test]
     fn keys_follow_the_utc_hour() {
         let l = Layout::new("ch1");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_255_197_700);
-        let hour = hlsvault_ts::segment::hour_of(t);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_255_197_700);
+        let hour = Hour::of(t);
         assert_eq!(l.hour_playlist_key(hour), "ch1/2026/11/21/09/index.m3u8");
         assert_eq!(Layout::segment_name(42, t), "5957.700-42.ts");
         assert_eq!(l.segment_key(hour, "a.ts"), "ch1/2026/11/21/09/a.ts");
-        assert_eq!(Layout::live_uri(hour + 1, "b.ts"), "2026/11/21/10/b.ts");
-        assert_eq!(Layout::hour_label(hour), "2026-11-21T09");
+        assert_eq!(Layout::live_uri(hour.next(), "b.ts"), "2026/11/21/10/b.ts");
+        assert_eq!(
+            l.signed_playlist_key(hour),
+            "ch1/2026/11/21/09/index.signed.m3u8"
+        );
     }
 }

@@ -1,15 +1,19 @@
 //! HLS media playlists: the hourly archive playlist and the live window,
 //! rendered per RFC 8216 and read back when a restart continues an hour;
-//! and the archive's [`Layout`] in the store. Pure code: no I/O.
+//! the archive's [`Layout`] in the store, and its index of hours
+//! ([`HoursLog`]). Hours are [`Hour`]s. Pure code: no I/O.
 
 #![forbid(unsafe_code)]
 
+mod hours_log;
 mod layout;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+pub use hlsvault_ts::Hour;
+pub use hours_log::HoursLog;
 pub use layout::Layout;
 
 use hlsvault_ts::clock::{format_seconds, parse_seconds, ticks_to_duration, PTS_HZ};

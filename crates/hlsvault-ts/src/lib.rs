@@ -12,12 +12,15 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+mod hour;
 pub mod keyframe;
 pub mod pes;
 pub mod program;
 pub mod psi;
 pub mod rtp;
 pub mod segment;
+
+pub use hour::Hour;
 
 use clock::{pcr_forward, PCR_HZ};
 use keyframe::{ParameterSets, Picture, VideoCodec};

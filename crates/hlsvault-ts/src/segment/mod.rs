@@ -29,7 +29,7 @@ use crate::keyframe::Picture;
 use crate::pes::insert_into_unit_start;
 use crate::program::Selection;
 use crate::{
-    payload, AccessUnit, Analyzer, Break, Header, TsCounters, PACKET_SIZE, PID_NULL, PID_PAT,
+    payload, AccessUnit, Analyzer, Break, Header, Hour, TsCounters, PACKET_SIZE, PID_NULL, PID_PAT,
     SYNC_BYTE,
 };
 
@@ -100,16 +100,10 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// UTC hour (hours since the Unix epoch) the segment belongs to.
-    pub fn hour(&self) -> u64 {
-        hour_of(self.start)
+    /// The UTC hour the segment belongs to.
+    pub fn hour(&self) -> Hour {
+        Hour::of(self.start)
     }
-}
-
-/// Hours since the Unix epoch of a wall-clock time (UTC has no leap hours).
-pub fn hour_of(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 3600)
 }
 
 /// What the cutter counted.
@@ -146,7 +140,7 @@ struct Open {
     complete: Option<i64>,
     /// Per PID, where its newest unit starts in `buf`.
     units: Vec<(u16, usize)>,
-    hour: u64,
+    hour: Hour,
     start: SystemTime,
     discontinuity: bool,
     keyframe: bool,
@@ -717,7 +711,7 @@ impl SegmentCutter {
         match &self.cur {
             None => true,
             Some(cur) => {
-                ext - cur.first >= self.target || hour_of(self.wall_of(ext, at)) != cur.hour
+                ext - cur.first >= self.target || Hour::of(self.wall_of(ext, at)) != cur.hour
             }
         }
     }
@@ -778,7 +772,7 @@ impl SegmentCutter {
             last: ext,
             complete: None,
             units: Vec::new(),
-            hour: hour_of(start),
+            hour: Hour::of(start),
             start,
             discontinuity: std::mem::take(&mut self.break_pending),
             keyframe,
