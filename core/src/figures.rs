@@ -256,7 +256,40 @@ pub struct Snapshot {
     pub failed: bool,
 }
 
+/// What a stream's input got wrong so far (cumulative): the counters its
+/// analysis logs, read without the upload queue's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputProblems {
+    /// Continuity counter errors.
+    pub cc_errors: u64,
+    /// PSI sections and adaptation fields refused.
+    pub psi_errors: u64,
+    /// Bytes without TS sync inside TS datagrams.
+    pub unsynced_bytes: u64,
+    /// Packets with the transport error indicator.
+    pub tei_packets: u64,
+    /// Datagrams that are not TS.
+    pub not_ts: u64,
+    /// Datagrams missing by RTP sequence number.
+    pub rtp_lost: u64,
+    /// RTP repeats or late arrivals.
+    pub rtp_late: u64,
+}
+
 impl StreamStats {
+    /// What the input got wrong so far.
+    pub fn input_problems(&self) -> InputProblems {
+        InputProblems {
+            cc_errors: self.cc_errors.load(Relaxed),
+            psi_errors: self.psi_errors.load(Relaxed),
+            unsynced_bytes: self.unsynced_bytes.load(Relaxed),
+            tei_packets: self.tei_packets.load(Relaxed),
+            not_ts: self.not_ts.load(Relaxed),
+            rtp_lost: self.rtp_lost.load(Relaxed),
+            rtp_late: self.rtp_late.load(Relaxed),
+        }
+    }
+
     /// A datagram arrived with `ts_bytes` of TS.
     pub fn datagram(&self, ts_bytes: usize) {
         self.datagrams.fetch_add(1, Relaxed);

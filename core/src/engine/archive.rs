@@ -422,3 +422,154 @@ impl StreamArchive {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hlsvault_store::MemoryStore;
+
+    /// 09:00:00 on 2026-11-21, UTC.
+    fn nine() -> Hour {
+        Hour::parse("2026-11-21T09").unwrap()
+    }
+
+    fn settings() -> ArchiveSettings {
+        ArchiveSettings {
+            target_secs: 6,
+            window: 3,
+            urls: Urls::Relative,
+            retention: None,
+            url_expiry: Duration::from_secs(3600),
+            plugins: Vec::new(),
+        }
+    }
+
+    async fn open(store: &Arc<MemoryStore>) -> StreamArchive {
+        let store: Arc<dyn ObjectStore> = store.clone();
+        let plugins = StreamPlugins::new(&[], "ch1", "239.1.1.1".into(), 5000);
+        StreamArchive::open(store, "ch1", settings(), Arc::default(), plugins)
+            .await
+            .unwrap()
+    }
+
+    /// A 6 s segment starting `secs` into `hour`.
+    fn segment(hour: Hour, secs: u64) -> Segment {
+        Segment {
+            data: vec![0x47; 188],
+            start: hour.start() + Duration::from_secs(secs),
+            duration: 6 * 90_000,
+            discontinuity: false,
+            keyframe: true,
+        }
+    }
+
+    async fn playlist(store: &MemoryStore, key: &str, kind: Kind) -> Playlist {
+        let text = store.get(key).await.unwrap().expect(key);
+        Playlist::parse(kind, &String::from_utf8_lossy(&text)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_restart_continues_the_open_hour_after_a_discontinuity() {
+        let store = Arc::new(MemoryStore::default());
+        let layout = Layout::new("ch1");
+        let mut first = open(&store).await;
+        for secs in [0, 6] {
+            first.add(segment(nine(), secs)).await.unwrap();
+        }
+        // Stopped by a signal: the hour stays open.
+        first.finish(false).await.unwrap();
+        let mut second = open(&store).await;
+        second.add(segment(nine(), 60)).await.unwrap();
+        second.finish(false).await.unwrap();
+
+        let hour = playlist(&store, &layout.hour_playlist_key(nine()), Kind::Event).await;
+        let got: Vec<(u64, bool)> = hour
+            .entries()
+            .map(|e| (e.sequence, e.discontinuity))
+            .collect();
+        assert_eq!(got, [(0, false), (1, false), (2, true)]);
+        assert!(!hour.is_ended());
+        for e in hour.entries() {
+            let key = layout.segment_key(nine(), &e.uri);
+            assert_eq!(store.kind(&key), Some(ObjectKind::Segment), "{key}");
+        }
+        let live = playlist(&store, &layout.live_key(), Kind::Window(3)).await;
+        assert_eq!(live.last().map(|e| e.sequence), Some(2));
+        assert_eq!(
+            store.get(&layout.hours_log_key()).await.unwrap().unwrap(),
+            "2026-11-21T09 2026/11/21/09/index.m3u8\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_next_hour_closes_the_last_and_both_are_listed() {
+        let store = Arc::new(MemoryStore::default());
+        let layout = Layout::new("ch1");
+        let mut archive = open(&store).await;
+        archive.add(segment(nine(), 3594)).await.unwrap();
+        archive.add(segment(nine().next(), 0)).await.unwrap();
+        archive.finish(true).await.unwrap();
+
+        let closed = playlist(&store, &layout.hour_playlist_key(nine()), Kind::Event).await;
+        assert!(closed.is_ended());
+        assert_eq!(
+            store.kind(&layout.hour_playlist_key(nine())),
+            Some(ObjectKind::ClosedPlaylist)
+        );
+        let next = playlist(
+            &store,
+            &layout.hour_playlist_key(nine().next()),
+            Kind::Event,
+        )
+        .await;
+        assert_eq!(next.last().map(|e| e.sequence), Some(1));
+        assert_eq!(
+            store.get(&layout.hours_log_key()).await.unwrap().unwrap(),
+            "2026-11-21T09 2026/11/21/09/index.m3u8\n2026-11-21T10 2026/11/21/10/index.m3u8\n"
+        );
+        let live = playlist(&store, &layout.live_key(), Kind::Window(3)).await;
+        assert!(live.is_ended());
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_whole_hours_and_their_lines() {
+        let store = Arc::new(MemoryStore::default());
+        let layout = Layout::new("ch1");
+        let mut archive = {
+            let store: Arc<dyn ObjectStore> = store.clone();
+            let plugins = StreamPlugins::new(&[], "ch1", "239.1.1.1".into(), 5000);
+            let settings = ArchiveSettings {
+                retention: Some(Duration::from_secs(2 * 3600)),
+                ..settings()
+            };
+            StreamArchive::open(store, "ch1", settings, Arc::default(), plugins)
+                .await
+                .unwrap()
+        };
+        for h in 0..4 {
+            let hour = Hour::from_index(nine().index() + h);
+            archive.add(segment(hour, 0)).await.unwrap();
+        }
+        archive.finish(true).await.unwrap();
+        // Opening 12:00 keeps 11:00 and 12:00 (two hours).
+        let folders: Vec<String> = store
+            .list("ch1/")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.ends_with("index.m3u8"))
+            .collect();
+        assert_eq!(
+            folders,
+            [
+                "ch1/2026/11/21/11/index.m3u8",
+                "ch1/2026/11/21/12/index.m3u8"
+            ]
+        );
+        let log = store.get(&layout.hours_log_key()).await.unwrap().unwrap();
+        assert_eq!(
+            log,
+            "2026-11-21T11 2026/11/21/11/index.m3u8\n2026-11-21T12 2026/11/21/12/index.m3u8\n"
+        );
+    }
+}

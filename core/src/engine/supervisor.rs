@@ -11,19 +11,27 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use super::analysis::analyse;
+use super::archive::ArchiveSettings;
+use super::check::source_findings;
+use super::hours::Urls;
+use super::plugins::plugin_problem;
+use super::publish::{publish, ArchiveTask};
+use super::reader::SourceReport;
 use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
 use super::watch::{absolute, Wake};
-use super::Urls;
-use super::{
-    analyse, plugin_problem, publish, source_findings, ArchiveSettings, ArchiveTask, SourceReport,
-    QUEUE_BATCHES, QUEUE_SEGMENTS,
-};
 use crate::config::{Config, ConfigErrors, StreamConfig};
 use crate::figures::{Figures, StreamFigures, StreamStats};
 use hlsvault_capture::Endpoint;
 use hlsvault_plugin::{self as plugin, Slot};
 use hlsvault_store::{ObjectStore, QueueLimits};
 use hlsvault_ts::segment::Segment;
+
+/// Batches queued per stream before the reader waits (files) or drops and
+/// counts (live sources): about 4 MiB.
+const QUEUE_BATCHES: usize = 16;
+/// Finished segments queued per stream before the analysis waits.
+const QUEUE_SEGMENTS: usize = 4;
 
 /// What every stream of a run shares.
 pub struct Shared {

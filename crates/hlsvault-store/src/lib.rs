@@ -1,10 +1,11 @@
 //! Object storage for hlsvault: one interface ([`ObjectStore`]), a local
-//! directory ([`FsStore`]) and S3 ([`S3Store`], with presigned URLs), and
+//! directory ([`FsStore`]), memory ([`MemoryStore`], for tests) and S3 ([`S3Store`], with presigned URLs), and
 //! the [`UploadQueue`] that keeps finished objects in order while a store
 //! is down. Keys are `/`-separated relative paths, checked by
 //! [`validate_key`].
 
 mod fs;
+mod memory;
 mod presign;
 mod queue;
 mod s3;
@@ -13,6 +14,7 @@ mod secret;
 use bytes::Bytes;
 
 pub use fs::FsStore;
+pub use memory::MemoryStore;
 pub use queue::{PublishLatency, QueueCounters, QueueLimits, UploadQueue, LATENCY_BOUNDS};
 pub use s3::{CheckFailure, S3Settings, S3Store};
 pub use secret::Secret;

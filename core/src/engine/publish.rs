@@ -1,0 +1,157 @@
+//! A stream's archive task: the segments its analysis finishes go to its
+//! [`StreamArchive`] through its upload queue, which a restarted stream
+//! hands on to its next incarnation.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::archive::{ArchiveSettings, StreamArchive};
+use super::plugins::plugins_of;
+use crate::config::StreamConfig;
+use crate::figures::StreamStats;
+use hlsvault_store::{ObjectStore, QueueLimits, StoreError, UploadQueue};
+use hlsvault_ts::segment::Segment;
+
+/// A stream's archive task, as the supervisor holds it: it ends with the
+/// stream's uploads when the stream restarts (for the next incarnation).
+pub(super) type ArchiveTask = tokio::task::JoinHandle<Option<Uploads>>;
+
+/// A stream's upload queue and the task that drains it. A restarted
+/// stream hands them on to its next incarnation, so what waits for the
+/// store (in memory or spooled) is neither dropped nor read back.
+pub(super) struct Uploads {
+    queue: Arc<UploadQueue>,
+    task: tokio::task::JoinHandle<()>,
+    /// The figures of the incarnation it serves.
+    stats: Arc<StreamStats>,
+}
+
+impl Uploads {
+    fn start(queue: UploadQueue, stats: Arc<StreamStats>) -> Self {
+        let queue = Arc::new(queue);
+        let task = tokio::spawn({
+            let q = queue.clone();
+            async move { q.run().await }
+        });
+        Uploads { queue, task, stats }
+    }
+
+    /// No more objects come: waits until every one is stored (or, while
+    /// the store is down, spooled for the next run).
+    pub(super) async fn finish(self) {
+        self.queue.close();
+        if self.task.await.is_err() {
+            tracing::error!("the upload task panicked");
+            self.stats.fail();
+        }
+    }
+}
+
+/// The archive task of one stream: stores segments and playlists in order,
+/// through the stream's upload queue.
+///
+/// `keep_open` holds the run's stop flag (a signal) and the stream's own
+/// (a restart): either leaves the hour open at the end; a restart also
+/// hands the uploads on. An earlier incarnation of the stream (`after`)
+/// finishes writing first, and its uploads go on here.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn publish(
+    store: Arc<dyn ObjectStore>,
+    limits: QueueLimits,
+    settings: ArchiveSettings,
+    cfg: StreamConfig,
+    mut rx: tokio::sync::mpsc::Receiver<Segment>,
+    stats: Arc<StreamStats>,
+    keep_open: [Arc<AtomicBool>; 2],
+    after: Option<ArchiveTask>,
+) -> Option<Uploads> {
+    let handed = match after {
+        Some(earlier) => earlier.await.ok().flatten(),
+        None => None,
+    };
+    let mut uploads = match handed {
+        Some(u) => u,
+        None => match UploadQueue::new(store, &cfg.name, limits) {
+            Ok(q) => Uploads::start(q, stats.clone()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
+                lose_all(&mut rx, &stats).await;
+                return None;
+            }
+        },
+    };
+    uploads.stats = stats.clone();
+    stats.attach_queue(uploads.queue.clone());
+    archive(
+        uploads.queue.clone(),
+        settings,
+        &cfg,
+        &mut rx,
+        &stats,
+        &keep_open,
+    )
+    .await;
+    if keep_open[1].load(Ordering::Relaxed) {
+        return Some(uploads);
+    }
+    uploads.finish().await;
+    None
+}
+
+/// The stream has failed: every segment still coming is counted lost.
+async fn lose_all(rx: &mut tokio::sync::mpsc::Receiver<Segment>, stats: &StreamStats) {
+    stats.fail();
+    while rx.recv().await.is_some() {
+        stats.lost_segment();
+    }
+}
+
+async fn archive(
+    store: Arc<UploadQueue>,
+    settings: ArchiveSettings,
+    cfg: &StreamConfig,
+    rx: &mut tokio::sync::mpsc::Receiver<Segment>,
+    stats: &Arc<StreamStats>,
+    keep_open: &[Arc<AtomicBool>; 2],
+) {
+    let [stop, restart] = keep_open;
+    // A store that cannot be reached yet is waited for: reading the archive
+    // back (never guessing) comes before the first segment. Meanwhile the
+    // segments queue up behind this task.
+    let mut wait = Duration::from_secs(1);
+    let mut archive = loop {
+        let plugins = plugins_of(&settings.plugins, cfg);
+        match StreamArchive::open(
+            store.clone(),
+            &cfg.name,
+            settings.clone(),
+            stats.clone(),
+            plugins,
+        )
+        .await
+        {
+            Ok(a) => break a,
+            Err(e @ StoreError::Unreachable { .. }) if !stop.load(Ordering::Relaxed) => {
+                tracing::warn!(error = %e, retry_in = %humantime::format_duration(wait), "cannot read the stream's archive back yet; waiting for the store");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the stream's archive; its segments are lost");
+                return lose_all(rx, stats).await;
+            }
+        }
+    };
+    while let Some(seg) = rx.recv().await {
+        if let Err(e) = archive.add(seg).await {
+            tracing::error!(error = %e, "store write failed");
+        }
+    }
+    // Stopped by a signal or restarted, the hour stays open for the next
+    // run or incarnation to continue.
+    let end = !(stop.load(Ordering::Relaxed) || restart.load(Ordering::Relaxed));
+    if let Err(e) = archive.finish(end).await {
+        tracing::error!(error = %e, "cannot write the final playlists");
+    }
+}

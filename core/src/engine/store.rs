@@ -1,0 +1,73 @@
+//! The store the config names: opened for a run or `sign`, and reached
+//! before a run to say what is wrong with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Backend, Config, Problem};
+use hlsvault_store::{FsStore, ObjectStore, S3Store, StoreError};
+
+/// The store the config names.
+pub fn open_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    Ok(match config.storage.backend {
+        Backend::Fs => Arc::new(FsStore::new(&config.storage.root)),
+        Backend::S3 => Arc::new(S3Store::new(&s3_settings(config)?)?),
+    })
+}
+
+/// The S3 settings validation proved complete.
+fn s3_settings(config: &Config) -> Result<hlsvault_store::S3Settings, StoreError> {
+    config.storage.s3().ok_or_else(|| StoreError::Backend {
+        op: "connect",
+        key: "storage".into(),
+        reason: "endpoint, bucket or credentials missing".into(),
+    })
+}
+
+/// Reaches the S3 store, if that is the backend; an unreachable endpoint
+/// may come back (transient), refused credentials or a missing bucket
+/// will not.
+pub(super) fn store_finding(config: &Config) -> Option<(Problem, bool)> {
+    if config.storage.backend != Backend::S3 {
+        return None;
+    }
+    let problem = |key: &str, reason: String| Problem {
+        key: format!("storage.{key}"),
+        reason,
+    };
+    let store = match s3_settings(config).and_then(|s| S3Store::new(&s)) {
+        Ok(s) => s,
+        Err(e) => return Some((problem("endpoint", e.to_string()), false)),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return Some((problem("endpoint", e.to_string()), false)),
+    };
+    let checked = runtime.block_on(async {
+        tokio::time::timeout(
+            STORE_CHECK_TIMEOUT,
+            store.check(config.storage.create_bucket),
+        )
+        .await
+    });
+    match checked {
+        Ok(Ok(())) => None,
+        Ok(Err(f)) => Some((problem(f.key, f.reason), f.unreachable)),
+        Err(_) => Some((
+            problem(
+                "endpoint",
+                format!(
+                    "no answer within {}",
+                    humantime::format_duration(STORE_CHECK_TIMEOUT)
+                ),
+            ),
+            true,
+        )),
+    }
+}
+
+/// How long `check` waits for the store to answer.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
