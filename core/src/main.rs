@@ -264,13 +264,9 @@ fn load_checked(
 fn check(path: &std::path::Path) -> ExitCode {
     match load_checked(path, engine::check) {
         Ok(c) => {
-            let store = match c.storage.backend {
-                config::Backend::Fs => format!("fs {}", c.storage.root.display()),
-                config::Backend::S3 => format!(
-                    "s3 {} bucket {}",
-                    c.storage.endpoint.as_deref().unwrap_or_default(),
-                    c.storage.bucket.as_deref().unwrap_or_default()
-                ),
+            let store = match &c.storage.store {
+                config::Store::Fs { root } => format!("fs {}", root.display()),
+                config::Store::S3(s3) => format!("s3 {} bucket {}", s3.endpoint, s3.bucket),
             };
             println!(
                 "{}: OK, {} stream(s), storage: {store}",

@@ -27,7 +27,7 @@ const PID_TABLE_EVERY: Duration = Duration::from_secs(1);
 pub(super) fn cut_policy(cfg: &StreamConfig) -> CutPolicy {
     CutPolicy {
         target: cfg.segment_duration,
-        max: cfg.max_segment(),
+        max: cfg.max_segment,
         recovery: cfg.keyframes == Keyframes::Recovery,
         selection: cfg.selection(),
         gap: cfg.max_gap,
@@ -61,7 +61,7 @@ impl StreamAnalysis {
             stats,
             pids_at: None,
             started: Instant::now(),
-            told_empty: !cfg.source.kind.is_live(),
+            told_empty: !cfg.source.is_live(),
             silent_for: (cfg.segment_duration * 3).max(NO_SEGMENT_WARNING),
         }
     }

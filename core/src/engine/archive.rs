@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::hours::{HourPublisher, Urls};
+use super::hours::HourPublisher;
 use crate::figures::StreamStats;
+use hlsvault_hls::Urls;
 use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
 use hlsvault_plugin::{Named, StreamPlugins};

@@ -4,14 +4,14 @@
 //! archive nothing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::analysis::cut_policy;
 use super::plugins::load_plugins;
-use super::reader::{self, SourceReport};
+use super::reader::{self, ReaderKey, SourceReport};
 use super::store::store_finding;
-use crate::config::{Config, Pace, Problem, SourceConfig, SourceKind, StreamConfig};
+use crate::config::{Config, Pace, Problem, StreamConfig};
 use crate::figures::StreamStats;
 use hlsvault_capture::{netif, CaptureError, PcapFileSource, PcapLiveSource};
 use hlsvault_ts::rtp::{self, Payload};
@@ -28,7 +28,7 @@ pub fn check(config: &Config) -> Vec<Problem> {
         let opens = !problems
             .iter()
             .any(|p| p.key.starts_with(&format!("streams[{i}] ")));
-        if let (SourceKind::PcapFile, Some(path), true) = (s.source.kind, &s.source.path, opens) {
+        if let (Some(path), true) = (s.source.file(), opens) {
             files.entry(path).or_default().push((i, s));
         }
     }
@@ -158,19 +158,16 @@ pub(super) fn source_findings<'a>(
     streams: impl Iterator<Item = (usize, &'a StreamConfig)>,
 ) -> Vec<(Problem, bool)> {
     type Outcome = Option<(&'static str, String, bool)>;
-    let mut probed: HashMap<(SourceKind, Option<String>, Option<PathBuf>), Outcome> =
-        HashMap::new();
+    let mut probed: HashMap<ReaderKey, Outcome> = HashMap::new();
     let mut problems = Vec::new();
     for (i, s) in streams {
-        let src = &s.source;
-        let outcome = probed
-            .entry((src.kind, src.interface.clone(), src.path.clone()))
-            .or_insert_with(|| {
-                probe(src).err().map(|(key, e)| {
-                    let transient = matches!(e, CaptureError::Interface(_));
-                    (key, e.to_string(), transient)
-                })
-            });
+        let reader = ReaderKey::of(s);
+        let outcome = probed.entry(reader.clone()).or_insert_with(|| {
+            probe(&reader).err().map(|(key, e)| {
+                let transient = matches!(e, CaptureError::Interface(_));
+                (key, e.to_string(), transient)
+            })
+        });
         if let Some((key, reason, transient)) = outcome {
             let key = format!("streams[{i}] (\"{}\").source.{key}", s.name);
             let reason = reason.clone();
@@ -180,23 +177,20 @@ pub(super) fn source_findings<'a>(
     problems
 }
 
-/// Opens what a source refers to, reading nothing; on failure, the key at
-/// fault.
-fn probe(src: &SourceConfig) -> Result<(), (&'static str, CaptureError)> {
-    let interface = || src.interface.clone().unwrap_or_default();
-    match src.kind {
-        SourceKind::PcapFile => {
-            PcapFileSource::new(src.path.clone().unwrap_or_default(), src.pace())
-                .probe()
-                .map_err(|e| ("path", e))
-        }
-        SourceKind::Pcap => PcapLiveSource::new(interface(), Default::default())
+/// Opens what a reader would read, reading nothing; on failure, the key
+/// of `source` at fault.
+fn probe(reader: &ReaderKey) -> Result<(), (&'static str, CaptureError)> {
+    match reader {
+        ReaderKey::File(path, pace) => PcapFileSource::new(path.clone(), *pace)
+            .probe()
+            .map_err(|e| ("path", e)),
+        ReaderKey::Pcap(interface) => PcapLiveSource::new(interface.clone(), Default::default())
             .probe()
             .map_err(|e| ("interface", e)),
-        SourceKind::Udp if src.interface.is_some() => netif::find(&interface())
+        ReaderKey::Udp(Some(interface)) => netif::find(interface)
             .map(drop)
             .map_err(|e| ("interface", e.into())),
-        SourceKind::Udp => Ok(()),
+        ReaderKey::Udp(None) => Ok(()),
     }
 }
 
@@ -210,7 +204,7 @@ pub(super) fn why_empty(
     if let Some(why) = stats.why_empty() {
         return why;
     }
-    let file = cfg.source.path.as_deref().unwrap_or(Path::new(""));
+    let file = cfg.source.file().unwrap_or(Path::new(""));
     let report = sources.iter().find(|r| Path::new(&r.source) == file);
     no_datagrams(cfg, file, report)
 }

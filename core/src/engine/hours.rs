@@ -8,80 +8,40 @@
 //! signed copy (`index.signed.m3u8`) whose segment URIs are presigned too.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::config::{StorageConfig, UrlMode};
-use hlsvault_hls::{Hour, HoursLog, Layout, Playlist};
+use hlsvault_hls::{Hour, HoursLog, Layout, Playlist, Urls};
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 
-/// How an hour's playlist is handed out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Urls {
-    /// Paths relative to the stream's folder.
-    Relative,
-    /// Absolute URLs under a base that serves the store's keys.
-    Public {
-        /// The base, without a trailing slash.
-        base: String,
-    },
-    /// Presigned URLs, valid this long.
-    Presigned {
-        /// Validity (at most 7 days for SigV4).
-        expiry: Duration,
-    },
-}
-
-impl Urls {
-    /// The mode the storage config asks for.
-    pub fn from_config(s: &StorageConfig) -> Self {
-        match s.urls {
-            UrlMode::Relative => Urls::Relative,
-            UrlMode::Public => Urls::Public {
-                base: s
-                    .public_base_url
-                    .clone()
-                    .unwrap_or_default()
-                    .trim_end_matches('/')
-                    .to_string(),
-            },
-            UrlMode::Presigned => Urls::Presigned {
-                expiry: s.url_expiry,
-            },
-        }
-    }
-
-    /// Writes what the hour's playlist needs beside it (a signed copy) and
-    /// returns the URL `hours.log` gives for the hour.
-    pub async fn hand_out(
-        &self,
-        store: &dyn ObjectStore,
-        layout: &Layout,
-        hour: Hour,
-        playlist: &Playlist,
-        kind: ObjectKind,
-    ) -> Result<String, StoreError> {
-        let index = layout.hour_playlist_key(hour);
-        match self {
-            Urls::Relative => Ok(format!("{}/index.m3u8", hour.path())),
-            Urls::Public { base } => Ok(format!("{base}/{index}")),
-            Urls::Presigned { expiry } => {
-                let folder = index.rsplit_once('/').map_or("", |(f, _)| f).to_string();
-                let mut signed = playlist.clone();
-                for e in signed.entries_mut() {
-                    e.uri = store
-                        .presign_get(&format!("{folder}/{}", e.uri), *expiry)
-                        .await?;
-                }
-                let key = layout.signed_playlist_key(hour);
-                store.put(&key, Bytes::from(signed.render()), kind).await?;
-                store.presign_get(&key, *expiry).await
+/// Writes what the hour's playlist needs beside it (a signed copy) and
+/// returns the URL `hours.log` gives for the hour.
+pub async fn hand_out(
+    urls: &Urls,
+    store: &dyn ObjectStore,
+    layout: &Layout,
+    hour: Hour,
+    playlist: &Playlist,
+    kind: ObjectKind,
+) -> Result<String, StoreError> {
+    let index = layout.hour_playlist_key(hour);
+    match urls {
+        Urls::Relative => Ok(format!("{}/index.m3u8", hour.path())),
+        Urls::Public { base } => Ok(format!("{base}/{index}")),
+        Urls::Presigned { expiry } => {
+            let folder = index.rsplit_once('/').map_or("", |(f, _)| f).to_string();
+            let mut signed = playlist.clone();
+            for e in signed.entries_mut() {
+                e.uri = store
+                    .presign_get(&format!("{folder}/{}", e.uri), *expiry)
+                    .await?;
             }
+            let key = layout.signed_playlist_key(hour);
+            store.put(&key, Bytes::from(signed.render()), kind).await?;
+            store.presign_get(&key, *expiry).await
         }
     }
 }
-
 /// A stream's hours as the store lists them in `hours.log`, and how each
 /// is handed out.
 pub struct HourPublisher {
@@ -121,10 +81,15 @@ impl HourPublisher {
         kind: ObjectKind,
         sign: impl FnOnce(&str) -> Option<String>,
     ) -> Result<Option<String>, StoreError> {
-        let url = self
-            .urls
-            .hand_out(self.store.as_ref(), &self.layout, hour, playlist, kind)
-            .await?;
+        let url = hand_out(
+            &self.urls,
+            self.store.as_ref(),
+            &self.layout,
+            hour,
+            playlist,
+            kind,
+        )
+        .await?;
         let Some(url) = sign(&url) else {
             return Ok(None);
         };

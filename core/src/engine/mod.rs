@@ -30,7 +30,7 @@ mod watch;
 pub use analysis::StreamAnalysis;
 pub use archive::{ArchiveSettings, StreamArchive};
 pub use check::{check, preflight};
-pub use hours::{HourPublisher, Urls};
+pub use hours::HourPublisher;
 pub use reader::{Batch, Input, SourceReport};
 pub use run::{run, Report};
 pub use sign::sign;

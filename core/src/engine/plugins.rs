@@ -38,7 +38,7 @@ pub(super) fn plugins_of(slots: &[Arc<Slot>], cfg: &StreamConfig) -> StreamPlugi
     StreamPlugins::new(
         slots,
         &cfg.name,
-        cfg.source.group.to_string(),
-        cfg.source.port,
+        cfg.source.dst().ip().to_string(),
+        cfg.source.dst().port(),
     )
 }

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{Pace, SourceKind, StreamConfig};
+use crate::config::{self, Pace, StreamConfig};
 use crate::figures::StreamStats;
 use hlsvault_capture::{
     Datagram, Endpoint, Event, Flow, PcapFileSource, PcapLiveSource, Source, SourceCounters,
@@ -44,7 +44,7 @@ pub enum Input {
 }
 
 /// What feeds a set of streams: streams with equal keys share one reader.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ReaderKey {
     /// A capture file, at a pace.
     File(PathBuf, Pace),
@@ -57,13 +57,10 @@ pub enum ReaderKey {
 impl ReaderKey {
     /// The reader of a stream.
     pub fn of(s: &StreamConfig) -> Self {
-        let src = &s.source;
-        match src.kind {
-            SourceKind::PcapFile => {
-                ReaderKey::File(src.path.clone().unwrap_or_default(), src.pace())
-            }
-            SourceKind::Pcap => ReaderKey::Pcap(src.interface.clone().unwrap_or_default()),
-            SourceKind::Udp => ReaderKey::Udp(src.interface.clone()),
+        match &s.source {
+            config::Source::PcapFile { path, pace, .. } => ReaderKey::File(path.clone(), *pace),
+            config::Source::Pcap { interface, .. } => ReaderKey::Pcap(interface.clone()),
+            config::Source::Udp { interface, .. } => ReaderKey::Udp(interface.clone()),
         }
     }
 

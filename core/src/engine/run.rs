@@ -15,7 +15,7 @@ use super::reader::{Progress, ReaderKey, SourceReport};
 use super::store::open_store;
 use super::supervisor::{self, Supervisor};
 use super::watch::{self, FileWatch};
-use crate::config::{Config, SourceKind};
+use crate::config::Config;
 use crate::figures::{Figures, Snapshot};
 use hlsvault_plugin as plugin;
 use hlsvault_store::QueueLimits;
@@ -108,7 +108,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 config.storage.upload_concurrency,
             )),
-            memory: config.storage.queue_bytes(),
+            memory: config.storage.queue_memory,
             spool_dir: config.storage.spool_dir.clone(),
         },
         store,
@@ -168,7 +168,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
             .iter()
             .filter_map(|(name, st)| {
                 let cfg = running_config.streams.iter().find(|s| &s.name == name)?;
-                let files = cfg.source.kind == SourceKind::PcapFile;
+                let files = !cfg.source.is_live();
                 let snap = st.snapshot();
                 // Empty because of what the file holds (what plugins or
                 // the store did is counted and judged apart).

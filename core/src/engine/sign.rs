@@ -2,9 +2,10 @@
 
 use anyhow::Context;
 
-use super::hours::{HourPublisher, Urls};
+use super::hours::{hand_out, HourPublisher};
 use super::store::open_store;
-use crate::config::{Config, UrlMode};
+use crate::config::Config;
+use hlsvault_hls::Urls;
 use hlsvault_hls::{Hour, Kind, Layout, Playlist};
 use hlsvault_store::ObjectKind;
 
@@ -39,16 +40,13 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
         };
         // hours.log hands out presigned URLs only when the config says so;
         // otherwise its line stays as it is.
-        let url = match config.storage.urls == UrlMode::Presigned {
+        let url = match matches!(config.storage.urls, Urls::Presigned { .. }) {
             true => HourPublisher::open(store.clone(), layout, urls)
                 .await?
                 .publish(hour, &playlist, kind, |url| Some(url.to_string()))
                 .await?
                 .context("no URL")?,
-            false => {
-                urls.hand_out(store.as_ref(), &layout, hour, &playlist, kind)
-                    .await?
-            }
+            false => hand_out(&urls, store.as_ref(), &layout, hour, &playlist, kind).await?,
         };
         Ok(url)
     })

@@ -4,23 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Backend, Config, Problem};
+use crate::config::{Config, Problem, Store};
 use hlsvault_store::{FsStore, ObjectStore, S3Store, StoreError};
 
 /// The store the config names.
 pub fn open_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    Ok(match config.storage.backend {
-        Backend::Fs => Arc::new(FsStore::new(&config.storage.root)),
-        Backend::S3 => Arc::new(S3Store::new(&s3_settings(config)?)?),
-    })
-}
-
-/// The S3 settings validation proved complete.
-fn s3_settings(config: &Config) -> Result<hlsvault_store::S3Settings, StoreError> {
-    config.storage.s3().ok_or_else(|| StoreError::Backend {
-        op: "connect",
-        key: "storage".into(),
-        reason: "endpoint, bucket or credentials missing".into(),
+    Ok(match &config.storage.store {
+        Store::Fs { root } => Arc::new(FsStore::new(root)),
+        Store::S3(settings) => Arc::new(S3Store::new(settings)?),
     })
 }
 
@@ -28,14 +19,14 @@ fn s3_settings(config: &Config) -> Result<hlsvault_store::S3Settings, StoreError
 /// may come back (transient), refused credentials or a missing bucket
 /// will not.
 pub(super) fn store_finding(config: &Config) -> Option<(Problem, bool)> {
-    if config.storage.backend != Backend::S3 {
+    let Store::S3(settings) = &config.storage.store else {
         return None;
-    }
+    };
     let problem = |key: &str, reason: String| Problem {
         key: format!("storage.{key}"),
         reason,
     };
-    let store = match s3_settings(config).and_then(|s| S3Store::new(&s)) {
+    let store = match S3Store::new(settings) {
         Ok(s) => s,
         Err(e) => return Some((problem("endpoint", e.to_string()), false)),
     };
@@ -46,13 +37,8 @@ pub(super) fn store_finding(config: &Config) -> Option<(Problem, bool)> {
         Ok(r) => r,
         Err(e) => return Some((problem("endpoint", e.to_string()), false)),
     };
-    let checked = runtime.block_on(async {
-        tokio::time::timeout(
-            STORE_CHECK_TIMEOUT,
-            store.check(config.storage.create_bucket),
-        )
-        .await
-    });
+    let checked =
+        runtime.block_on(async { tokio::time::timeout(STORE_CHECK_TIMEOUT, store.check()).await });
     match checked {
         Ok(Ok(())) => None,
         Ok(Err(f)) => Some((problem(f.key, f.reason), f.unreachable)),

@@ -14,7 +14,6 @@ use tracing::Instrument;
 use super::analysis::analyse;
 use super::archive::ArchiveSettings;
 use super::check::source_findings;
-use super::hours::Urls;
 use super::plugins::plugin_problem;
 use super::publish::{publish, ArchiveTask};
 use super::reader::SourceReport;
@@ -22,7 +21,6 @@ use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
 use super::watch::{absolute, Wake};
 use crate::config::{Config, ConfigErrors, StreamConfig};
 use crate::figures::{Figures, StreamFigures, StreamStats};
-use hlsvault_capture::Endpoint;
 use hlsvault_plugin::{self as plugin, Slot};
 use hlsvault_store::{ObjectStore, QueueLimits};
 use hlsvault_ts::segment::Segment;
@@ -476,7 +474,7 @@ impl Supervisor {
         let settings = ArchiveSettings {
             target_secs: s.segment_duration.as_secs_f64().round() as u64,
             window: s.live_window,
-            urls: Urls::from_config(&self.config.storage),
+            urls: self.config.storage.urls.clone(),
             retention: self.config.storage.retention,
             url_expiry: self.config.storage.url_expiry,
             plugins: stream_plugins(s, &self.plugins),
@@ -499,12 +497,8 @@ impl Supervisor {
         let id = self.next();
         let route = Route {
             id,
-            endpoint: Endpoint {
-                group: s.source.group,
-                port: s.source.port,
-                source: s.source.source_addr,
-            },
-            buffer: s.source.buffer_bytes(),
+            endpoint: s.source.endpoint(),
+            buffer: s.source.receive_buffer().unwrap_or_default(),
             stall_timeout: s.stall_timeout,
             tx: input_tx,
             stats: stats.clone(),

@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 pub use range::{range_playlist, MAX_RANGE};
 
-use crate::config::{Backend, Config};
+use crate::config::{Config, Store};
 use crate::figures::{Figures, Snapshot, StreamState, StreamStats};
 use hlsvault_hls::Hour;
 use hlsvault_hls::Layout;
@@ -56,12 +56,12 @@ pub async fn serve(
     let state = Served {
         store,
         streams: catalog.clone(),
-        presign: (config.storage.backend == Backend::S3).then_some(config.storage.url_expiry),
+        presign: matches!(config.storage.store, Store::S3(_)).then_some(config.storage.url_expiry),
     };
     let tokens = config
         .serve
         .as_ref()
-        .map(|s| s.tokens())
+        .map(|s| s.tokens.clone())
         .unwrap_or_default();
     let gate = Arc::new(auth::Gate::new(tokens));
     let status = Status {

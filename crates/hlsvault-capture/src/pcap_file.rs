@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// How fast a capture file is replayed.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pace {
     /// As fast as the pipeline goes.

@@ -3,8 +3,27 @@
 //! out (a relative path, a public URL or a presigned one).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use hlsvault_ts::Hour;
+
+/// How `hours.log` hands out each hour's playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Urls {
+    /// Paths relative to the stream's folder.
+    Relative,
+    /// Absolute URLs under a base that serves the store's keys.
+    Public {
+        /// The base, without a trailing slash.
+        base: String,
+    },
+    /// Presigned URLs of a signed copy (`index.signed.m3u8`) whose segment
+    /// URIs are presigned too, valid this long.
+    Presigned {
+        /// Validity (at most 7 days for SigV4).
+        expiry: Duration,
+    },
+}
 
 /// The lines of `hours.log`, by hour.
 ///

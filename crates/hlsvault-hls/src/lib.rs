@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 pub use hlsvault_ts::Hour;
-pub use hours_log::HoursLog;
+pub use hours_log::{HoursLog, Urls};
 pub use layout::Layout;
 
 use hlsvault_ts::clock::{format_seconds, parse_seconds, ticks_to_duration, PTS_HZ};

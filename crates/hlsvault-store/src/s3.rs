@@ -30,6 +30,8 @@ pub struct S3Settings {
     pub access_key: Secret,
     /// Secret key.
     pub secret_key: Secret,
+    /// [`S3Store::check`] creates the bucket when it is missing.
+    pub create_bucket: bool,
 }
 
 /// A store in an S3 bucket, under an optional key prefix.
@@ -39,6 +41,7 @@ pub struct S3Store {
     endpoint: String,
     bucket: String,
     prefix: String,
+    create_bucket: bool,
 }
 
 /// The causes of an error, outermost first. The crate's own texts often
@@ -161,6 +164,7 @@ impl S3Store {
             presigner,
             endpoint,
             bucket,
+            create_bucket: cfg.create_bucket,
             prefix: cfg
                 .prefix
                 .clone()
@@ -169,10 +173,10 @@ impl S3Store {
         })
     }
 
-    /// Reaches the endpoint and finds the bucket (creating it with
-    /// `create`). Says precisely what is wrong: an unreachable endpoint,
-    /// refused credentials, or no bucket.
-    pub async fn check(&self, create: bool) -> Result<(), CheckFailure> {
+    /// Reaches the endpoint and finds the bucket (creating it if the
+    /// settings say so). Says precisely what is wrong: an unreachable
+    /// endpoint, refused credentials, or no bucket.
+    pub async fn check(&self) -> Result<(), CheckFailure> {
         let fail = |key, e: &MinioError| CheckFailure {
             key,
             reason: explain(&self.endpoint, e),
@@ -191,7 +195,7 @@ impl S3Store {
         if exists {
             return Ok(());
         }
-        if !create {
+        if !self.create_bucket {
             return Err(CheckFailure {
                 key: "bucket",
                 reason: format!(

@@ -1,0 +1,388 @@
+//! The configuration file: what is accepted, and every problem with its key.
+
+use super::*;
+
+fn load_str(text: &str) -> Result<Config, ConfigErrors> {
+    let dir = std::env::temp_dir().join(format!("hlsvault-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("c.pcap");
+    std::fs::write(&pcap, b"").unwrap();
+    let file = dir.join(format!(
+        "{:x}.toml",
+        text.len() * 31 + text.bytes().map(|b| b as usize).sum::<usize>()
+    ));
+    std::fs::write(&file, text.replace("PCAP", &pcap.display().to_string())).unwrap();
+    load(&file)
+}
+
+fn keys(e: ConfigErrors) -> Vec<String> {
+    e.problems
+        .into_iter()
+        .map(|p| format!("{}: {}", p.key, p.reason))
+        .collect()
+}
+
+const GOOD: &str = r#"
+[storage]
+backend = "fs"
+root = "archive"
+
+[defaults]
+segment_duration = "4s"
+
+[[streams]]
+name = "ch1"
+live_window = 5
+[streams.source]
+kind = "pcap-file"
+path = "PCAP"
+group = "239.10.0.1"
+port = 5000
+pace = "fast"
+
+[[streams]]
+name = "ch2"
+segment_duration = "6s"
+[streams.source]
+kind = "pcap-file"
+path = "PCAP"
+group = "239.10.0.2"
+port = 5000
+"#;
+
+#[test]
+fn good_config_with_defaults_table() {
+    let c = load_str(GOOD).unwrap();
+    assert_eq!(c.streams.len(), 2);
+    assert_eq!(c.streams[0].segment_duration, Duration::from_secs(4));
+    assert_eq!(c.streams[1].segment_duration, Duration::from_secs(6));
+    assert_eq!(c.streams[0].max_segment, Duration::from_secs(30));
+    assert_eq!(c.streams[1].keyframes, Keyframes::Strict);
+    assert_eq!(c.streams[1].selection(), Default::default());
+    assert_eq!(
+        c.storage.store,
+        Store::Fs {
+            root: PathBuf::from("archive")
+        }
+    );
+    assert_eq!(c.streams[0].stall_timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn storage_backends_urls_and_secrets() {
+    let s3 = GOOD.replacen(
+        "backend = \"fs\"\nroot = \"archive\"",
+        "backend = \"s3\"\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"tv-archive\"\nregion = \"garage\"\naccess_key = \"GKid\"\nsecret_key = \"hush\"\nurls = \"presigned\"\nurl_expiry = \"2d\"\nspool_dir = \"/tmp/spool\"",
+        1,
+    );
+    let c = load_str(&s3).unwrap();
+    let Store::S3(settings) = &c.storage.store else {
+        panic!("{:?}", c.storage.store)
+    };
+    assert_eq!(
+        (
+            settings.endpoint.as_str(),
+            settings.bucket.as_str(),
+            settings.region.as_str()
+        ),
+        ("http://127.0.0.1:3900", "tv-archive", "garage")
+    );
+    assert_eq!(
+        c.storage.urls,
+        Urls::Presigned {
+            expiry: Duration::from_secs(2 * 86400)
+        }
+    );
+    assert_eq!(c.storage.url_expiry, Duration::from_secs(2 * 86400));
+    assert!(
+        !format!("{:?}", c.storage).contains("hush"),
+        "secrets never show"
+    );
+
+    let bad = s3
+        .replace("endpoint = \"http://127.0.0.1:3900\"\n", "")
+        .replace("tv-archive", "TV")
+        .replace("2d", "8d");
+    assert_eq!(
+        keys(load_str(&bad).unwrap_err()),
+        vec![
+            "storage.url_expiry: must be between 1s and 7d (the SigV4 limit)",
+            "storage.endpoint: required for backend = \"s3\"",
+            "storage.bucket: \"TV\" is not a bucket name (3-63 of a-z 0-9 - .)",
+        ]
+    );
+    let fs = GOOD.replacen(
+        "root = \"archive\"",
+        "root = \"archive\"\nurls = \"presigned\"\nbucket = \"b\"",
+        1,
+    );
+    assert_eq!(
+        keys(load_str(&fs).unwrap_err()),
+        vec![
+            "storage.urls: \"presigned\" needs backend = \"s3\"",
+            "storage.bucket: does not apply to backend = \"fs\"",
+        ]
+    );
+    let public = GOOD.replacen(
+        "root = \"archive\"",
+        "root = \"archive\"\nurls = \"public\"",
+        1,
+    );
+    assert_eq!(
+        keys(load_str(&public).unwrap_err()),
+        vec!["storage.public_base_url: required for urls = \"public\" (the URL that serves the store's keys)"]
+    );
+}
+
+#[test]
+fn plugins_are_declared_once_and_listed_by_streams() {
+    let with = GOOD.replacen(
+        "[defaults]",
+        "[plugins.nulls]\npath = \"drop-pids.wasm\"\non_error = \"fail-closed\"\ntimeout = \"5ms\"\nconfig = { pids = 8191, note = \"x\", on = true }\n\n[defaults]\nplugins = [\"nulls\"]",
+        1,
+    );
+    let c = load_str(&with).unwrap();
+    let p = &c.plugins["nulls"];
+    assert_eq!(
+        (p.name.as_str(), p.on_error, p.timeout, p.memory),
+        (
+            "nulls",
+            hlsvault_plugin::OnError::FailClosed,
+            Duration::from_millis(5),
+            16 << 20
+        )
+    );
+    assert_eq!(p.values["pids"], "8191");
+    assert_eq!(p.values["on"], "true");
+    assert_eq!(c.streams[0].plugins, vec!["nulls".to_string()]);
+
+    let bad = with
+        .replace(
+            "timeout = \"5ms\"",
+            "timeout = \"5s\"\nmemory = \"1KiB\"\nfuel = 3",
+        )
+        .replace("plugins = [\"nulls\"]", "plugins = [\"nope\"]");
+    let got = keys(load_str(&bad).unwrap_err());
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got[0].starts_with("plugins.nulls.fuel: unknown field: found `fuel`"),
+        "{got:?}"
+    );
+    // [defaults] gave both streams the plugin.
+    assert_eq!(
+        got[1],
+        "streams[0] (\"ch1\").plugins: no [plugins.nope] table declares \"nope\""
+    );
+    let limits = with.replace("timeout = \"5ms\"", "timeout = \"5s\"\nmemory = \"1KiB\"");
+    assert_eq!(
+        keys(load_str(&limits).unwrap_err()),
+        vec![
+            "plugins.nulls.timeout: must be between 100us and 1s (a call runs on the archive's path)",
+            "plugins.nulls.memory: must be between 1MiB and 1GiB"
+        ]
+    );
+}
+
+#[test]
+fn live_sources_and_keys_that_do_not_apply() {
+    let live = GOOD
+        .replacen(
+            "kind = \"pcap-file\"\npath = \"PCAP\"",
+            "kind = \"udp\"\ninterface = \"lo\"\nbuffer_size = \"8MiB\"",
+            1,
+        )
+        .replacen("pace = \"fast\"\n", "", 1);
+    let c = load_str(&live).unwrap();
+    let Source::Udp {
+        interface,
+        buffer_bytes,
+        ..
+    } = &c.streams[0].source
+    else {
+        panic!("{:?}", c.streams[0].source)
+    };
+    assert_eq!((interface.as_deref(), *buffer_bytes), (Some("lo"), 8 << 20));
+
+    // Two live streams cannot receive the same destination on one interface.
+    let twice = live.replacen("239.10.0.2", "239.10.0.1", 1).replacen(
+        "kind = \"pcap-file\"\npath = \"PCAP\"",
+        "kind = \"udp\"\ninterface = \"lo\"",
+        1,
+    );
+    let got = keys(load_str(&twice).unwrap_err());
+    assert_eq!(
+        got,
+        vec!["streams[1] (\"ch2\").source: another stream already receives 239.10.0.1:5000 on this interface"]
+    );
+
+    let bad = GOOD.replacen(
+        "kind = \"pcap-file\"",
+        "kind = \"pcap\"\nbuffer_size = \"lots\"",
+        1,
+    );
+    let got = keys(load_str(&bad).unwrap_err());
+    assert!(
+        got[0].starts_with("streams[0] (\"ch1\").source.buffer_size: \"lots\" is not a size"),
+        "{got:?}"
+    );
+
+    let v6 = live.replacen("group = \"239.10.0.1\"", "group = \"ff3e::1\"", 1);
+    let got = keys(load_str(&v6).unwrap_err());
+    assert_eq!(
+        got,
+        vec!["streams[0] (\"ch1\").source.group: live capture of IPv6 is not supported yet (IPv4 groups and addresses are)"]
+    );
+
+    // Written out, or left to its default: pcap.
+    for kind in ["kind = \"pcap\"\n", ""] {
+        let bad = GOOD.replacen("kind = \"pcap-file\"\n", kind, 1);
+        let got = keys(load_str(&bad).unwrap_err());
+        assert_eq!(
+            got,
+            vec![
+                "streams[0] (\"ch1\").source.path: does not apply to kind = \"pcap\"",
+                "streams[0] (\"ch1\").source.pace: does not apply to kind = \"pcap\"",
+                "streams[0] (\"ch1\").source.interface: required for kind = \"pcap\"",
+            ]
+        );
+    }
+    let bad = GOOD.replacen(
+        "pace = \"fast\"",
+        "pace = \"fast\"\ninterface = \"eth0\"",
+        1,
+    );
+    let got = keys(load_str(&bad).unwrap_err());
+    assert_eq!(
+        got,
+        vec!["streams[0] (\"ch1\").source.interface: does not apply to kind = \"pcap-file\""]
+    );
+}
+
+#[test]
+fn every_problem_is_listed_with_its_key() {
+    let bad = GOOD
+        .replace("port = 5000\npace", "port = 70000\npace")
+        .replace(
+            "segment_duration = \"6s\"",
+            "segment_duration = \"6 parsecs\"",
+        )
+        .replace(
+            "live_window = 5",
+            "live_window = 5\nsegmnt_duration = \"2s\"",
+        );
+    let got = keys(load_str(&bad).unwrap_err());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].starts_with("streams[0] (\"ch1\")"), "{got:?}");
+    assert!(got[0].contains("segmnt_duration"), "{got:?}");
+    assert!(
+        got[1].starts_with("streams[1] (\"ch2\").segment_duration"),
+        "{got:?}"
+    );
+    assert!(got[1].contains("6 parsecs"), "{got:?}");
+
+    let bad = GOOD.replace("port = 5000\npace", "port = 70000\npace");
+    let got = keys(load_str(&bad).unwrap_err());
+    assert_eq!(
+        got,
+        vec!["streams[0] (\"ch1\").source.port: port 70000 is out of range 1..=65535"]
+    );
+}
+
+#[test]
+fn program_and_null_packets_keys() {
+    use hlsvault_ts::program::ProgramChoice;
+    let c = load_str(&GOOD.replace(
+        "live_window = 5",
+        "live_window = 5\nprogram = 101\nnull_packets = \"keep\"",
+    ))
+    .unwrap();
+    let sel = c.streams[0].selection();
+    assert_eq!(sel.program, ProgramChoice::Number(101));
+    assert!(!sel.whole_multiplex && sel.keep_nulls);
+    let c =
+        load_str(&GOOD.replace("live_window = 5", "live_window = 5\nprogram = \"all\"")).unwrap();
+    assert!(c.streams[0].selection().whole_multiplex);
+    let bad = GOOD.replace("live_window = 5", "live_window = 5\nprogram = \"first\"");
+    let got = keys(load_str(&bad).unwrap_err());
+    assert!(
+        got[0].starts_with("streams[0] (\"ch1\").program: \"first\" is not a program"),
+        "{got:?}"
+    );
+    let bad = GOOD.replace("live_window = 5", "live_window = 5\nprogram = 0");
+    let got = keys(load_str(&bad).unwrap_err());
+    assert!(got[0].contains("program 0 is out of range"), "{got:?}");
+}
+
+#[test]
+fn duplicate_names_unknown_top_level_and_missing_file() {
+    let got = keys(load_str(&GOOD.replace("\"ch2\"", "\"ch1\"")).unwrap_err());
+    assert_eq!(
+        got,
+        vec!["streams[1] (\"ch1\").name: duplicate stream name \"ch1\""]
+    );
+
+    let got = keys(load_str(&format!("{GOOD}\n[storag]\nroot = \"x\"\n")).unwrap_err());
+    assert!(
+        got[0].starts_with("storag: unknown field: found `storag`"),
+        "{got:?}"
+    );
+
+    let got = keys(
+        load_str(&GOOD.replace(
+            "path = \"PCAP\"\ngroup = \"239.10.0.1\"",
+            "path = \"/nonexistent.pcap\"\ngroup = \"239.10.0.1\"",
+        ))
+        .unwrap_err(),
+    );
+    assert_eq!(
+        got,
+        vec!["streams[0] (\"ch1\").source.path: /nonexistent.pcap is not a readable file"]
+    );
+
+    let err = load(Path::new("/nonexistent/hlsvault.toml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/hlsvault.toml: (file): cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_and_kinds() {
+    let got = keys(
+        load_str(&GOOD.replace(
+            "kind = \"pcap-file\"\npath = \"PCAP\"\ngroup = \"239.10.0.2\"",
+            "kind = \"carrier-pigeon\"\npath = \"PCAP\"\ngroup = \"239.10.0.2\"",
+        ))
+        .unwrap_err(),
+    );
+    assert!(
+        got[0].starts_with(
+            "streams[1] (\"ch2\").source.kind: unknown variant: found `carrier-pigeon`"
+        ),
+        "{got:?}"
+    );
+    let got = keys(
+        load_str(&GOOD.replace("group = \"239.10.0.1\"", "group = \"239.10.0.300\"")).unwrap_err(),
+    );
+    assert!(
+        got[0].starts_with("streams[0] (\"ch1\").source.group"),
+        "{got:?}"
+    );
+    let got = keys(load_str(&GOOD.replace("name = \"ch1\"", "name = \"../ch1\"")).unwrap_err());
+    assert!(
+        got[0].starts_with("streams[0] (\"../ch1\").name: must be"),
+        "{got:?}"
+    );
+    let got = keys(
+        load_str(&GOOD.replace(
+            "segment_duration = \"4s\"",
+            "segment_duration = \"4s\"\nport = 1",
+        ))
+        .unwrap_err(),
+    );
+    assert!(
+        got[0].starts_with("defaults.port: not a stream default"),
+        "{got:?}"
+    );
+}

@@ -1,0 +1,391 @@
+//! From the file as written to the validated types: every problem is
+//! recorded with its key, and a part becomes its validated type only when
+//! it has none.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use figment::value::Dict;
+
+use super::load::Problems;
+use super::schema::{
+    Backend, PluginTable, ServeTable, SourceKind, SourceTable, StorageTable, StreamTable, UrlMode,
+    MAX_EXPIRY,
+};
+use super::{ServeConfig, Source, Storage, Store, StreamConfig};
+use hlsvault_capture::Endpoint;
+use hlsvault_hls::Urls;
+use hlsvault_plugin::PluginSettings;
+use hlsvault_store::{S3Settings, Secret};
+
+/// The default hard cap is never below this: GOPs of broadcast encoders
+/// reach 10 s, and a cut inside one makes a segment that does not decode.
+const MIN_DEFAULT_CAP: Duration = Duration::from_secs(30);
+
+/// Bytes each stream's upload queue holds in memory by default.
+const DEFAULT_QUEUE_MEMORY: u64 = 64 << 20;
+
+/// The kernel buffer of a live source by default.
+const DEFAULT_BUFFER: u64 = 32 << 20;
+
+/// The `[storage]` table, validated.
+pub(super) fn storage(s: &StorageTable, p: &mut Problems) -> Option<Storage> {
+    let before = p.count();
+    if !(1..=64).contains(&s.upload_concurrency) {
+        p.add("storage.upload_concurrency", "must be between 1 and 64");
+    }
+    if s.queue_memory.is_some_and(|m| m < 1 << 20) {
+        p.add("storage.queue_memory", "must be at least 1MiB");
+    }
+    match s.urls {
+        UrlMode::Presigned if s.backend != Backend::S3 => {
+            p.add("storage.urls", "\"presigned\" needs backend = \"s3\"")
+        }
+        UrlMode::Public if s.public_base_url.is_none() => p.add(
+            "storage.public_base_url",
+            "required for urls = \"public\" (the URL that serves the store's keys)",
+        ),
+        _ => {}
+    }
+    if s.retention.is_some_and(|r| r < Duration::from_secs(3600)) {
+        p.add(
+            "storage.retention",
+            "must be at least 1h (hours are deleted whole)",
+        );
+    }
+    if s.url_expiry < Duration::from_secs(1) || s.url_expiry > MAX_EXPIRY {
+        p.add(
+            "storage.url_expiry",
+            "must be between 1s and 7d (the SigV4 limit)",
+        );
+    }
+    if let Some(base) = &s.public_base_url {
+        if !is_http(base) {
+            p.add(
+                "storage.public_base_url",
+                format!("\"{base}\" is not an http:// or https:// URL"),
+            );
+        }
+    }
+    let store = match s.backend {
+        Backend::Fs => fs_store(s, p),
+        Backend::S3 => s3_store(s, p),
+    };
+    let urls = match s.urls {
+        UrlMode::Relative => Urls::Relative,
+        UrlMode::Public => Urls::Public {
+            base: s.public_base_url.as_deref()?.trim_end_matches('/').into(),
+        },
+        UrlMode::Presigned => Urls::Presigned {
+            expiry: s.url_expiry,
+        },
+    };
+    (p.count() == before).then_some(Storage {
+        store: store?,
+        spool_dir: s.spool_dir.clone(),
+        upload_concurrency: s.upload_concurrency,
+        queue_memory: s.queue_memory.unwrap_or(DEFAULT_QUEUE_MEMORY) as usize,
+        urls,
+        url_expiry: s.url_expiry,
+        retention: s.retention,
+    })
+}
+
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+fn fs_store(s: &StorageTable, p: &mut Problems) -> Option<Store> {
+    let set = [
+        ("endpoint", s.endpoint.is_some()),
+        ("bucket", s.bucket.is_some()),
+        ("prefix", s.prefix.is_some()),
+        ("access_key", s.access_key.is_some()),
+        ("secret_key", s.secret_key.is_some()),
+    ];
+    for (key, _) in set.iter().filter(|(_, set)| *set) {
+        p.add(
+            format!("storage.{key}"),
+            "does not apply to backend = \"fs\"",
+        );
+    }
+    Some(Store::Fs {
+        root: s.root.clone(),
+    })
+}
+
+fn s3_store(s: &StorageTable, p: &mut Problems) -> Option<Store> {
+    match s.endpoint.as_deref() {
+        None => p.add("storage.endpoint", "required for backend = \"s3\""),
+        Some(e) if !is_http(e) => p.add(
+            "storage.endpoint",
+            format!("\"{e}\" is not an http:// or https:// URL"),
+        ),
+        Some(_) => {}
+    }
+    match s.bucket.as_deref() {
+        None => p.add("storage.bucket", "required for backend = \"s3\""),
+        Some(b)
+            if !(3..=63).contains(&b.len())
+                || !b.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
+                }) =>
+        {
+            p.add(
+                "storage.bucket",
+                format!("\"{b}\" is not a bucket name (3-63 of a-z 0-9 - .)"),
+            )
+        }
+        Some(_) => {}
+    }
+    if let Some(prefix) = &s.prefix {
+        if hlsvault_store::validate_key(prefix).is_err() {
+            p.add(
+                "storage.prefix",
+                format!(
+                    "\"{prefix}\" is not a relative key path without '..', empty or hidden parts"
+                ),
+            );
+        }
+    }
+    if s.region.is_empty() {
+        p.add("storage.region", "must not be empty");
+    }
+    let credentials = credentials(s);
+    if credentials.is_none() {
+        p.add(
+            "storage.access_key",
+            "no credentials: set access_key and secret_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        );
+    }
+    let (access_key, secret_key) = credentials?;
+    Some(Store::S3(S3Settings {
+        endpoint: s.endpoint.clone()?,
+        bucket: s.bucket.clone()?,
+        region: s.region.clone(),
+        prefix: s.prefix.clone(),
+        access_key,
+        secret_key,
+        create_bucket: s.create_bucket,
+    }))
+}
+
+/// The S3 credentials: the keys in the file, else the standard
+/// environment variables.
+fn credentials(s: &StorageTable) -> Option<(Secret, Secret)> {
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+    };
+    let access = s.access_key.clone().or_else(|| env("AWS_ACCESS_KEY_ID"))?;
+    let secret = s
+        .secret_key
+        .clone()
+        .or_else(|| env("AWS_SECRET_ACCESS_KEY"))?;
+    Some((access, secret))
+}
+
+/// The `[serve]` table, with the tokens of `HLSVAULT_SERVE_TOKENS`.
+pub(super) fn serve(s: ServeTable) -> ServeConfig {
+    let mut tokens = s.tokens;
+    if let Ok(v) = std::env::var("HLSVAULT_SERVE_TOKENS") {
+        tokens.extend(
+            v.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+        );
+    }
+    ServeConfig {
+        listen: s.listen,
+        tokens,
+        cors_origins: s.cors_origins,
+    }
+}
+
+/// A `[[streams]]` table, validated.
+pub(super) fn stream(s: &StreamTable, prefix: &str, p: &mut Problems) -> Option<StreamConfig> {
+    let before = p.count();
+    let name_ok = !s.name.is_empty()
+        && !s.name.starts_with('.')
+        && s.name.len() <= 64
+        && s.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !name_ok {
+        p.add(
+            format!("{prefix}.name"),
+            "must be 1-64 characters of A-Z a-z 0-9 - _ . (it names the stream's folder) and not start with '.'",
+        );
+    }
+    if s.segment_duration < Duration::from_millis(500)
+        || s.segment_duration > Duration::from_secs(60)
+    {
+        p.add(
+            format!("{prefix}.segment_duration"),
+            "must be between 500ms and 60s",
+        );
+    }
+    let max_segment = s
+        .max_segment_duration
+        .unwrap_or((s.segment_duration * 5).max(MIN_DEFAULT_CAP));
+    if max_segment < s.segment_duration {
+        p.add(
+            format!("{prefix}.max_segment_duration"),
+            "must not be shorter than segment_duration",
+        );
+    }
+    if s.live_window == 0 {
+        p.add(format!("{prefix}.live_window"), "must be at least 1");
+    }
+    if s.max_gap < Duration::from_millis(100) {
+        p.add(format!("{prefix}.max_gap"), "must be at least 100ms");
+    }
+    if s.stall_timeout < Duration::from_millis(100) {
+        p.add(format!("{prefix}.stall_timeout"), "must be at least 100ms");
+    }
+    let source = source(&s.source, prefix, p);
+    (p.count() == before).then_some(StreamConfig {
+        name: s.name.clone(),
+        segment_duration: s.segment_duration,
+        max_segment,
+        keyframes: s.keyframes,
+        program: s.program,
+        null_packets: s.null_packets,
+        live_window: s.live_window,
+        max_gap: s.max_gap,
+        stall_timeout: s.stall_timeout,
+        source: source?,
+        plugins: s.plugins.clone(),
+    })
+}
+
+/// A stream's `source` table, validated.
+fn source(src: &SourceTable, prefix: &str, p: &mut Problems) -> Option<Source> {
+    let key = |k: &str| format!("{prefix}.source.{k}");
+    let kind = src.kind.name();
+    let not_for = |p: &mut Problems, k: &str, set: bool| {
+        if set {
+            p.add(key(k), format!("does not apply to kind = \"{kind}\""));
+        }
+    };
+    if src.kind.is_live() {
+        not_for(p, "path", src.path.is_some());
+        not_for(p, "pace", src.pace.is_some());
+        match &src.interface {
+            None if src.kind == SourceKind::Pcap => {
+                p.add(key("interface"), "required for kind = \"pcap\"")
+            }
+            Some(i) if i.is_empty() => p.add(key("interface"), "must not be empty"),
+            _ => {}
+        }
+        if src.group.is_ipv6() {
+            p.add(
+                key("group"),
+                "live capture of IPv6 is not supported yet (IPv4 groups and addresses are)",
+            );
+        }
+        if src.source_addr.is_some() && !src.group.is_multicast() {
+            p.add(
+                key("source_addr"),
+                "source-specific multicast needs a multicast group",
+            );
+        }
+        if src
+            .buffer_size
+            .is_some_and(|b| !(64 << 10..=2 << 30).contains(&b))
+        {
+            p.add(key("buffer_size"), "must be between 64KiB and 2GiB");
+        }
+    } else {
+        not_for(p, "interface", src.interface.is_some());
+        not_for(p, "source_addr", src.source_addr.is_some());
+        not_for(p, "buffer_size", src.buffer_size.is_some());
+        match &src.path {
+            None => p.add(key("path"), "required for kind = \"pcap-file\""),
+            Some(path) if !path.is_file() => p.add(
+                key("path"),
+                format!("{} is not a readable file", path.display()),
+            ),
+            Some(_) => {}
+        }
+    }
+    let endpoint = Endpoint {
+        group: src.group,
+        port: src.port,
+        source: src.source_addr,
+    };
+    let buffer_bytes = src.buffer_size.unwrap_or(DEFAULT_BUFFER);
+    Some(match src.kind {
+        SourceKind::PcapFile => Source::PcapFile {
+            path: src.path.clone()?,
+            pace: src.pace.unwrap_or_default(),
+            dst: SocketAddr::new(src.group, src.port),
+        },
+        SourceKind::Pcap => Source::Pcap {
+            interface: src.interface.clone()?,
+            endpoint,
+            buffer_bytes,
+        },
+        SourceKind::Udp => Source::Udp {
+            interface: src.interface.clone(),
+            endpoint,
+            buffer_bytes,
+        },
+    })
+}
+
+/// What a live source receives, as two streams must not share it: UDP
+/// sockets tell senders apart (source-specific joins); one libpcap
+/// capture demultiplexes by destination only.
+pub(super) fn reception(src: &SourceTable) -> Option<impl Eq + std::hash::Hash> {
+    let sender = (src.kind == SourceKind::Udp)
+        .then_some(src.source_addr)
+        .flatten();
+    src.kind
+        .is_live()
+        .then(|| (src.kind, src.interface.clone(), src.group, src.port, sender))
+}
+
+/// The `[plugins]` table, validated.
+pub(super) fn plugins(table: &Dict, problems: &mut Problems) -> BTreeMap<String, PluginSettings> {
+    let mut out = BTreeMap::new();
+    for (name, value) in table {
+        let prefix = format!("plugins.{name}");
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        if !name_ok {
+            problems.add(&prefix, "a plugin's name is made of A-Z a-z 0-9 - _");
+            continue;
+        }
+        let Some(t) = problems.parse::<PluginTable>(&prefix, value) else {
+            continue;
+        };
+        if !(Duration::from_micros(100)..=Duration::from_secs(1)).contains(&t.timeout) {
+            problems.add(
+                format!("{prefix}.timeout"),
+                "must be between 100us and 1s (a call runs on the archive's path)",
+            );
+        }
+        if !(1 << 20..=1 << 30).contains(&t.memory) {
+            problems.add(format!("{prefix}.memory"), "must be between 1MiB and 1GiB");
+        }
+        out.insert(
+            name.clone(),
+            PluginSettings {
+                name: name.clone(),
+                path: t.path,
+                on_error: t.on_error,
+                timeout: t.timeout,
+                memory: t.memory,
+                values: t.config,
+            },
+        );
+    }
+    out
+}
