@@ -309,7 +309,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hlsvault serve: {e:#}");
+            eprintln!("hlsvault serve: {}", explain(&e));
             ExitCode::FAILURE
         }
     }
@@ -329,7 +329,7 @@ fn sign(path: &std::path::Path, stream: &str, hour: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("hlsvault sign: {e:#}");
+            eprintln!("hlsvault sign: {}", explain(&e));
             ExitCode::FAILURE
         }
     }
@@ -346,7 +346,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     let report = match engine::run(&config, Some(path)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("hlsvault: {e:#}");
+            eprintln!("hlsvault: {}", explain(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -399,5 +399,41 @@ fn run(path: &std::path::Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// An error and its causes on one line, each cause once: our errors say
+/// their cause in their message and keep it as `source()` too.
+fn explain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        let e = anyhow::Error::from(hlsvault_capture::CaptureError::Socket {
+            what: "239.1.1.1:5000".into(),
+            source: io,
+        })
+        .context("starting the readers");
+        assert_eq!(
+            explain(&e),
+            "starting the readers: cannot receive 239.1.1.1:5000: address in use"
+        );
     }
 }

@@ -85,43 +85,57 @@ impl SourceCounters {
     }
 }
 
-/// An error that ends a source.
+/// What went wrong below a capture: libpcap's error, or the system's.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error that ends a source. Each keeps its cause (`source()`); the
+/// message says it too, for logs that show one line.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The capture could not be opened.
-    #[error("cannot open capture {path}: {reason}")]
+    #[error("cannot open capture {path}: {source}")]
     Open {
         /// The capture's path or interface.
         path: String,
-        /// Why.
-        reason: String,
+        /// What libpcap said.
+        source: pcap::Error,
     },
     /// The interface is missing or down (live sources retry).
     #[error(transparent)]
     Interface(#[from] InterfaceError),
     /// The process may not capture on the interface.
-    #[error("no permission to capture on {interface} ({reason}): run as root, grant the binary `setcap cap_net_raw,cap_net_admin=eip`, or use kind = \"udp\", which needs no privilege")]
+    #[error("no permission to capture on {interface} ({source}): run as root, grant the binary `setcap cap_net_raw,cap_net_admin=eip`, or use kind = \"udp\", which needs no privilege")]
     Privilege {
         /// The interface.
         interface: String,
         /// What libpcap said.
-        reason: String,
+        source: pcap::Error,
     },
     /// A socket could not be set up.
-    #[error("cannot receive {what}: {reason}")]
+    #[error("cannot receive {what}: {source}")]
     Socket {
         /// The group and port, and the interface.
         what: String,
         /// Why.
-        reason: std::io::Error,
+        source: std::io::Error,
     },
     /// Reading the live capture failed.
-    #[error("capture on {interface} failed: {reason}")]
+    #[error("capture on {interface} failed: {source}")]
     Read {
         /// The interface.
         interface: String,
         /// Why.
-        reason: String,
+        source: Cause,
+    },
+    /// The capture's filter could not be replaced (streams changed).
+    #[error("capture on {interface} failed: cannot set the filter {filter}: {source}")]
+    Filter {
+        /// The interface.
+        interface: String,
+        /// The filter.
+        filter: String,
+        /// Why.
+        source: Cause,
     },
     /// The capture's link layer is not one we decode.
     #[error("capture {path} has link type {linktype}, which hlsvault does not decode (Ethernet, Linux cooked, raw IP and BSD loopback are supported)")]

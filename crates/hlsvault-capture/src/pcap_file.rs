@@ -63,9 +63,9 @@ impl PcapFileSource {
     fn open(&self) -> Result<(pcap::Capture<pcap::Offline>, LinkType), CaptureError> {
         let path = self.path.display().to_string();
         let cap = pcap::Capture::from_file_with_precision(&self.path, pcap::Precision::Nano)
-            .map_err(|e| CaptureError::Open {
+            .map_err(|source| CaptureError::Open {
                 path: path.clone(),
-                reason: e.to_string(),
+                source,
             })?;
         let link = link_of(&cap, &path)?;
         Ok((cap, link))

@@ -61,17 +61,17 @@ impl PcapLiveSource {
     }
 
     fn open(&self, iface: &netif::Interface) -> Result<pcap::Capture<pcap::Active>, CaptureError> {
-        let fail = |e: pcap::Error| {
-            let reason = e.to_string();
-            if reason.contains("not permitted") || reason.contains("ermission") {
+        let fail = |source: pcap::Error| {
+            let said = source.to_string();
+            if said.contains("not permitted") || said.contains("ermission") {
                 CaptureError::Privilege {
                     interface: iface.name.clone(),
-                    reason,
+                    source,
                 }
             } else {
                 CaptureError::Open {
                     path: iface.name.clone(),
-                    reason,
+                    source,
                 }
             }
         };
@@ -108,11 +108,11 @@ fn replace_filter(
     cap: &mut pcap::Capture<pcap::Active>,
     link: crate::LinkType,
     filter: &str,
-) -> Result<(), String> {
+) -> Result<(), crate::Cause> {
     if link != crate::LinkType::Ethernet {
-        return cap.filter(filter, true).map_err(|e| e.to_string());
+        return Ok(cap.filter(filter, true)?);
     }
-    let program = cap.compile(filter, true).map_err(|e| e.to_string())?;
+    let program = cap.compile(filter, true)?;
     let insns = program.get_instructions();
     let fprog = libc::sock_fprog {
         len: insns.len() as libc::c_ushort,
@@ -120,7 +120,11 @@ fn replace_filter(
         // kernel's sock_filter; the kernel copies the program.
         filter: insns.as_ptr() as *mut libc::sock_filter,
     };
-    set_socket_option(cap.as_raw_fd(), libc::SO_ATTACH_FILTER, &fprog).map_err(|e| e.to_string())
+    Ok(set_socket_option(
+        cap.as_raw_fd(),
+        libc::SO_ATTACH_FILTER,
+        &fprog,
+    )?)
 }
 
 /// Joins `t`'s group on `iface` with a socket of its own: switches (IGMP
@@ -130,9 +134,9 @@ fn membership(t: &Target, iface: &netif::Interface) -> Result<socket2::Socket, C
     let e = t.endpoint;
     netif::membership_socket()
         .and_then(|s| netif::join(&s, e.group, e.source, iface).map(|()| s))
-        .map_err(|reason| CaptureError::Socket {
+        .map_err(|source| CaptureError::Socket {
             what: format!("{} on {} (multicast join)", e.dst(), iface.name),
-            reason,
+            source,
         })
 }
 
@@ -158,12 +162,12 @@ impl Source for PcapLiveSource {
         loop {
             wait_readable(std::slice::from_mut(&mut fd)).map_err(|e| CaptureError::Read {
                 interface: iface.name.clone(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
             if fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
                 return Err(CaptureError::Read {
                     interface: iface.name.clone(),
-                    reason: "the interface went away".into(),
+                    source: "the interface went away".into(),
                 });
             }
             let mut read = 0u32;
@@ -179,7 +183,7 @@ impl Source for PcapLiveSource {
                     Err(e) => {
                         return Err(CaptureError::Read {
                             interface: iface.name.clone(),
-                            reason: e.to_string(),
+                            source: e.into(),
                         })
                     }
                 }
@@ -202,9 +206,10 @@ impl Source for PcapLiveSource {
             // takes the new filter, so the other streams lose nothing.
             if memberships.sync(retry, join) && !memberships.wanted().is_empty() {
                 let filter = Self::filter(memberships.wanted());
-                replace_filter(&mut cap, link, &filter).map_err(|e| CaptureError::Read {
+                replace_filter(&mut cap, link, &filter).map_err(|source| CaptureError::Filter {
                     interface: iface.name.clone(),
-                    reason: format!("cannot set the filter {filter}: {e}"),
+                    filter: filter.clone(),
+                    source,
                 })?;
                 tracing::info!(interface = %iface.name, %filter, "capture filter changed");
             }

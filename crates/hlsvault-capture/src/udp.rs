@@ -42,9 +42,9 @@ impl UdpSource {
             Some(i) => format!("{} on {}", e.dst(), i.name),
             None => e.dst().to_string(),
         };
-        let fail = |reason: std::io::Error| CaptureError::Socket {
+        let fail = |source: std::io::Error| CaptureError::Socket {
             what: what(),
-            reason,
+            source,
         };
         let socket = Socket::new(
             Domain::for_address(e.dst()),
@@ -245,7 +245,7 @@ impl Source for UdpSource {
         loop {
             wait_readable(&mut fds).map_err(|e| CaptureError::Read {
                 interface: self.interface.clone().unwrap_or_default(),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
             for (fd, (t, _)) in fds.iter().zip(sockets.sockets()) {
                 if fd.revents == 0 {
@@ -256,7 +256,7 @@ impl Source for UdpSource {
                 for _ in 0..4 {
                     let got = batch.receive(fd.fd).map_err(|e| CaptureError::Read {
                         interface: t.endpoint.dst().to_string(),
-                        reason: e.to_string(),
+                        source: e.into(),
                     })?;
                     for i in 0..got {
                         let (payload, at, dropped, truncated) = batch.get(i);

@@ -84,15 +84,31 @@ pub struct Inspection {
     pub exports: Vec<String>,
 }
 
-/// Why a plugin cannot be used.
+/// The error beneath a plugin failure (wasmtime's, the system's).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a plugin cannot be used. Each keeps its cause (`source()`); the
+/// message says it too, on one line.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    /// The file cannot be read, compiled or linked.
-    #[error("{path}: {reason}")]
-    Load { path: String, reason: String },
+    /// The file cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The bytes do not compile as a component.
+    #[error("{path}: not a WebAssembly component ({})", chain_line(.source.as_ref()))]
+    Load { path: String, source: Cause },
+    /// The component cannot be linked to what the host offers.
+    #[error("{path}: cannot link: {}", chain_line(.source.as_ref()))]
+    Link { path: String, source: Cause },
     /// The host itself cannot run plugins.
-    #[error("cannot run plugins: {0}")]
-    Host(String),
+    #[error("cannot run plugins: {}", chain_line(.source.as_ref()))]
+    Host { source: Cause },
+    /// The thread that enforces call deadlines cannot start.
+    #[error("cannot run plugins: cannot start the epoch thread: {source}")]
+    EpochThread { source: std::io::Error },
     /// It imports what the host does not offer.
     #[error("{path}: imports {import}, which hlsvault does not offer (plugins get hlsvault:plugin/host and an empty WASI 0.2)")]
     Import { path: String, import: String },
@@ -126,17 +142,21 @@ pub fn inspect(engine: &Engine, path: &Path) -> Result<Inspection, PluginError> 
     let shown = path.display().to_string();
     let component = Component::from_file(engine, path).map_err(|e| PluginError::Load {
         path: shown.clone(),
-        reason: not_a_component(&e),
+        source: e.into(),
     })?;
     describe(engine, &component, &shown)
 }
 
-/// Why some bytes are not a usable component, on one line.
-fn not_a_component(e: &wasmtime::Error) -> String {
-    format!(
-        "not a WebAssembly component ({})",
-        one_line(&format!("{e:#}"))
-    )
+/// An error and its causes, on one line.
+fn chain_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    one_line(&text)
 }
 
 /// `s` on one line (log lines and config problems are one line each).

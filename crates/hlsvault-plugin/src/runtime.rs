@@ -16,7 +16,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 use super::host::{self, HostState};
-use super::{describe, not_a_component, one_line, Hook, PluginError};
+use super::{describe, one_line, Hook, PluginError};
 use crate::settings::{OnError, PluginSettings};
 
 /// How often the epoch moves: the resolution of call deadlines.
@@ -113,7 +113,7 @@ impl Runtime {
     /// Starts the thread that moves the epoch.
     pub fn new(cache: Option<PathBuf>) -> Result<Self, PluginError> {
         let engine = super::engine();
-        let linker = host::linker(&engine).map_err(|e| PluginError::Host(e.to_string()))?;
+        let linker = host::linker(&engine).map_err(|e| PluginError::Host { source: e.into() })?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("plugin-epoch".into())
@@ -124,7 +124,7 @@ impl Runtime {
                     std::thread::sleep(TICK);
                 }
             })
-            .map_err(|e| PluginError::Host(format!("cannot start the epoch thread: {e}")))?;
+            .map_err(|source| PluginError::EpochThread { source })?;
         Ok(Runtime {
             engine,
             linker,
@@ -159,17 +159,22 @@ impl Runtime {
         figures: Arc<PluginFigures>,
     ) -> Result<Arc<Loaded>, PluginError> {
         let shown = config.path.display().to_string();
-        let fail = |reason: String| PluginError::Load {
+        let bytes = std::fs::read(&config.path).map_err(|source| PluginError::Read {
             path: shown.clone(),
-            reason,
-        };
-        let bytes = std::fs::read(&config.path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let component = self.compile(&bytes).map_err(&fail)?;
+            source,
+        })?;
+        let component = self.compile(&bytes).map_err(|e| PluginError::Load {
+            path: shown.clone(),
+            source: e.into(),
+        })?;
         let inspection = describe(&self.engine, &component, &shown)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| fail(format!("cannot link: {e:#}")))?;
+            .map_err(|e| PluginError::Link {
+                path: shown.clone(),
+                source: e.into(),
+            })?;
         Ok(Arc::new(Loaded {
             settings: config.clone(),
             hooks: inspection.hooks,
@@ -181,9 +186,9 @@ impl Runtime {
 
     /// The component of `bytes`: from the cache when this engine compiled
     /// it before, else compiled now (and cached). Fails with the reason.
-    fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
         let Some(dir) = &self.cache else {
-            return Component::new(&self.engine, bytes).map_err(|e| not_a_component(&e));
+            return Component::new(&self.engine, bytes);
         };
         let file = dir.join(format!("{}.cwasm", self.cache_key(bytes)));
         if file.exists() {
@@ -197,15 +202,12 @@ impl Runtime {
                 }
             }
         }
-        let compiled = self
-            .engine
-            .precompile_component(bytes)
-            .map_err(|e| not_a_component(&e))?;
+        let compiled = self.engine.precompile_component(bytes)?;
         if let Err(e) = write_atomically(dir, &file, &compiled) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot cache a compiled plugin");
         }
         // SAFETY: `compiled` comes from this engine's precompile just above.
-        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(|e| not_a_component(&e))
+        unsafe { Component::deserialize(&self.engine, &compiled) }
     }
 
     fn cache_key(&self, bytes: &[u8]) -> String {

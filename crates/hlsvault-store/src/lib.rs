@@ -56,6 +56,9 @@ impl ObjectKind {
     }
 }
 
+/// The error beneath a store failure (the S3 client's, the system's).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -74,8 +77,12 @@ pub enum StoreError {
         op: &'static str,
         /// The key (or bucket).
         key: String,
-        /// What went wrong, for an operator (never secrets).
+        /// What went wrong, for an operator (never secrets): the cause
+        /// explained.
         reason: String,
+        /// The cause: the client's error.
+        #[source]
+        source: Option<Cause>,
     },
     /// A remote backend refused.
     #[error("{op} {key}: {reason}")]
@@ -84,8 +91,12 @@ pub enum StoreError {
         op: &'static str,
         /// The key (or bucket).
         key: String,
-        /// What went wrong, for an operator (never secrets).
+        /// What went wrong, for an operator (never secrets): the cause
+        /// explained.
         reason: String,
+        /// The cause, when a client or the system gave one.
+        #[source]
+        source: Option<Cause>,
     },
     /// The backend failed.
     #[error("{op} {key}: {source}")]
@@ -125,6 +136,7 @@ pub trait ObjectStore: Send + Sync {
             op: "presign",
             key: key.to_string(),
             reason: "this store cannot presign URLs (use backend = \"s3\")".into(),
+            source: None,
         })
     }
 

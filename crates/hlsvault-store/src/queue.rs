@@ -353,6 +353,7 @@ impl ObjectStore for UploadQueue {
             op: "queue",
             key: key.to_string(),
             reason: reason.to_string(),
+            source: None,
         };
         // A store that is up but slower than the stream holds the stream
         // back (nothing is lost); only a store that is down makes objects
@@ -571,6 +572,7 @@ mod tests {
                     op: "put",
                     key: key.into(),
                     reason: "down".into(),
+                    source: None,
                 });
             }
             self.log.lock().unwrap().push((key.to_string(), body));

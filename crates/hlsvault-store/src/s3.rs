@@ -136,6 +136,7 @@ impl S3Store {
             op: "connect",
             key: endpoint.clone(),
             reason,
+            source: None,
         };
         let mut base: BaseUrl = endpoint
             .parse()
@@ -225,11 +226,23 @@ impl S3Store {
         Ok(format!("{}{key}", self.prefix))
     }
 
-    fn error(&self, op: &'static str, key: &str, e: &MinioError) -> StoreError {
-        let (key, reason) = (key.to_string(), explain(&self.endpoint, e));
-        match unreachable(e) {
-            true => StoreError::Unreachable { op, key, reason },
-            false => StoreError::Backend { op, key, reason },
+    fn error(&self, op: &'static str, key: &str, e: MinioError) -> StoreError {
+        let (key, reason) = (key.to_string(), explain(&self.endpoint, &e));
+        let gone = unreachable(&e);
+        let source = Some(e.into());
+        match gone {
+            true => StoreError::Unreachable {
+                op,
+                key,
+                reason,
+                source,
+            },
+            false => StoreError::Backend {
+                op,
+                key,
+                reason,
+                source,
+            },
         }
     }
 }
@@ -242,13 +255,13 @@ impl ObjectStore for S3Store {
         headers.insert("Cache-Control".into(), kind.cache_control().into());
         self.client
             .put_object_content(&self.bucket, object.as_str(), ObjectContent::from(body))
-            .map_err(|e| self.error("put", key, &e.into()))?
+            .map_err(|e| self.error("put", key, e.into()))?
             .content_type(Some(kind.content_type().to_string()))
             .extra_headers(Some(headers))
             .build()
             .send()
             .await
-            .map_err(|e| self.error("put", key, &e))?;
+            .map_err(|e| self.error("put", key, e))?;
         Ok(())
     }
 
@@ -257,7 +270,7 @@ impl ObjectStore for S3Store {
         let response = self
             .client
             .get_object(&self.bucket, object.as_str())
-            .map_err(|e| self.error("get", key, &e.into()))?
+            .map_err(|e| self.error("get", key, e.into()))?
             .build()
             .send()
             .await;
@@ -266,9 +279,9 @@ impl ObjectStore for S3Store {
                 .into_bytes()
                 .await
                 .map(Some)
-                .map_err(|e| self.error("get", key, &e)),
+                .map_err(|e| self.error("get", key, e)),
             Err(e) if is_code(&e, MinioErrorCode::NoSuchKey) => Ok(None),
-            Err(e) => Err(self.error("get", key, &e)),
+            Err(e) => Err(self.error("get", key, e)),
         }
     }
 
@@ -279,7 +292,7 @@ impl ObjectStore for S3Store {
         let mut pages = self
             .client
             .list_objects(&self.bucket)
-            .map_err(|e| self.error("list", prefix, &e.into()))?
+            .map_err(|e| self.error("list", prefix, e.into()))?
             .prefix(Some(object))
             .recursive(true)
             .build()
@@ -287,7 +300,7 @@ impl ObjectStore for S3Store {
             .await;
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error("list", prefix, &e))?;
+            let page = page.map_err(|e| self.error("list", prefix, e))?;
             keys.extend(
                 page.contents
                     .into_iter()
@@ -301,11 +314,11 @@ impl ObjectStore for S3Store {
         let object = self.object(key)?;
         self.client
             .delete_object(&self.bucket, object.as_str())
-            .map_err(|e| self.error("delete", key, &e.into()))?
+            .map_err(|e| self.error("delete", key, e.into()))?
             .build()
             .send()
             .await
-            .map_err(|e| self.error("delete", key, &e))?;
+            .map_err(|e| self.error("delete", key, e))?;
         Ok(())
     }
 
