@@ -1,11 +1,16 @@
 //! hlsvault: archive live MPEG-TS over UDP into hourly HLS in object storage.
 //!
-//! The modules follow the data flow of one stream:
-//! [`config`] → capture ([`hlsvault_capture`]) → the TS core ([`hlsvault_ts`]: analysis, RTP,
-//! the segment cutter) → playlists ([`hlsvault_hls`]) → storage ([`hlsvault_store`]) →
-//! [`urls`], wired and supervised by [`engine`]; [`serve`] plays it back,
-//! [`hlsvault_plugin`] loads WebAssembly hooks, [`probe`] tells what a capture
-//! carries.
+//! This crate is the top of the workspace: the configuration, the engine
+//! that wires the lower crates along the data flow of one stream, the
+//! playback server and the command line.
+//!
+//! [`config`] → capture ([`hlsvault_capture`]) → the TS core
+//! ([`hlsvault_ts`]: RTP, analysis, the segment cutter) → playlists and
+//! hours ([`hlsvault_hls`]) → storage ([`hlsvault_store`]), wired and
+//! supervised by [`engine`], with WebAssembly hooks
+//! ([`hlsvault_plugin`]) along the way. The engine writes [`figures`];
+//! [`serve`] reads them and plays the archive back; [`probe`] tells what a
+//! capture carries.
 
 pub mod config;
 pub mod engine;
