@@ -282,6 +282,15 @@ fn set_socket_option<T>(fd: libc::c_int, name: libc::c_int, value: &T) -> std::i
 
 /// One stream a live source receives: a destination, and optionally the
 /// only sender to accept (source-specific multicast).
+///
+/// ```
+/// let e = hlsvault_capture::Endpoint {
+///     group: "239.1.1.1".parse().unwrap(),
+///     port: 5000,
+///     source: Some("10.0.0.7".parse().unwrap()),
+/// };
+/// assert_eq!(e.dst().to_string(), "239.1.1.1:5000");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// Destination group (or unicast address).

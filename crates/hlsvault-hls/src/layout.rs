@@ -12,6 +12,16 @@ use std::time::SystemTime;
 use hlsvault_ts::Hour;
 
 /// Object keys of one stream.
+///
+/// ```
+/// use hlsvault_hls::{Hour, Layout};
+///
+/// let ch1 = Layout::new("ch1");
+/// let hour = Hour::parse("2026-11-21T09").unwrap();
+/// assert_eq!(ch1.hour_playlist_key(hour), "ch1/2026/11/21/09/index.m3u8");
+/// assert_eq!(ch1.live_key(), "ch1/live.m3u8");
+/// assert_eq!(Layout::live_uri(hour, "a.ts"), "2026/11/21/09/a.ts");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Layout {
     stream: String,

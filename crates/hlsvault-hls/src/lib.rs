@@ -52,6 +52,27 @@ pub enum Kind {
 }
 
 /// A media playlist.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use hlsvault_hls::{Entry, Kind, Playlist};
+///
+/// let mut hour = Playlist::new(Kind::Event, 6);
+/// hour.push(Entry {
+///     sequence: 0,
+///     uri: "0000.000-0.ts".into(),
+///     duration: 6 * 90_000,
+///     start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_251_600),
+///     discontinuity: false,
+///     tags: Vec::new(),
+/// });
+/// hour.end();
+/// let text = hour.render();
+/// assert!(text.contains("#EXTINF:6.000000,\n0000.000-0.ts\n"));
+/// assert!(text.ends_with("#EXT-X-ENDLIST\n"));
+/// // A restart reads it back and continues it.
+/// assert_eq!(Playlist::parse(Kind::Event, &text).unwrap(), hour);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Playlist {
     kind: Kind,

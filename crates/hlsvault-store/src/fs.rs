@@ -8,6 +8,17 @@ use bytes::Bytes;
 use crate::{validate_key, ObjectKind, ObjectStore, StoreError};
 
 /// A store in a local directory.
+///
+/// ```
+/// use hlsvault_store::{FsStore, ObjectKind, ObjectStore};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = FsStore::new(dir.path());
+/// store.put("ch1/hours.log", "2026-11-21T09 2026/11/21/09/index.m3u8\n".into(), ObjectKind::Index).await.unwrap();
+/// assert!(dir.path().join("ch1/hours.log").is_file());
+/// assert!(store.put("../escape", "".into(), ObjectKind::Index).await.is_err());
+/// # });
+/// ```
 pub struct FsStore {
     root: PathBuf,
     temp_counter: AtomicU64,
