@@ -48,55 +48,107 @@ impl Uploads {
     }
 }
 
-/// The archive task of one stream: stores segments and playlists in order,
-/// through the stream's upload queue.
-///
-/// `keep_open` holds the run's stop flag (a signal) and the stream's own
-/// (a restart): either leaves the hour open at the end; a restart also
-/// hands the uploads on. An earlier incarnation of the stream (`after`)
-/// finishes writing first, and its uploads go on here.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn publish(
-    store: Arc<dyn ObjectStore>,
-    limits: QueueLimits,
-    settings: ArchiveSettings,
-    cfg: StreamConfig,
-    mut rx: tokio::sync::mpsc::Receiver<Segment>,
-    stats: Arc<StreamStats>,
-    keep_open: [Arc<AtomicBool>; 2],
-    after: Option<ArchiveTask>,
-) -> Option<Uploads> {
-    let handed = match after {
-        Some(earlier) => earlier.await.ok().flatten(),
-        None => None,
-    };
-    let mut uploads = match handed {
-        Some(u) => u,
-        None => match UploadQueue::new(store, &cfg.name, limits) {
-            Ok(q) => Uploads::start(q, stats.clone()),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
-                lose_all(&mut rx, &stats).await;
-                return None;
-            }
-        },
-    };
-    uploads.stats = stats.clone();
-    stats.attach_queue(uploads.queue.clone());
-    archive(
-        uploads.queue.clone(),
-        settings,
-        &cfg,
-        &mut rx,
-        &stats,
-        &keep_open,
-    )
-    .await;
-    if keep_open[1].load(Ordering::Relaxed) {
-        return Some(uploads);
+/// One incarnation of a stream's archive task: what it writes, where, and
+/// the flags that leave the hour open at its end.
+pub(super) struct Publish {
+    /// Where the archive goes (through the stream's upload queue).
+    pub store: Arc<dyn ObjectStore>,
+    /// What the upload queues share.
+    pub limits: QueueLimits,
+    /// How the archive is kept.
+    pub settings: ArchiveSettings,
+    /// The stream.
+    pub cfg: StreamConfig,
+    /// Its figures.
+    pub stats: Arc<StreamStats>,
+    /// The run's stop flag (a signal).
+    pub stop: Arc<AtomicBool>,
+    /// The stream's own (a restart), which also hands the uploads on.
+    pub restart: Arc<AtomicBool>,
+}
+
+impl Publish {
+    /// Stores the segments of `rx` in order, through the stream's upload
+    /// queue. A stop or a restart leaves the hour open at the end; a
+    /// restart also hands the uploads on. An earlier incarnation of the
+    /// stream (`after`) finishes writing first, and its uploads go on here.
+    pub(super) async fn run(
+        self,
+        mut rx: tokio::sync::mpsc::Receiver<Segment>,
+        after: Option<ArchiveTask>,
+    ) -> Option<Uploads> {
+        let handed = match after {
+            Some(earlier) => earlier.await.ok().flatten(),
+            None => None,
+        };
+        let stats = &self.stats;
+        let mut uploads = match handed {
+            Some(u) => u,
+            None => match UploadQueue::new(self.store.clone(), &self.cfg.name, self.limits.clone())
+            {
+                Ok(q) => Uploads::start(q, stats.clone()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
+                    lose_all(&mut rx, stats).await;
+                    return None;
+                }
+            },
+        };
+        uploads.stats = stats.clone();
+        stats.attach_queue(uploads.queue.clone());
+        self.archive(uploads.queue.clone(), &mut rx).await;
+        if self.restart.load(Ordering::Relaxed) {
+            return Some(uploads);
+        }
+        uploads.finish().await;
+        None
     }
-    uploads.finish().await;
-    None
+
+    async fn archive(
+        &self,
+        queue: Arc<UploadQueue>,
+        rx: &mut tokio::sync::mpsc::Receiver<Segment>,
+    ) {
+        let (cfg, stats) = (&self.cfg, &self.stats);
+        // A store that cannot be reached yet is waited for: reading the
+        // archive back (never guessing) comes before the first segment.
+        // Meanwhile the segments queue up behind this task.
+        let mut wait = Duration::from_secs(1);
+        let mut archive = loop {
+            let plugins = plugins_of(&self.settings.plugins, cfg);
+            match StreamArchive::open(
+                queue.clone(),
+                &cfg.name,
+                self.settings.clone(),
+                stats.clone(),
+                plugins,
+            )
+            .await
+            {
+                Ok(a) => break a,
+                Err(e @ StoreError::Unreachable { .. }) if !self.stop.load(Ordering::Relaxed) => {
+                    tracing::warn!(error = %e, retry_in = %humantime::format_duration(wait), "cannot read the stream's archive back yet; waiting for the store");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the stream's archive; its segments are lost");
+                    return lose_all(rx, stats).await;
+                }
+            }
+        };
+        while let Some(seg) = rx.recv().await {
+            if let Err(e) = archive.add(seg).await {
+                tracing::error!(error = %e, "store write failed");
+            }
+        }
+        // Stopped by a signal or restarted, the hour stays open for the
+        // next run or incarnation to continue.
+        let end = !(self.stop.load(Ordering::Relaxed) || self.restart.load(Ordering::Relaxed));
+        if let Err(e) = archive.finish(end).await {
+            tracing::error!(error = %e, "cannot write the final playlists");
+        }
+    }
 }
 
 /// The stream has failed: every segment still coming is counted lost.
@@ -104,54 +156,5 @@ async fn lose_all(rx: &mut tokio::sync::mpsc::Receiver<Segment>, stats: &StreamS
     stats.fail();
     while rx.recv().await.is_some() {
         stats.lost_segment();
-    }
-}
-
-async fn archive(
-    store: Arc<UploadQueue>,
-    settings: ArchiveSettings,
-    cfg: &StreamConfig,
-    rx: &mut tokio::sync::mpsc::Receiver<Segment>,
-    stats: &Arc<StreamStats>,
-    keep_open: &[Arc<AtomicBool>; 2],
-) {
-    let [stop, restart] = keep_open;
-    // A store that cannot be reached yet is waited for: reading the archive
-    // back (never guessing) comes before the first segment. Meanwhile the
-    // segments queue up behind this task.
-    let mut wait = Duration::from_secs(1);
-    let mut archive = loop {
-        let plugins = plugins_of(&settings.plugins, cfg);
-        match StreamArchive::open(
-            store.clone(),
-            &cfg.name,
-            settings.clone(),
-            stats.clone(),
-            plugins,
-        )
-        .await
-        {
-            Ok(a) => break a,
-            Err(e @ StoreError::Unreachable { .. }) if !stop.load(Ordering::Relaxed) => {
-                tracing::warn!(error = %e, retry_in = %humantime::format_duration(wait), "cannot read the stream's archive back yet; waiting for the store");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(30));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open the stream's archive; its segments are lost");
-                return lose_all(rx, stats).await;
-            }
-        }
-    };
-    while let Some(seg) = rx.recv().await {
-        if let Err(e) = archive.add(seg).await {
-            tracing::error!(error = %e, "store write failed");
-        }
-    }
-    // Stopped by a signal or restarted, the hour stays open for the next
-    // run or incarnation to continue.
-    let end = !(stop.load(Ordering::Relaxed) || restart.load(Ordering::Relaxed));
-    if let Err(e) = archive.finish(end).await {
-        tracing::error!(error = %e, "cannot write the final playlists");
     }
 }

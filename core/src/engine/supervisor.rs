@@ -15,7 +15,7 @@ use super::analysis::analyse;
 use super::archive::ArchiveSettings;
 use super::check::source_findings;
 use super::plugins::plugin_problem;
-use super::publish::{publish, ArchiveTask};
+use super::publish::{ArchiveTask, Publish};
 use super::reader::SourceReport;
 use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
 use super::watch::{absolute, Wake};
@@ -481,19 +481,16 @@ impl Supervisor {
         };
         let span = tracing::info_span!("stream", name = %s.name);
         let shared = &self.shared;
-        let task = shared.io.spawn(
-            publish(
-                shared.store.clone(),
-                shared.limits.clone(),
-                settings,
-                s.clone(),
-                seg_rx,
-                stats.clone(),
-                [shared.stop.clone(), keep_open.clone()],
-                after,
-            )
-            .instrument(span),
-        );
+        let publish = Publish {
+            store: shared.store.clone(),
+            limits: shared.limits.clone(),
+            settings,
+            cfg: s.clone(),
+            stats: stats.clone(),
+            stop: shared.stop.clone(),
+            restart: keep_open.clone(),
+        };
+        let task = shared.io.spawn(publish.run(seg_rx, after).instrument(span));
         let id = self.next();
         let route = Route {
             id,
