@@ -386,3 +386,18 @@ fn bad_values_and_kinds() {
         "{got:?}"
     );
 }
+
+#[test]
+fn a_duration_too_large_to_multiply_is_a_problem_not_a_panic() {
+    let got = keys(
+        load_str(&GOOD.replace(
+            "segment_duration = \"4s\"",
+            "segment_duration = \"4000000000000000000s\"",
+        ))
+        .unwrap_err(),
+    );
+    assert_eq!(
+        got,
+        vec!["streams[0] (\"ch1\").segment_duration: must be between 500ms and 60s",]
+    );
+}

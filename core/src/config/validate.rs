@@ -231,7 +231,7 @@ pub(super) fn stream(s: &StreamTable, prefix: &str, p: &mut Problems) -> Option<
     }
     let max_segment = s
         .max_segment_duration
-        .unwrap_or((s.segment_duration * 5).max(MIN_DEFAULT_CAP));
+        .unwrap_or(s.segment_duration.saturating_mul(5).max(MIN_DEFAULT_CAP));
     if max_segment < s.segment_duration {
         p.add(
             format!("{prefix}.max_segment_duration"),

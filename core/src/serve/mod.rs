@@ -26,6 +26,7 @@ use crate::figures::{Figures, Snapshot, StreamState, StreamStats};
 use hlsvault_hls::Hour;
 use hlsvault_hls::Layout;
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
+use hlsvault_ts::clock::{last_writable, writable};
 
 #[derive(Clone)]
 struct Served {
@@ -211,7 +212,8 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamReport>, StoreError> {
         out.push(StreamReport {
             name,
             state,
-            last_segment_end: last.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            last_segment_end: last
+                .map(|t| humantime::format_rfc3339_millis(writable(t)).to_string()),
             age_seconds: age.map(|a| a.as_secs_f64()),
             last,
             bitrate_bps: stats
@@ -359,12 +361,24 @@ fn parse_range(q: &RangeQuery) -> Result<(SystemTime, SystemTime), String> {
         "start",
         q.start.as_deref().ok_or("start= is required (RFC 3339)")?,
     )?;
+    let too_long = || {
+        format!(
+            "the range is longer than {}",
+            humantime::format_duration(MAX_RANGE)
+        )
+    };
     let end = match (&q.end, &q.duration) {
         (Some(e), None) => time("end", e)?,
         (None, Some(d)) => {
+            let d = humantime::parse_duration(d)
+                .map_err(|e| format!("duration={d} is not a duration ({e})"))?;
+            if d > MAX_RANGE {
+                return Err(too_long());
+            }
             start
-                + humantime::parse_duration(d)
-                    .map_err(|e| format!("duration={d} is not a duration ({e})"))?
+                .checked_add(d)
+                .filter(|end| *end <= last_writable())
+                .ok_or("the range ends after the year 9999")?
         }
         _ => return Err("give end= (RFC 3339) or duration= (e.g. 1h), not both".into()),
     };
@@ -372,10 +386,7 @@ fn parse_range(q: &RangeQuery) -> Result<(SystemTime, SystemTime), String> {
         return Err("the range ends before it starts".into());
     }
     if end.duration_since(start).unwrap_or_default() > MAX_RANGE {
-        return Err(format!(
-            "the range is longer than {}",
-            humantime::format_duration(MAX_RANGE)
-        ));
+        return Err(too_long());
     }
     Ok((start, end))
 }
@@ -526,4 +537,32 @@ fn segment(content: Bytes, range: Option<&HeaderValue>) -> Response {
         r.headers_mut().insert(header::CONTENT_RANGE, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(start: &str, end: Option<&str>, duration: Option<&str>) -> Result<(), String> {
+        parse_range(&RangeQuery {
+            start: Some(start.into()),
+            end: end.map(Into::into),
+            duration: duration.map(Into::into),
+        })
+        .map(drop)
+    }
+
+    #[test]
+    fn ranges_past_what_a_clock_holds_are_refused_not_a_panic() {
+        assert_eq!(range("2026-11-21T09:00:00Z", None, Some("1h")), Ok(()));
+        assert_eq!(
+            range("2026-11-21T09:00:00Z", None, Some("500000000000y")).unwrap_err(),
+            "the range is longer than 7days"
+        );
+        assert_eq!(
+            range("9999-12-31T23:30:00Z", None, Some("1h")).unwrap_err(),
+            "the range ends after the year 9999"
+        );
+        assert!(range("2026-11-21T09:00:00Z", Some("2026-11-21T08:00:00Z"), None).is_err());
+    }
 }

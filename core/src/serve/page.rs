@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::figures::{StreamState, HISTORY};
 use hlsvault_hls::Hour;
+use hlsvault_ts::clock::writable;
 
 /// What the page shows of one stream.
 pub struct Row<'a> {
@@ -66,7 +67,11 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
         // The links go to the newest recording, however old it is.
         let newest = r.last.unwrap_or(now);
         let hour = Hour::of(newest);
-        let hour_ago = humantime::format_rfc3339_seconds(newest - Duration::from_secs(3600));
+        let hour_ago = humantime::format_rfc3339_seconds(writable(
+            newest
+                .checked_sub(Duration::from_secs(3600))
+                .unwrap_or(newest),
+        ));
         let age = r.last.map_or("none".to_string(), |t| {
             let secs = now.duration_since(t).unwrap_or_default().as_secs();
             format!(

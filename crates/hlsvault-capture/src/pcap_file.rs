@@ -112,9 +112,11 @@ impl Source for PcapFileSource {
                     ts.tv_usec.clamp(0, 999_999_999) as u32,
                 );
                 let (t0, w0) = *clock.get_or_insert((at, Instant::now()));
-                if let Some(offset) = at.checked_sub(t0) {
+                // A time before the first record's is not waited for, nor
+                // one past what the clock can hold (a corrupt record).
+                if let Some(due) = at.checked_sub(t0).and_then(|offset| w0.checked_add(offset)) {
                     // Sleep in ticks, so that a stop request is heard.
-                    while let Some(wait) = (w0 + offset).checked_duration_since(Instant::now()) {
+                    while let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait.min(TICK));
                         if sink(Event::Tick) == Flow::Stop {
                             return Ok((End::Stopped, fragments.finished(n)));

@@ -16,7 +16,7 @@ pub use hlsvault_ts::Hour;
 pub use hours_log::{HoursLog, Urls};
 pub use layout::Layout;
 
-use hlsvault_ts::clock::{format_seconds, parse_seconds, ticks_to_duration, PTS_HZ};
+use hlsvault_ts::clock::{format_seconds, parse_seconds, ticks_to_duration, writable, PTS_HZ};
 
 /// One segment as listed in a playlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,8 @@ pub struct Entry {
 impl Entry {
     /// When the entry's media ends on the wall clock.
     pub fn end(&self) -> SystemTime {
-        self.start + ticks_to_duration(self.duration as i64)
+        let duration = ticks_to_duration(self.duration.min(i64::MAX as u64) as i64);
+        writable(self.start.checked_add(duration).unwrap_or(self.start))
     }
 }
 
@@ -172,7 +173,7 @@ impl Playlist {
         let rounded = self
             .entries
             .iter()
-            .map(|e| (e.duration + PTS_HZ / 2) / PTS_HZ);
+            .map(|e| e.duration.saturating_add(PTS_HZ / 2) / PTS_HZ);
         let target = rounded.max().unwrap_or(0).max(self.target);
         let first = self.entries.front().map_or(0, |e| e.sequence);
         let mut s = String::with_capacity(128 + self.entries.len() * 96);
@@ -199,7 +200,7 @@ impl Playlist {
             let _ = writeln!(
                 s,
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
-                humantime::format_rfc3339_millis(e.start)
+                humantime::format_rfc3339_millis(writable(e.start))
             );
             for t in &e.tags {
                 let _ = writeln!(s, "{t}");
@@ -278,7 +279,7 @@ impl Playlist {
                     discontinuity: std::mem::take(&mut pending_disc),
                     tags: std::mem::take(&mut pending_tags),
                 });
-                seq += 1;
+                seq = seq.saturating_add(1);
             }
         }
         Ok(p)
@@ -361,5 +362,27 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.reason, "URI without #EXTINF");
+    }
+
+    #[test]
+    fn a_stored_playlist_with_absurd_numbers_reads_and_renders_without_panic() {
+        let text = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n\
+            #EXT-X-PROGRAM-DATE-TIME:9999-12-31T23:00:00Z\n\
+            #EXTINF:99999999999999999999,\na.ts\n#EXTINF:99999999999999999999,\nb.ts\n";
+        let p = Playlist::parse(Kind::Event, text).unwrap();
+        let ends: Vec<SystemTime> = p.entries().map(Entry::end).collect();
+        assert!(ends
+            .iter()
+            .all(|e| *e <= hlsvault_ts::clock::last_writable()));
+        let again = p.render();
+        // The second entry follows the first, at the last writable time.
+        assert!(
+            again.contains("#EXT-X-PROGRAM-DATE-TIME:9999-12-31T23:59:59.999Z\n#EXTINF:"),
+            "{again}"
+        );
+        assert!(
+            again.contains("#EXT-X-TARGETDURATION:204963823041217"),
+            "{again}"
+        );
     }
 }

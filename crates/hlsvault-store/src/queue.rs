@@ -509,8 +509,13 @@ fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, Item)>> {
             continue;
         };
         let data = std::fs::read(&path)?;
-        let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = String::from_utf8_lossy(line);
+        // A header without its newline is a write torn by a crash: the
+        // object never made it into the spool whole.
+        let Some(newline) = data.iter().position(|&b| b == b'\n') else {
+            tracing::warn!(path = %path.display(), "not a spooled object (torn write?); left alone");
+            continue;
+        };
+        let line = String::from_utf8_lossy(&data[..newline]);
         let Some((kind, key)) = line
             .split_once(' ')
             .and_then(|(k, key)| Some((kind_from(k)?, key.to_string())))
@@ -518,7 +523,7 @@ fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, Item)>> {
             tracing::warn!(path = %path.display(), "not a spooled object; left alone");
             continue;
         };
-        let size = data.len() - line.len() - 1;
+        let size = data.len() - newline - 1;
         let item = Item {
             key,
             kind,
@@ -766,5 +771,24 @@ mod tests {
             3,
             "the store stayed down: the two waiting are lost too"
         );
+    }
+
+    #[test]
+    fn a_spool_file_torn_before_its_header_ends_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("1.obj"),
+            b"segment ch1/2026/11/21/09/a.ts\nTS",
+        )
+        .unwrap();
+        // Killed while writing the header: no newline.
+        std::fs::write(dir.path().join("2.obj"), b"segment ch1/2026/11/2").unwrap();
+        std::fs::write(dir.path().join("3.obj"), b"").unwrap();
+        let found = read_spool(dir.path()).unwrap();
+        let keys: Vec<(u64, &str, usize)> = found
+            .iter()
+            .map(|(n, _, item)| (*n, item.key.as_str(), item.size))
+            .collect();
+        assert_eq!(keys, [(1, "ch1/2026/11/21/09/a.ts", 2)]);
     }
 }

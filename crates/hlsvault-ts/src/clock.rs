@@ -4,6 +4,8 @@
 //! 2^33 × 300 ticks. Differences are taken modulo the wrap and read as signed,
 //! so a stream that crosses the wrap keeps a seamless timeline.
 
+use std::time::SystemTime;
+
 /// PTS/DTS ticks per second.
 pub const PTS_HZ: u64 = 90_000;
 /// PCR ticks per second.
@@ -45,7 +47,8 @@ pub fn pts_diff(to: u64, from: u64) -> i64 {
 /// Forward distance from `from` to `to` on the PCR circle, in 27 MHz ticks.
 /// A backward step reads as a distance close to the whole circle.
 pub fn pcr_forward(to: u64, from: u64) -> u64 {
-    (to + PCR_WRAP - from) % PCR_WRAP
+    // A PCR extension above 299 (the field has 9 bits) reads past the wrap.
+    (to % PCR_WRAP + PCR_WRAP - from % PCR_WRAP) % PCR_WRAP
 }
 
 /// A PTS made monotonic-capable: 64-bit, never wrapping.
@@ -83,10 +86,41 @@ pub fn parse_seconds(text: &str) -> Option<u64> {
     (secs.is_finite() && secs >= 0.0).then(|| (secs * PTS_HZ as f64).round() as u64)
 }
 
-/// 90 kHz ticks as a `Duration`.
+/// 90 kHz ticks as a `Duration` (negative: zero). Whole seconds first,
+/// so that no tick count overflows (ticks × 10⁹ would past 57 hours).
+///
+/// ```
+/// use hlsvault_ts::clock::ticks_to_duration;
+/// use std::time::Duration;
+/// assert_eq!(ticks_to_duration(90_000 * 3600 * 60), Duration::from_secs(3600 * 60));
+/// assert_eq!(ticks_to_duration(i64::MAX).as_secs(), i64::MAX as u64 / 90_000);
+/// ```
 pub fn ticks_to_duration(ticks: i64) -> std::time::Duration {
     let t = ticks.max(0) as u64;
-    std::time::Duration::from_nanos(t * 1_000_000_000 / PTS_HZ)
+    std::time::Duration::from_secs(t / PTS_HZ)
+        + std::time::Duration::from_nanos((t % PTS_HZ) * 1_000_000_000 / PTS_HZ)
+}
+
+/// The latest wall-clock time an RFC 3339 timestamp can write:
+/// 9999-12-31T23:59:59.999Z (humantime formats nothing later).
+pub fn last_writable() -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(253_402_300_799_999)
+}
+
+/// `t` inside what archive names and playlists can write: from 1970 to the
+/// year 9999. A corrupt capture can carry any time, and the cutter places
+/// a frame before its capture time; the archive must still be written.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use hlsvault_ts::clock::{last_writable, writable};
+/// let before = SystemTime::UNIX_EPOCH - Duration::from_secs(5);
+/// assert_eq!(writable(before), SystemTime::UNIX_EPOCH);
+/// let far = SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 40);
+/// assert_eq!(writable(far), last_writable());
+/// ```
+pub fn writable(t: SystemTime) -> SystemTime {
+    t.clamp(SystemTime::UNIX_EPOCH, last_writable())
 }
 
 #[cfg(test)]
@@ -114,6 +148,13 @@ mod tests {
         }
         // B-frame order: a step back stays a step back.
         assert_eq!(x.extend((start + 8 * 3600) % PTS_WRAP), last - 3600);
+    }
+
+    #[test]
+    fn a_pcr_past_the_wrap_is_read_on_the_circle() {
+        let past = PCR_WRAP + 211; // base 2^33 - 1, extension 511
+        assert_eq!(pcr_forward(past, PCR_WRAP - 100), 311);
+        assert_eq!(pcr_forward(100, past), PCR_WRAP - 111);
     }
 
     #[test]

@@ -25,18 +25,22 @@ pub struct Hour(u64);
 /// Seconds in an hour.
 const SECS: u64 = 3600;
 
+/// The last hour RFC 3339 can write: 9999-12-31T23.
+const LAST: u64 = 70_389_527;
+
 impl Hour {
-    /// The hour a wall-clock time falls in (times before 1970: the first).
+    /// The hour a wall-clock time falls in (times before 1970: the first;
+    /// after the year 9999: the last).
     pub fn of(t: SystemTime) -> Self {
-        Hour(
+        Hour::from_index(
             t.duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() / SECS),
         )
     }
 
-    /// The hour `n` hours after 1970-01-01T00.
+    /// The hour `n` hours after 1970-01-01T00 (at most 9999-12-31T23).
     pub fn from_index(n: u64) -> Self {
-        Hour(n)
+        Hour(n.min(LAST))
     }
 
     /// Hours since 1970-01-01T00.
@@ -59,9 +63,9 @@ impl Hour {
         SystemTime::UNIX_EPOCH + Duration::from_secs(self.0 * SECS)
     }
 
-    /// The hour after it.
+    /// The hour after it (the last hour has none: itself).
     pub fn next(self) -> Self {
-        Hour(self.0 + 1)
+        Hour::from_index(self.0 + 1)
     }
 
     /// The hour `n` hours before it (the first hour at most).
@@ -106,6 +110,15 @@ mod tests {
         ] {
             assert_eq!(Hour::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn hours_before_1970_and_after_9999_are_written_as_the_first_and_last() {
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(7200);
+        assert_eq!(Hour::of(before).label(), "1970-01-01T00");
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 3600);
+        assert_eq!(Hour::of(far).label(), "9999-12-31T23");
+        assert_eq!(Hour::from_index(u64::MAX).next().path(), "9999/12/31/23");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use outage::{AudioRole, VideoWatch};
 
 use std::time::{Duration, SystemTime};
 
-use crate::clock::{pts_diff, ticks_to_duration, PtsExtender, PCR_HZ, PTS_HZ};
+use crate::clock::{pts_diff, ticks_to_duration, writable, PtsExtender, PCR_HZ, PTS_HZ};
 use crate::keyframe::Picture;
 use crate::pes::insert_into_unit_start;
 use crate::program::Selection;
@@ -677,11 +677,13 @@ impl SegmentCutter {
         }
     }
 
+    /// Where the frame at `ext` falls on the wall clock, inside what the
+    /// archive can name (a corrupt capture's clock can be anywhere).
     fn wall_of(&self, ext: i64, at: SystemTime) -> SystemTime {
-        match self.anchor {
+        writable(match self.anchor {
             Some(a) => a.wall(ext),
             None => self.new_anchor(ext, at).wall,
-        }
+        })
     }
 
     /// Anchors a new run: the frame is presented when the decoder clock

@@ -421,3 +421,23 @@ fn declared_video_that_never_comes_is_timed_by_audio_after_the_wait() {
         .iter()
         .any(|h| h.pid == VIDEO_PID && h.has_payload)));
 }
+
+#[test]
+fn a_timeline_without_a_break_keeps_its_wall_clock_past_57_hours() {
+    // 10^9 × ticks overflowed 64 bits at 57 h: a clean live stream's
+    // frames were then placed 57 hours back (or the analysis stopped).
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(T0);
+    let anchor = Anchor { ext: 0, wall: t0 };
+    for hours in [56, 57, 58, 60, 1000] {
+        let ext = (hours * 3600 * PTS_HZ) as i64;
+        assert_eq!(
+            anchor.wall(ext),
+            t0 + Duration::from_secs(hours * 3600),
+            "{hours} h"
+        );
+    }
+    assert_eq!(
+        anchor.wall(-(60 * 3600 * PTS_HZ as i64)),
+        t0 - Duration::from_secs(60 * 3600)
+    );
+}
