@@ -341,24 +341,12 @@ fn deliver(
             ts.tv_sec.max(0) as u64,
             ts.tv_usec.clamp(0, 999_999_999) as u32,
         );
-    let datagram = match udp_payload(link, frame) {
-        Err(Skip::Fragment) => {
-            n.fragments += 1;
-            // Their counts join the source's at its end (`finished`).
-            let Some(f) = link::ipv4_fragment(link, frame) else {
-                fragments.unsupported();
-                return Flow::Continue;
-            };
-            let dst = f.dst;
-            match fragments.push(at, f) {
-                Some(ip) => link::reassembled_udp(dst, ip),
-                None => return Flow::Continue,
-            }
-        }
-        d => d,
-    };
-    match datagram {
-        Ok((dst, payload)) => {
+    let decoded = decode(link, at, frame, fragments);
+    if decoded.fragment {
+        n.fragments += 1;
+    }
+    match decoded.datagram {
+        Ok(Some((dst, payload))) => {
             return sink(Event::Datagram(Datagram {
                 at,
                 dst,
@@ -366,11 +354,65 @@ fn deliver(
                 endpoint: None,
             }))
         }
+        Ok(None) => {}
         Err(Skip::NotUdp) => n.not_udp += 1,
-        Err(Skip::Truncated) => n.truncated += 1,
-        Err(Skip::Fragment) => unreachable!("fragments are reassembled above"),
+        Err(Skip::Truncated | Skip::Fragment) => n.truncated += 1,
     }
     Flow::Continue
+}
+
+/// What a captured frame gives.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    /// Its UDP datagram (destination and payload), rebuilt when it came in
+    /// fragments; `None` while a fragmented one is not whole (or cannot
+    /// be rebuilt: counted by the reassembler).
+    pub datagram: Result<Option<(SocketAddr, &'a [u8])>, Skip>,
+    /// The frame was an IP fragment.
+    pub fragment: bool,
+}
+
+/// Decodes a frame captured `at` on a `link` down to its UDP datagram,
+/// reassembling IPv4 fragments in `fragments`. Any bytes are safe.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use hlsvault_capture::{decode, LinkType, Reassembler, Skip};
+/// let mut fragments = Reassembler::default();
+/// let d = decode(LinkType::Ethernet, SystemTime::now(), &[0u8; 10], &mut fragments);
+/// assert!(matches!(d.datagram, Err(Skip::Truncated)));
+/// ```
+pub fn decode<'a>(
+    link: LinkType,
+    at: SystemTime,
+    frame: &'a [u8],
+    fragments: &'a mut Reassembler,
+) -> Decoded<'a> {
+    let datagram = match udp_payload(link, frame) {
+        Err(Skip::Fragment) => {
+            let Some(f) = link::ipv4_fragment(link, frame) else {
+                fragments.unsupported();
+                return Decoded {
+                    datagram: Ok(None),
+                    fragment: true,
+                };
+            };
+            let dst = f.dst;
+            let datagram = match fragments.push(at, f) {
+                Some(ip) => link::reassembled_udp(dst, ip).map(Some),
+                None => Ok(None),
+            };
+            return Decoded {
+                datagram,
+                fragment: true,
+            };
+        }
+        d => d.map(Some),
+    };
+    Decoded {
+        datagram,
+        fragment: false,
+    }
 }
 
 /// The link layer of an open capture, if we decode it.
