@@ -20,11 +20,12 @@ pub fn segment_name(name: &str) -> Result<(), String> {
     if name.starts_with('/') {
         return Err(format!("{name:?} is an absolute path"));
     }
-    if name
-        .split('/')
-        .any(|p| p == ".." || p == "." || p.is_empty())
-    {
-        return Err(format!("{name:?} has an empty, \".\" or \"..\" part"));
+    // The store's rule for keys (hidden parts are refused there too): a
+    // name the store would refuse is never handed to it.
+    if name.split('/').any(|p| p.is_empty() || p.starts_with('.')) {
+        return Err(format!(
+            "{name:?} has an empty, \".\", \"..\" or hidden part"
+        ));
     }
     if name.chars().any(|c| c.is_control() || c == '\\') {
         return Err(format!("{name:?} has a control character or a backslash"));
@@ -35,7 +36,49 @@ pub fn segment_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Playlist tags: single lines that start with `#`, bounded.
+/// The tags of RFC 8216 (and its second edition) that change how media is
+/// fetched, decoded or timed, or how the playlist is read: the host writes
+/// those it needs, and a plugin may not add them. `#EXT-X-DATERANGE` is
+/// the spec's too, but only describes the timeline: it is allowed.
+const RESERVED: &[&str] = &[
+    "#EXTM3U",
+    "#EXTINF",
+    "#EXT-X-VERSION",
+    "#EXT-X-TARGETDURATION",
+    "#EXT-X-MEDIA-SEQUENCE",
+    "#EXT-X-DISCONTINUITY-SEQUENCE",
+    "#EXT-X-DISCONTINUITY",
+    "#EXT-X-ENDLIST",
+    "#EXT-X-PLAYLIST-TYPE",
+    "#EXT-X-I-FRAMES-ONLY",
+    "#EXT-X-BYTERANGE",
+    "#EXT-X-KEY",
+    "#EXT-X-MAP",
+    "#EXT-X-PROGRAM-DATE-TIME",
+    "#EXT-X-GAP",
+    "#EXT-X-BITRATE",
+    "#EXT-X-PART",
+    "#EXT-X-PART-INF",
+    "#EXT-X-SERVER-CONTROL",
+    "#EXT-X-SKIP",
+    "#EXT-X-PRELOAD-HINT",
+    "#EXT-X-RENDITION-REPORT",
+    "#EXT-X-MEDIA",
+    "#EXT-X-STREAM-INF",
+    "#EXT-X-I-FRAME-STREAM-INF",
+    "#EXT-X-SESSION-DATA",
+    "#EXT-X-SESSION-KEY",
+    "#EXT-X-CONTENT-STEERING",
+    "#EXT-X-INDEPENDENT-SEGMENTS",
+    "#EXT-X-START",
+    "#EXT-X-DEFINE",
+    "#EXT-X-ALLOW-CACHE",
+];
+
+/// Playlist tags: single lines that start with `#`, bounded. Allowed:
+/// `#EXT-X-DATERANGE`, `#EXT-X-CUE-*`, `#EXT-X-SCTE35`, vendor tags outside
+/// the spec's reserved set, and comments; refused: every tag that changes
+/// how media is fetched or timed ([`RESERVED`]).
 pub fn tags(tags: &[String]) -> Result<(), String> {
     if tags.len() > TAGS_MAX {
         return Err(format!("{} tags (at most {TAGS_MAX})", tags.len()));
@@ -50,19 +93,12 @@ pub fn tags(tags: &[String]) -> Result<(), String> {
         if t.chars().any(|c| c.is_control()) {
             return Err(format!("{t:?} is not a single line"));
         }
-        // The host writes these itself; a plugin must not repeat or undo them.
-        if [
-            "#EXTM3U",
-            "#EXTINF",
-            "#EXT-X-ENDLIST",
-            "#EXT-X-TARGETDURATION",
-            "#EXT-X-MEDIA-SEQUENCE",
-            "#EXT-X-VERSION",
-        ]
-        .iter()
-        .any(|own| t.starts_with(own))
-        {
-            return Err(format!("{t:?} is a tag the host writes itself"));
+        // A tag's name ends at its ':' (`#EXT-X-KEYS-OF-MINE` is not a key).
+        let name = t.split(':').next().unwrap_or_default();
+        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            return Err(format!(
+                "{name} changes how the media is fetched or timed: the host writes it, a plugin may not"
+            ));
         }
     }
     Ok(())
@@ -102,6 +138,8 @@ mod tests {
         assert!(segment_name("sub/ch1-000042.ts").is_ok());
         for bad in [
             "../x.ts",
+            ".x.ts",
+            "sub/.hidden/x.ts",
             "a/../../x.ts",
             "/etc/x.ts",
             "a//b.ts",
@@ -116,6 +154,28 @@ mod tests {
     }
 
     #[test]
+    fn a_name_the_namer_accepts_is_a_key_the_store_accepts() {
+        let key = |name: &str| format!("ch1/2026/11/21/09/{name}");
+        for name in [
+            "ch1-000042.ts",
+            "sub/dir/x.ts",
+            "a.b.c.ts",
+            ".x.ts",
+            "a/.b.ts",
+            "a/./b.ts",
+            "x\u{7f}.ts",
+            "x\u{85}.ts",
+            "a//b.ts",
+        ] {
+            assert_eq!(
+                segment_name(name).is_ok(),
+                hlsvault_store::validate_key(&key(name)).is_ok(),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
     fn tags_are_single_lines_of_their_own() {
         assert!(tags(&["#EXT-X-DATERANGE:ID=\"a\"".into(), "#X-CHANNEL:1".into()]).is_ok());
         for bad in [
@@ -127,6 +187,40 @@ mod tests {
             assert!(tags(&[bad.to_string()]).is_err(), "{bad:?}");
         }
         assert!(tags(&vec!["#A".to_string(); TAGS_MAX + 1]).is_err());
+    }
+
+    #[test]
+    fn every_tag_that_changes_fetching_or_timing_is_refused() {
+        for tag in [
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"https://evil/key\"",
+            "#EXT-X-MAP:URI=\"init.mp4\"",
+            "#EXT-X-BYTERANGE:1000@0",
+            "#EXT-X-DISCONTINUITY",
+            "#EXT-X-PROGRAM-DATE-TIME:2000-01-01T00:00:00Z",
+            "#EXT-X-GAP",
+            "#EXT-X-DISCONTINUITY-SEQUENCE:9",
+            "#EXT-X-PLAYLIST-TYPE:VOD",
+            "#EXT-X-START:TIME-OFFSET=-10",
+            "#EXT-X-DEFINE:NAME=\"x\"",
+            "#EXT-X-INDEPENDENT-SEGMENTS",
+            "#ext-x-key:METHOD=NONE",
+            "#EXTINF:1,",
+        ] {
+            assert!(tags(&[tag.to_string()]).is_err(), "{tag}");
+        }
+        for tag in [
+            "#EXT-X-DATERANGE:ID=\"ad1\",START-DATE=\"2026-11-21T09:00:00Z\"",
+            "#EXT-X-CUE-OUT:DURATION=30",
+            "#EXT-X-CUE-IN",
+            "#EXT-X-CUE-OUT-CONT:ElapsedTime=5,Duration=30",
+            "#EXT-X-SCTE35:CUE=\"/DAlAAAAAAAAAP/wFAUAAAABf+/+AAAAAH4AKTLgAAEAAAAAAAoAAAAA\"",
+            "#EXT-X-ACME-CHANNEL:7",
+            "#EXT-X-KEYS-OF-MINE:1",
+            "#EXT-OATCLS-SCTE35:/DAlAAAAAAAAAP/w",
+            "# a comment",
+        ] {
+            assert!(tags(&[tag.to_string()]).is_ok(), "{tag}");
+        }
     }
 
     #[test]
