@@ -110,6 +110,14 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether trying again cannot help (the key itself is refused), as
+    /// opposed to a store that is down or failing for now.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::InvalidKey { .. })
+    }
+}
+
 /// Where the archive is written.
 #[async_trait::async_trait]
 pub trait ObjectStore: Send + Sync {

@@ -233,6 +233,12 @@ impl UploadQueue {
                     retry = RETRY_FIRST;
                     self.finish_front(false);
                 }
+                // Retrying cannot help: the object is given up (counted),
+                // and what waits behind it goes on.
+                Err(e) if e.is_permanent() => {
+                    tracing::error!(stream = %self.name, %key, error = %e, "the store refuses this object for good; it is not stored");
+                    self.finish_front(true);
+                }
                 Err(e) => {
                     let (first, closed) = {
                         let mut s = self.state.lock().expect("queue lock");
@@ -348,6 +354,8 @@ impl UploadQueue {
 #[async_trait::async_trait]
 impl ObjectStore for UploadQueue {
     async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
+        // A key no store takes is refused now, not queued.
+        crate::validate_key(key)?;
         let size = body.len();
         let refuse = |reason: &str| StoreError::Backend {
             op: "queue",
@@ -567,11 +575,19 @@ mod tests {
     struct Flaky {
         down: AtomicBool,
         log: Mutex<Vec<(String, Bytes)>>,
+        /// Keys it refuses for good.
+        refuses: Mutex<Vec<String>>,
     }
 
     #[async_trait::async_trait]
     impl ObjectStore for Flaky {
         async fn put(&self, key: &str, body: Bytes, _: ObjectKind) -> Result<(), StoreError> {
+            if self.refuses.lock().unwrap().iter().any(|k| k == key) {
+                return Err(StoreError::InvalidKey {
+                    key: key.into(),
+                    reason: "refused by this backend",
+                });
+            }
             if self.down.load(Ordering::SeqCst) {
                 return Err(StoreError::Backend {
                     op: "put",
@@ -676,6 +692,27 @@ mod tests {
             "spool emptied"
         );
         assert_eq!((q.counters().spool_depth, q.counters().waiting), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_the_store_refuses_is_given_up_and_blocks_nothing_behind_it() {
+        let store = Arc::new(Flaky::default());
+        store.refuses.lock().unwrap().push("b.ts".into());
+        let q = Arc::new(UploadQueue::new(store.clone(), "ch1", limits(None, 1 << 20)).unwrap());
+        // No store takes this one: refused at once, never queued.
+        assert!(matches!(
+            q.put("../x.ts", Bytes::new(), ObjectKind::Segment).await,
+            Err(StoreError::InvalidKey { .. })
+        ));
+        for key in ["a.ts", "b.ts", "c.ts"] {
+            q.put(key, Bytes::from_static(b"x"), ObjectKind::Segment)
+                .await
+                .unwrap();
+        }
+        q.close();
+        q.run().await;
+        assert_eq!(keys(&store), ["a.ts", "c.ts"]);
+        assert_eq!((q.counters().refused, q.counters().retries), (1, 0));
     }
 
     #[tokio::test(start_paused = true)]
