@@ -289,6 +289,8 @@ fn hostile_plugins_never_stop_the_archive() {
         ("trapping", "trap", "fail-open"),
         ("dotdot", "dotdot", "fail-open"),
         ("multiline", "multiline", "fail-open"),
+        ("same", "same", "fail-open"),
+        ("key", "key", "fail-open"),
         ("closed", "trap", "fail-closed"),
     ];
     let mut text = format!("[storage]\nroot = \"{}\"\n", d.join("archive").display());
@@ -336,7 +338,15 @@ fn hostile_plugins_never_stop_the_archive() {
     assert!(clean.len() >= 3);
 
     // Fail-open: every stream archived all of it, byte for byte.
-    for name in ["looping", "bomb", "trapping", "dotdot", "multiline"] {
+    for name in [
+        "looping",
+        "bomb",
+        "trapping",
+        "dotdot",
+        "multiline",
+        "same",
+        "key",
+    ] {
         let got = segments(&d.join("archive").join(name));
         assert_eq!(got.len(), clean.len(), "{name}: {}", summary(name));
         for ((_, a), (_, b)) in got.iter().zip(&clean) {
@@ -370,6 +380,20 @@ fn hostile_plugins_never_stop_the_archive() {
         logged("multiline", "invalid result") && logged("multiline", "not a single line"),
         "{stderr}"
     );
+    // A name already in the hour would overwrite a segment: refused.
+    assert!(
+        logged("same", "invalid result") && logged("same", "already a segment of this hour"),
+        "{stderr}"
+    );
+    // A tag that changes how media is fetched: refused.
+    assert!(
+        logged("key", "invalid result") && logged("key", "#EXT-X-KEY changes how the media"),
+        "{stderr}"
+    );
+    for (path, _) in hour_playlists(&d.join("archive/key")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("EXT-X-KEY"), "{text}");
+    }
     assert!(logged("trapping", "fail-open: built-in behaviour used"));
     // Repeated failures suspend the plugin (with backoff), and say so.
     assert!(logged("trapping", "suspended"), "{stderr}");

@@ -153,7 +153,13 @@ impl StreamArchive {
             discontinuity: seg.discontinuity || self.gap,
             default_name,
         };
-        let named = self.plugins().segment_name(&info);
+        let open = self.hour.as_ref().map(|h| &h.playlist);
+        let taken = |name: &str| open.is_some_and(|p| p.entries().any(|e| e.uri == name));
+        let named = self
+            .plugins
+            .lock()
+            .expect("plugins lock")
+            .segment_name(&info, taken);
         let name = match named {
             Named::Default => info.default_name.clone(),
             Named::Plugin(name) => name,

@@ -123,7 +123,7 @@ fn main() {
             "segment namer (template)",
             per_call(50_000, || {
                 assert!(matches!(
-                    others.segment_name(&segment),
+                    others.segment_name(&segment, |_| false),
                     hlsvault_plugin::Named::Plugin(_)
                 ));
             }),

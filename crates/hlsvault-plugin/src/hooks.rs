@@ -196,8 +196,10 @@ impl StreamPlugins {
         out
     }
 
-    /// The name of a finished segment.
-    pub fn segment_name(&mut self, segment: &SegmentInfo) -> Named {
+    /// The name of a finished segment. A name that is `taken` (by another
+    /// segment of its hour) is an invalid result: storing it would
+    /// overwrite that segment.
+    pub fn segment_name(&mut self, segment: &SegmentInfo, taken: impl Fn(&str) -> bool) -> Named {
         let Some(inst) = self
             .instances
             .iter_mut()
@@ -215,7 +217,13 @@ impl StreamPlugins {
                     .hlsvault_plugin_namer()
                     .call_name(store, segment)
             },
-            |name| validate::segment_name(&name).map(|()| name),
+            |name| {
+                validate::segment_name(&name)?;
+                match taken(&name) {
+                    true => Err(format!("{name:?} is already a segment of this hour")),
+                    false => Ok(name),
+                }
+            },
         );
         match (result, on_error) {
             (Ok(name), _) => Named::Plugin(name),

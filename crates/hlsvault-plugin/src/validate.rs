@@ -24,7 +24,7 @@ pub fn segment_name(name: &str) -> Result<(), String> {
     // name the store would refuse is never handed to it.
     if name.split('/').any(|p| p.is_empty() || p.starts_with('.')) {
         return Err(format!(
-            "{name:?} has an empty, \".\", \"..\" or hidden part"
+            "{name:?} has a hidden, empty, \".\" or \"..\" part"
         ));
     }
     if name.chars().any(|c| c.is_control() || c == '\\') {

@@ -57,6 +57,7 @@ impl namer::Guest for Hostile {
     fn name(segment: SegmentInfo) -> String {
         match mode().as_str() {
             "dotdot" => "../../escape.ts".to_string(),
+            "same" => "same.ts".to_string(),
             _ => segment.default_name,
         }
     }
@@ -70,6 +71,7 @@ impl policy::Guest for Hostile {
     fn entry_tags(_segment: SegmentInfo, _kind: PlaylistKind) -> Vec<String> {
         match mode().as_str() {
             "multiline" => vec!["#EXT-X-FOO\n#EXTINF:1,\nevil.ts".to_string()],
+            "key" => vec!["#EXT-X-KEY:METHOD=AES-128,URI=\"https://evil.example/key\"".to_string()],
             _ => Vec::new(),
         }
     }
