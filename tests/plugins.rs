@@ -261,6 +261,24 @@ port = {port}
         expires > now + 6 * 86_400 && expires <= now + 7 * 86_400 + 60,
         "{expires}"
     );
+    // `hlsvault sign` renews the hour's URL the same way, signer included.
+    let out = output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["sign", "--config", config.to_str().unwrap()])
+            .args(["--stream", "ch1", "--hour", "2026-11-21T09"])
+            .env("XDG_CACHE_HOME", d.join("cache")),
+    );
+    assert!(out.status.success(), "sign succeeds");
+    let renewed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        renewed
+            .starts_with("https://cdn.example.com/archive/ch1/2026/11/21/09/index.m3u8?expires=")
+            && renewed.contains("&token="),
+        "{renewed}"
+    );
+    let log = std::fs::read_to_string(d.join("archive/ch1/hours.log")).unwrap();
+    assert!(log.contains(&format!("2026-11-21T09 {renewed}\n")), "{log}");
+
     // The plain stream keeps the host's URLs.
     let plain_log = std::fs::read_to_string(d.join("archive/plain/hours.log")).unwrap();
     assert!(plain_log.contains("https://origin.example/archive/plain/2026/11/21/09/index.m3u8"));

@@ -74,11 +74,12 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Sign an hour again: a fresh index.signed.m3u8 with presigned segment
-    /// URLs, and the new presigned URL of that playlist on standard output.
+    /// Sign an hour again: its URL as the archive hands it out, renewed, on
+    /// standard output, and in its line of {stream}/hours.log.
     ///
-    /// Presigned URLs expire (at most 7 days for S3); this renews them. With
-    /// urls = "presigned", the hour's line in {stream}/hours.log is updated.
+    /// Presigned URLs expire (at most 7 days for S3), and so do the tokens
+    /// of URL signer plugins; this renews them. With urls = "presigned",
+    /// the hour gets a fresh index.signed.m3u8 with presigned segment URLs.
     Sign {
         /// The configuration file (TOML).
         #[arg(short, long, value_name = "FILE")]

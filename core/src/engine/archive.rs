@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::hours::HourPublisher;
+use super::hours::{signed_by, HourPublisher};
 use crate::figures::StreamStats;
 use hlsvault_hls::Urls;
 use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
@@ -406,16 +406,7 @@ impl StreamArchive {
         let key = self.layout.hour_playlist_key(open.hour);
         self.put(&key, Bytes::from(open.playlist.render()), kind)
             .await?;
-        let expires_at = (std::time::SystemTime::now() + self.url_expiry)
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        // A signer that failed closed hands out no URL: the line keeps
-        // the one it had.
-        let plugins = &self.plugins;
-        let sign = |url: &str| {
-            let mut plugins = plugins.lock().expect("plugins lock");
-            plugins.sign(&key, url, expires_at)
-        };
+        let sign = signed_by(&self.plugins, &key, self.url_expiry);
         self.hours
             .publish(open.hour, &open.playlist, kind, sign)
             .await

@@ -7,16 +7,18 @@
 //! playlist as a relative path, a public URL, or a presigned URL of a
 //! signed copy (`index.signed.m3u8`) whose segment URIs are presigned too.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
 use hlsvault_hls::{Hour, HoursLog, Layout, Playlist, Urls};
+use hlsvault_plugin::StreamPlugins;
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 
 /// Writes what the hour's playlist needs beside it (a signed copy) and
 /// returns the URL `hours.log` gives for the hour.
-pub async fn hand_out(
+async fn hand_out(
     urls: &Urls,
     store: &dyn ObjectStore,
     layout: &Layout,
@@ -42,6 +44,24 @@ pub async fn hand_out(
         }
     }
 }
+/// How an hour's URL goes through the stream's URL signer plugins: as the
+/// URL of `key`, valid for `expiry` from now. A signer that fails closed
+/// gives none (the hours.log line keeps the URL it had); without a signer
+/// the URL stays as it is.
+pub fn signed_by<'a>(
+    plugins: &'a Mutex<StreamPlugins>,
+    key: &'a str,
+    expiry: Duration,
+) -> impl FnOnce(&str) -> Option<String> + 'a {
+    let expires_at = (SystemTime::now() + expiry)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    move |url| {
+        let mut plugins = plugins.lock().expect("plugins lock");
+        plugins.sign(key, url, expires_at)
+    }
+}
+
 /// A stream's hours as the store lists them in `hours.log`, and how each
 /// is handed out.
 pub struct HourPublisher {

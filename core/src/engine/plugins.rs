@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Config, Problem, StreamConfig};
-use hlsvault_plugin::{Runtime, Slot, StreamPlugins};
+use hlsvault_plugin::{PluginError, Runtime, Slot, StreamPlugins};
 
 /// A plugin that cannot be used is a problem at its `path`.
 pub(super) fn plugin_problem(name: &str, reason: String) -> Problem {
@@ -31,6 +31,22 @@ pub(super) fn load_plugins(
         }
     }
     (loaded, problems)
+}
+
+/// Stream `cfg`'s plugins on their own (for `sign`): compiled, and one
+/// set of instances.
+pub(super) fn load_stream_plugins(
+    config: &Config,
+    cfg: &StreamConfig,
+) -> Result<StreamPlugins, PluginError> {
+    let mut slots = Vec::new();
+    if !cfg.plugins.is_empty() {
+        let runtime = Runtime::new(Some(config.plugin_cache.clone()))?;
+        for name in &cfg.plugins {
+            slots.push(Slot::new(runtime.load(&config.plugins[name])?));
+        }
+    }
+    Ok(plugins_of(&slots, cfg))
 }
 
 /// One side's instances of stream `cfg`'s plugins (`slots`).

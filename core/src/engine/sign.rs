@@ -1,29 +1,34 @@
-//! `hlsvault sign`: signs an hour of the archive again.
+//! `hlsvault sign`: publishes an hour of the archive again, as the archive
+//! does (`HourPublisher`, the stream's URL signer plugins included), to
+//! renew URLs that expire.
+
+use std::sync::Mutex;
 
 use anyhow::Context;
 
-use super::hours::{hand_out, HourPublisher};
+use super::hours::{signed_by, HourPublisher};
+use super::plugins::load_stream_plugins;
 use super::store::open_store;
 use crate::config::Config;
-use hlsvault_hls::Urls;
 use hlsvault_hls::{Hour, Kind, Layout, Playlist};
 use hlsvault_store::ObjectKind;
 
-/// Signs an hour again: writes a fresh `index.signed.m3u8` for `stream`'s
-/// hour `label` (`YYYY-MM-DDTHH`, UTC), updates its line in `hours.log`
-/// when the config hands out presigned URLs, and returns the playlist's
-/// new presigned URL (valid for `url_expiry`).
+/// Publishes `stream`'s hour `label` (`YYYY-MM-DDTHH`, UTC) again: the
+/// URL the config hands out for it (presigned: a fresh
+/// `index.signed.m3u8` with presigned segment URLs, valid for
+/// `url_expiry`), through the stream's URL signer plugins; its line in
+/// `hours.log` is updated. Returns the URL.
 pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String> {
-    if !config.streams.iter().any(|s| s.name == stream) {
-        anyhow::bail!("no stream named \"{stream}\" in the config");
-    }
+    let cfg = config
+        .streams
+        .iter()
+        .find(|s| s.name == stream)
+        .with_context(|| format!("no stream named \"{stream}\" in the config"))?;
     let hour = Hour::parse(label)
         .with_context(|| format!("\"{label}\" is not an hour: write it as YYYY-MM-DDTHH (UTC)"))?;
     let store = open_store(config)?;
+    let plugins = Mutex::new(load_stream_plugins(config, cfg)?);
     let layout = Layout::new(stream);
-    let urls = Urls::Presigned {
-        expiry: config.storage.url_expiry,
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -38,16 +43,12 @@ pub fn sign(config: &Config, stream: &str, label: &str) -> anyhow::Result<String
             true => ObjectKind::ClosedPlaylist,
             false => ObjectKind::OpenPlaylist,
         };
-        // hours.log hands out presigned URLs only when the config says so;
-        // otherwise its line stays as it is.
-        let url = match matches!(config.storage.urls, Urls::Presigned { .. }) {
-            true => HourPublisher::open(store.clone(), layout, urls)
-                .await?
-                .publish(hour, &playlist, kind, |url| Some(url.to_string()))
-                .await?
-                .context("no URL")?,
-            false => hand_out(&urls, store.as_ref(), &layout, hour, &playlist, kind).await?,
-        };
-        Ok(url)
+        let mut publisher =
+            HourPublisher::open(store.clone(), layout, config.storage.urls.clone()).await?;
+        let sign = signed_by(&plugins, &key, config.storage.url_expiry);
+        publisher
+            .publish(hour, &playlist, kind, sign)
+            .await?
+            .context("the stream's URL signer plugin gave no URL (it failed closed)")
     })
 }
