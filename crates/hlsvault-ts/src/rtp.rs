@@ -165,7 +165,8 @@ impl Reorder {
     /// lost after the last one released.
     fn advance(&mut self, by: usize, out: &mut dyn FnMut(&[u8], SystemTime, u64)) -> u64 {
         let mut missing = 0;
-        for _ in 0..by {
+        let held = by.min(self.slots.len());
+        for _ in 0..held {
             match self.step() {
                 Some(h) => {
                     out(&h.data, h.at, missing);
@@ -177,7 +178,12 @@ impl Reorder {
                 }
             }
         }
-        missing
+        // Past the slots nothing is held: a jump of 30,000 sequence
+        // numbers is one step, not 30,000.
+        let rest = (by - held) as u64;
+        self.next = self.next.map(|n| n.wrapping_add(rest as u16));
+        self.counters.lost += rest;
+        missing + rest
     }
 
     /// Releases the held datagrams that are now next in order.
@@ -316,5 +322,20 @@ mod tests {
         assert_eq!(r.counters().reordered, 0);
         // After the flush, the sequence goes on from the last one released.
         assert_eq!(run(&mut r, &[(6, 3)]), vec![(6, 0)]);
+    }
+
+    #[test]
+    fn wild_jumps_count_every_missing_datagram_and_keep_the_order() {
+        let mut r = Reorder::default();
+        // Held 3 and 5 behind a missing 2, then a jump of 30,000.
+        let got = run(&mut r, &[(1, 0), (3, 1), (5, 2), (30_005, 3), (30_006, 4)]);
+        assert_eq!(
+            got,
+            vec![(1, 0), (3, 1), (5, 1), (30_005, 29_999), (30_006, 0)]
+        );
+        assert_eq!(r.counters().lost, 1 + 1 + 29_999);
+        // Across the wrap too.
+        let got = run(&mut r, &[(62_000, 5), (62_001, 6)]);
+        assert_eq!(got, vec![(62_000, 31_993), (62_001, 0)]);
     }
 }
