@@ -167,6 +167,30 @@ port = {port}
             .env("XDG_CACHE_HOME", d.join("cache")),
     );
     assert!(check.status.success(), "check accepts the plugins");
+    // The cache is private, and a planted or tampered artifact is never
+    // run: it does not verify, and the plugin is compiled again.
+    use std::os::unix::fs::PermissionsExt;
+    let cache = d.join("cache/hlsvault/plugins");
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let artifact = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("a cached plugin");
+    let mut planted = std::fs::read(&artifact).unwrap();
+    let middle = planted.len() / 2;
+    planted[middle] ^= 0xff;
+    std::fs::write(&artifact, &planted).unwrap();
+    let again = output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["check", "--config", config.to_str().unwrap()])
+            .env("XDG_CACHE_HOME", d.join("cache")),
+    );
+    assert!(again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("does not verify"), "{said}");
+    assert_ne!(std::fs::read(&artifact).unwrap(), planted, "compiled again");
     let (ok, stdout, _) = run(&config);
     assert!(ok, "the run is clean");
 

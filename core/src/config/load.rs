@@ -186,16 +186,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             stats_interval,
             serve,
             plugins,
-            plugin_cache: top.plugin_cache.unwrap_or_else(default_plugin_cache),
+            plugin_cache: top.plugin_cache.or_else(default_plugin_cache),
         }),
         _ => Err(errors(problems.0)),
     }
 }
 
-fn default_plugin_cache() -> PathBuf {
+fn default_plugin_cache() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("hlsvault").join("plugins")
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("hlsvault").join("plugins"))
 }

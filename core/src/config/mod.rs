@@ -49,8 +49,9 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginSettings>,
     /// Where compiled plugins are kept between runs (`plugin_cache`;
     /// default `$XDG_CACHE_HOME/hlsvault/plugins` or
-    /// `~/.cache/hlsvault/plugins`).
-    pub plugin_cache: PathBuf,
+    /// `~/.cache/hlsvault/plugins`; with neither, and never in a shared
+    /// temporary directory: none, plugins compile at every start).
+    pub plugin_cache: Option<PathBuf>,
 }
 
 /// The `[storage]` table.

@@ -58,9 +58,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
     let store = open_store(config)?;
     let plugin_runtime = match config.plugins.is_empty() {
         true => None,
-        false => Some(Arc::new(plugin::Runtime::new(Some(
-            config.plugin_cache.clone(),
-        ))?)),
+        false => Some(Arc::new(plugin::Runtime::new(config.plugin_cache.clone())?)),
     };
     let plugins = match &plugin_runtime {
         Some(r) => {

@@ -350,8 +350,7 @@ impl Supervisor {
             return Ok(r.clone());
         }
         let r = Arc::new(
-            plugin::Runtime::new(Some(self.config.plugin_cache.clone()))
-                .map_err(|e| e.to_string())?,
+            plugin::Runtime::new(self.config.plugin_cache.clone()).map_err(|e| e.to_string())?,
         );
         self.plugin_runtime = Some(r.clone());
         Ok(r)

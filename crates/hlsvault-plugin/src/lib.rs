@@ -10,6 +10,7 @@ use std::path::Path;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+mod cache;
 mod hooks;
 pub mod host;
 mod runtime;

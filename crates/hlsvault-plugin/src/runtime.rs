@@ -7,7 +7,7 @@
 //! and a plugin that keeps failing is suspended with backoff.
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use wasmtime::{Engine, Store, Trap};
 
 use super::host::{self, HostState};
 use super::{describe, one_line, Hook, PluginError};
+use crate::cache::CompiledCache;
 use crate::settings::{OnError, PluginSettings};
 
 /// How often the epoch moves: the resolution of call deadlines.
@@ -33,7 +34,7 @@ const SUSPEND_MAX: Duration = Duration::from_secs(60);
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
-    cache: Option<PathBuf>,
+    cache: Option<CompiledCache>,
 }
 
 /// What a plugin did, over all its streams.
@@ -109,9 +110,15 @@ impl std::fmt::Debug for Loaded {
 }
 
 impl Runtime {
-    /// A runtime whose compiled plugins are cached in `cache` (if any).
-    /// Starts the thread that moves the epoch.
+    /// A runtime whose compiled plugins are cached in `cache` (if any, and
+    /// if it is safe: see the cache's checks; else plugins are compiled
+    /// each time, with a warning). Starts the thread that moves the epoch.
     pub fn new(cache: Option<PathBuf>) -> Result<Self, PluginError> {
+        let cache = cache.and_then(|dir| {
+            CompiledCache::open(dir)
+                .inspect_err(|e| tracing::warn!(error = %e, "the plugin cache is not used; plugins are compiled at every start"))
+                .ok()
+        });
         let engine = super::engine();
         let linker = host::linker(&engine).map_err(|e| PluginError::Host { source: e.into() })?;
         let weak = engine.weak();
@@ -187,25 +194,15 @@ impl Runtime {
     /// The component of `bytes`: from the cache when this engine compiled
     /// it before, else compiled now (and cached). Fails with the reason.
     fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let Some(dir) = &self.cache else {
+        let Some(cache) = &self.cache else {
             return Component::new(&self.engine, bytes);
         };
-        let file = dir.join(format!("{}.cwasm", self.cache_key(bytes)));
-        if file.exists() {
-            // SAFETY: the file was written by `precompile_component` of an
-            // engine with the same compatibility hash (it is in the name),
-            // into our own cache directory.
-            match unsafe { Component::deserialize_file(&self.engine, &file) } {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), error = %e, "a cached plugin cannot be used; compiling again")
-                }
-            }
+        let name = self.cache_key(bytes);
+        if let Some(c) = cache.load(&self.engine, &name) {
+            return Ok(c);
         }
         let compiled = self.engine.precompile_component(bytes)?;
-        if let Err(e) = write_atomically(dir, &file, &compiled) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot cache a compiled plugin");
-        }
+        cache.store(&name, &compiled);
         // SAFETY: `compiled` comes from this engine's precompile just above.
         unsafe { Component::deserialize(&self.engine, &compiled) }
     }
@@ -217,13 +214,6 @@ impl Runtime {
         let digest = sha2::Sha256::digest(bytes);
         format!("{}-{:016x}", hex::encode(&digest[..16]), h.finish())
     }
-}
-
-fn write_atomically(dir: &Path, file: &Path, data: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(tmp, file)
 }
 
 /// The bindings of an instance, by hook.
