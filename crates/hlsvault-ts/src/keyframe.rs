@@ -111,6 +111,10 @@ pub struct Scan {
     /// Where missing parameter sets go: after the access unit delimiter,
     /// or at the start.
     pub insert_at: usize,
+    /// Without a picture: only a start code after the bytes scanned can
+    /// change the outcome (a unit waits for its end, or no unit began), so
+    /// more bytes without one need no new scan.
+    pub awaits_start_code: bool,
 }
 
 /// Scans `es` (the start of an access unit's elementary stream bytes) up to
@@ -120,6 +124,7 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
         picture: None,
         sets: Vec::new(),
         insert_at: 0,
+        awaits_start_code: false,
     };
     if codec == VideoCodec::Other {
         out.picture = Some(Picture::NotKey);
@@ -129,7 +134,7 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
     let mut recovery: Option<u32> = None;
     let mut at = match find_start_code(es, 0) {
         Some(at) => at,
-        None => return out,
+        None => return out.awaiting_start_code(),
     };
     loop {
         let body = at + 3;
@@ -158,11 +163,15 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
                 }
                 9 => out.insert_at = end.unwrap_or(out.insert_at),
                 6 => {
-                    let Some(end) = end else { return out };
+                    let Some(end) = end else {
+                        return out.awaiting_start_code();
+                    };
                     recovery = recovery.or(sei_recovery(&es[body + 1..end], false));
                 }
                 k @ (7 | 8) => {
-                    let Some(end) = end else { return out };
+                    let Some(end) = end else {
+                        return out.awaiting_start_code();
+                    };
                     let kind = if k == 7 { SetKind::Sps } else { SetKind::Pps };
                     // sps id follows profile, constraints and level.
                     let skip = if k == 7 { 4 } else { 1 };
@@ -188,11 +197,15 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
                 }
                 35 => out.insert_at = end.unwrap_or(out.insert_at),
                 39 => {
-                    let Some(end) = end else { return out };
+                    let Some(end) = end else {
+                        return out.awaiting_start_code();
+                    };
                     recovery = recovery.or(sei_recovery(&es[(body + 2).min(end)..end], true));
                 }
                 k @ 32..=34 => {
-                    let Some(end) = end else { return out };
+                    let Some(end) = end else {
+                        return out.awaiting_start_code();
+                    };
                     let (kind, id) = match k {
                         32 => (
                             SetKind::Vps,
@@ -225,7 +238,9 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
                             None => return out,
                         }
                     }
-                    let Some(stop) = stop else { return out };
+                    let Some(stop) = stop else {
+                        return out.awaiting_start_code();
+                    };
                     out.sets.push(FoundSet {
                         kind: SetKind::Sequence,
                         id: 0,
@@ -250,7 +265,7 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
         }
         match next {
             Some(n) => at = n,
-            None => return out,
+            None => return out.awaiting_start_code(),
         }
     }
 }
@@ -260,6 +275,16 @@ impl Scan {
         self.picture = Some(picture);
         self
     }
+
+    fn awaiting_start_code(mut self) -> Self {
+        self.awaits_start_code = true;
+        self
+    }
+}
+
+/// Whether `b` holds a start code that begins at or after `from`.
+pub fn has_start_code(b: &[u8], from: usize) -> bool {
+    find_start_code(b, from).is_some()
 }
 
 /// Position of the next `00 00 01` at or after `from`.

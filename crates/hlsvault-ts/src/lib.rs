@@ -273,6 +273,8 @@ pub struct Analyzer {
     fallback: Option<u16>,
     last_pcr: Option<u64>,
     scan: Option<Vec<u8>>,
+    /// The last scan of `scan` needs a new start code to say more.
+    scan_awaits_start_code: bool,
     /// The timing PID's latest parameter sets.
     sets: ParameterSets,
     /// What the latest access unit lacks to start a segment.
@@ -316,6 +318,7 @@ impl Analyzer {
             fallback: None,
             last_pcr: None,
             scan: None,
+            scan_awaits_start_code: false,
             sets: ParameterSets::default(),
             cut_sets: None,
             counters: TsCounters::default(),
@@ -615,7 +618,17 @@ impl Analyzer {
                 rai,
             });
         } else if let (Some(mut buf), TimingKind::Video(codec)) = (self.scan.take(), kind) {
+            let scanned = buf.len();
             buf.extend_from_slice(payload);
+            // Scanning the growing unit again at every packet is quadratic
+            // where no picture shows (scrambled or empty payload): without
+            // a new start code, a new scan cannot say more.
+            let unchanged = self.scan_awaits_start_code
+                && !keyframe::has_start_code(&buf, scanned.saturating_sub(2));
+            if unchanged && buf.len() < MAX_SCAN {
+                self.scan = Some(buf);
+                return;
+            }
             match self.verify(codec, &buf) {
                 None if buf.len() < MAX_SCAN => self.scan = Some(buf),
                 picture => out.key_resolved = Some(picture.unwrap_or(Picture::NotKey)),
@@ -629,6 +642,7 @@ impl Analyzer {
     /// whose parameter sets never came is no cut point.
     fn verify(&mut self, codec: VideoCodec, es: &[u8]) -> Option<Picture> {
         let scan = keyframe::scan(codec, es);
+        self.scan_awaits_start_code = scan.awaits_start_code;
         let picture = scan.picture?;
         self.sets.learn(es, &scan.sets);
         if picture == Picture::NotKey {
