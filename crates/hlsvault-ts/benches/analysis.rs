@@ -1,11 +1,12 @@
 //! Analysis throughput with the store left out: a TS file, in memory, fed
 //! through RTP classification and the segment cutter in 7-packet datagrams,
-//! as the engine does. Run: `cargo bench -p hlsvault --bench analysis -- FILE.ts`.
+//! as the engine does. Run: `cargo bench -p hlsvault-ts --bench analysis -- FILE.ts`.
 
-use std::time::{Duration, Instant, SystemTime};
+mod common;
+
+use std::time::Instant;
 
 use hlsvault_ts::rtp;
-use hlsvault_ts::segment::{CutPolicy, SegmentCutter};
 
 fn main() {
     let path = std::env::args()
@@ -17,19 +18,11 @@ fn main() {
     let mut best = f64::MAX;
     let mut segments = 0;
     for _ in 0..5 {
-        let mut cutter = SegmentCutter::new(CutPolicy {
-            target: Duration::from_secs(6),
-            max: Duration::from_secs(30),
-            recovery: false,
-            selection: Default::default(),
-            gap: Duration::from_secs(1),
-        });
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_254_900);
+        let mut cutter = common::cutter();
         let start = Instant::now();
         let mut n = 0;
         for (i, d) in data.chunks(1316).enumerate() {
-            // Capture times at 20 Mbit/s.
-            let at = t0 + Duration::from_micros(i as u64 * 526);
+            let at = common::capture_time(i);
             if let rtp::Payload::Ts(ts) = rtp::classify(d) {
                 cutter.push_datagram(ts, at, false);
             }

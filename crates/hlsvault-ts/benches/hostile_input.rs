@@ -4,10 +4,11 @@
 //! sequence numbers; each against the clear input.
 //! Run: `cargo bench -p hlsvault-ts --bench hostile_input -- FILE.ts`.
 
-use std::time::{Duration, Instant, SystemTime};
+mod common;
+
+use std::time::Instant;
 
 use hlsvault_ts::rtp::Reorder;
-use hlsvault_ts::segment::{CutPolicy, SegmentCutter};
 
 const DATAGRAM: usize = 7 * 188;
 
@@ -48,18 +49,11 @@ fn overwrite(ts: &[u8], pid: u16, mut fill: impl FnMut() -> u8) -> Vec<u8> {
 fn analyse(datagrams: &[(Option<u16>, &[u8])]) -> f64 {
     (0..3)
         .map(|_| {
-            let mut cutter = SegmentCutter::new(CutPolicy {
-                target: Duration::from_secs(6),
-                max: Duration::from_secs(30),
-                recovery: false,
-                selection: Default::default(),
-                gap: Duration::from_secs(1),
-            });
+            let mut cutter = common::cutter();
             let mut reorder = Reorder::default();
-            let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_254_900);
             let start = Instant::now();
             for (i, (seq, ts)) in datagrams.iter().enumerate() {
-                let at = t0 + Duration::from_micros(i as u64 * 526);
+                let at = common::capture_time(i);
                 match seq {
                     Some(seq) => reorder.push(*seq, ts, at, &mut |ts, at, lost| {
                         cutter.push_datagram(ts, at, lost > 0)
