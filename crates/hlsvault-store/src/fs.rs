@@ -47,13 +47,22 @@ fn io<'k>(op: &'static str, key: &'k str) -> impl FnOnce(std::io::Error) -> Stor
     }
 }
 
-/// Writes to a hidden temporary file beside `path`, then renames it over
-/// `path`: a reader sees the old file or the new one, never half of one.
+/// Writes to a hidden temporary file beside `path`, syncs it, then renames
+/// it over `path` and syncs the folder: a reader sees the old file or the
+/// new one, never half of one, and after a crash (of the process or the
+/// machine) an object that was reported stored is there whole.
 fn write_atomic(path: &Path, temp_name: &str, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     let dir = path.parent().expect("keys have a parent under the root");
     std::fs::create_dir_all(dir)?;
     let temp = dir.join(temp_name);
-    let result = std::fs::write(&temp, body).and_then(|()| std::fs::rename(&temp, path));
+    let result = std::fs::File::create(&temp)
+        .and_then(|mut f| {
+            f.write_all(body)?;
+            f.sync_data()
+        })
+        .and_then(|()| std::fs::rename(&temp, path))
+        .and_then(|()| std::fs::File::open(dir)?.sync_all());
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
