@@ -180,12 +180,7 @@ pub enum Source {
 impl Source {
     /// The destination address and port of the stream's datagrams.
     pub fn dst(&self) -> SocketAddr {
-        match self {
-            Source::PcapFile { dst, .. } => *dst,
-            Source::Pcap { endpoint, .. } | Source::Udp { endpoint, .. } => {
-                SocketAddr::new(endpoint.group, endpoint.port)
-            }
-        }
+        self.endpoint().dst()
     }
 
     /// What it receives (a file: its destination, from any sender).
