@@ -2,7 +2,8 @@
 //! temporary config and data directory, one node, one key, one bucket.
 //! `scripts/setup` installs the pinned version.
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,15 +26,40 @@ pub struct Garage {
     pub bucket: String,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Three distinct free ports. They are free when chosen, but another process
+/// may bind one before Garage does: `start` checks the S3 API answers.
+fn free_ports() -> Result<[u16; 3]> {
+    let held = [
+        TcpListener::bind("127.0.0.1:0")?,
+        TcpListener::bind("127.0.0.1:0")?,
+        TcpListener::bind("127.0.0.1:0")?,
+    ];
+    Ok([
+        held[0].local_addr()?.port(),
+        held[1].local_addr()?.port(),
+        held[2].local_addr()?.port(),
+    ])
 }
 
 impl Garage {
     /// Starts a server with a bucket named `bucket`.
+    ///
+    /// Garage keeps running when its S3 port was taken in the meantime
+    /// (it logs the error and `garage status` still works), so a start whose
+    /// S3 API does not answer is tried again on other ports.
     pub fn start(bucket: &str) -> Result<Self> {
+        let mut tries = 3;
+        loop {
+            match Self::start_on_free_ports(bucket) {
+                Err(e) if tries > 1 && e.is::<S3Unanswered>() => tries -= 1,
+                started => return started,
+            }
+        }
+    }
+
+    fn start_on_free_ports(bucket: &str) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let (rpc, s3, admin) = (free_port()?, free_port()?, free_port()?);
+        let [rpc, s3, admin] = free_ports()?;
         let secret: String = (0..32)
             .map(|i| {
                 format!(
@@ -75,6 +101,7 @@ api_bind_addr = "127.0.0.1:{admin}"
         };
         g.resume()?;
         let status = g.wait_for_status()?;
+        g.wait_for_s3()?;
         let id = status
             .lines()
             .find_map(|l| {
@@ -142,6 +169,29 @@ api_bind_addr = "127.0.0.1:{admin}"
         }
     }
 
+    /// Waits until the S3 port answers as this Garage does to an anonymous
+    /// request, not as some other server that took the port.
+    fn wait_for_s3(&self) -> Result<()> {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let answers = || -> std::io::Result<bool> {
+            let mut c = TcpStream::connect(addr)?;
+            c.set_read_timeout(Some(Duration::from_secs(2)))?;
+            c.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut reply = String::new();
+            c.read_to_string(&mut reply)?;
+            Ok(reply.contains("<Code>AccessDenied</Code>")
+                && reply.contains("<Region>garage</Region>"))
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if let Ok(true) = answers() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(anyhow::Error::new(S3Unanswered).context(self.log()))
+    }
+
     /// Stops the server (an outage); `resume` starts it again on the same
     /// directories, keys and buckets.
     pub fn stop(&mut self) {
@@ -177,6 +227,18 @@ api_bind_addr = "127.0.0.1:{admin}"
         self.dir.path()
     }
 }
+
+/// The S3 API of a started Garage never answered (its port was taken).
+#[derive(Debug)]
+struct S3Unanswered;
+
+impl std::fmt::Display for S3Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the Garage S3 API does not answer")
+    }
+}
+
+impl std::error::Error for S3Unanswered {}
 
 impl Drop for Garage {
     fn drop(&mut self) {
