@@ -488,3 +488,116 @@ fn a_running_archiver_shows_its_figures_as_metrics_json_and_a_status_page() {
         assert!(body.starts_with(b"#EXTM3U"), "{link}");
     }
 }
+
+/// Sends `request` on a new connection and returns the whole answer (the
+/// server closes after it, or after `Connection: close`).
+fn raw_exchange(base: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn slow_clients_do_not_keep_a_player_from_its_playlist() {
+    use std::io::{ErrorKind, Read, Write};
+    let d = tempfile::tempdir().unwrap();
+    let (base, _server) = archived_and_served(d.path(), "header_timeout = \"3s\"");
+    let addr = base.trim_start_matches("http://").to_string();
+
+    // 500 slowloris clients: each sends half a request head and stalls.
+    let slow: Vec<std::net::TcpStream> = (0..500)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(&addr).unwrap();
+            c.write_all(b"GET /streams/ch1/live.m3u8 HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+
+    let asked = Instant::now();
+    let answer = raw_exchange(
+        &base,
+        b"GET /streams/ch1/archive.m3u8?start=2026-11-21T09:59:50Z&duration=10s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let took = asked.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("#EXTINF:"), "{answer}");
+    eprintln!("playlist answered in {took:?} beside 500 slow clients");
+
+    // They were all still connected while it answered ...
+    for c in &slow {
+        c.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let e = (&*c).read(&mut byte).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock, "still waiting");
+    }
+    // ... and the header timeout closes each of them.
+    for mut c in slow {
+        c.set_nonblocking(false).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut rest = Vec::new();
+        let closed = c.read_to_end(&mut rest);
+        assert!(
+            closed.is_ok() || closed.is_err_and(|e| e.kind() == ErrorKind::ConnectionReset),
+            "closed by the server, not by our read timeout"
+        );
+    }
+}
+
+#[test]
+fn oversized_or_too_many_headers_are_refused_with_431() {
+    let d = tempfile::tempdir().unwrap();
+    let (base, _server) = archived_and_served(d.path(), "");
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    assert!(raw_exchange(&base, big.as_bytes()).starts_with("HTTP/1.1 431"));
+    let many: String = (0..70).map(|i| format!("X-{i}: v\r\n")).collect();
+    let many = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    assert!(raw_exchange(&base, many.as_bytes()).starts_with("HTTP/1.1 431"));
+    // Within the limits the same request is answered.
+    let fine = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Small: v\r\nConnection: close\r\n\r\n";
+    assert!(raw_exchange(&base, fine.as_bytes()).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_and_counted() {
+    use std::io::Read;
+    let d = tempfile::tempdir().unwrap();
+    let (base, _server) = archived_and_served(d.path(), "max_connections = 3");
+    let addr = base.trim_start_matches("http://").to_string();
+    let held: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    // Accepted, then closed at once: the read ends without an answer.
+    let mut fourth = std::net::TcpStream::connect(&addr).unwrap();
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let closed = fourth.read_to_end(&mut answer);
+    assert!(
+        closed.is_ok() || closed.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+    );
+    assert!(answer.is_empty());
+    drop(held);
+    // Room again once they are gone; the refusal was counted.
+    let until = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let (status, _, body) = get(&format!("{base}/metrics"), &[]);
+        if status == 200 {
+            break String::from_utf8(body).unwrap();
+        }
+        assert!(Instant::now() < until, "the held connections were released");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains("hlsvault_http_connections_refused_total 1"),
+        "{metrics}"
+    );
+}

@@ -173,7 +173,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         .serve
         .as_ref()
         .and_then(|v| problems.parse::<ServeTable>("serve", v))
-        .map(validate::serve);
+        .map(|s| validate::serve(s, &mut problems));
     let stats_interval = top.stats_interval.unwrap_or(DEFAULT_STATS_INTERVAL);
     if stats_interval < Duration::from_secs(1) {
         problems.add("stats_interval", "must be at least 1s");

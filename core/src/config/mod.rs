@@ -97,6 +97,30 @@ pub struct ServeConfig {
     pub tokens: Vec<Secret>,
     /// Origins browsers may play from (`"*"`: any).
     pub cors_origins: Vec<String>,
+    /// What clients may hold of the server.
+    pub limits: HttpLimits,
+}
+
+/// What clients may hold of the playback server (`[serve]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Open connections; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and how long an idle
+    /// keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// Time a handler may take (it waits on the store) before it answers 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// One stream to archive.

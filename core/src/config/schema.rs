@@ -10,7 +10,7 @@ use std::time::Duration;
 use figment::value::{Dict, Value};
 use serde::{Deserialize, Deserializer};
 
-use super::{Keyframes, NullPackets, ProgramKey};
+use super::{HttpLimits, Keyframes, NullPackets, ProgramKey};
 use hlsvault_capture::Pace;
 use hlsvault_plugin::OnError;
 use hlsvault_store::Secret;
@@ -153,6 +153,24 @@ pub(super) struct ServeTable {
     pub tokens: Vec<Secret>,
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_header_timeout", deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    #[serde(default = "default_request_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+}
+
+fn default_max_connections() -> usize {
+    HttpLimits::default().max_connections
+}
+
+fn default_header_timeout() -> Duration {
+    HttpLimits::default().header_timeout
+}
+
+fn default_request_timeout() -> Duration {
+    HttpLimits::default().request_timeout
 }
 
 fn default_listen() -> SocketAddr {

@@ -401,3 +401,32 @@ fn a_duration_too_large_to_multiply_is_a_problem_not_a_panic() {
         vec!["streams[0] (\"ch1\").segment_duration: must be between 500ms and 60s",]
     );
 }
+
+#[test]
+fn serve_limits_have_defaults_and_are_checked() {
+    let c = load_str(&format!("{GOOD}\n[serve]\n")).unwrap();
+    assert_eq!(c.serve.unwrap().limits, HttpLimits::default());
+    let c = load_str(&format!(
+        "{GOOD}\n[serve]\nmax_connections = 50\nheader_timeout = \"2s\"\nrequest_timeout = \"1m\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.serve.unwrap().limits,
+        HttpLimits {
+            max_connections: 50,
+            header_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(60),
+        }
+    );
+    let e = load_str(&format!(
+        "{GOOD}\n[serve]\nmax_connections = 0\nheader_timeout = \"0s\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        keys(e),
+        [
+            "serve.max_connections: must be between 1 and 65536",
+            "serve.header_timeout: must be more than 0s"
+        ]
+    );
+}

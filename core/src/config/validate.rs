@@ -13,7 +13,7 @@ use super::schema::{
     Backend, PluginTable, ServeTable, SourceKind, SourceTable, StorageTable, StreamTable, UrlMode,
     MAX_EXPIRY,
 };
-use super::{ServeConfig, Source, Storage, Store, StreamConfig};
+use super::{HttpLimits, ServeConfig, Source, Storage, Store, StreamConfig};
 use hlsvault_capture::Endpoint;
 use hlsvault_hls::Urls;
 use hlsvault_plugin::PluginSettings;
@@ -188,8 +188,25 @@ fn credentials(s: &StorageTable) -> Option<(Secret, Secret)> {
     Some((access, secret))
 }
 
+/// More connections than this would exhaust any process's descriptors.
+const MAX_CONNECTIONS: usize = 65_536;
+
 /// The `[serve]` table, with the tokens of `HLSVAULT_SERVE_TOKENS`.
-pub(super) fn serve(s: ServeTable) -> ServeConfig {
+pub(super) fn serve(s: ServeTable, p: &mut Problems) -> ServeConfig {
+    if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
+        p.add(
+            "serve.max_connections",
+            format!("must be between 1 and {MAX_CONNECTIONS}"),
+        );
+    }
+    for (key, value) in [
+        ("serve.header_timeout", s.header_timeout),
+        ("serve.request_timeout", s.request_timeout),
+    ] {
+        if value.is_zero() {
+            p.add(key, "must be more than 0s");
+        }
+    }
     let mut tokens = s.tokens;
     if let Ok(v) = std::env::var("HLSVAULT_SERVE_TOKENS") {
         tokens.extend(
@@ -203,6 +220,11 @@ pub(super) fn serve(s: ServeTable) -> ServeConfig {
         listen: s.listen,
         tokens,
         cors_origins: s.cors_origins,
+        limits: HttpLimits {
+            max_connections: s.max_connections,
+            header_timeout: s.header_timeout,
+            request_timeout: s.request_timeout,
+        },
     }
 }
 

@@ -272,6 +272,10 @@ fn plugin_families(out: &mut Scrape, figures: &Figures) {
 pub struct ServerFigures {
     /// Playback requests refused for a missing or wrong token.
     pub auth_failures: u64,
+    /// Connections open now.
+    pub open_connections: usize,
+    /// Connections closed at accept because `max_connections` was reached.
+    pub refused_connections: u64,
 }
 
 /// The exposition text of one scrape.
@@ -292,6 +296,18 @@ pub fn render(
         "Playback requests refused for a missing or wrong token.",
         MetricType::COUNTER,
         vec![counter(&[], server.auth_failures as f64)],
+    );
+    out.family(
+        "hlsvault_http_connections",
+        "Playback connections open now.",
+        MetricType::GAUGE,
+        vec![gauge(&[], server.open_connections as f64)],
+    );
+    out.family(
+        "hlsvault_http_connections_refused_total",
+        "Connections closed at accept because max_connections was reached.",
+        MetricType::COUNTER,
+        vec![counter(&[], server.refused_connections as f64)],
     );
     if let Some(f) = figures {
         stream_families(&mut out, f);

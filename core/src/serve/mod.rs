@@ -5,6 +5,7 @@
 //! plays however old its hours are.
 
 mod auth;
+mod listen;
 mod metrics;
 mod page;
 mod range;
@@ -19,6 +20,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 
+pub use listen::{MAX_HEADERS, MAX_HEADER_BYTES};
 pub use range::{range_playlist, MAX_RANGE};
 
 use crate::config::{Config, Store};
@@ -65,10 +67,13 @@ pub async fn serve(
         .map(|s| s.tokens.clone())
         .unwrap_or_default();
     let gate = Arc::new(auth::Gate::new(tokens));
+    let limits = config.serve.as_ref().map(|s| s.limits).unwrap_or_default();
+    let connections = Arc::new(listen::Connections::new(limits.max_connections));
     let status = Status {
         store: state.store.clone(),
         streams: catalog,
         gate: gate.clone(),
+        connections: connections.clone(),
         process: Arc::new(prometheus::process_collector::ProcessCollector::for_self()),
     };
     let playback = Router::new()
@@ -95,18 +100,7 @@ pub async fn serve(
                 .unwrap_or_default(),
         ));
     tracing::info!(address = %listener.local_addr()?, "serving playback");
-    // Playlists are small answers: no Nagle delay behind them.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await
+    listen::run(listener, app, limits, connections).await
 }
 
 /// Browsers may fetch from the configured origins (GET, with the
@@ -168,6 +162,7 @@ struct Status {
     store: Arc<dyn ObjectStore>,
     streams: Catalog,
     gate: Arc<auth::Gate>,
+    connections: Arc<listen::Connections>,
     /// Kept across scrapes: its CPU counter only moves forward.
     process: Arc<prometheus::process_collector::ProcessCollector>,
 }
@@ -242,6 +237,8 @@ async fn metrics(State(s): State<Status>) -> Response {
         s.streams.figures(),
         metrics::ServerFigures {
             auth_failures: s.gate.failures(),
+            open_connections: s.connections.open(),
+            refused_connections: s.connections.refused(),
         },
     );
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response()
