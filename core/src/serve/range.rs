@@ -10,8 +10,6 @@ use futures_util::StreamExt;
 use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_store::{ObjectStore, StoreError};
 
-/// Longest range served at once.
-pub const MAX_RANGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Hour playlists read at once for one range.
 const FETCH_CONCURRENCY: usize = 16;
 /// A gap between two entries longer than this is a discontinuity.
