@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use futures_util::StreamExt;
 use hlsvault_testkit::archive::{check_timeline, hour_playlists};
 use hlsvault_testkit::garage::Garage;
+use hlsvault_testkit::kill_loop::{archive_after_kills, covered, kill_loop, spooled_objects};
 use hlsvault_testkit::{
     decode_errors, output_shown, probe_duration, write_pcap, KillOnDrop, Wrap, DST,
 };
@@ -331,12 +332,11 @@ fn a_store_outage_of_30_seconds_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let start = humantime::parse_rfc3339("2026-11-21T09:59:52Z").unwrap();
     let pcap = hlsvault_testkit::capture(dir.path(), "long", 44.0, start).unwrap();
-    let spool = dir.path().join("spool");
-    let storage = storage(
-        &g,
-        "archive",
-        &g.secret_key,
-        &format!("spool_dir = \"{}\"", spool.display()),
+    let state = dir.path().join("state");
+    let storage = format!(
+        "state_dir = \"{}\"\n{}",
+        state.display(),
+        storage(&g, "archive", &g.secret_key, "")
     );
     let config = write_config(dir.path(), "outage.toml", &storage, &pcap)
         .to_str()
@@ -363,7 +363,7 @@ fn a_store_outage_of_30_seconds_loses_nothing() {
         .count();
     g.stop();
     std::thread::sleep(std::time::Duration::from_secs(32));
-    let waiting = std::fs::read_dir(spool.join("ch1")).unwrap().count();
+    let waiting = spooled_objects(&state, "ch1");
     g.resume().unwrap();
     let out = child.wait_with_output().unwrap();
     let summary = String::from_utf8_lossy(&out.stdout);
@@ -384,7 +384,7 @@ fn a_store_outage_of_30_seconds_loses_nothing() {
     );
 
     // Everything arrived, in order, and the spool is empty.
-    assert_eq!(std::fs::read_dir(spool.join("ch1")).unwrap().count(), 0);
+    assert_eq!(spooled_objects(&state, "ch1"), 0);
     let copy = dir.path().join("copy");
     mirror(&g, "tv/", &copy);
     let entries: Vec<_> = hour_playlists(&copy.join("tv/ch1"))
@@ -757,7 +757,7 @@ fn a_restart_while_the_store_is_down_loses_nothing_without_a_spool() {
         .unwrap()
         .port();
     // Diskless: what waits for the store waits in memory only.
-    let storage = storage(&g, "archive", &g.secret_key, "");
+    let storage = storage(&g, "archive", &g.secret_key, "spool = false");
     let config = d.join("restart.toml");
     let write = |segment: u32| {
         std::fs::write(
@@ -838,4 +838,65 @@ fn a_restart_while_the_store_is_down_loses_nothing_without_a_spool() {
         "the whole clip but the restart: {media} s"
     );
     check_timeline(&entries, "video", 0.04);
+}
+
+#[test]
+fn a_run_killed_every_7_seconds_for_2_minutes_keeps_a_clean_archive_in_the_bucket() {
+    let g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let state = d.join("state");
+    let config = d.join("kill.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n{}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\nstall_timeout = \"1s\"\n[streams.source]\nkind = \"udp\"\ninterface = \"lo\"\ngroup = \"127.0.0.1\"\nport = {port}\n",
+            state.display(),
+            storage(&g, "archive", &g.secret_key, "")
+        ),
+    )
+    .unwrap();
+    let every = std::time::Duration::from_secs(7);
+    let run = kill_loop(
+        env!("CARGO_BIN_EXE_hlsvault").as_ref(),
+        &config,
+        d,
+        port,
+        every,
+        std::time::Duration::from_secs(120),
+    )
+    .unwrap();
+    let copy = d.join("copy");
+    mirror(&g, "tv/", &copy);
+    let (entries, gaps) = archive_after_kills(&copy.join("tv/ch1"));
+    assert_eq!(spooled_objects(&state, "ch1"), 0, "the spool drained");
+    let stored = list(&g, "tv/ch1/2")
+        .into_iter()
+        .filter(|k| k.ends_with(".ts"))
+        .count();
+    let (from, to) = covered(&entries);
+    let span = to.duration_since(from).unwrap().as_secs_f64();
+    let lost: f64 = gaps.iter().sum();
+    eprintln!(
+        "garage: {} kills, {} segments listed ({stored} stored) over {span:.1} s, {lost:.2} s lost in {} gaps (largest {:?}), {:.2} s per kill",
+        run.kills,
+        entries.len(),
+        gaps.len(),
+        gaps.first(),
+        lost / f64::from(run.kills)
+    );
+    assert!(run.kills >= 15, "{run:?}");
+    assert!(
+        gaps.len() <= run.kills as usize,
+        "one gap per kill at most: {gaps:?}"
+    );
+    assert!(
+        gaps.iter().all(|g| *g < every.as_secs_f64()),
+        "a kill loses less than the time between kills: {gaps:?}"
+    );
 }

@@ -187,9 +187,24 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             serve,
             plugins,
             plugin_cache: top.plugin_cache.or_else(default_plugin_cache),
+            state_dir: top.state_dir.unwrap_or_else(default_state_dir),
         }),
         _ => Err(errors(problems.0)),
     }
+}
+
+/// `/var/lib/hlsvault` for root (a service), else the XDG state home.
+fn default_state_dir() -> PathBuf {
+    // /proc/self belongs to the process's effective user.
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        return PathBuf::from("/var/lib/hlsvault");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("hlsvault")
 }
 
 fn default_plugin_cache() -> Option<PathBuf> {

@@ -52,6 +52,23 @@ pub struct Config {
     /// `~/.cache/hlsvault/plugins`; with neither, and never in a shared
     /// temporary directory: none, plugins compile at every start).
     pub plugin_cache: Option<PathBuf>,
+    /// What the archiver keeps between runs (`state_dir`; default
+    /// `/var/lib/hlsvault` for root, else `$XDG_STATE_HOME/hlsvault` or
+    /// `~/.local/state/hlsvault`): the spool, the plugin cache's key.
+    pub state_dir: PathBuf,
+}
+
+impl Config {
+    /// Where compiled plugins are cached, with the key that signs them kept
+    /// in the state directory.
+    pub fn plugin_cache_location(&self) -> Option<hlsvault_plugin::CacheLocation> {
+        self.plugin_cache
+            .clone()
+            .map(|dir| hlsvault_plugin::CacheLocation {
+                dir,
+                key: self.state_dir.join("plugin-cache.key"),
+            })
+    }
 }
 
 /// The `[storage]` table.
@@ -59,10 +76,11 @@ pub struct Config {
 pub struct Storage {
     /// The backend that holds the archive.
     pub store: Store,
-    /// Where finished objects wait, in order, while the store is down
-    /// (and across a restart). Without it they wait in memory, bounded by
-    /// `queue_memory`, and what does not fit is refused (counted).
-    pub spool_dir: Option<PathBuf>,
+    /// Every object waits on disk (in `state_dir`) until it is stored, so a
+    /// killed run loses none and the next one stores them first. Off
+    /// (diskless), objects wait in memory, bounded by `queue_memory`, and
+    /// what does not fit while the store is down is refused (counted).
+    pub spool: bool,
     /// Uploads in flight at once, across all streams.
     pub upload_concurrency: usize,
     /// Bytes each stream's upload queue holds in memory (default 64 MiB).

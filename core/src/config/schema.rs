@@ -33,6 +33,7 @@ pub(super) struct TopLevel {
     pub plugins: Option<Dict>,
     #[serde(default)]
     pub plugin_cache: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Keys a `[defaults]` table may set for every stream.
@@ -67,6 +68,9 @@ pub(super) struct StorageTable {
     pub secret_key: Option<Secret>,
     #[serde(default)]
     pub create_bucket: bool,
+    #[serde(default = "yes")]
+    pub spool: bool,
+    /// Replaced by `state_dir` and `spool`: named in a problem.
     pub spool_dir: Option<PathBuf>,
     #[serde(default = "default_concurrency")]
     pub upload_concurrency: usize,
@@ -93,6 +97,7 @@ impl Default for StorageTable {
             access_key: None,
             secret_key: None,
             create_bucket: false,
+            spool: true,
             spool_dir: None,
             upload_concurrency: default_concurrency(),
             queue_memory: None,
@@ -136,6 +141,10 @@ fn default_concurrency() -> usize {
 
 fn default_region() -> String {
     "us-east-1".into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_root() -> PathBuf {

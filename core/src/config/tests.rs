@@ -72,7 +72,7 @@ fn good_config_with_defaults_table() {
 fn storage_backends_urls_and_secrets() {
     let s3 = GOOD.replacen(
         "backend = \"fs\"\nroot = \"archive\"",
-        "backend = \"s3\"\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"tv-archive\"\nregion = \"garage\"\naccess_key = \"GKid\"\nsecret_key = \"hush\"\nurls = \"presigned\"\nurl_expiry = \"2d\"\nspool_dir = \"/tmp/spool\"",
+        "backend = \"s3\"\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"tv-archive\"\nregion = \"garage\"\naccess_key = \"GKid\"\nsecret_key = \"hush\"\nurls = \"presigned\"\nurl_expiry = \"2d\"\nspool = false",
         1,
     );
     let c = load_str(&s3).unwrap();
@@ -94,6 +94,7 @@ fn storage_backends_urls_and_secrets() {
         }
     );
     assert_eq!(c.storage.url_expiry, Duration::from_secs(2 * 86400));
+    assert!(!c.storage.spool, "diskless");
     assert!(
         !format!("{:?}", c.storage).contains("hush"),
         "secrets never show"
@@ -428,5 +429,29 @@ fn serve_limits_have_defaults_and_are_checked() {
             "serve.max_connections: must be between 1 and 65536",
             "serve.header_timeout: must be more than 0s"
         ]
+    );
+}
+
+#[test]
+fn the_spool_is_on_by_default_in_the_state_dir_and_spool_dir_is_named_as_replaced() {
+    let c = load_str(GOOD).unwrap();
+    assert!(c.storage.spool);
+    assert!(c.state_dir.ends_with("hlsvault"), "{:?}", c.state_dir);
+    let c = load_str(&format!("state_dir = \"/srv/hv\"\n{GOOD}")).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/srv/hv"));
+    assert_eq!(
+        c.plugin_cache_location().map(|l| l.key),
+        c.plugin_cache
+            .as_ref()
+            .map(|_| PathBuf::from("/srv/hv/plugin-cache.key"))
+    );
+    let old = GOOD.replacen(
+        "root = \"archive\"",
+        "root = \"archive\"\nspool_dir = \"/var/spool/hv\"",
+        1,
+    );
+    assert_eq!(
+        keys(load_str(&old).unwrap_err()),
+        ["storage.spool_dir: replaced by state_dir (top level; the spool is in STATE_DIR/spool) and storage.spool = true|false"]
     );
 }

@@ -35,6 +35,12 @@ pub(super) fn storage(s: &StorageTable, p: &mut Problems) -> Option<Storage> {
     if !(1..=64).contains(&s.upload_concurrency) {
         p.add("storage.upload_concurrency", "must be between 1 and 64");
     }
+    if s.spool_dir.is_some() {
+        p.add(
+            "storage.spool_dir",
+            "replaced by state_dir (top level; the spool is in STATE_DIR/spool) and storage.spool = true|false",
+        );
+    }
     if s.queue_memory.is_some_and(|m| m < 1 << 20) {
         p.add("storage.queue_memory", "must be at least 1MiB");
     }
@@ -83,7 +89,7 @@ pub(super) fn storage(s: &StorageTable, p: &mut Problems) -> Option<Storage> {
     };
     (p.count() == before).then_some(Storage {
         store: store?,
-        spool_dir: s.spool_dir.clone(),
+        spool: s.spool,
         upload_concurrency: s.upload_concurrency,
         queue_memory: s.queue_memory.unwrap_or(DEFAULT_QUEUE_MEMORY) as usize,
         urls,

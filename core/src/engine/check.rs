@@ -131,7 +131,7 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
 fn findings(config: &Config) -> Vec<(Problem, bool)> {
     let mut problems: Vec<(Problem, bool)> = store_finding(config).into_iter().collect();
     if !config.plugins.is_empty() {
-        match hlsvault_plugin::Runtime::new(config.plugin_cache.clone()) {
+        match hlsvault_plugin::Runtime::new(config.plugin_cache_location()) {
             Ok(runtime) => problems.extend(
                 load_plugins(config, &runtime)
                     .1

@@ -23,6 +23,7 @@ mod publish;
 mod reader;
 mod run;
 mod sign;
+mod state;
 mod store;
 mod supervisor;
 mod watch;

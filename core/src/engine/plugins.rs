@@ -41,7 +41,7 @@ pub(super) fn load_stream_plugins(
 ) -> Result<StreamPlugins, PluginError> {
     let mut slots = Vec::new();
     if !cfg.plugins.is_empty() {
-        let runtime = Runtime::new(config.plugin_cache.clone())?;
+        let runtime = Runtime::new(config.plugin_cache_location())?;
         for name in &cfg.plugins {
             slots.push(Slot::new(runtime.load(&config.plugins[name])?));
         }

@@ -84,15 +84,18 @@ impl Publish {
         let stats = &self.stats;
         let mut uploads = match handed {
             Some(u) => u,
-            None => match UploadQueue::new(self.store.clone(), &self.cfg.name, self.limits.clone())
-            {
-                Ok(q) => Uploads::start(q, stats.clone()),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
-                    lose_all(&mut rx, stats).await;
-                    return None;
+            None => {
+                match UploadQueue::open(self.store.clone(), &self.cfg.name, self.limits.clone())
+                    .await
+                {
+                    Ok(q) => Uploads::start(q, stats.clone()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot open the stream's spool; its segments are lost");
+                        lose_all(&mut rx, stats).await;
+                        return None;
+                    }
                 }
-            },
+            }
         };
         uploads.stats = stats.clone();
         stats.attach_queue(uploads.queue.clone());

@@ -58,7 +58,9 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
     let store = open_store(config)?;
     let plugin_runtime = match config.plugins.is_empty() {
         true => None,
-        false => Some(Arc::new(plugin::Runtime::new(config.plugin_cache.clone())?)),
+        false => Some(Arc::new(plugin::Runtime::new(
+            config.plugin_cache_location(),
+        )?)),
     };
     let plugins = match &plugin_runtime {
         Some(r) => {
@@ -107,7 +109,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
                 config.storage.upload_concurrency,
             )),
             memory: config.storage.queue_memory,
-            spool_dir: config.storage.spool_dir.clone(),
+            spool_dir: super::state::prepare(config)?,
         },
         store,
         stop,

@@ -219,6 +219,7 @@ impl Supervisor {
                 new.stats_interval != self.config.stats_interval,
             ),
             ("plugin_cache", new.plugin_cache != self.config.plugin_cache),
+            ("state_dir", new.state_dir != self.config.state_dir),
         ];
         for (key, _) in fixed.iter().filter(|(_, changed)| *changed) {
             tracing::warn!(file = %path.display(), key, "changed, but a running hlsvault cannot take it: it applies at the next start");
@@ -350,7 +351,7 @@ impl Supervisor {
             return Ok(r.clone());
         }
         let r = Arc::new(
-            plugin::Runtime::new(self.config.plugin_cache.clone()).map_err(|e| e.to_string())?,
+            plugin::Runtime::new(self.config.plugin_cache_location()).map_err(|e| e.to_string())?,
         );
         self.plugin_runtime = Some(r.clone());
         Ok(r)

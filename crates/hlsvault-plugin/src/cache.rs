@@ -1,7 +1,8 @@
 //! The cache of compiled plugins. What it holds is native code the host
 //! runs, so it is only used when nobody else could have written it: the
 //! directory is ours and 0700, and every artifact carries an HMAC under a
-//! key that never leaves the directory (0600). An artifact that does not
+//! key kept elsewhere, in the state directory (0600, its folder ours and
+//! 0700). An artifact that does not
 //! verify (tampered, torn, or from another key) is compiled again.
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -10,6 +11,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
+
+use crate::CacheLocation;
 use sha2::Sha256;
 use wasmtime::component::Component;
 use wasmtime::Engine;
@@ -37,32 +40,40 @@ fn uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError {
+    let path = path.to_path_buf();
+    move |source| CacheError::Io { path, source }
+}
+
+/// Creates `dir` 0700 if missing; refuses it if another user owns it, and
+/// takes group and other permissions away if it has them.
+fn make_private(dir: &Path) -> Result<(), CacheError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))?;
+    let meta = std::fs::metadata(dir).map_err(io(dir))?;
+    if meta.uid() != uid() {
+        return Err(CacheError::NotOurs {
+            path: dir.to_path_buf(),
+            owner: meta.uid(),
+            us: uid(),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
 impl CompiledCache {
-    /// Opens (creating) the cache in `dir`: it must be ours; it is made
-    /// 0700, and its key is made once.
-    pub(crate) fn open(dir: PathBuf) -> Result<Self, CacheError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| CacheError::Io { path, source }
-        };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io(&dir))?;
-        let meta = std::fs::metadata(&dir).map_err(io(&dir))?;
-        if meta.uid() != uid() {
-            return Err(CacheError::NotOurs {
-                path: dir,
-                owner: meta.uid(),
-                us: uid(),
-            });
-        }
-        if meta.mode() & 0o077 != 0 {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io(&dir))?;
-        }
-        let key_file = dir.join("key");
+    /// Opens (creating) the cache at `location`: its folder and the key's
+    /// must be ours; they are made 0700, and the key is made once.
+    pub(crate) fn open(location: CacheLocation) -> Result<Self, CacheError> {
+        let CacheLocation { dir, key: key_file } = location;
+        make_private(&dir)?;
+        make_private(key_file.parent().unwrap_or(Path::new(".")))?;
         let key = match read_key(&key_file) {
             Ok(key) => key,
             Err(_) => make_key(&key_file).map_err(io(&key_file))?,
@@ -150,30 +161,40 @@ fn write_atomically(file: &Path, data: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn location(base: &Path) -> CacheLocation {
+        CacheLocation {
+            dir: base.join("plugins"),
+            key: base.join("state/plugin-cache.key"),
+        }
+    }
+
     #[test]
     fn the_cache_is_made_private_and_keeps_its_key() {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("plugins");
-        let cache = CompiledCache::open(dir.clone()).unwrap();
+        let key = base.path().join("state/plugin-cache.key");
+        let open = || CompiledCache::open(location(base.path())).unwrap();
+        let cache = open();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(&dir.join("key")), 0o600);
+        assert_eq!(mode(key.parent().unwrap()), 0o700);
+        assert_eq!(mode(&key), 0o600);
         // Opened again: the same key.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let again = CompiledCache::open(dir.clone()).unwrap();
+        let again = open();
         assert_eq!(again.key, cache.key);
         assert_eq!(mode(&dir), 0o700, "made private again");
         // A key others could read is replaced.
-        std::fs::set_permissions(dir.join("key"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        let replaced = CompiledCache::open(dir.clone()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let replaced = open();
         assert_ne!(replaced.key, cache.key);
-        assert_eq!(mode(&dir.join("key")), 0o600);
+        assert_eq!(mode(&key), 0o600);
     }
 
     #[test]
     fn an_artifact_that_does_not_verify_is_not_loaded() {
         let base = tempfile::tempdir().unwrap();
-        let cache = CompiledCache::open(base.path().join("plugins")).unwrap();
+        let cache = CompiledCache::open(location(base.path())).unwrap();
         let engine = crate::engine();
         // Not a component at all, but with a valid MAC: deserialize refuses.
         cache.store("x", b"not native code");

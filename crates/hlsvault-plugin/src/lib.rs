@@ -19,7 +19,7 @@ mod validate;
 
 pub use hooks::{FilterOutcome, Named, StreamPlugins};
 pub use runtime::{Instance, Loaded, PluginFigures, PluginSnapshot, Runtime, Slot};
-pub use settings::{OnError, PluginSettings};
+pub use settings::{CacheLocation, OnError, PluginSettings};
 
 /// The contract's package, as it prefixes import and export names.
 const PACKAGE: &str = "hlsvault:plugin/";

@@ -7,7 +7,6 @@
 //! and a plugin that keeps failing is suspended with backoff.
 
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +18,7 @@ use super::host::{self, HostState};
 use super::{describe, one_line, Hook, PluginError};
 use crate::cache::CompiledCache;
 use crate::settings::{OnError, PluginSettings};
+use crate::CacheLocation;
 
 /// How often the epoch moves: the resolution of call deadlines.
 const TICK: Duration = Duration::from_millis(1);
@@ -113,9 +113,9 @@ impl Runtime {
     /// A runtime whose compiled plugins are cached in `cache` (if any, and
     /// if it is safe: see the cache's checks; else plugins are compiled
     /// each time, with a warning). Starts the thread that moves the epoch.
-    pub fn new(cache: Option<PathBuf>) -> Result<Self, PluginError> {
-        let cache = cache.and_then(|dir| {
-            CompiledCache::open(dir)
+    pub fn new(cache: Option<CacheLocation>) -> Result<Self, PluginError> {
+        let cache = cache.and_then(|location| {
+            CompiledCache::open(location)
                 .inspect_err(|e| tracing::warn!(error = %e, "the plugin cache is not used; plugins are compiled at every start"))
                 .ok()
         });

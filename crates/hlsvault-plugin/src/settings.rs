@@ -18,6 +18,16 @@ pub enum OnError {
     FailClosed,
 }
 
+/// Where compiled plugins are kept between runs, and the file of the key
+/// that signs them (kept apart, in the state directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheLocation {
+    /// The folder of compiled artifacts (made 0700).
+    pub dir: std::path::PathBuf,
+    /// The HMAC key (made 0600, its folder 0700).
+    pub key: std::path::PathBuf,
+}
+
 /// One plugin, as the host loads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginSettings {

@@ -1,11 +1,14 @@
 //! The upload queue in front of a store: one per stream, so that each
 //! stream's objects are stored in the order they were written (a playlist
 //! never before the segments it lists), with retries while the store is
-//! down. While it is down, queued objects spool to disk (or, without a
-//! spool directory, wait in memory up to a bound); they drain in order when
-//! it is back, and a restart drains the spool first.
+//! down. With a spool directory every queued object is on disk before `put`
+//! returns, so a killed process loses none of them: a restart drains the
+//! spool first, in order. Without one (diskless), objects wait in memory up
+//! to a bound. Spool files are written, read and removed on blocking
+//! threads, never on the async workers.
 
 use std::collections::VecDeque;
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,10 +27,12 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 pub struct QueueLimits {
     /// Uploads in flight across all streams.
     pub uploads: Arc<Semaphore>,
-    /// Bytes a stream's queue holds in memory before it refuses objects
-    /// (without a spool directory) or spools them.
+    /// Bytes a stream's queue holds in memory: without a spool, more are
+    /// held back (store slow) or refused (store down); with one, objects
+    /// beyond it wait on disk only.
     pub memory: usize,
-    /// Where objects wait while the store is down, if anywhere.
+    /// Where every queued object waits until it is stored (one folder per
+    /// stream), if anywhere.
     pub spool_dir: Option<PathBuf>,
 }
 
@@ -36,7 +41,8 @@ pub struct QueueLimits {
 pub struct QueueCounters {
     /// Upload attempts that failed (and were retried).
     pub retries: u64,
-    /// Objects written to the spool.
+    /// Objects queued while the store was down (with a spool, they wait
+    /// on disk).
     pub spooled: u64,
     /// Objects refused: memory bound reached without a spool, or the
     /// spool could not be written.
@@ -80,7 +86,22 @@ impl PublishLatency {
 
 enum Body {
     Memory(Bytes),
-    Spooled(PathBuf),
+    /// In the spool; `cached` keeps the bytes while memory allows, so that
+    /// the upload need not read them back.
+    Spooled {
+        path: PathBuf,
+        cached: Option<Bytes>,
+    },
+}
+
+impl Body {
+    /// Bytes held in memory.
+    fn in_memory(&self) -> Option<&Bytes> {
+        match self {
+            Body::Memory(b) => Some(b),
+            Body::Spooled { cached, .. } => cached.as_ref(),
+        }
+    }
 }
 
 struct Item {
@@ -109,25 +130,46 @@ struct State {
 impl State {
     /// Queues `item`, counting where its body waits.
     fn push(&mut self, item: Item) {
-        match item.body {
-            Body::Memory(_) => self.memory += item.size,
-            Body::Spooled(_) => self.counters.spool_depth += 1,
+        if item.body.in_memory().is_some() {
+            self.memory += item.size;
+        }
+        if matches!(item.body, Body::Spooled { .. }) {
+            self.counters.spool_depth += 1;
         }
         self.items.push_back(item);
         self.counters.waiting = self.items.len() as u64;
     }
 
-    /// Lets go of an item that left the queue: its memory, or its file.
-    fn release(&mut self, item: Item) {
-        match item.body {
-            Body::Memory(_) => self.memory -= item.size,
-            Body::Spooled(p) => {
-                self.counters.spool_depth -= 1;
-                let _ = std::fs::remove_file(p);
-            }
+    /// Lets go of an item that left the queue; returns its spool file,
+    /// for the caller to remove off the async workers.
+    fn release(&mut self, item: Item) -> Option<PathBuf> {
+        if item.body.in_memory().is_some() {
+            self.memory -= item.size;
         }
         self.counters.waiting = self.items.len() as u64;
+        match item.body {
+            Body::Memory(_) => None,
+            Body::Spooled { path, .. } => {
+                self.counters.spool_depth -= 1;
+                Some(path)
+            }
+        }
     }
+}
+
+/// Removes spool files on a blocking thread.
+async fn remove_spooled(paths: Vec<PathBuf>) {
+    if paths.is_empty() {
+        return;
+    }
+    let removed = tokio::task::spawn_blocking(move || {
+        for p in paths {
+            if let Err(e) = std::fs::remove_file(&p) {
+                tracing::warn!(path = %p.display(), error = %e, "cannot remove a stored object from the spool");
+            }
+        }
+    });
+    let _ = removed.await;
 }
 
 /// A stream's upload queue. It is itself an [`ObjectStore`]: `put` queues
@@ -141,27 +183,42 @@ pub struct UploadQueue {
     room: Notify,
     limits: QueueLimits,
     spool: Option<PathBuf>,
+    /// Held while the queue lives: one process per stream's spool.
+    _lock: Option<std::fs::File>,
     name: String,
 }
 
 impl UploadQueue {
     /// A queue for stream `name` in front of `inner`. Objects a previous
-    /// run left in the spool are queued first, in their order.
-    pub fn new(
+    /// run left in the spool are queued first, in their order. The spool is
+    /// locked: a second process archiving the same stream into the same
+    /// place is refused.
+    pub async fn open(
         inner: Arc<dyn ObjectStore>,
         name: &str,
         limits: QueueLimits,
     ) -> std::io::Result<Self> {
         let spool = limits.spool_dir.as_ref().map(|d| d.join(name));
         let mut state = State::default();
-        if let Some(dir) = &spool {
-            std::fs::create_dir_all(dir)?;
-            for (n, path, item) in read_spool(dir)? {
+        let mut lock = None;
+        if let Some(dir) = spool.clone() {
+            let (file, found) = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir)?;
+                let lock = std::fs::File::create(dir.join(".lock"))?;
+                if let Err(e) = lock.try_lock() {
+                    return Err(std::io::Error::other(format!(
+                        "the spool {} is in use by another hlsvault process archiving this stream into the same store ({e})",
+                        dir.display()
+                    )));
+                }
+                Ok((lock, read_spool(&dir)?))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            lock = Some(file);
+            for (n, item) in found {
                 state.next_spool = state.next_spool.max(n + 1);
-                state.push(Item {
-                    body: Body::Spooled(path),
-                    ..item
-                });
+                state.push(item);
             }
             if !state.items.is_empty() {
                 tracing::info!(
@@ -178,6 +235,7 @@ impl UploadQueue {
             room: Notify::new(),
             limits,
             spool,
+            _lock: lock,
             name: name.to_string(),
         })
     }
@@ -197,8 +255,11 @@ impl UploadQueue {
                 let mut s = self.state.lock().expect("queue lock");
                 let front = s.items.front().map(|item| {
                     let body = match &item.body {
-                        Body::Memory(b) => Ok(b.clone()),
-                        Body::Spooled(p) => Err(p.clone()),
+                        Body::Memory(b)
+                        | Body::Spooled {
+                            cached: Some(b), ..
+                        } => Ok(b.clone()),
+                        Body::Spooled { path, cached: None } => Err(path.clone()),
                     };
                     (item.key.clone(), item.kind, body)
                 });
@@ -215,11 +276,11 @@ impl UploadQueue {
             };
             let body = match body {
                 Ok(b) => b,
-                Err(path) => match read_spooled(&path) {
+                Err(path) => match read_spooled_off_workers(path.clone()).await {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(stream = %self.name, %key, path = %path.display(), error = %e, "cannot read a spooled object; it is lost");
-                        self.finish_front(true);
+                        self.finish_front(true).await;
                         continue;
                     }
                 },
@@ -231,13 +292,13 @@ impl UploadQueue {
             match result {
                 Ok(()) => {
                     retry = RETRY_FIRST;
-                    self.finish_front(false);
+                    self.finish_front(false).await;
                 }
                 // Retrying cannot help: the object is given up (counted),
                 // and what waits behind it goes on.
                 Err(e) if e.is_permanent() => {
                     tracing::error!(stream = %self.name, %key, error = %e, "the store refuses this object for good; it is not stored");
-                    self.finish_front(true);
+                    self.finish_front(true).await;
                 }
                 Err(e) => {
                     let (first, closed) = {
@@ -250,7 +311,6 @@ impl UploadQueue {
                         tracing::warn!(stream = %self.name, error = %e, "store write failed; retrying with backoff, finished objects wait in order{}",
                             if self.spool.is_some() { " in the spool" } else { " in memory" });
                     }
-                    self.spill();
                     if closed {
                         if self.spool.is_some() && self.all_spooled() {
                             tracing::warn!(stream = %self.name, waiting = self.counters().waiting, "store still down at exit; the spool keeps what waits for the next run");
@@ -280,49 +340,26 @@ impl UploadQueue {
     }
 
     /// The front item is done: stored, or lost with `lost`.
-    fn finish_front(&self, lost: bool) {
+    async fn finish_front(&self, lost: bool) {
+        let file = self.pop_front(lost);
+        remove_spooled(file.into_iter().collect()).await;
+    }
+
+    /// Takes the front item off the queue; returns its spool file.
+    fn pop_front(&self, lost: bool) -> Option<PathBuf> {
         self.room.notify_waiters();
         let mut s = self.state.lock().expect("queue lock");
         s.busy = false;
-        if let Some(item) = s.items.pop_front() {
-            if lost {
-                s.counters.refused += 1;
-            } else if item.kind == ObjectKind::Segment {
-                s.counters.latency.observe(item.queued.elapsed());
-            }
-            s.release(item);
+        let item = s.items.pop_front()?;
+        if lost {
+            s.counters.refused += 1;
+        } else if item.kind == ObjectKind::Segment {
+            s.counters.latency.observe(item.queued.elapsed());
         }
         if std::mem::take(&mut s.down) {
             tracing::info!(stream = %self.name, waiting = s.items.len(), "store writes succeed again; draining in order");
         }
-    }
-
-    /// Moves what waits in memory to the spool (when there is one).
-    fn spill(&self) {
-        let Some(dir) = &self.spool else { return };
-        let mut s = self.state.lock().expect("queue lock");
-        let mut next = s.next_spool;
-        let mut moved = 0;
-        for item in s.items.iter_mut() {
-            let Body::Memory(bytes) = &item.body else {
-                continue;
-            };
-            match write_spooled(dir, next, &item.key, item.kind, bytes) {
-                Ok(path) => {
-                    item.body = Body::Spooled(path);
-                    moved += item.size;
-                    next += 1;
-                }
-                Err(e) => {
-                    tracing::error!(stream = %self.name, error = %e, "cannot write to the spool; objects stay in memory");
-                    break;
-                }
-            }
-        }
-        s.counters.spooled += next - s.next_spool;
-        s.counters.spool_depth += next - s.next_spool;
-        s.memory -= moved;
-        s.next_spool = next;
+        s.release(item)
     }
 
     /// Gives up on everything waiting (counted); returns how many.
@@ -339,7 +376,9 @@ impl UploadQueue {
 
     fn all_spooled(&self) -> bool {
         let s = self.state.lock().expect("queue lock");
-        s.items.iter().all(|i| matches!(i.body, Body::Spooled(_)))
+        s.items
+            .iter()
+            .all(|i| matches!(i.body, Body::Spooled { .. }))
     }
 
     /// No more objects will come: [`UploadQueue::run`] returns once
@@ -349,6 +388,60 @@ impl UploadQueue {
         self.state.lock().expect("queue lock").closed = true;
         self.wake.notify_one();
     }
+
+    /// Without a spool, a store that is up but slower than the stream
+    /// holds the stream back (nothing is lost); only a store that is down
+    /// makes objects be refused.
+    async fn room_in_memory(&self, size: usize) {
+        loop {
+            {
+                let s = self.state.lock().expect("queue lock");
+                if s.down || s.items.is_empty() || s.memory + size <= self.limits.memory {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = self.room.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+
+    /// Writes `body` to the spool (off the async workers) and keeps it in
+    /// memory too while there is room. If the spool cannot be written
+    /// (disk full), the object waits in memory only, and that is logged.
+    async fn spool_body(&self, dir: &Path, key: &str, kind: ObjectKind, body: Bytes) -> Body {
+        let n = {
+            let mut s = self.state.lock().expect("queue lock");
+            s.next_spool += 1;
+            s.next_spool - 1
+        };
+        let (dir, owned_key, bytes) = (dir.to_path_buf(), key.to_string(), body.clone());
+        let written =
+            tokio::task::spawn_blocking(move || write_spooled(&dir, n, &owned_key, kind, &bytes))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+        let s = self.state.lock().expect("queue lock");
+        let room = s.memory + body.len() <= self.limits.memory;
+        match written {
+            Ok(path) => Body::Spooled {
+                path,
+                cached: room.then_some(body),
+            },
+            Err(e) => {
+                tracing::error!(stream = %self.name, %key, error = %e, "cannot write to the spool; the object waits in memory only");
+                Body::Memory(body)
+            }
+        }
+    }
+}
+
+/// Reads a spooled object's body on a blocking thread.
+async fn read_spooled_off_workers(path: PathBuf) -> std::io::Result<Bytes> {
+    tokio::task::spawn_blocking(move || read_spooled(&path))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 #[async_trait::async_trait]
@@ -363,26 +456,28 @@ impl ObjectStore for UploadQueue {
             reason: reason.to_string(),
             source: None,
         };
-        // A store that is up but slower than the stream holds the stream
-        // back (nothing is lost); only a store that is down makes objects
-        // spool (or, without a spool, be refused).
-        loop {
-            {
+        let body = match &self.spool {
+            Some(dir) => self.spool_body(dir, key, kind, body).await,
+            None => {
+                self.room_in_memory(size).await;
                 let s = self.state.lock().expect("queue lock");
-                if s.down || s.items.is_empty() || s.memory + size <= self.limits.memory {
-                    break;
+                if s.down && s.memory + size > self.limits.memory {
+                    drop(s);
+                    self.state.lock().expect("queue lock").counters.refused += 1;
+                    return Err(refuse("the upload queue is full and there is no spool"));
                 }
+                Body::Memory(body)
             }
-            tokio::select! {
-                _ = self.room.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
-        }
-        {
+        };
+        let stale = {
             let mut s = self.state.lock().expect("queue lock");
+            if s.down {
+                s.counters.spooled += u64::from(matches!(body, Body::Spooled { .. }));
+            }
             // Only the newest version of a playlist matters: a waiting older
             // one (not in flight) is dropped. Everything it listed is still
             // ahead of the new one.
+            let mut stale = Vec::new();
             if kind != ObjectKind::Segment {
                 let skip = usize::from(s.busy);
                 if let Some(i) = s
@@ -393,34 +488,9 @@ impl ObjectStore for UploadQueue {
                     .map(|i| i + skip)
                 {
                     let old = s.items.remove(i).expect("found");
-                    s.release(old);
+                    stale.extend(s.release(old));
                 }
             }
-            let body = if s.down || s.memory + size > self.limits.memory {
-                match &self.spool {
-                    Some(dir) => {
-                        let n = s.next_spool;
-                        match write_spooled(dir, n, key, kind, &body) {
-                            Ok(path) => {
-                                s.next_spool += 1;
-                                s.counters.spooled += 1;
-                                Body::Spooled(path)
-                            }
-                            Err(e) => {
-                                s.counters.refused += 1;
-                                return Err(refuse(&format!("cannot write to the spool: {e}")));
-                            }
-                        }
-                    }
-                    None if s.memory + size > self.limits.memory => {
-                        s.counters.refused += 1;
-                        return Err(refuse("the upload queue is full and there is no spool_dir"));
-                    }
-                    None => Body::Memory(body),
-                }
-            } else {
-                Body::Memory(body)
-            };
             s.push(Item {
                 key: key.to_string(),
                 kind,
@@ -428,7 +498,9 @@ impl ObjectStore for UploadQueue {
                 size,
                 queued: Instant::now(),
             });
-        }
+            stale
+        };
+        remove_spooled(stale).await;
         self.wake.notify_one();
         Ok(())
     }
@@ -441,13 +513,17 @@ impl ObjectStore for UploadQueue {
                 .rev()
                 .find(|i| i.key == key)
                 .map(|i| match &i.body {
-                    Body::Memory(b) => Ok(b.clone()),
-                    Body::Spooled(p) => Err(p.clone()),
+                    Body::Memory(b)
+                    | Body::Spooled {
+                        cached: Some(b), ..
+                    } => Ok(b.clone()),
+                    Body::Spooled { path, cached: None } => Err(path.clone()),
                 })
         };
         match queued {
             Some(Ok(b)) => Ok(Some(b)),
-            Some(Err(path)) => read_spooled(&path)
+            Some(Err(path)) => read_spooled_off_workers(path)
+                .await
                 .map(Some)
                 .map_err(|source| StoreError::Io {
                     op: "read spool",
@@ -475,6 +551,9 @@ impl ObjectStore for UploadQueue {
     }
 }
 
+/// Longest header line of a spooled object: the kind, a space and a key.
+const MAX_HEADER: u64 = 2048;
+
 /// A spooled object: `{n:016}.obj` holding a header line (kind and key)
 /// and the body, written to a temporary name and renamed, so that a crash
 /// leaves whole files only.
@@ -487,9 +566,12 @@ fn write_spooled(
 ) -> std::io::Result<PathBuf> {
     let path = dir.join(format!("{n:016}.obj"));
     let temp = dir.join(format!(".{n:016}.tmp"));
-    let mut data = format!("{} {key}\n", kind_name(kind)).into_bytes();
-    data.extend_from_slice(body);
-    std::fs::write(&temp, data)?;
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(format!("{} {key}\n", kind_name(kind)).as_bytes())?;
+    file.write_all(body)?;
+    // Whole on disk before it counts as queued: after a machine crash a
+    // spooled object is there entire, or not at all.
+    file.sync_data()?;
     std::fs::rename(&temp, &path)?;
     Ok(path)
 }
@@ -503,8 +585,9 @@ fn read_spooled(path: &Path) -> std::io::Result<Bytes> {
     Ok(Bytes::from(data).slice(start..))
 }
 
-/// The objects in a spool directory, oldest first.
-fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, Item)>> {
+/// The objects in a spool directory, oldest first (only their header
+/// lines are read).
+fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, Item)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -516,14 +599,19 @@ fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, Item)>> {
         else {
             continue;
         };
-        let data = std::fs::read(&path)?;
+        let file = std::fs::File::open(&path)?;
+        let len = file.metadata()?.len() as usize;
+        let mut header = Vec::new();
+        std::io::BufReader::new(file)
+            .take(MAX_HEADER)
+            .read_until(b'\n', &mut header)?;
         // A header without its newline is a write torn by a crash: the
         // object never made it into the spool whole.
-        let Some(newline) = data.iter().position(|&b| b == b'\n') else {
+        if header.pop() != Some(b'\n') {
             tracing::warn!(path = %path.display(), "not a spooled object (torn write?); left alone");
             continue;
-        };
-        let line = String::from_utf8_lossy(&data[..newline]);
+        }
+        let line = String::from_utf8_lossy(&header);
         let Some((kind, key)) = line
             .split_once(' ')
             .and_then(|(k, key)| Some((kind_from(k)?, key.to_string())))
@@ -531,17 +619,16 @@ fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf, Item)>> {
             tracing::warn!(path = %path.display(), "not a spooled object; left alone");
             continue;
         };
-        let size = data.len() - newline - 1;
         let item = Item {
             key,
             kind,
-            body: Body::Spooled(path.clone()),
-            size,
+            size: len - header.len() - 1,
+            body: Body::Spooled { path, cached: None },
             queued: Instant::now(),
         };
-        found.push((n, path, item));
+        found.push((n, item));
     }
-    found.sort_by_key(|(n, _, _)| *n);
+    found.sort_by_key(|(n, _)| *n);
     Ok(found)
 }
 
@@ -628,6 +715,20 @@ mod tests {
         }
     }
 
+    /// Objects in a stream's spool folder.
+    fn spooled(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "obj")
+            })
+            .count()
+    }
+
     fn keys(store: &Flaky) -> Vec<String> {
         store
             .log
@@ -644,7 +745,9 @@ mod tests {
         let store = Arc::new(Flaky::default());
         store.down.store(true, Ordering::SeqCst);
         let q = Arc::new(
-            UploadQueue::new(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20)).unwrap(),
+            UploadQueue::open(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20))
+                .await
+                .unwrap(),
         );
         let worker = tokio::spawn({
             let q = q.clone();
@@ -671,10 +774,7 @@ mod tests {
         let c = q.counters();
         assert!(c.retries >= 2, "{c:?}");
         assert_eq!(c.waiting, 4, "three segments and the newest playlist");
-        assert_eq!(
-            std::fs::read_dir(spool.path().join("ch1")).unwrap().count(),
-            4
-        );
+        assert_eq!(spooled(&spool.path().join("ch1")), 4);
         assert_eq!(c.spool_depth, 4, "every waiting object is on disk");
         // The newest playlist is what a reader sees, though not yet stored.
         assert_eq!(q.get("index.m3u8").await.unwrap().unwrap(), "v2");
@@ -686,11 +786,7 @@ mod tests {
         let got = keys(&store);
         assert_eq!(got, ["s0.ts", "s1.ts", "s2.ts", "index.m3u8"]);
         assert_eq!(store.log.lock().unwrap()[3].1, "v2");
-        assert_eq!(
-            std::fs::read_dir(spool.path().join("ch1")).unwrap().count(),
-            0,
-            "spool emptied"
-        );
+        assert_eq!(spooled(&spool.path().join("ch1")), 0, "spool emptied");
         assert_eq!((q.counters().spool_depth, q.counters().waiting), (0, 0));
     }
 
@@ -698,7 +794,11 @@ mod tests {
     async fn a_key_the_store_refuses_is_given_up_and_blocks_nothing_behind_it() {
         let store = Arc::new(Flaky::default());
         store.refuses.lock().unwrap().push("b.ts".into());
-        let q = Arc::new(UploadQueue::new(store.clone(), "ch1", limits(None, 1 << 20)).unwrap());
+        let q = Arc::new(
+            UploadQueue::open(store.clone(), "ch1", limits(None, 1 << 20))
+                .await
+                .unwrap(),
+        );
         // No store takes this one: refused at once, never queued.
         assert!(matches!(
             q.put("../x.ts", Bytes::new(), ObjectKind::Segment).await,
@@ -722,7 +822,8 @@ mod tests {
         store.down.store(true, Ordering::SeqCst);
         {
             let q = Arc::new(
-                UploadQueue::new(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20))
+                UploadQueue::open(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20))
+                    .await
                     .unwrap(),
             );
             let worker = tokio::spawn({
@@ -740,13 +841,19 @@ mod tests {
         }
         store.down.store(false, Ordering::SeqCst);
         let q = Arc::new(
-            UploadQueue::new(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20)).unwrap(),
+            UploadQueue::open(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20))
+                .await
+                .unwrap(),
         );
         assert_eq!((q.counters().waiting, q.counters().spool_depth), (2, 2));
         q.put("c.ts", Bytes::from_static(b"c"), ObjectKind::Segment)
             .await
             .unwrap();
-        assert_eq!((q.counters().waiting, q.counters().spool_depth), (3, 2));
+        assert_eq!(
+            (q.counters().waiting, q.counters().spool_depth),
+            (3, 3),
+            "on disk before put returns"
+        );
         q.close();
         q.run().await;
         assert_eq!(keys(&store), ["a.ts", "b.ts", "c.ts"]);
@@ -754,10 +861,47 @@ mod tests {
         assert_eq!(store.log.lock().unwrap()[0].1, "a");
     }
 
+    #[tokio::test]
+    async fn what_was_queued_survives_a_kill_and_one_process_holds_a_spool() {
+        let spool = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::default());
+        let first = UploadQueue::open(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20))
+            .await
+            .unwrap();
+        for key in ["a.ts", "b.ts"] {
+            first
+                .put(key, Bytes::from_static(b"TS"), ObjectKind::Segment)
+                .await
+                .unwrap();
+        }
+        // Another process archiving the same stream into the same place.
+        let second =
+            UploadQueue::open(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20)).await;
+        let e = second.err().expect("the spool is locked");
+        assert!(
+            e.to_string().contains("in use by another hlsvault process"),
+            "{e}"
+        );
+        // Killed before it stored anything: the next run finds both.
+        drop(first);
+        let next = UploadQueue::open(store.clone(), "ch1", limits(Some(spool.path()), 1 << 20))
+            .await
+            .unwrap();
+        assert_eq!(next.counters().waiting, 2);
+        next.close();
+        next.run().await;
+        assert_eq!(keys(&store), ["a.ts", "b.ts"]);
+        assert_eq!(spooled(&spool.path().join("ch1")), 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_slow_store_holds_the_stream_back_and_loses_nothing() {
         let store = Arc::new(Flaky::default());
-        let q = Arc::new(UploadQueue::new(store.clone(), "ch1", limits(None, 250)).unwrap());
+        let q = Arc::new(
+            UploadQueue::open(store.clone(), "ch1", limits(None, 250))
+                .await
+                .unwrap(),
+        );
         let worker = tokio::spawn({
             let q = q.clone();
             async move { q.run().await }
@@ -781,7 +925,11 @@ mod tests {
     async fn without_a_spool_memory_is_bounded_and_refusals_are_counted() {
         let store = Arc::new(Flaky::default());
         store.down.store(true, Ordering::SeqCst);
-        let q = Arc::new(UploadQueue::new(store.clone(), "ch1", limits(None, 250)).unwrap());
+        let q = Arc::new(
+            UploadQueue::open(store.clone(), "ch1", limits(None, 250))
+                .await
+                .unwrap(),
+        );
         let worker = tokio::spawn({
             let q = q.clone();
             async move { q.run().await }
@@ -824,7 +972,7 @@ mod tests {
         let found = read_spool(dir.path()).unwrap();
         let keys: Vec<(u64, &str, usize)> = found
             .iter()
-            .map(|(n, _, item)| (*n, item.key.as_str(), item.size))
+            .map(|(n, item)| (*n, item.key.as_str(), item.size))
             .collect();
         assert_eq!(keys, [(1, "ch1/2026/11/21/09/a.ts", 2)]);
     }

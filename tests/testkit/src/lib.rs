@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 pub mod archive;
 pub mod encoders;
 pub mod garage;
+pub mod kill_loop;
 pub mod net;
 
 /// Video codec of a generated stream.
