@@ -150,7 +150,7 @@ fn first_unit_nal_headers(segment: &Path) -> Vec<u8> {
 /// order after PAT and PMT (the cutter routes the cutting unit first).
 fn opening_pts(segment: &Path) -> f64 {
     let data = std::fs::read(segment).unwrap();
-    for p in data.chunks(188) {
+    for p in hlsvault_ts::packets(&data) {
         let start = hlsvault_ts::Header::parse(p).pusi;
         let pes = hlsvault_ts::payload(p).and_then(hlsvault_ts::pes::parse_header);
         if let (true, Some(pts)) = (start, pes.and_then(|h| h.pts)) {

@@ -19,7 +19,9 @@ use hlsvault_ts::clock::{PtsExtender, PCR_HZ, PTS_HZ};
 use hlsvault_ts::keyframe::Picture;
 use hlsvault_ts::program::{ProgramChoice, Selection};
 use hlsvault_ts::rtp::{self, Payload};
-use hlsvault_ts::{as_188, packet_layout, Analyzer, PidInfo, PACKET_SIZE, PID_NULL};
+use hlsvault_ts::{
+    as_188, packet_layout, packets, Analyzer, Packet, PidInfo, PACKET_SIZE, PID_NULL,
+};
 
 /// Destinations followed at most (the rest are counted).
 const MAX_DESTINATIONS: usize = 64;
@@ -91,7 +93,7 @@ impl TsProbe {
         }
     }
 
-    fn packet(&mut self, p: &[u8]) {
+    fn packet(&mut self, p: &Packet) {
         let ins = self.analyzer.inspect(p);
         if let Some(pcr) = ins.pcr {
             if let Some(last) = self.last_pcr {
@@ -181,7 +183,7 @@ impl Destination {
             }
         };
         self.packet_size = packet_layout(ts).0;
-        for p in as_188(ts).chunks_exact(PACKET_SIZE) {
+        for p in packets(&as_188(ts)) {
             if p[0] == hlsvault_ts::SYNC_BYTE {
                 self.ts.packet(p);
             }

@@ -25,13 +25,23 @@ pub const PCR_WRAP: u64 = PTS_WRAP * 300;
 /// assert_eq!(read_pcr(&[0, 0, 0, 0, 0x80 | 0x7E, 2]), 302);
 /// ```
 #[inline]
-pub fn read_pcr(b: &[u8]) -> u64 {
+pub fn read_pcr(b: &[u8; 6]) -> u64 {
     let base = (b[0] as u64) << 25
         | (b[1] as u64) << 17
         | (b[2] as u64) << 9
         | (b[3] as u64) << 1
         | (b[4] as u64) >> 7;
     base * 300 + (((b[4] as u64) & 1) << 8 | b[5] as u64)
+}
+
+/// The 6 bytes of a packet's PCR field (where it is when the adaptation
+/// field says it has one).
+#[inline]
+pub fn pcr_field(p: &crate::Packet) -> &[u8; 6] {
+    let (field, _) = p[6..]
+        .split_first_chunk::<6>()
+        .expect("a packet is longer than 12 bytes");
+    field
 }
 
 /// Signed distance `to - from` on the 33-bit PTS circle, in ticks.

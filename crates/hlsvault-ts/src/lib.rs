@@ -29,6 +29,22 @@ use psi::{PatEntry, Pmt, SectionAssembler};
 
 /// Size of a TS packet.
 pub const PACKET_SIZE: usize = 188;
+
+/// One TS packet. Functions that read a packet take this type, not a
+/// slice, so that no input can be too short for them.
+pub type Packet = [u8; PACKET_SIZE];
+
+/// The whole packets at the start of `bytes` (what follows is less than a
+/// packet).
+///
+/// ```
+/// let bytes = [0x47u8; 2 * 188 + 10];
+/// assert_eq!(hlsvault_ts::packets(&bytes).len(), 2);
+/// ```
+#[inline]
+pub fn packets(bytes: &[u8]) -> &[Packet] {
+    bytes.as_chunks::<PACKET_SIZE>().0
+}
 /// First byte of every TS packet.
 pub const SYNC_BYTE: u8 = 0x47;
 /// PID of the program association table.
@@ -67,7 +83,7 @@ pub struct Header {
 impl Header {
     /// Decodes the 4-byte header of a packet (sync byte checked by the caller).
     #[inline]
-    pub fn parse(p: &[u8]) -> Self {
+    pub fn parse(p: &Packet) -> Self {
         Header {
             pid: u16::from_be_bytes([p[1], p[2]]) & 0x1FFF,
             pusi: p[1] & 0x40 != 0,
@@ -81,7 +97,7 @@ impl Header {
 
 /// The payload of a packet (sync byte checked by the caller), if it has one
 /// that fits.
-pub fn payload(p: &[u8]) -> Option<&[u8]> {
+pub fn payload(p: &Packet) -> Option<&[u8]> {
     let h = Header::parse(p);
     let at = if h.has_af { 5 + p[4] as usize } else { 4 };
     (h.has_payload && at < PACKET_SIZE).then(|| &p[at..])
@@ -487,8 +503,7 @@ impl Analyzer {
 
     /// Inspects one 188-byte packet whose first byte is the sync byte.
     #[inline]
-    pub fn inspect(&mut self, p: &[u8]) -> Inspection {
-        debug_assert_eq!(p.len(), PACKET_SIZE);
+    pub fn inspect(&mut self, p: &Packet) -> Inspection {
         let header = Header::parse(p);
         let mut out = Inspection {
             header,
@@ -522,7 +537,7 @@ impl Analyzer {
                 announced = flags & 0x80 != 0;
                 rai = flags & 0x40 != 0;
                 if flags & 0x10 != 0 && af_len >= 7 && Some(header.pid) == self.pcr_pid {
-                    let pcr = clock::read_pcr(&p[6..12]);
+                    let pcr = clock::read_pcr(clock::pcr_field(p));
                     out.pcr = Some(pcr);
                     if let Some(last) = self.last_pcr {
                         if announced {

@@ -63,7 +63,7 @@ pub fn parse_header(p: &[u8]) -> Option<PesHeader> {
 /// Returns false, writing nothing, when the packet is no PES start or
 /// `es_at` lies beyond it.
 pub fn insert_into_unit_start(
-    packet: &[u8],
+    packet: &crate::Packet,
     es_at: usize,
     bytes: &[u8],
     out: &mut Vec<u8>,
@@ -184,17 +184,18 @@ pub(crate) mod tests {
         packet.extend_from_slice(&es);
         let insert = vec![0xAA; 200];
         let mut out = Vec::new();
+        let packet: crate::Packet = packet.try_into().unwrap();
         assert!(insert_into_unit_start(&packet, 6, &insert, &mut out));
         assert_eq!(out.len(), 3 * 188, "184 + 200 bytes need three packets");
-        let headers: Vec<Header> = out.chunks(188).map(Header::parse).collect();
+        let headers: Vec<Header> = crate::packets(&out).iter().map(Header::parse).collect();
         assert_eq!(
             headers.iter().map(|h| h.cc).collect::<Vec<_>>(),
             vec![5, 6, 7]
         );
         assert!(headers[0].pusi && !headers[1].pusi && !headers[2].pusi);
         assert!(headers.iter().all(|h| h.pid == 0x100));
-        let joined: Vec<u8> = out
-            .chunks(188)
+        let joined: Vec<u8> = crate::packets(&out)
+            .iter()
             .flat_map(|p| payload(p).unwrap().to_vec())
             .collect();
         let mut want = es[..14 + 6].to_vec();
@@ -216,10 +217,11 @@ pub(crate) mod tests {
         packet.resize(188 - es.len(), 0xFF);
         packet.extend_from_slice(&es);
         let mut out = Vec::new();
+        let packet: crate::Packet = packet.try_into().unwrap();
         assert!(insert_into_unit_start(&packet, 0, &[9, 9], &mut out));
         // The first packet's stuffing stays; the rest goes into a second one.
         assert_eq!(out.len(), 2 * 188);
-        let p = crate::payload(&out).unwrap();
+        let p = crate::payload(&crate::packets(&out)[0]).unwrap();
         assert_eq!(u16::from_be_bytes([p[4], p[5]]), len + 2);
     }
 

@@ -311,13 +311,13 @@ impl Sender {
             if ts.is_empty() {
                 return Ok(None);
             }
-            for p in ts.chunks_mut(188) {
+            for p in ts.as_chunks_mut::<188>().0 {
                 if p[3] & 0x20 != 0 && p[4] > 0 {
                     if self.wrap.clear_rai {
                         p[5] &= !0x40;
                     }
                     if p[5] & 0x10 != 0 && p[4] >= 7 {
-                        let pcr = hlsvault_ts::clock::read_pcr(&p[6..12]);
+                        let pcr = hlsvault_ts::clock::read_pcr(hlsvault_ts::clock::pcr_field(p));
                         self.first_pcr.get_or_insert(pcr);
                         self.last_pcr = pcr;
                     }

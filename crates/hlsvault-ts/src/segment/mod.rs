@@ -29,8 +29,8 @@ use crate::keyframe::Picture;
 use crate::pes::insert_into_unit_start;
 use crate::program::Selection;
 use crate::{
-    payload, AccessUnit, Analyzer, Break, Header, Hour, TsCounters, PACKET_SIZE, PID_NULL, PID_PAT,
-    SYNC_BYTE,
+    packets, payload, AccessUnit, Analyzer, Break, Header, Hour, Packet, TsCounters, PACKET_SIZE,
+    PID_NULL, PID_PAT, SYNC_BYTE,
 };
 
 /// A segment cannot grow past this many bytes, whatever the stream does.
@@ -197,7 +197,7 @@ impl Open {
         let mut write = from;
         let mut dropped = 0;
         for read in (from..self.buf.len()).step_by(PACKET_SIZE) {
-            let pid = Header::parse(&self.buf[read..read + PACKET_SIZE]).pid;
+            let pid = Header::parse(&packets(&self.buf[read..])[0]).pid;
             if starts.iter().any(|&(p, at)| p == pid && at <= read) {
                 dropped += 1;
                 continue;
@@ -217,7 +217,7 @@ impl Open {
     /// section, or a PES whose length field is met. A PES of unbounded
     /// length (video) ends only where the next one starts.
     fn unit_complete(&self, pid: u16, at: usize) -> bool {
-        let Some(head) = payload(&self.buf[at..at + PACKET_SIZE]) else {
+        let Some(head) = packets(&self.buf[at..]).first().and_then(payload) else {
             return true;
         };
         if !head.starts_with(&[0, 0, 1]) {
@@ -228,7 +228,7 @@ impl Open {
             None => return false,
         };
         let mut got = 0;
-        for p in self.buf[at..].chunks_exact(PACKET_SIZE) {
+        for p in packets(&self.buf[at..]) {
             if Header::parse(p).pid == pid {
                 got += payload(p).map_or(0, <[u8]>::len);
             }
@@ -416,9 +416,9 @@ impl SegmentCutter {
             self.brk(Cause::LostDatagrams);
         }
         let mut i = 0;
-        while i + PACKET_SIZE <= ts.len() {
-            if ts[i] == SYNC_BYTE {
-                self.push_packet(&ts[i..i + PACKET_SIZE], at);
+        while let Some(p) = ts[i..].first_chunk::<PACKET_SIZE>() {
+            if p[0] == SYNC_BYTE {
+                self.push_packet(p, at);
                 i += PACKET_SIZE;
             } else {
                 let next = ts[i + 1..]
@@ -448,7 +448,7 @@ impl SegmentCutter {
         self.log_skipped("the stream ended");
     }
 
-    fn push_packet(&mut self, p: &[u8], at: SystemTime) {
+    fn push_packet(&mut self, p: &Packet, at: SystemTime) {
         let ins = self.analyzer.inspect(p);
         let h = ins.header;
         if let Some(b) = ins.brk {
@@ -462,7 +462,7 @@ impl SegmentCutter {
                 PID_PAT => {
                     let mut pat = Vec::new();
                     self.analyzer.write_pat(h.pusi, &mut pat);
-                    for q in pat.chunks_exact(PACKET_SIZE) {
+                    for q in packets(&pat) {
                         self.take(q, Header::parse(q), None, at);
                     }
                 }
@@ -494,7 +494,7 @@ impl SegmentCutter {
 
     /// An audio unit of the program's fallback PID: it times the stream
     /// while video is absent. Returns whether it was taken as such.
-    fn audio_unit(&mut self, pts: u64, p: &[u8], h: Header, at: SystemTime) -> bool {
+    fn audio_unit(&mut self, pts: u64, p: &Packet, h: Header, at: SystemTime) -> bool {
         let ext = self.extender.extend(pts);
         match self.watch.audio(ext) {
             AudioRole::Ignored => return false,
@@ -553,7 +553,7 @@ impl SegmentCutter {
 
     /// A kept packet that starts no access unit: held while the pending
     /// unit's picture is not known, routed otherwise.
-    fn take(&mut self, p: &[u8], h: Header, key_resolved: Option<Picture>, at: SystemTime) {
+    fn take(&mut self, p: &Packet, h: Header, key_resolved: Option<Picture>, at: SystemTime) {
         if self.pending.is_none() && self.dropped_while_audio_times(h.pid) {
             return;
         }
@@ -569,7 +569,7 @@ impl SegmentCutter {
         self.route(p, h);
     }
 
-    fn access_unit(&mut self, au: AccessUnit, p: &[u8], h: Header, at: SystemTime) {
+    fn access_unit(&mut self, au: AccessUnit, p: &Packet, h: Header, at: SystemTime) {
         if self.pending.is_some() {
             // The previous unit never showed a picture: not a keyframe.
             self.resolve(Picture::NotKey, at);
@@ -654,7 +654,7 @@ impl SegmentCutter {
         if self.watch.audio_times() {
             if !key {
                 // Video that cannot decode yet: the rest goes on.
-                for p in pending.packets.chunks_exact(PACKET_SIZE) {
+                for p in packets(&pending.packets) {
                     let h = Header::parse(p);
                     if !self.dropped_while_audio_times(h.pid) {
                         self.route(p, h);
@@ -672,7 +672,7 @@ impl SegmentCutter {
         if let Some(cur) = &mut self.cur {
             cur.access_unit(pending.ext);
         }
-        for p in pending.packets.chunks_exact(PACKET_SIZE) {
+        for p in packets(&pending.packets) {
             self.route(p, Header::parse(p));
         }
     }
@@ -782,7 +782,7 @@ impl SegmentCutter {
         });
     }
 
-    fn route(&mut self, p: &[u8], h: Header) {
+    fn route(&mut self, p: &Packet, h: Header) {
         if let Some(tail) = &mut self.tail {
             if h.has_payload {
                 if let Some(at) = tail.waiting.iter().position(|&pid| pid == h.pid) {
@@ -870,7 +870,7 @@ impl SegmentCutter {
         let had_media = self.started;
         tracing::info!(%cause, "timeline break: segment ends, next one is a discontinuity");
         if let Some(pending) = self.pending.take() {
-            for p in pending.packets.chunks_exact(PACKET_SIZE) {
+            for p in packets(&pending.packets) {
                 self.route(p, Header::parse(p));
             }
         }

@@ -96,13 +96,12 @@ fn policy(target: u64) -> CutPolicy {
 }
 
 fn packets(s: &Segment) -> Vec<Header> {
-    s.data.chunks(188).map(Header::parse).collect()
+    crate::packets(&s.data).iter().map(Header::parse).collect()
 }
 
 fn first_video_is_key(s: &Segment) -> bool {
-    let p = s
-        .data
-        .chunks(188)
+    let p = crate::packets(&s.data)
+        .iter()
         .find(|p| Header::parse(p).pid == VIDEO_PID)
         .unwrap();
     let h = Header::parse(p);
@@ -176,9 +175,8 @@ fn keyframes_found_in_nal_units_when_no_random_access_indicator() {
         vec![4 * 90_000, 6 * 90_000, 6 * 90_000, 4 * 90_000 - FRAME]
     );
     for s in &segs {
-        let p = s
-            .data
-            .chunks(188)
+        let p = crate::packets(&s.data)
+            .iter()
             .find(|p| Header::parse(p).pid == VIDEO_PID)
             .unwrap();
         assert!(
@@ -283,9 +281,8 @@ fn hard_cap_cuts_without_keyframe() {
 /// The elementary stream bytes of the segment's first video PES.
 fn first_video_es(s: &Segment) -> Vec<u8> {
     let mut es = Vec::new();
-    let video = s
-        .data
-        .chunks(188)
+    let video = crate::packets(&s.data)
+        .iter()
         .filter(|p| Header::parse(p).pid == VIDEO_PID);
     for (p, payload) in video.filter_map(|p| crate::payload(p).map(|pl| (p, pl))) {
         if Header::parse(p).pusi && !es.is_empty() {
@@ -342,7 +339,7 @@ fn parameter_sets_sent_once_are_inserted_into_each_segment() {
         assert!(contains(&es, &IDR));
         // The inserted packets keep continuity counters whole.
         let mut a = crate::Analyzer::new();
-        s.data.chunks(188).for_each(|p| {
+        crate::packets(&s.data).iter().for_each(|p| {
             a.inspect(p);
         });
         assert_eq!(a.counters().cc_errors, 0, "segment {i}");
