@@ -91,7 +91,11 @@ fn rss_kib(pid: u32) -> Option<u64> {
 fn sixty_hours_without_a_break_file_every_segment_in_its_hour() {
     use hlsvault_testkit::archive::{hour_playlists, PTS_WRAP_SECS};
     const HOURS: u64 = 60;
-    let dir = tempfile::tempdir().unwrap();
+    // 36,000 segments: on tmpfs, what is measured is the timeline, not
+    // the disk's syncs.
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
     let d = dir.path();
     // 60 h of tiny H.264 at 1 fps, a keyframe every 6 s, from an hour
     // before a PTS wrap: it wraps three times (PTS and PCR), and runs from
@@ -136,11 +140,12 @@ fn sixty_hours_without_a_break_file_every_segment_in_its_hour() {
     )
     .unwrap();
     std::fs::remove_file(&ts).unwrap();
+    // At 1 fps, a datagram of 7 packets comes every 2 s or so: not a gap.
     let config = d.join("soak.toml");
     std::fs::write(
         &config,
         format!(
-            "state_dir = \"{}\"\n[storage]\nroot = \"{}\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"6s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
+            "state_dir = \"{}\"\n[storage]\nroot = \"{}\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"6s\"\nmax_gap = \"10s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
             d.join("state").display(),
             d.join("archive").display(),
             pcap.display()
@@ -167,7 +172,7 @@ fn sixty_hours_without_a_break_file_every_segment_in_its_hour() {
     let hours = hour_playlists(&d.join("archive/ch1"));
     assert_eq!(hours.len() as u64, HOURS + 1, "a partial hour at each end");
     let mut entries = Vec::new();
-    for (i, (path, playlist)) in hours.iter().enumerate() {
+    for (path, playlist) in &hours {
         let hour = folder_hour(path);
         for e in &playlist.entries {
             let pdt = e.pdt.unwrap();
@@ -180,7 +185,7 @@ fn sixty_hours_without_a_break_file_every_segment_in_its_hour() {
             );
             assert!(!e.discontinuity, "no break in a clean timeline: {}", e.uri);
         }
-        assert_eq!(playlist.ended, i + 1 < hours.len(), "{}", path.display());
+        assert!(playlist.ended, "the capture ended: {}", path.display());
         entries.extend(playlist.entries.iter().cloned());
     }
     for w in entries.windows(2) {
@@ -229,8 +234,13 @@ fn sixty_hours_without_a_break_file_every_segment_in_its_hour() {
         rss[..half].iter().max().copied().unwrap_or(0),
         rss[half..].iter().max().copied().unwrap_or(0),
     );
+    let every_tenth: Vec<u64> = rss
+        .iter()
+        .step_by(rss.len().div_ceil(10).max(1))
+        .copied()
+        .collect();
     eprintln!(
-        "60 h: {} segments, {} hours; RSS samples (KiB, every 100 ms): {rss:?}; max {first} in the first half, {second} in the second",
+        "60 h: {} segments, {} hours; RSS (KiB) through the run: {every_tenth:?}; max {first} in the first half, {second} in the second",
         entries.len(),
         hours.len()
     );

@@ -250,7 +250,10 @@ struct Sender {
     reader: BufReader<File>,
     index: u64,
     first_pcr: Option<u64>,
+    /// The newest PCR, unwrapped.
     last_pcr: u64,
+    /// 33-bit wraps of the PCR so far.
+    pcr_wraps: u64,
     seq: u16,
     /// A datagram held back to be sent after the next one.
     held: Option<(u64, Vec<u8>)>,
@@ -268,6 +271,7 @@ impl Sender {
             index: 0,
             first_pcr: None,
             last_pcr: 0,
+            pcr_wraps: 0,
             seq: 0,
             held: None,
         })
@@ -317,7 +321,14 @@ impl Sender {
                         p[5] &= !0x40;
                     }
                     if p[5] & 0x10 != 0 && p[4] >= 7 {
-                        let pcr = hlsvault_ts::clock::read_pcr(hlsvault_ts::clock::pcr_field(p));
+                        // Unwrapped across the 33-bit wrap (every 26.5 h).
+                        const WRAP: u64 = (1 << 33) * 300;
+                        let read = hlsvault_ts::clock::read_pcr(hlsvault_ts::clock::pcr_field(p));
+                        let mut pcr = read + self.pcr_wraps * WRAP;
+                        if pcr + WRAP / 2 < self.last_pcr {
+                            self.pcr_wraps += 1;
+                            pcr += WRAP;
+                        }
                         self.first_pcr.get_or_insert(pcr);
                         self.last_pcr = pcr;
                     }
