@@ -27,7 +27,9 @@ fuzz_target!(|input: &[u8]| {
             for p in &e.problems {
                 assert!(!p.key.is_empty() && !p.reason.is_empty(), "{p:?}");
             }
-            assert!(e.to_string().contains(path.to_str().expect("utf-8 temp dir")));
+            assert!(e
+                .to_string()
+                .contains(path.to_str().expect("utf-8 temp dir")));
         }
     }
 });

@@ -134,12 +134,20 @@ fuzz_target!(|input: &[u8]| {
             cutter.push_datagram(&datagram, sent, false);
             datagram.clear();
             packets_in = 0;
-            segments.extend(cutter.take_ready().map(|s| (s.start, s.duration, s.keyframe)));
+            segments.extend(
+                cutter
+                    .take_ready()
+                    .map(|s| (s.start, s.duration, s.keyframe)),
+            );
         }
     }
     cutter.push_datagram(&datagram, sent, false);
     cutter.finish();
-    segments.extend(cutter.take_ready().map(|s| (s.start, s.duration, s.keyframe)));
+    segments.extend(
+        cutter
+            .take_ready()
+            .map(|s| (s.start, s.duration, s.keyframe)),
+    );
 
     assert_eq!(cutter.counters().discontinuities, 0, "a clean timeline");
     assert!(!segments.is_empty());

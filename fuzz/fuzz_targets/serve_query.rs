@@ -23,7 +23,9 @@ fuzz_target!(|input: &[u8]| {
         assert!(!length.is_zero() && length <= MAX_RANGE);
     }
     let header = field().unwrap_or_default();
-    let len = field().and_then(|l| l.trim().parse::<u64>().ok()).unwrap_or(0);
+    let len = field()
+        .and_then(|l| l.trim().parse::<u64>().ok())
+        .unwrap_or(0);
     match ByteRange::parse(&header, len) {
         ByteRange::Part { first, last } => assert!(first <= last && last < len),
         ByteRange::Whole | ByteRange::Unsatisfiable => {}

@@ -130,6 +130,15 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
 /// and interface is probed once, however many streams use it.
 fn findings(config: &Config) -> Vec<(Problem, bool)> {
     let mut problems: Vec<(Problem, bool)> = store_finding(config).into_iter().collect();
+    if let Err(e) = super::state::prepare(config) {
+        problems.push((
+            Problem {
+                key: "state_dir".into(),
+                reason: format!("{e:#}"),
+            },
+            false,
+        ));
+    }
     if !config.plugins.is_empty() {
         match hlsvault_plugin::Runtime::new(config.plugin_cache_location()) {
             Ok(runtime) => problems.extend(

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use super::check::why_empty;
 use super::figures_log::watch_figures;
 use super::plugins::load_plugins;
@@ -109,7 +111,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
                 config.storage.upload_concurrency,
             )),
             memory: config.storage.queue_memory,
-            spool_dir: super::state::prepare(config)?,
+            spool_dir: super::state::prepare(config).context("state_dir")?,
         },
         store,
         stop,

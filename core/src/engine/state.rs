@@ -15,18 +15,18 @@ use crate::config::{Config, Store};
 /// spool is off.
 pub fn prepare(config: &Config) -> anyhow::Result<Option<PathBuf>> {
     let dir = &config.state_dir;
-    make_private(dir).with_context(|| format!("state_dir {}", dir.display()))?;
+    make_private(dir).with_context(|| format!("cannot use {}", dir.display()))?;
     if !config.storage.spool {
         return Ok(None);
     }
     let identity = store_identity(&config.storage.store);
     let spool = dir.join("spool").join(format!("{:016x}", fnv1a(&identity)));
-    std::fs::create_dir_all(&spool).with_context(|| format!("spool {}", spool.display()))?;
+    std::fs::create_dir_all(&spool).with_context(|| format!("cannot make {}", spool.display()))?;
     // Says which store the folder is for, to whoever looks.
     let label = spool.join("store");
     if !label.exists() {
         std::fs::write(&label, format!("{identity}\n"))
-            .with_context(|| format!("spool {}", spool.display()))?;
+            .with_context(|| format!("cannot write in {}", spool.display()))?;
     }
     Ok(Some(spool))
 }
@@ -121,5 +121,16 @@ mod tests {
         let mut off = config("/srv/a");
         off.storage.spool = false;
         assert_eq!(prepare(&off).unwrap(), None);
+
+        // Another user's directory is refused (chown needs root, as the
+        // test suite runs).
+        if std::os::unix::fs::chown(&state, Some(65534), None).is_ok() {
+            let e = format!("{:#}", prepare(&config("/srv/a")).unwrap_err());
+            assert!(e.contains("belongs to uid 65534"), "{e}");
+            assert!(
+                e.starts_with(&format!("cannot use {}", state.display())),
+                "{e}"
+            );
+        }
     }
 }
