@@ -98,7 +98,8 @@ fuzz_target!(|input: &[u8]| {
         max: target * 2 + Duration::from_secs(gop.div_ceil(fps) + 1),
         recovery: false,
         selection: Default::default(),
-        gap: Duration::from_secs(5),
+        // A datagram holds up to 7 frames: at 1 fps, 7 s apart.
+        gap: Duration::from_secs(10),
     });
     let pat = section(0, 1, &[0, 1, 0xE0 | (PMT >> 8) as u8, PMT as u8]);
     let pmt = section(

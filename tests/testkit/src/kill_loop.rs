@@ -17,22 +17,37 @@ use crate::{decode_errors, make_ts, KillOnDrop, StreamSpec};
 pub struct KillLoop {
     /// SIGKILLs sent.
     pub kills: u32,
+    /// The runs' state directory (their spool).
+    pub state: PathBuf,
     /// Logs of each run, in order.
     pub logs: Vec<PathBuf>,
 }
 
-/// Sends a real-time H.264 + AAC stream to `127.0.0.1:port` for `total`
-/// (plus a margin), and meanwhile runs `bin run --config config`, killing
-/// it with SIGKILL every `every` and starting it again; the last run is
-/// stopped with SIGTERM. Logs go to `dir`.
+/// Sends a real-time H.264 + AAC stream (2 s GOP) over UDP on loopback for
+/// `total` (plus a margin), and meanwhile runs `bin run` archiving it as
+/// stream `ch1` (2 s segments) into `storage` (a `[storage]` table), with
+/// its state in `dir/state`, killing it with SIGKILL every `every` and
+/// starting it again; the last run is stopped with SIGTERM. Logs go to
+/// `dir`.
 pub fn kill_loop(
     bin: &Path,
-    config: &Path,
     dir: &Path,
-    port: u16,
+    storage: &str,
     every: Duration,
     total: Duration,
 ) -> Result<KillLoop> {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let state = dir.join("state");
+    let config = dir.join("kill.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n{storage}\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\nstall_timeout = \"1s\"\n[streams.source]\nkind = \"udp\"\ninterface = \"lo\"\ngroup = \"127.0.0.1\"\nport = {port}\n",
+            state.display()
+        ),
+    )?;
     let clip = dir.join("live.ts");
     make_ts(
         &clip,
@@ -46,7 +61,7 @@ pub fn kill_loop(
         let log = dir.join(format!("run-{}.log", logs.len()));
         let child = Command::new(bin)
             .args(["run", "--config"])
-            .arg(config)
+            .arg(&config)
             .env("HLSVAULT_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -93,7 +108,7 @@ pub fn kill_loop(
         status.code().is_some(),
         "the last run ended by a signal: {status:?}"
     );
-    Ok(KillLoop { kills, logs })
+    Ok(KillLoop { kills, state, logs })
 }
 
 /// What a killed-and-restarted archive holds, checked: every hour
@@ -148,11 +163,42 @@ pub fn spooled_objects(state: &Path, stream: &str) -> usize {
 }
 
 /// When the first entry starts and the last ends.
-pub fn covered(entries: &[Entry]) -> (SystemTime, SystemTime) {
+fn covered(entries: &[Entry]) -> (SystemTime, SystemTime) {
     let first = entries.first().and_then(|e| e.pdt).expect("entries");
     let last = entries.last().expect("entries");
     (
         first,
         last.pdt.expect("pdt") + Duration::from_secs_f64(last.extinf),
     )
+}
+
+/// Prints what the kills cost on `store` and holds it: at least 15 kills,
+/// at most one gap per kill, each shorter than the time between kills.
+pub fn report_losses(
+    store: &str,
+    run: &KillLoop,
+    entries: &[Entry],
+    gaps: &[f64],
+    every: Duration,
+) {
+    let (from, to) = covered(entries);
+    let span = to.duration_since(from).unwrap().as_secs_f64();
+    let lost: f64 = gaps.iter().sum();
+    eprintln!(
+        "{store}: {} kills, {} segments over {span:.1} s, {lost:.2} s lost in {} gaps (largest {:?}), {:.2} s per kill",
+        run.kills,
+        entries.len(),
+        gaps.len(),
+        gaps.first(),
+        lost / f64::from(run.kills)
+    );
+    assert!(run.kills >= 15, "{run:?}");
+    assert!(
+        gaps.len() <= run.kills as usize,
+        "one gap per kill at most: {gaps:?}"
+    );
+    assert!(
+        gaps.iter().all(|g| *g < every.as_secs_f64()),
+        "a kill loses less than the time between kills: {gaps:?}"
+    );
 }

@@ -123,6 +123,18 @@ pub fn make_ts(out: &Path, spec: &StreamSpec) -> Result<()> {
     run(&mut cmd)
 }
 
+/// ffmpeg sending `clip` in real time to `127.0.0.1:port` (7 packets a
+/// datagram), bounded by `timeout` to `seconds`.
+pub fn live_sender(clip: &Path, port: u16, seconds: u64) -> Command {
+    let mut send = Command::new("timeout");
+    send.arg(seconds.to_string())
+        .args(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i"])
+        .arg(clip)
+        .args(["-c", "copy", "-f", "mpegts", "-flush_packets", "0"])
+        .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"));
+    send
+}
+
 /// Runs a command, failing with its stderr when it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd
