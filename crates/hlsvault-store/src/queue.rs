@@ -460,10 +460,9 @@ impl ObjectStore for UploadQueue {
             Some(dir) => self.spool_body(dir, key, kind, body).await,
             None => {
                 self.room_in_memory(size).await;
-                let s = self.state.lock().expect("queue lock");
+                let mut s = self.state.lock().expect("queue lock");
                 if s.down && s.memory + size > self.limits.memory {
-                    drop(s);
-                    self.state.lock().expect("queue lock").counters.refused += 1;
+                    s.counters.refused += 1;
                     return Err(refuse("the upload queue is full and there is no spool"));
                 }
                 Body::Memory(body)
