@@ -7,13 +7,18 @@
 //! now and then, a lost datagram now and then.
 //!
 //! Every segment must be whole 188-byte packets starting with the PAT, and
-//! be writable: its hour, name and program date time format.
+//! be writable: its hour, name and program date time format. A second
+//! cutter fed the same datagrams has its settled bytes drained after each
+//! one (as growing segments are written to disk): its segments must be the
+//! same, byte for byte.
 #![no_main]
 
 use std::time::{Duration, SystemTime};
 
 use hlsvault_hls::{Hour, Layout};
 use hlsvault_ts::program::{ProgramChoice, Selection};
+use std::collections::BTreeMap;
+
 use hlsvault_ts::segment::{CutPolicy, Segment, SegmentCutter};
 use libfuzzer_sys::fuzz_target;
 
@@ -35,7 +40,7 @@ fuzz_target!(|input: &[u8]| {
     let packets = 1 + usize::from(shape % 7);
     let size = if shape & 0x80 != 0 { 204 } else { 188 };
     let step = Duration::from_millis(u64::from(*step));
-    let mut cutter = SegmentCutter::new(CutPolicy {
+    let policy = CutPolicy {
         target: Duration::from_secs(1),
         max: Duration::from_secs(5),
         recovery: flags & 1 != 0,
@@ -45,20 +50,45 @@ fuzz_target!(|input: &[u8]| {
             keep_nulls: flags & 4 != 0,
         },
         gap: Duration::from_secs(1),
-    });
+    };
+    let mut cutter = SegmentCutter::new(policy);
+    let mut draining = SegmentCutter::new(policy);
+    let mut drained: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut same = |cutter: &mut SegmentCutter, draining: &mut SegmentCutter| {
+        draining.drain_settled(|g, bytes| drained.entry(g.id).or_default().extend(bytes));
+        let whole: Vec<Segment> = cutter.take_ready().collect();
+        let parts: Vec<Segment> = draining.take_ready().collect();
+        assert_eq!(whole.len(), parts.len());
+        for (w, p) in whole.iter().zip(&parts) {
+            check(w);
+            let mut bytes = drained.remove(&p.id).unwrap_or_default();
+            assert_eq!(bytes.len() as u64, p.data_offset);
+            bytes.extend_from_slice(&p.data);
+            assert!(bytes == w.data, "a drained segment differs");
+            assert_eq!((w.id, w.start, w.duration), (p.id, p.start, p.duration));
+        }
+    };
     // Near the end of an hour, so that cuts at the hour are reached.
     let mut at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_255_190);
     for (i, datagram) in ts.chunks(packets * size).enumerate() {
         at += step;
         if flags & 8 != 0 && i % 97 == 96 {
             cutter.stall(Duration::from_secs(2));
+            draining.stall(Duration::from_secs(2));
         }
         let lost = flags & 16 != 0 && i % 31 == 30;
-        cutter.push_datagram(&hlsvault_ts::as_188(datagram), at, lost);
-        cutter.take_ready().for_each(|s| check(&s));
+        let ts = hlsvault_ts::as_188(datagram);
+        cutter.push_datagram(&ts, at, lost);
+        draining.push_datagram(&ts, at, lost);
+        same(&mut cutter, &mut draining);
     }
     cutter.finish();
-    cutter.take_ready().for_each(|s| check(&s));
+    draining.finish();
+    same(&mut cutter, &mut draining);
+    assert!(
+        drained.is_empty(),
+        "drained bytes of a segment never emitted"
+    );
     let _ = cutter.why_empty();
     let _ = cutter.analyzer().pids();
 });

@@ -37,6 +37,12 @@ impl FsStore {
         validate_key(key)?;
         Ok(self.root.join(key))
     }
+
+    /// Where `key` goes, and the hidden name it is written under first.
+    fn target(&self, key: &str) -> Result<(PathBuf, String), StoreError> {
+        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+        Ok((self.path(key)?, format!(".tmp-{}-{n}", std::process::id())))
+    }
 }
 
 fn io<'k>(op: &'static str, key: &'k str) -> impl FnOnce(std::io::Error) -> StoreError + 'k {
@@ -51,14 +57,17 @@ fn io<'k>(op: &'static str, key: &'k str) -> impl FnOnce(std::io::Error) -> Stor
 /// it over `path` and syncs the folder: a reader sees the old file or the
 /// new one, never half of one, and after a crash (of the process or the
 /// machine) an object that was reported stored is there whole.
-fn write_atomic(path: &Path, temp_name: &str, body: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
+fn write_atomic(
+    path: &Path,
+    temp_name: &str,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().expect("keys have a parent under the root");
     std::fs::create_dir_all(dir)?;
     let temp = dir.join(temp_name);
     let result = std::fs::File::create(&temp)
         .and_then(|mut f| {
-            f.write_all(body)?;
+            write(&mut f)?;
             f.sync_data()
         })
         .and_then(|()| std::fs::rename(&temp, path))
@@ -72,13 +81,38 @@ fn write_atomic(path: &Path, temp_name: &str, body: &[u8]) -> std::io::Result<()
 #[async_trait::async_trait]
 impl ObjectStore for FsStore {
     async fn put(&self, key: &str, body: Bytes, _kind: ObjectKind) -> Result<(), StoreError> {
-        let path = self.path(key)?;
-        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let temp_name = format!(".tmp-{}-{n}", std::process::id());
-        tokio::task::spawn_blocking(move || write_atomic(&path, &temp_name, &body))
+        use std::io::Write;
+        let (path, temp_name) = self.target(key)?;
+        tokio::task::spawn_blocking(move || write_atomic(&path, &temp_name, |f| f.write_all(&body)))
             .await
             .expect("blocking write task panicked")
             .map_err(io("put", key))
+    }
+
+    /// Copies file to file in the kernel (`copy_file_range`): the body
+    /// never passes through this process's memory.
+    async fn put_from_file(
+        &self,
+        key: &str,
+        from: &Path,
+        len: u64,
+        _kind: ObjectKind,
+    ) -> Result<(), StoreError> {
+        use std::io::Read;
+        let (path, temp_name) = self.target(key)?;
+        let from = from.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            write_atomic(&path, &temp_name, |f| {
+                let copied = std::io::copy(&mut std::fs::File::open(&from)?.take(len), f)?;
+                match copied == len {
+                    true => Ok(()),
+                    false => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                }
+            })
+        })
+        .await
+        .expect("blocking write task panicked")
+        .map_err(io("put", key))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
@@ -183,5 +217,27 @@ mod tests {
             .await
             .is_err());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn put_from_file_stores_the_prefix_of_the_file_and_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().join("store"));
+        let spooled = dir.path().join("spooled");
+        std::fs::write(&spooled, b"segment bytes|trailer").unwrap();
+        store
+            .put_from_file("ch1/a.ts", &spooled, 13, ObjectKind::Segment)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("ch1/a.ts").await.unwrap().unwrap(),
+            "segment bytes"
+        );
+        assert!(spooled.exists());
+        // A file shorter than it should be is an error, and stores nothing.
+        let short = store.put_from_file("ch1/b.ts", &spooled, 99, ObjectKind::Segment);
+        assert!(short.await.is_err());
+        assert!(store.get("ch1/b.ts").await.unwrap().is_none());
+        assert_eq!(store.list("ch1/").await.unwrap(), ["ch1/a.ts"]);
     }
 }

@@ -125,6 +125,47 @@ pub trait ObjectStore: Send + Sync {
     /// either the old object or the whole new one, never a part.
     async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError>;
 
+    /// Stores the first `len` bytes of the file at `path` under `key`, as
+    /// [`ObjectStore::put`] does; the file stays the caller's. Stores that
+    /// can copy file to file (the local directory) never hold the body in
+    /// memory; the default reads it in.
+    async fn put_from_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        len: u64,
+        kind: ObjectKind,
+    ) -> Result<(), StoreError> {
+        let body = read_prefix(path.to_path_buf(), len)
+            .await
+            .map_err(|source| StoreError::Io {
+                op: "read spool",
+                key: key.to_string(),
+                source,
+            })?;
+        self.put(key, body, kind).await
+    }
+
+    /// Stores the file at `path` under `key`, taking it over: once this
+    /// returns `Ok` the file is gone from `path`. The upload queue moves it
+    /// into its spool, without a copy; the default reads it in, puts it and
+    /// removes it.
+    async fn adopt_file(
+        &self,
+        key: &str,
+        path: std::path::PathBuf,
+        kind: ObjectKind,
+    ) -> Result<(), StoreError> {
+        let io = |source| StoreError::Io {
+            op: "adopt",
+            key: key.to_string(),
+            source,
+        };
+        let len = tokio::fs::metadata(&path).await.map_err(io)?.len();
+        self.put_from_file(key, &path, len, kind).await?;
+        tokio::fs::remove_file(&path).await.map_err(io)
+    }
+
     /// Reads the object under `key`, or `None` if there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
 
@@ -150,6 +191,23 @@ pub trait ObjectStore: Send + Sync {
 
     /// A short description for logs (never secrets).
     fn describe(&self) -> String;
+}
+
+/// The first `len` bytes of the file at `path`, read on a blocking thread.
+pub(crate) async fn read_prefix(path: std::path::PathBuf, len: u64) -> std::io::Result<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut body = Vec::with_capacity(len as usize);
+        std::fs::File::open(&path)?
+            .take(len)
+            .read_to_end(&mut body)?;
+        if (body.len() as u64) < len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(Bytes::from(body))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Checks that a key is a relative path without `..`, empty or hidden

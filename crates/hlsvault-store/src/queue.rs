@@ -8,7 +8,7 @@
 //! threads, never on the async workers.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -259,7 +259,7 @@ impl UploadQueue {
                         | Body::Spooled {
                             cached: Some(b), ..
                         } => Ok(b.clone()),
-                        Body::Spooled { path, cached: None } => Err(path.clone()),
+                        Body::Spooled { path, cached: None } => Err((path.clone(), item.size)),
                     };
                     (item.key.clone(), item.kind, body)
                 });
@@ -274,20 +274,18 @@ impl UploadQueue {
                 self.wake.notified().await;
                 continue;
             };
-            let body = match body {
-                Ok(b) => b,
-                Err(path) => match read_spooled_off_workers(path.clone()).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(stream = %self.name, %key, path = %path.display(), error = %e, "cannot read a spooled object; it is lost");
-                        self.finish_front(true).await;
-                        continue;
-                    }
-                },
-            };
             let result = {
                 let _permit = self.limits.uploads.acquire().await.expect("semaphore open");
-                self.inner.put(&key, body, kind).await
+                match body {
+                    Ok(b) => self.inner.put(&key, b, kind).await,
+                    // Read from the spool only now, and by a store that can
+                    // copy file to file, not at all.
+                    Err((path, size)) => {
+                        self.inner
+                            .put_from_file(&key, &path, size as u64, kind)
+                            .await
+                    }
+                }
             };
             match result {
                 Ok(()) => {
@@ -411,11 +409,7 @@ impl UploadQueue {
     /// memory too while there is room. If the spool cannot be written
     /// (disk full), the object waits in memory only, and that is logged.
     async fn spool_body(&self, dir: &Path, key: &str, kind: ObjectKind, body: Bytes) -> Body {
-        let n = {
-            let mut s = self.state.lock().expect("queue lock");
-            s.next_spool += 1;
-            s.next_spool - 1
-        };
+        let n = self.next_spool_number();
         let (dir, owned_key, bytes) = (dir.to_path_buf(), key.to_string(), body.clone());
         let written =
             tokio::task::spawn_blocking(move || write_spooled(&dir, n, &owned_key, kind, &bytes))
@@ -437,11 +431,55 @@ impl UploadQueue {
     }
 }
 
-/// Reads a spooled object's body on a blocking thread.
-async fn read_spooled_off_workers(path: PathBuf) -> std::io::Result<Bytes> {
-    tokio::task::spawn_blocking(move || read_spooled(&path))
-        .await
-        .map_err(std::io::Error::other)?
+impl UploadQueue {
+    /// Where the stream `name` may write segments as they grow, so that
+    /// [`ObjectStore::adopt_file`] queues them without a copy (`None` without a
+    /// spool). What a killed run left there is the caller's to recover.
+    pub fn growing_dir(limits: &QueueLimits, name: &str) -> Option<PathBuf> {
+        Some(limits.spool_dir.as_ref()?.join(name).join("growing"))
+    }
+
+    fn next_spool_number(&self) -> u64 {
+        let mut s = self.state.lock().expect("queue lock");
+        s.next_spool += 1;
+        s.next_spool - 1
+    }
+
+    /// Queues an object whose body waits in `body`. Only the newest
+    /// version of a playlist matters: a waiting older one (not in flight)
+    /// is dropped, as everything it listed is still ahead of the new one.
+    async fn enqueue(&self, key: &str, kind: ObjectKind, body: Body, size: usize) {
+        let stale = {
+            let mut s = self.state.lock().expect("queue lock");
+            if s.down {
+                s.counters.spooled += u64::from(matches!(body, Body::Spooled { .. }));
+            }
+            let mut stale = Vec::new();
+            if kind != ObjectKind::Segment {
+                let skip = usize::from(s.busy);
+                if let Some(i) = s
+                    .items
+                    .iter()
+                    .skip(skip)
+                    .position(|i| i.key == key)
+                    .map(|i| i + skip)
+                {
+                    let old = s.items.remove(i).expect("found");
+                    stale.extend(s.release(old));
+                }
+            }
+            s.push(Item {
+                key: key.to_string(),
+                kind,
+                body,
+                size,
+                queued: Instant::now(),
+            });
+            stale
+        };
+        remove_spooled(stale).await;
+        self.wake.notify_one();
+    }
 }
 
 #[async_trait::async_trait]
@@ -468,39 +506,46 @@ impl ObjectStore for UploadQueue {
                 Body::Memory(body)
             }
         };
-        let stale = {
-            let mut s = self.state.lock().expect("queue lock");
-            if s.down {
-                s.counters.spooled += u64::from(matches!(body, Body::Spooled { .. }));
-            }
-            // Only the newest version of a playlist matters: a waiting older
-            // one (not in flight) is dropped. Everything it listed is still
-            // ahead of the new one.
-            let mut stale = Vec::new();
-            if kind != ObjectKind::Segment {
-                let skip = usize::from(s.busy);
-                if let Some(i) = s
-                    .items
-                    .iter()
-                    .skip(skip)
-                    .position(|i| i.key == key)
-                    .map(|i| i + skip)
-                {
-                    let old = s.items.remove(i).expect("found");
-                    stale.extend(s.release(old));
-                }
-            }
-            s.push(Item {
-                key: key.to_string(),
-                kind,
-                body,
-                size,
-                queued: Instant::now(),
-            });
-            stale
+        self.enqueue(key, kind, body, size).await;
+        Ok(())
+    }
+    /// Queues the file at `path` (written in [`UploadQueue::growing_dir`])
+    /// as the object `key`: it becomes a spooled object where it lies,
+    /// without a copy, and never waits in memory. Without a spool it is
+    /// read in and queued as [`ObjectStore::put`] would, then removed.
+    async fn adopt_file(
+        &self,
+        key: &str,
+        path: PathBuf,
+        kind: ObjectKind,
+    ) -> Result<(), StoreError> {
+        crate::validate_key(key)?;
+        let io = |source| StoreError::Io {
+            op: "spool",
+            key: key.to_string(),
+            source,
         };
-        remove_spooled(stale).await;
-        self.wake.notify_one();
+        let Some(dir) = self.spool.clone() else {
+            let size = std::fs::metadata(&path).map_err(io)?.len();
+            let body = crate::read_prefix(path.clone(), size).await.map_err(io)?;
+            self.put(key, body, kind).await?;
+            remove_spooled(vec![path]).await;
+            return Ok(());
+        };
+        let n = self.next_spool_number();
+        let owned_key = key.to_string();
+        let sealed = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+            let size = file.metadata()?.len();
+            Ok::<_, std::io::Error>((seal_spooled(file, &path, &dir, n, &owned_key, kind)?, size))
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(io)?;
+        let (path, size) = sealed;
+        let body = Body::Spooled { path, cached: None };
+        self.enqueue(key, kind, body, size as usize).await;
         Ok(())
     }
 
@@ -516,12 +561,12 @@ impl ObjectStore for UploadQueue {
                     | Body::Spooled {
                         cached: Some(b), ..
                     } => Ok(b.clone()),
-                    Body::Spooled { path, cached: None } => Err(path.clone()),
+                    Body::Spooled { path, cached: None } => Err((path.clone(), i.size)),
                 })
         };
         match queued {
             Some(Ok(b)) => Ok(Some(b)),
-            Some(Err(path)) => read_spooled_off_workers(path)
+            Some(Err((path, size))) => crate::read_prefix(path, size as u64)
                 .await
                 .map(Some)
                 .map_err(|source| StoreError::Io {
@@ -551,11 +596,39 @@ impl ObjectStore for UploadQueue {
 }
 
 /// Longest header line of a spooled object: the kind, a space and a key.
-const MAX_HEADER: u64 = 2048;
+const MAX_HEADER: u32 = 2048;
 
-/// A spooled object: `{n:016}.obj` holding a header line (kind and key)
-/// and the body, written to a temporary name and renamed, so that a crash
-/// leaves whole files only.
+/// A spooled object, `{n:016}.obj`, is its body followed by a trailer: a
+/// header line (kind and key) and that line's length (4 bytes, big
+/// endian). The header is last so that a segment written to disk as it grows
+/// becomes a spooled object where it lies, by appending the trailer.
+fn trailer(key: &str, kind: ObjectKind) -> Vec<u8> {
+    let mut t = format!("{} {key}\n", kind_name(kind)).into_bytes();
+    t.extend_from_slice(&(t.len() as u32).to_be_bytes());
+    t
+}
+
+/// Appends the trailer to a body in `file` (at its end), syncs it, and
+/// gives it its spool name (`{n:016}.obj` in `dir`): a crash leaves it
+/// whole in the spool, or not there at all.
+fn seal_spooled(
+    mut file: std::fs::File,
+    from: &Path,
+    dir: &Path,
+    n: u64,
+    key: &str,
+    kind: ObjectKind,
+) -> std::io::Result<PathBuf> {
+    file.write_all(&trailer(key, kind))?;
+    // Whole on disk before it counts as queued: after a machine crash a
+    // spooled object is there entire, or not at all.
+    file.sync_data()?;
+    let path = dir.join(format!("{n:016}.obj"));
+    std::fs::rename(from, &path)?;
+    Ok(path)
+}
+
+/// Spools `body` as object `n` of `dir` (written under a temporary name).
 fn write_spooled(
     dir: &Path,
     n: u64,
@@ -563,29 +636,45 @@ fn write_spooled(
     kind: ObjectKind,
     body: &[u8],
 ) -> std::io::Result<PathBuf> {
-    let path = dir.join(format!("{n:016}.obj"));
     let temp = dir.join(format!(".{n:016}.tmp"));
     let mut file = std::fs::File::create(&temp)?;
-    file.write_all(format!("{} {key}\n", kind_name(kind)).as_bytes())?;
     file.write_all(body)?;
-    // Whole on disk before it counts as queued: after a machine crash a
-    // spooled object is there entire, or not at all.
-    file.sync_data()?;
-    std::fs::rename(&temp, &path)?;
-    Ok(path)
+    seal_spooled(file, &temp, dir, n, key, kind)
 }
 
-fn read_spooled(path: &Path) -> std::io::Result<Bytes> {
-    let data = std::fs::read(path)?;
-    let start = data
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(data.len(), |i| i + 1);
-    Ok(Bytes::from(data).slice(start..))
+/// A spooled object's kind, key and body length, from its trailer; `None`
+/// if the file is not one (a torn write, a stray file).
+fn read_trailer(path: &Path) -> std::io::Result<Option<(ObjectKind, String, u64)>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len < 4 {
+        return Ok(None);
+    }
+    let mut n = [0; 4];
+    file.seek(SeekFrom::Start(len - 4))?;
+    file.read_exact(&mut n)?;
+    let n = u32::from_be_bytes(n);
+    if !(2..=MAX_HEADER).contains(&n) || u64::from(n) + 4 > len {
+        return Ok(None);
+    }
+    let body = len - 4 - u64::from(n);
+    let mut line = vec![0; n as usize];
+    file.seek(SeekFrom::Start(body))?;
+    file.read_exact(&mut line)?;
+    if line.pop() != Some(b'\n') {
+        return Ok(None);
+    }
+    let Ok(line) = String::from_utf8(line) else {
+        return Ok(None);
+    };
+    Ok(line
+        .split_once(' ')
+        .and_then(|(k, key)| Some((kind_from(k)?, key.to_string(), body))))
 }
 
-/// The objects in a spool directory, oldest first (only their header
-/// lines are read).
+/// The objects in a spool directory, oldest first (only their trailers
+/// are read).
 fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, Item)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -598,30 +687,14 @@ fn read_spool(dir: &Path) -> std::io::Result<Vec<(u64, Item)>> {
         else {
             continue;
         };
-        let file = std::fs::File::open(&path)?;
-        let len = file.metadata()?.len() as usize;
-        let mut header = Vec::new();
-        std::io::BufReader::new(file)
-            .take(MAX_HEADER)
-            .read_until(b'\n', &mut header)?;
-        // A header without its newline is a write torn by a crash: the
-        // object never made it into the spool whole.
-        if header.pop() != Some(b'\n') {
-            tracing::warn!(path = %path.display(), "not a spooled object (torn write?); left alone");
-            continue;
-        }
-        let line = String::from_utf8_lossy(&header);
-        let Some((kind, key)) = line
-            .split_once(' ')
-            .and_then(|(k, key)| Some((kind_from(k)?, key.to_string())))
-        else {
+        let Some((kind, key, size)) = read_trailer(&path)? else {
             tracing::warn!(path = %path.display(), "not a spooled object; left alone");
             continue;
         };
         let item = Item {
             key,
             kind,
-            size: len - header.len() - 1,
+            size: size as usize,
             body: Body::Spooled { path, cached: None },
             queued: Instant::now(),
         };
@@ -814,6 +887,44 @@ mod tests {
         assert_eq!((q.counters().refused, q.counters().retries), (1, 0));
     }
 
+    #[tokio::test]
+    async fn a_grown_file_is_spooled_where_it_lies_and_stored_after_a_restart() {
+        let spool = tempfile::tempdir().unwrap();
+        let store = Arc::new(Flaky::default());
+        store.down.store(true, Ordering::SeqCst);
+        let limits = || limits(Some(spool.path()), 1 << 20);
+        let grown = UploadQueue::growing_dir(&limits(), "ch1").unwrap();
+        {
+            let q = UploadQueue::open(store.clone(), "ch1", limits())
+                .await
+                .unwrap();
+            std::fs::create_dir_all(&grown).unwrap();
+            let file = grown.join("x.ts");
+            std::fs::write(&file, b"grown segment").unwrap();
+            q.adopt_file("a.ts", file.clone(), ObjectKind::Segment)
+                .await
+                .unwrap();
+            assert!(!file.exists(), "moved, not copied");
+            assert_eq!(spooled(&spool.path().join("ch1")), 1);
+            assert_eq!(q.get("a.ts").await.unwrap().unwrap(), "grown segment");
+            assert!(q
+                .adopt_file(".x.ts", grown.join("y.ts"), ObjectKind::Segment)
+                .await
+                .is_err());
+            q.close();
+            q.run().await;
+        }
+        store.down.store(false, Ordering::SeqCst);
+        let q = UploadQueue::open(store.clone(), "ch1", limits())
+            .await
+            .unwrap();
+        q.close();
+        q.run().await;
+        assert_eq!(keys(&store), ["a.ts"]);
+        assert_eq!(store.log.lock().unwrap()[0].1, "grown segment");
+        assert_eq!(spooled(&spool.path().join("ch1")), 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_restart_drains_the_spool_first() {
         let spool = tempfile::tempdir().unwrap();
@@ -958,16 +1069,18 @@ mod tests {
     }
 
     #[test]
-    fn a_spool_file_torn_before_its_header_ends_is_left_alone() {
+    fn a_spool_file_that_is_not_a_whole_object_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("1.obj"),
-            b"segment ch1/2026/11/21/09/a.ts\nTS",
-        )
-        .unwrap();
-        // Killed while writing the header: no newline.
-        std::fs::write(dir.path().join("2.obj"), b"segment ch1/2026/11/2").unwrap();
+        let whole = [
+            &b"TS"[..],
+            &trailer("ch1/2026/11/21/09/a.ts", ObjectKind::Segment),
+        ]
+        .concat();
+        std::fs::write(dir.path().join("1.obj"), &whole).unwrap();
+        // Cut short, a stray file, an empty one, a length past the start.
+        std::fs::write(dir.path().join("2.obj"), &whole[..whole.len() - 1]).unwrap();
         std::fs::write(dir.path().join("3.obj"), b"").unwrap();
+        std::fs::write(dir.path().join("4.obj"), b"segment ch1/a.ts\n\0\0\0\x20").unwrap();
         let found = read_spool(dir.path()).unwrap();
         let keys: Vec<(u64, &str, usize)> = found
             .iter()

@@ -17,8 +17,11 @@
 //! earlier segment until its next unit starts. No audio frame is split.
 
 mod outage;
+mod recut;
 #[cfg(test)]
 mod tests;
+
+pub use recut::recut;
 
 use outage::{AudioRole, VideoWatch};
 
@@ -87,8 +90,15 @@ impl std::fmt::Display for Cause {
 /// A finished segment.
 #[derive(Debug, Clone)]
 pub struct Segment {
-    /// The TS bytes: PAT, PMTs, then the stream from a random access point.
+    /// Which segment of the cutter it is: they are numbered as they open,
+    /// from 0 (a segment that never had media is skipped, not emitted).
+    pub id: u64,
+    /// The TS bytes: PAT, PMTs, then the stream from a random access point;
+    /// without the first `data_offset` of them, which
+    /// [`SegmentCutter::drain_settled`] handed out already.
     pub data: Vec<u8>,
+    /// How many of the segment's bytes come before `data`.
+    pub data_offset: u64,
     /// Wall-clock time (UTC) of its first frame.
     pub start: SystemTime,
     /// Media duration in 90 kHz ticks.
@@ -129,17 +139,66 @@ pub struct CutCounters {
     pub discontinuities: u64,
 }
 
+/// A segment still growing, as [`SegmentCutter::drain_settled`] shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Growing {
+    /// The id its [`Segment`] will have.
+    pub id: u64,
+    /// Wall-clock time (UTC) of its first frame.
+    pub start: SystemTime,
+    /// The timeline broke just before it.
+    pub discontinuity: bool,
+    /// It starts with a random access point.
+    pub keyframe: bool,
+}
+
+/// The newest unit (PES or section) of a PID in an open segment.
+#[derive(Clone, Copy)]
+struct Unit {
+    pid: u16,
+    /// Where it starts, counted from the segment's first byte.
+    at: usize,
+    /// Payload bytes it still lacks: `Some(0)` once whole (a section, or a
+    /// PES whose length field is met); `None` while its end is unknown (a
+    /// PES of unbounded length, as video's, ends where the next begins).
+    need: Option<usize>,
+}
+
+impl Unit {
+    /// A unit that starts with `head`, the payload of its first packet.
+    fn starting(pid: u16, at: usize, head: Option<&[u8]>) -> Self {
+        let need = match head {
+            Some(head) if head.starts_with(&[0, 0, 1]) => match head.get(4..6) {
+                Some(b) => match u16::from_be_bytes([b[0], b[1]]) as usize {
+                    0 => None,
+                    len => Some((6 + len).saturating_sub(head.len())),
+                },
+                None => None,
+            },
+            _ => Some(0),
+        };
+        Unit { pid, at, need }
+    }
+
+    fn whole(&self) -> bool {
+        self.need == Some(0)
+    }
+}
+
 /// A segment being filled.
 struct Open {
+    id: u64,
+    /// Its bytes, but the first `drained` (handed out already).
     buf: Vec<u8>,
+    drained: usize,
     first: i64,
     /// Largest PTS of its access units.
     last: i64,
     /// Largest PTS of its access units but the newest (which may still be
     /// arriving); `None` while only one has started.
     complete: Option<i64>,
-    /// Per PID, where its newest unit starts in `buf`.
-    units: Vec<(u16, usize)>,
+    /// Per PID, its newest unit.
+    units: Vec<Unit>,
     hour: Hour,
     start: SystemTime,
     discontinuity: bool,
@@ -185,11 +244,8 @@ impl Open {
     /// damaged frame is worse than a missing one. Returns packets removed.
     fn drop_unfinished(&mut self, pids: Option<&[u16]>, timing: Option<u16>) -> u64 {
         let starts: Vec<(u16, usize)> = self
-            .units
-            .iter()
-            .copied()
-            .filter(|(pid, _)| pids.is_none_or(|p| p.contains(pid)))
-            .filter(|&(pid, at)| !self.unit_complete(pid, at))
+            .unfinished(pids)
+            .map(|u| (u.pid, u.at - self.drained))
             .collect();
         let Some(from) = starts.iter().map(|u| u.1).min() else {
             return 0;
@@ -206,34 +262,80 @@ impl Open {
             write += PACKET_SIZE;
         }
         self.buf.truncate(write);
-        self.units.retain(|u| !starts.contains(u));
+        self.units.retain(|u| !starts.iter().any(|s| s.0 == u.pid));
         if timing.is_some_and(|t| starts.iter().any(|u| u.0 == t)) {
             self.last = self.complete.unwrap_or(self.first - 1);
         }
         dropped
     }
 
-    /// Whether the unit of `pid` starting at `at` is known to be whole: a
-    /// section, or a PES whose length field is met. A PES of unbounded
-    /// length (video) ends only where the next one starts.
-    fn unit_complete(&self, pid: u16, at: usize) -> bool {
-        let Some(head) = packets(&self.buf[at..]).first().and_then(payload) else {
-            return true;
-        };
-        if !head.starts_with(&[0, 0, 1]) {
-            return true;
+    /// The newest units of `pids` (all PIDs if `None`) not known whole.
+    fn unfinished<'a>(&'a self, pids: Option<&'a [u16]>) -> impl Iterator<Item = Unit> + 'a {
+        self.units
+            .iter()
+            .copied()
+            .filter(move |u| pids.is_none_or(|p| p.contains(&u.pid)) && !u.whole())
+    }
+
+    /// Where its settled bytes end: nothing before it can be dropped or
+    /// rewritten any more (only the unfinished units of `pids` can).
+    fn settled(&self, pids: Option<&[u16]>) -> usize {
+        self.unfinished(pids)
+            .map(|u| u.at)
+            .min()
+            .unwrap_or(self.drained + self.buf.len())
+    }
+
+    /// Hands the settled bytes not handed out yet to `out`, and forgets them.
+    fn drain_settled(&mut self, pids: Option<&[u16]>, out: &mut impl FnMut(Growing, &[u8])) {
+        let n = self.settled(pids) - self.drained;
+        if n == 0 {
+            return;
         }
-        let len = match head.get(4..6) {
-            Some(b) => u16::from_be_bytes([b[0], b[1]]) as usize,
-            None => return false,
-        };
-        let mut got = 0;
-        for p in packets(&self.buf[at..]) {
-            if Header::parse(p).pid == pid {
-                got += payload(p).map_or(0, <[u8]>::len);
+        out(self.growing(), &self.buf[..n]);
+        self.buf.drain(..n);
+        self.drained += n;
+    }
+
+    fn growing(&self) -> Growing {
+        Growing {
+            id: self.id,
+            start: self.start,
+            discontinuity: self.discontinuity,
+            keyframe: self.keyframe,
+        }
+    }
+
+    /// Bytes from `from` in `buf` were appended: notes the units they start
+    /// or continue.
+    fn appended(&mut self, from: usize) {
+        for (i, p) in packets(&self.buf[from..]).iter().enumerate() {
+            let h = Header::parse(p);
+            if !h.has_payload {
+                continue;
+            }
+            let body = payload(p);
+            let unit = self.units.iter_mut().find(|u| u.pid == h.pid);
+            match (h.pusi, unit) {
+                (true, unit) => {
+                    let new = Unit::starting(h.pid, self.drained + from + i * PACKET_SIZE, body);
+                    match unit {
+                        Some(u) => *u = new,
+                        None => self.units.push(new),
+                    }
+                }
+                (false, Some(u)) => {
+                    let got = body.map_or(0, <[u8]>::len);
+                    u.need = u.need.map(|n| n.saturating_sub(got));
+                }
+                (false, None) => {}
             }
         }
-        len != 0 && got >= 6 + len
+    }
+
+    /// Its size so far, handed out or not.
+    fn len(&self) -> usize {
+        self.drained + self.buf.len()
     }
 
     /// Whether it still holds a whole access unit.
@@ -278,6 +380,8 @@ pub struct SegmentCutter {
     unit_pids: Vec<u16>,
     break_pending: bool,
     started: bool,
+    /// Segments opened so far (the next one's id).
+    opened: u64,
     skipped_since_log: u64,
     counters: CutCounters,
     ready: Vec<Segment>,
@@ -308,6 +412,7 @@ impl SegmentCutter {
             unit_pids: Vec::new(),
             break_pending: false,
             started: false,
+            opened: 0,
             skipped_since_log: 0,
             counters: CutCounters::default(),
             ready: Vec::new(),
@@ -397,6 +502,37 @@ impl SegmentCutter {
     /// Takes the segments finished so far, oldest first.
     pub fn take_ready(&mut self) -> std::vec::Drain<'_, Segment> {
         self.ready.drain(..)
+    }
+
+    /// Hands out the bytes of the growing segments that nothing can change
+    /// any more (all but the units that may still be dropped as unfinished),
+    /// oldest segment first, and forgets them: a caller that writes them to
+    /// disk as they come keeps the cutter's memory to about a frame per
+    /// PID, and loses at most that much in a crash. The [`Segment`]
+    /// emitted later holds only the rest (see [`Segment::data_offset`]).
+    ///
+    /// ```
+    /// use hlsvault_ts::segment::{CutPolicy, SegmentCutter};
+    /// # use std::time::{Duration, SystemTime};
+    /// # let policy = CutPolicy { target: Duration::from_secs(4), max: Duration::from_secs(30), recovery: false, selection: Default::default(), gap: Duration::from_secs(10) };
+    /// let mut cutter = SegmentCutter::new(policy);
+    /// cutter.push_datagram(&[0x47; 188], SystemTime::now(), false);
+    /// let mut written = 0;
+    /// cutter.drain_settled(|growing, bytes| written += bytes.len());
+    /// assert_eq!(written, 0, "no keyframe yet: nothing is growing");
+    /// ```
+    pub fn drain_settled(&mut self, mut out: impl FnMut(Growing, &[u8])) {
+        if let Some(Tail {
+            open: Some(open),
+            waiting,
+            ..
+        }) = &mut self.tail
+        {
+            open.drain_settled(Some(waiting), &mut out);
+        }
+        if let Some(cur) = &mut self.cur {
+            cur.drain_settled(None, &mut out);
+        }
     }
 
     /// Feeds the TS payload of one datagram captured at `at` (188-byte
@@ -769,7 +905,9 @@ impl SegmentCutter {
             false => None,
         };
         self.cur = Some(Open {
+            id: self.opened,
             buf,
+            drained: 0,
             first: ext,
             last: ext,
             complete: None,
@@ -780,6 +918,7 @@ impl SegmentCutter {
             keyframe,
             sets,
         });
+        self.opened += 1;
     }
 
     fn route(&mut self, p: &Packet, h: Header) {
@@ -788,7 +927,10 @@ impl SegmentCutter {
                 if let Some(at) = tail.waiting.iter().position(|&pid| pid == h.pid) {
                     if !h.pusi {
                         match &mut tail.open {
-                            Some(open) => open.buf.extend_from_slice(p),
+                            Some(open) => {
+                                open.buf.extend_from_slice(p);
+                                open.appended(open.buf.len() - PACKET_SIZE);
+                            }
                             None => self.counters.skipped_packets += 1,
                         }
                         return;
@@ -803,13 +945,7 @@ impl SegmentCutter {
         }
         let full = match &mut self.cur {
             Some(cur) => {
-                if h.pusi && h.has_payload {
-                    let at = cur.buf.len();
-                    match cur.units.iter_mut().find(|u| u.0 == h.pid) {
-                        Some(u) => u.1 = at,
-                        None => cur.units.push((h.pid, at)),
-                    }
-                }
+                let from = cur.buf.len();
                 match cur.sets.take() {
                     Some((es_at, sets)) if h.pusi && Some(h.pid) == self.analyzer.timing_pid() => {
                         if insert_into_unit_start(p, es_at, &sets, &mut cur.buf) {
@@ -823,7 +959,8 @@ impl SegmentCutter {
                         cur.buf.extend_from_slice(p);
                     }
                 }
-                cur.buf.len() >= MAX_SEGMENT_BYTES
+                cur.appended(from);
+                cur.len() >= MAX_SEGMENT_BYTES
             }
             None => {
                 self.counters.skipped_packets += 1;
@@ -849,7 +986,9 @@ impl SegmentCutter {
 
     fn emit(&mut self, open: Open, duration: u64) {
         self.ready.push(Segment {
+            id: open.id,
             data: open.buf,
+            data_offset: open.drained as u64,
             start: open.start,
             duration,
             discontinuity: open.discontinuity,
@@ -901,7 +1040,7 @@ impl SegmentCutter {
                 let duration = (cur.last - cur.first) as u64 + self.frame.unwrap_or(0);
                 self.emit(cur, duration);
             } else {
-                dropped += (cur.buf.len() / PACKET_SIZE) as u64;
+                dropped += (cur.len() / PACKET_SIZE) as u64;
             }
         }
         self.pending = None;

@@ -25,6 +25,11 @@ struct Gen {
     out_at_stall: Option<usize>,
     /// Frames whose video is not sent (audio goes on).
     no_video: std::ops::Range<u64>,
+    /// Settled bytes are drained after every datagram (as a caller that
+    /// writes growing segments to disk does), kept here per segment id.
+    drained: Option<std::collections::BTreeMap<u64, Vec<u8>>>,
+    /// The most bytes a segment kept in memory to its end.
+    kept_most: usize,
 }
 
 impl Gen {
@@ -38,12 +43,42 @@ impl Gen {
             stall_at: None,
             out_at_stall: None,
             no_video: 0..0,
+            drained: None,
+            kept_most: 0,
         }
+    }
+
+    /// Takes what `cutter` finished, with the bytes drained before them
+    /// put back in front.
+    fn ready(&mut self, cutter: &mut SegmentCutter) -> Vec<Segment> {
+        if let Some(drained) = &mut self.drained {
+            cutter.drain_settled(|g, bytes| drained.entry(g.id).or_default().extend(bytes));
+        }
+        let mut out: Vec<Segment> = cutter.take_ready().collect();
+        if let Some(drained) = &mut self.drained {
+            for seg in &mut out {
+                let mut whole = drained.remove(&seg.id).unwrap_or_default();
+                assert_eq!(whole.len() as u64, seg.data_offset);
+                self.kept_most = self.kept_most.max(seg.data.len());
+                whole.extend_from_slice(&seg.data);
+                seg.data = whole;
+                seg.data_offset = 0;
+            }
+        }
+        out
     }
 
     /// Feeds `frames` frames of video with one audio PES per frame, the
     /// audio PES split around the next video frame (as real muxers do).
     fn run(&mut self, cutter: &mut SegmentCutter, frames: u64) -> Vec<Segment> {
+        let mut out = self.run_without_finish(cutter, frames);
+        cutter.finish();
+        out.extend(self.ready(cutter));
+        out
+    }
+
+    /// [`Gen::run`] for a process that dies: the stream does not end.
+    fn run_without_finish(&mut self, cutter: &mut SegmentCutter, frames: u64) -> Vec<Segment> {
         let mut out = Vec::new();
         for f in 0..frames {
             let pts = (self.pts0 + f * FRAME) % PTS_WRAP;
@@ -71,16 +106,14 @@ impl Gen {
             }
             if self.stall_at == Some(f) {
                 cutter.stall(Duration::from_secs(5));
-                out.extend(cutter.take_ready());
+                out.extend(self.ready(cutter));
                 self.out_at_stall = Some(out.len());
             }
             for dgram in bytes.chunks(7 * 188) {
                 cutter.push_datagram(dgram, at, false);
+                out.extend(self.ready(cutter));
             }
-            out.extend(cutter.take_ready());
         }
-        cutter.finish();
-        out.extend(cutter.take_ready());
         out
     }
 }
@@ -437,4 +470,88 @@ fn a_timeline_without_a_break_keeps_its_wall_clock_past_57_hours() {
         anchor.wall(-(60 * 3600 * PTS_HZ as i64)),
         t0 - Duration::from_secs(60 * 3600)
     );
+}
+
+#[test]
+fn draining_settled_bytes_as_they_come_changes_no_segment() {
+    // Losses (units dropped as unfinished), a stall, a capture gap, video
+    // that stops while audio goes on, a hard cap: each with and without
+    // draining after every datagram.
+    type Setup = fn(&mut Gen);
+    let setups: [(u64, u64, Setup); 5] = [
+        (50, 30, |g| g.drop_frames = vec![130, 131, 300]),
+        (50, 30, |g| {
+            g.gap_at = Some((250, 8));
+            g.stall_at = Some(250);
+        }),
+        (50, 30, |g| g.gap_at = Some((250, 30))),
+        (50, 30, |g| g.no_video = 120..260),
+        (0, 8, |_| {}),
+    ];
+    for (n, (gop, max, setup)) in setups.into_iter().enumerate() {
+        let run = |drain: bool| {
+            let mut g = Gen::new(gop);
+            setup(&mut g);
+            g.drained = drain.then(Default::default);
+            let mut c = SegmentCutter::new(CutPolicy {
+                max: Duration::from_secs(max),
+                ..policy(6)
+            });
+            let segs = g.run(&mut c, 25 * 20);
+            assert!(
+                g.drained.is_none_or(|d| d.is_empty()),
+                "case {n}: drained bytes of a segment never emitted"
+            );
+            if drain && g.no_video.is_empty() {
+                // Only the units still open at the end stayed in memory (a
+                // video frame followed by no other stays open: case 3).
+                assert!(
+                    g.kept_most < 16 * PACKET_SIZE,
+                    "case {n}: {} bytes kept",
+                    g.kept_most
+                );
+            }
+            (segs, c.counters())
+        };
+        let (kept, kept_counters) = run(false);
+        let (drained, drained_counters) = run(true);
+        assert!(kept.len() >= 3, "case {n}");
+        assert_eq!(kept_counters, drained_counters, "case {n}");
+        assert_eq!(kept.len(), drained.len(), "case {n}");
+        for (a, b) in kept.iter().zip(&drained) {
+            assert_eq!(a.id, b.id, "case {n}");
+            assert_eq!((a.start, a.duration), (b.start, b.duration), "case {n}");
+            assert!(a.data == b.data, "case {n}: segment {} differs", a.id);
+        }
+    }
+}
+
+#[test]
+fn a_growing_segment_cut_short_by_a_crash_is_cut_again_into_a_whole_one() {
+    let mut g = Gen::new(50);
+    g.drained = Some(Default::default());
+    let mut c = SegmentCutter::new(policy(6));
+    // 9.5 s: the second segment (from 4 s, the first keyframe of the new
+    // hour) grew 5.5 s, then the process died.
+    let done = g.run_without_finish(&mut c, 25 * 19 / 2);
+    assert_eq!(done.len(), 1);
+    let grown = g
+        .drained
+        .as_mut()
+        .unwrap()
+        .remove(&1)
+        .expect("segment 1 grew");
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + 4);
+    // A torn last write: half a packet more.
+    let torn = [&grown[..], &[0x47; 94]].concat();
+    let again = recut(&torn, start, Default::default());
+    assert_eq!(again.len(), 1);
+    let seg = &again[0];
+    assert_eq!(seg.start, start);
+    assert_eq!(&seg.data[..3], &[0x47, 0x40, 0x00], "PAT first");
+    assert!(first_video_is_key(seg));
+    // Frames 100..=235 were whole on disk (236 was still arriving): the
+    // newest, which a tear may have cut, is dropped too.
+    assert_eq!(seg.duration, (235 - 100) * FRAME);
+    assert!(seg.data.len() <= grown.len() + 2 * PACKET_SIZE);
 }
