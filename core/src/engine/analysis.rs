@@ -1,20 +1,22 @@
 //! One stream's analysis: RTP, packet filter plugins, TS analysis and
-//! cutting. [`StreamAnalysis`] takes the reader's inputs one by one and
-//! hands back the segments they finished; [`analyse`] runs it on the
-//! stream's thread.
+//! cutting, with segments growing on disk. [`StreamAnalysis`] takes the
+//! reader's inputs one by one and hands back the segments they finished;
+//! [`analyse`] runs it on the stream's thread.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::growing::{Finished, GrowingSegments};
 use super::plugins::plugins_of;
 use super::reader::Input;
 use crate::config::{Keyframes, StreamConfig};
 use crate::figures::{InputProblems, StreamStats};
 use hlsvault_plugin::{Slot, StreamPlugins};
 use hlsvault_ts::rtp::{self, Payload};
-use hlsvault_ts::segment::{CutPolicy, Segment, SegmentCutter};
+use hlsvault_ts::segment::{CutPolicy, SegmentCutter};
 
 /// A live stream that receives data but has cut no segment after this (or
 /// three target durations, if longer) logs why.
@@ -38,6 +40,7 @@ pub(super) fn cut_policy(cfg: &StreamConfig) -> CutPolicy {
 pub struct StreamAnalysis {
     plugins: StreamPlugins,
     cutter: SegmentCutter,
+    growing: GrowingSegments,
     reorder: rtp::Reorder,
     problems: ProblemLog,
     stats: Arc<StreamStats>,
@@ -51,11 +54,18 @@ pub struct StreamAnalysis {
 
 impl StreamAnalysis {
     /// The analysis of stream `cfg`, counting into `stats`, with its
-    /// instances of the packet filter plugins in `slots`.
-    pub fn new(cfg: &StreamConfig, stats: Arc<StreamStats>, slots: &[Arc<Slot>]) -> Self {
+    /// instances of the packet filter plugins in `slots`; its segments grow
+    /// on disk in `growing` (in memory without).
+    pub fn new(
+        cfg: &StreamConfig,
+        stats: Arc<StreamStats>,
+        slots: &[Arc<Slot>],
+        growing: Option<PathBuf>,
+    ) -> Self {
         StreamAnalysis {
             plugins: plugins_of(slots, cfg),
             cutter: SegmentCutter::new(cut_policy(cfg)),
+            growing: GrowingSegments::new(growing),
             reorder: rtp::Reorder::default(),
             problems: ProblemLog::default(),
             stats,
@@ -67,7 +77,7 @@ impl StreamAnalysis {
     }
 
     /// Takes one input from the reader; returns the segments it finished.
-    pub fn feed(&mut self, input: Input) -> Vec<Segment> {
+    pub fn feed(&mut self, input: Input) -> Vec<Finished> {
         match input {
             Input::Data(batch) => self.datagrams(&batch.data, &batch.items),
             Input::Stalled(silence) => {
@@ -76,16 +86,28 @@ impl StreamAnalysis {
             }
         }
         self.report(false);
-        self.cutter.take_ready().collect()
+        self.finished()
     }
 
     /// The input has ended: returns the last segments.
-    pub fn finish(mut self) -> Vec<Segment> {
+    pub fn finish(mut self) -> Vec<Finished> {
         self.flush_reorder();
         self.cutter.finish();
         self.stats.set_empty(self.cutter.why_empty());
         self.report(true);
-        self.cutter.take_ready().collect()
+        let last = self.finished();
+        self.growing.end();
+        last
+    }
+
+    /// Writes what settled to disk; returns the segments finished.
+    fn finished(&mut self) -> Vec<Finished> {
+        self.growing.drain(&mut self.cutter);
+        let growing = &mut self.growing;
+        self.cutter
+            .take_ready()
+            .map(|s| growing.finish(s))
+            .collect()
     }
 
     /// Datagrams `data`, one per `items` entry (capture time, length).
@@ -184,13 +206,14 @@ impl StreamAnalysis {
 pub(super) fn analyse(
     cfg: StreamConfig,
     rx: Receiver<Input>,
-    tx: tokio::sync::mpsc::Sender<Segment>,
+    tx: tokio::sync::mpsc::Sender<Finished>,
     stats: Arc<StreamStats>,
     slots: Vec<Arc<Slot>>,
+    growing: Option<PathBuf>,
 ) {
     let span = tracing::info_span!("stream", name = %cfg.name);
     let _enter = span.enter();
-    let send = |segments: Vec<Segment>| {
+    let send = |segments: Vec<Finished>| {
         for seg in segments {
             if tx.blocking_send(seg).is_err() {
                 stats.lost_segment();
@@ -198,7 +221,7 @@ pub(super) fn analyse(
         }
     };
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut analysis = StreamAnalysis::new(&cfg, stats.clone(), &slots);
+        let mut analysis = StreamAnalysis::new(&cfg, stats.clone(), &slots, growing);
         for input in rx {
             send(analysis.feed(input));
         }
@@ -310,7 +333,7 @@ mod tests {
         make_ts(&file, &spec).unwrap();
         let ts = std::fs::read(&file).unwrap();
         let stats = Arc::new(StreamStats::default());
-        let mut analysis = StreamAnalysis::new(&stream(), stats.clone(), &[]);
+        let mut analysis = StreamAnalysis::new(&stream(), stats.clone(), &[], None);
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_251_600);
         let mut segments = Vec::new();
         for input in batches(&ts, start, spec.seconds) {
@@ -319,6 +342,7 @@ mod tests {
         // 2 s GOPs and 4 s targets: 4, 4, 4, then the rest at the end.
         assert_eq!(segments.len(), 3, "before the end of the input");
         segments.extend(analysis.finish());
+        let segments: Vec<_> = segments.into_iter().map(|f| f.segment).collect();
         let secs: Vec<u64> = segments.iter().map(|s| s.duration / 90_000).collect();
         assert_eq!(secs[..3], [4, 4, 4]);
         assert_eq!(segments.len(), 4);

@@ -1,11 +1,13 @@
 //! Writes one stream's segments and playlists to the store, in order: a
 //! playlist is written only after every segment it lists is stored.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::growing::Finished;
 use super::hours::{signed_by, HourPublisher};
 use crate::figures::StreamStats;
 use hlsvault_hls::Urls;
@@ -13,7 +15,19 @@ use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
 use hlsvault_plugin::{Named, StreamPlugins};
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
-use hlsvault_ts::segment::Segment;
+
+/// A grown segment's file while the archive stores it: removed if it is
+/// not stored (it is taken over once it is).
+struct GrownFile(Option<PathBuf>);
+
+impl Drop for GrownFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            // Only when the segment is lost: one unlink, rare.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
 
 /// The open hour: its number and playlist.
 struct OpenHour {
@@ -124,8 +138,22 @@ impl StreamArchive {
         self.plugins.lock().expect("plugins lock")
     }
 
+    /// The next entry follows a gap (what came before it is not the
+    /// stream that went on to it): it is marked as a discontinuity.
+    pub fn mark_gap(&mut self) {
+        self.gap = true;
+    }
+
     /// Stores a segment and updates the hour's playlist and the live window.
-    pub async fn add(&mut self, seg: Segment) -> Result<(), StoreError> {
+    /// A segment that grew on disk is handed to the store as its file (the
+    /// file is removed if it cannot be stored).
+    pub async fn add(&mut self, finished: Finished) -> Result<(), StoreError> {
+        let Finished {
+            segment: seg,
+            file,
+            size: bytes,
+        } = finished;
+        let mut file = GrownFile(file);
         self.plugins().segment_boundary();
         let hour = seg.hour();
         if self.hour.as_ref().is_none_or(|h| h.hour != hour) {
@@ -171,12 +199,25 @@ impl StreamArchive {
             }
         };
         let key = self.layout.segment_key(hour, &name);
-        let (bytes, duration, start, discontinuity) =
-            (seg.data.len(), seg.duration, seg.start, seg.discontinuity);
-        if let Err(e) = self
-            .put(&key, Bytes::from(seg.data), ObjectKind::Segment)
-            .await
-        {
+        let (duration, start, discontinuity) = (seg.duration, seg.start, seg.discontinuity);
+        let stored = match &file.0 {
+            Some(path) => {
+                let adopted = self
+                    .store
+                    .adopt_file(&key, path.clone(), ObjectKind::Segment);
+                let result = adopted.await;
+                match &result {
+                    Ok(()) => file.0 = None,
+                    Err(_) => self.stats.store_error(true),
+                }
+                result
+            }
+            None => {
+                self.put(&key, Bytes::from(seg.data), ObjectKind::Segment)
+                    .await
+            }
+        };
+        if let Err(e) = stored {
             // The playlists never list a segment that is not stored.
             self.gap = true;
             return Err(e);
@@ -425,6 +466,7 @@ impl StreamArchive {
 mod tests {
     use super::*;
     use hlsvault_store::MemoryStore;
+    use hlsvault_ts::segment::Segment;
 
     /// 09:00:00 on 2026-11-21, UTC.
     fn nine() -> Hour {
@@ -451,14 +493,16 @@ mod tests {
     }
 
     /// A 6 s segment starting `secs` into `hour`.
-    fn segment(hour: Hour, secs: u64) -> Segment {
-        Segment {
+    fn segment(hour: Hour, secs: u64) -> Finished {
+        Finished::in_memory(Segment {
+            id: secs,
             data: vec![0x47; 188],
+            data_offset: 0,
             start: hour.start() + Duration::from_secs(secs),
             duration: 6 * 90_000,
             discontinuity: false,
             keyframe: true,
-        }
+        })
     }
 
     async fn playlist(store: &MemoryStore, key: &str, kind: Kind) -> Playlist {

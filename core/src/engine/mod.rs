@@ -2,7 +2,7 @@
 //! feed per-stream archive writers.
 //!
 //! ```text
-//! capture file / interface ──reader thread──┬─> stream thread (RTP, TS, cutter) ──> archive task ──> store
+//! capture file / interface ──reader thread──┬─> stream thread (RTP, TS, cutter, growing files) ──> archive task ──> store
 //!   (one pass, demux by dst)                └─> stream thread ...                ──> archive task ──> store
 //! ```
 //!
@@ -17,6 +17,7 @@ mod analysis;
 mod archive;
 mod check;
 mod figures_log;
+mod growing;
 mod hours;
 mod plugins;
 mod publish;
@@ -31,6 +32,7 @@ mod watch;
 pub use analysis::StreamAnalysis;
 pub use archive::{ArchiveSettings, StreamArchive};
 pub use check::{check, preflight};
+pub use growing::Finished;
 pub use hours::HourPublisher;
 pub use reader::{Batch, Input, SourceReport};
 pub use run::{run, Report};

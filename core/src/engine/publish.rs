@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::archive::{ArchiveSettings, StreamArchive};
+use super::growing::{left_by_earlier_runs, recover, Finished};
 use super::plugins::plugins_of;
 use crate::config::StreamConfig;
 use crate::figures::StreamStats;
 use hlsvault_store::{ObjectStore, QueueLimits, StoreError, UploadQueue};
-use hlsvault_ts::segment::Segment;
 
 /// A stream's archive task, as the supervisor holds it: it ends with the
 /// stream's uploads when the stream restarts (for the next incarnation).
@@ -74,7 +74,7 @@ impl Publish {
     /// stream (`after`) finishes writing first, and its uploads go on here.
     pub(super) async fn run(
         self,
-        mut rx: tokio::sync::mpsc::Receiver<Segment>,
+        mut rx: tokio::sync::mpsc::Receiver<Finished>,
         after: Option<ArchiveTask>,
     ) -> Option<Uploads> {
         let handed = match after {
@@ -82,6 +82,8 @@ impl Publish {
             None => None,
         };
         let stats = &self.stats;
+        // What a killed run left growing is this process's to finish, once.
+        let first = handed.is_none();
         let mut uploads = match handed {
             Some(u) => u,
             None => {
@@ -99,7 +101,7 @@ impl Publish {
         };
         uploads.stats = stats.clone();
         stats.attach_queue(uploads.queue.clone());
-        self.archive(uploads.queue.clone(), &mut rx).await;
+        self.archive(uploads.queue.clone(), &mut rx, first).await;
         if self.restart.load(Ordering::Relaxed) {
             return Some(uploads);
         }
@@ -110,7 +112,8 @@ impl Publish {
     async fn archive(
         &self,
         queue: Arc<UploadQueue>,
-        rx: &mut tokio::sync::mpsc::Receiver<Segment>,
+        rx: &mut tokio::sync::mpsc::Receiver<Finished>,
+        recover_leftovers: bool,
     ) {
         let (cfg, stats) = (&self.cfg, &self.stats);
         // A store that cannot be reached yet is waited for: reading the
@@ -140,6 +143,9 @@ impl Publish {
                 }
             }
         };
+        if recover_leftovers {
+            self.recover_leftovers(&mut archive).await;
+        }
         while let Some(seg) = rx.recv().await {
             if let Err(e) = archive.add(seg).await {
                 tracing::error!(error = %e, "store write failed");
@@ -154,10 +160,62 @@ impl Publish {
     }
 }
 
-/// The stream has failed: every segment still coming is counted lost.
-async fn lose_all(rx: &mut tokio::sync::mpsc::Receiver<Segment>, stats: &StreamStats) {
+impl Publish {
+    /// Stores what a killed run left growing, before this run's first
+    /// segment (which then follows a gap): cut again, so that each is
+    /// whole, and removed once queued.
+    async fn recover_leftovers(&self, archive: &mut StreamArchive) {
+        let Some(dir) = UploadQueue::growing_dir(&self.limits, &self.cfg.name) else {
+            return;
+        };
+        let program = self.cfg.selection().program;
+        let found = tokio::task::spawn_blocking(move || {
+            left_by_earlier_runs(&dir)
+                .into_iter()
+                .map(|left| {
+                    let segments = recover(&left, program);
+                    (left, segments)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (left, segments) in found {
+            match segments {
+                Ok(segments) => {
+                    let media: u64 = segments.iter().map(|s| s.duration).sum();
+                    tracing::info!(
+                        path = %left.path.display(),
+                        segments = segments.len(),
+                        media = %humantime::format_duration(Duration::from_millis(media / 90)),
+                        "recovered the segment a killed run left growing"
+                    );
+                    for seg in segments {
+                        if let Err(e) = archive.add(Finished::in_memory(seg)).await {
+                            tracing::error!(error = %e, "cannot store a recovered segment");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(path = %left.path.display(), error = %e, "cannot read a segment a killed run left growing; it is lost");
+                }
+            }
+            if let Err(e) = tokio::fs::remove_file(&left.path).await {
+                tracing::warn!(path = %left.path.display(), error = %e, "cannot remove a recovered segment's file");
+            }
+            archive.mark_gap();
+        }
+    }
+}
+
+/// The stream has failed: every segment still coming is counted lost (its
+/// file removed, if it grew on disk).
+async fn lose_all(rx: &mut tokio::sync::mpsc::Receiver<Finished>, stats: &StreamStats) {
     stats.fail();
-    while rx.recv().await.is_some() {
+    while let Some(seg) = rx.recv().await {
         stats.lost_segment();
+        if let Some(path) = seg.file {
+            let _ = tokio::fs::remove_file(path).await;
+        }
     }
 }

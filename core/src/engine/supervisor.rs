@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::analysis::analyse;
 use super::archive::ArchiveSettings;
 use super::check::source_findings;
+use super::growing::Finished;
 use super::plugins::plugin_problem;
 use super::publish::{ArchiveTask, Publish};
 use super::reader::SourceReport;
@@ -22,8 +23,7 @@ use super::watch::{absolute, Wake};
 use crate::config::{Config, ConfigErrors, StreamConfig};
 use crate::figures::{Figures, StreamFigures, StreamStats};
 use hlsvault_plugin::{self as plugin, Slot};
-use hlsvault_store::{ObjectStore, QueueLimits};
-use hlsvault_ts::segment::Segment;
+use hlsvault_store::{ObjectStore, QueueLimits, UploadQueue};
 
 /// Batches queued per stream before the reader waits (files) or drops and
 /// counts (live sources): about 4 MiB.
@@ -462,13 +462,14 @@ impl Supervisor {
     ) -> anyhow::Result<(Route, Running)> {
         let stats = Arc::new(StreamStats::default());
         let (input_tx, input_rx) = sync_channel::<Input>(QUEUE_BATCHES);
-        let (seg_tx, seg_rx) = tokio::sync::mpsc::channel::<Segment>(QUEUE_SEGMENTS);
+        let (seg_tx, seg_rx) = tokio::sync::mpsc::channel::<Finished>(QUEUE_SEGMENTS);
         let slots = stream_plugins(s, &self.plugins);
         let (cfg, st) = (s.clone(), stats.clone());
+        let growing = UploadQueue::growing_dir(&self.shared.limits, &s.name);
         self.analysis.push(
             std::thread::Builder::new()
                 .name(format!("stream-{}", s.name))
-                .spawn(move || analyse(cfg, input_rx, seg_tx, st, slots))?,
+                .spawn(move || analyse(cfg, input_rx, seg_tx, st, slots, growing))?,
         );
         let keep_open = Arc::new(AtomicBool::new(false));
         let settings = ArchiveSettings {

@@ -147,19 +147,25 @@ pub fn archive_after_kills(stream_dir: &Path) -> (Vec<Entry>, Vec<f64>) {
 }
 
 /// Objects waiting in stream `stream`'s spool under state directory
-/// `state` (in every store's spool folder).
+/// `state` (in every store's spool folder), and segments left growing there.
 pub fn spooled_objects(state: &Path, stream: &str) -> usize {
     let Ok(stores) = std::fs::read_dir(state.join("spool")) else {
         return 0;
     };
+    let files = |dir: PathBuf, ext: &'static str| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter(move |f| {
+                f.as_ref()
+                    .is_ok_and(|f| f.path().extension().is_some_and(|x| x == ext))
+            })
+            .count()
+    };
     stores
-        .filter_map(|s| std::fs::read_dir(s.ok()?.path().join(stream)).ok())
-        .flatten()
-        .filter(|f| {
-            f.as_ref()
-                .is_ok_and(|f| f.path().extension().is_some_and(|x| x == "obj"))
-        })
-        .count()
+        .filter_map(|s| Some(s.ok()?.path().join(stream)))
+        .map(|dir| files(dir.clone(), "obj") + files(dir.join("growing"), "ts"))
+        .sum()
 }
 
 /// When the first entry starts and the last ends.
