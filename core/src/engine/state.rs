@@ -3,8 +3,7 @@
 //! our credentials), and each store has its own spool in it, so that two
 //! archives, or two configs on one machine, never mix their objects.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 
@@ -15,7 +14,7 @@ use crate::config::{Config, Store};
 /// spool is off.
 pub fn prepare(config: &Config) -> anyhow::Result<Option<PathBuf>> {
     let dir = &config.state_dir;
-    make_private(dir).with_context(|| format!("cannot use {}", dir.display()))?;
+    hlsvault_plugin::make_private(dir).with_context(|| format!("cannot use {}", dir.display()))?;
     if !config.storage.spool {
         return Ok(None);
     }
@@ -29,27 +28,6 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<PathBuf>> {
             .with_context(|| format!("cannot write in {}", spool.display()))?;
     }
     Ok(Some(spool))
-}
-
-/// Creates `dir` 0700 if missing; refuses it if another user owns it, and
-/// takes group and other permissions away if it has them.
-fn make_private(dir: &Path) -> anyhow::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let meta = std::fs::metadata(dir)?;
-    // /proc/self belongs to the process's effective user.
-    let us = std::fs::metadata("/proc/self")?.uid();
-    anyhow::ensure!(
-        meta.uid() == us,
-        "belongs to uid {}, not to this process (uid {us}): another user could plant objects in its spool",
-        meta.uid()
-    );
-    if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
 
 /// Which archive a store is: the same for every config that names it.
@@ -81,6 +59,7 @@ fn fnv1a(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn each_store_has_its_own_spool_and_the_state_dir_is_private() {

@@ -23,15 +23,17 @@ pub(crate) struct CompiledCache {
     key: [u8; 32],
 }
 
-/// Why a cache directory is not used.
+/// Why a private directory (the cache's, the state's) is not used.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CacheError {
+pub enum CacheError {
+    /// It cannot be made, read or restricted.
     #[error("cannot use {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} belongs to uid {owner}, not to this process (uid {us}): another user could plant code in it")]
+    /// Another user owns it.
+    #[error("{path} belongs to uid {owner}, not to this process (uid {us}): another user could plant code or data in it")]
     NotOurs { path: PathBuf, owner: u32, us: u32 },
 }
 
@@ -46,8 +48,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError {
 }
 
 /// Creates `dir` 0700 if missing; refuses it if another user owns it, and
-/// takes group and other permissions away if it has them.
-fn make_private(dir: &Path) -> Result<(), CacheError> {
+/// takes group and other permissions away if it has them. For any folder
+/// whose content the process trusts (the cache, the state directory).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let cache = dir.path().join("cache");
+/// hlsvault_plugin::make_private(&cache).unwrap();
+/// # use std::os::unix::fs::PermissionsExt;
+/// assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
+/// ```
+pub fn make_private(dir: &Path) -> Result<(), CacheError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)

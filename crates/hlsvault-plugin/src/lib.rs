@@ -17,6 +17,7 @@ mod runtime;
 mod settings;
 mod validate;
 
+pub use cache::{make_private, CacheError};
 pub use hooks::{FilterOutcome, Named, StreamPlugins};
 pub use runtime::{Instance, Loaded, PluginFigures, PluginSnapshot, Runtime, Slot};
 pub use settings::{CacheLocation, OnError, PluginSettings};
