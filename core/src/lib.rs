@@ -9,11 +9,13 @@
 //! hours ([`hlsvault_hls`]) → storage ([`hlsvault_store`]), wired and
 //! supervised by [`engine`], with WebAssembly hooks
 //! ([`hlsvault_plugin`]) along the way. The engine writes [`figures`];
-//! [`serve`] reads them and plays the archive back; [`probe`] tells what a
-//! capture carries.
+//! [`serve`] reads them and plays the archive back, with [`export`]
+//! (ranges and clips, read back by time); [`probe`] tells what a capture
+//! carries.
 
 pub mod config;
 pub mod engine;
+pub mod export;
 pub mod figures;
 pub mod probe;
 pub mod serve;

@@ -91,6 +91,39 @@ enum Command {
         #[arg(long)]
         hour: String,
     },
+    /// Write any time range of a stream as one TS file, without
+    /// re-encoding.
+    ///
+    /// The file starts at the keyframe at or before --start and ends with
+    /// the segment that holds the end; continuity counters go on across
+    /// segments, and each discontinuity sets the discontinuity indicator on
+    /// the first PCR after it. A progress line shows on a terminal. Exits
+    /// 2 when nothing is archived in the range (saying what is recorded
+    /// nearest) or the range is longer than [serve] export_max (24 h).
+    Export {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The stream's name.
+        #[arg(long)]
+        stream: String,
+        /// Where the clip starts, RFC 3339 (e.g. 2026-11-21T09:59:50Z).
+        #[arg(long)]
+        start: String,
+        /// Where it ends, RFC 3339.
+        #[arg(
+            long,
+            required_unless_present = "duration",
+            conflicts_with = "duration"
+        )]
+        end: Option<String>,
+        /// Its length instead of an end (e.g. 90s, 1h 30m).
+        #[arg(long)]
+        duration: Option<String>,
+        /// The file to write (.ts), or - for standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// Work with WebAssembly plugins.
     Plugin {
         #[command(subcommand)]
@@ -162,6 +195,14 @@ fn main() -> ExitCode {
             stream,
             hour,
         } => sign(&config, &stream, &hour),
+        Command::Export {
+            config,
+            stream,
+            start,
+            end,
+            duration,
+            output,
+        } => export(&config, &stream, [Some(start), end, duration], &output),
         Command::Plugin {
             command: PluginCommand::Inspect { path },
         } => inspect_plugin(&path),
@@ -332,6 +373,91 @@ fn sign(path: &std::path::Path, stream: &str, hour: &str) -> ExitCode {
         Err(e) => {
             eprintln!("hlsvault sign: {}", explain(&e));
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn export(
+    path: &std::path::Path,
+    stream: &str,
+    [start, end, duration]: [Option<String>; 3],
+    output: &std::path::Path,
+) -> ExitCode {
+    use hlsvault::export::{export_ts, ExportError};
+    use std::io::IsTerminal;
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let query = hlsvault::serve::RangeQuery {
+        start,
+        end,
+        duration,
+    };
+    let (start, end) = match query.time_range() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hlsvault export: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if output.extension().is_some_and(|x| x != "ts") {
+        eprintln!(
+            "hlsvault export: {} is not a .ts file; TS is the format this version writes",
+            output.display()
+        );
+        return ExitCode::from(2);
+    }
+    let mut stderr = std::io::stderr();
+    let progress = stderr
+        .is_terminal()
+        .then_some(&mut stderr as &mut dyn std::io::Write);
+    let result = if output.as_os_str() == "-" {
+        export_ts(
+            &config,
+            stream,
+            start,
+            end,
+            &mut std::io::stdout().lock(),
+            progress,
+        )
+    } else {
+        // Written beside it, then renamed: a failed export leaves no half file.
+        let part = output.with_extension("ts.part");
+        let written = std::fs::File::create(&part)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", part.display()))
+            .and_then(|f| {
+                export_ts(
+                    &config,
+                    stream,
+                    start,
+                    end,
+                    &mut std::io::BufWriter::new(f),
+                    progress,
+                )
+            })
+            .and_then(|w| {
+                std::fs::rename(&part, output)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
+                Ok(w)
+            });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        written
+    };
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hlsvault export: {}", explain(&e));
+            let asked_wrong = matches!(
+                e.downcast_ref::<ExportError>(),
+                Some(ExportError::Nothing { .. } | ExportError::TooLong { .. })
+            );
+            ExitCode::from(if asked_wrong { 2 } else { 1 })
         }
     }
 }

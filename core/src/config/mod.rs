@@ -117,7 +117,12 @@ pub struct ServeConfig {
     pub cors_origins: Vec<String>,
     /// What clients may hold of the server.
     pub limits: HttpLimits,
+    /// Longest clip one export may ask for.
+    pub export_max: Duration,
 }
+
+/// Longest clip an export may ask for, unless `[serve] export_max` says.
+pub const DEFAULT_EXPORT_MAX: Duration = Duration::from_secs(24 * 3600);
 
 /// What clients may hold of the playback server (`[serve]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -168,6 +168,12 @@ pub(super) struct ServeTable {
     pub header_timeout: Duration,
     #[serde(default = "default_request_timeout", deserialize_with = "duration")]
     pub request_timeout: Duration,
+    #[serde(default = "default_export_max", deserialize_with = "duration")]
+    pub export_max: Duration,
+}
+
+fn default_export_max() -> Duration {
+    super::DEFAULT_EXPORT_MAX
 }
 
 fn default_max_connections() -> usize {

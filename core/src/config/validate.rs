@@ -208,6 +208,7 @@ pub(super) fn serve(s: ServeTable, p: &mut Problems) -> ServeConfig {
     for (key, value) in [
         ("serve.header_timeout", s.header_timeout),
         ("serve.request_timeout", s.request_timeout),
+        ("serve.export_max", s.export_max),
     ] {
         if value.is_zero() {
             p.add(key, "must be more than 0s");
@@ -231,6 +232,7 @@ pub(super) fn serve(s: ServeTable, p: &mut Problems) -> ServeConfig {
             header_timeout: s.header_timeout,
             request_timeout: s.request_timeout,
         },
+        export_max: s.export_max,
     }
 }
 

@@ -296,7 +296,7 @@ impl StreamArchive {
                 .list(&format!("{}/", self.layout.hour_folder(hour)))
                 .await?;
             for key in &keys {
-                self.store.delete(key).await?;
+                self.store.delete(&key.key).await?;
             }
             tracing::info!(
                 hour = %hour,
@@ -599,6 +599,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
+            .map(|o| o.key)
             .filter(|k| k.ends_with("index.m3u8"))
             .collect();
         assert_eq!(

@@ -9,7 +9,6 @@ mod listen;
 mod metrics;
 mod page;
 mod query;
-mod range;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -23,9 +22,10 @@ use bytes::Bytes;
 
 pub use listen::{MAX_HEADERS, MAX_HEADER_BYTES};
 pub use query::{ByteRange, RangeQuery, MAX_RANGE};
-pub use range::range_playlist;
 
-use crate::config::{Config, Store};
+use crate::config::{Config, Store, DEFAULT_EXPORT_MAX};
+use crate::export::range_playlist;
+use crate::export::{self, ExportError};
 use crate::figures::{Figures, Snapshot, StreamState, StreamStats};
 use hlsvault_hls::Hour;
 use hlsvault_hls::Layout;
@@ -38,6 +38,8 @@ struct Served {
     streams: Catalog,
     /// Segments are redirects to presigned URLs valid this long (S3).
     presign: Option<Duration>,
+    /// Longest clip an export may ask for.
+    export_max: Duration,
 }
 
 /// Serves `config`'s archive on `listener` until the process ends, with
@@ -62,6 +64,10 @@ pub async fn serve(
         store,
         streams: catalog.clone(),
         presign: matches!(config.storage.store, Store::S3(_)).then_some(config.storage.url_expiry),
+        export_max: config
+            .serve
+            .as_ref()
+            .map_or(DEFAULT_EXPORT_MAX, |s| s.export_max),
     };
     let tokens = config
         .serve
@@ -81,6 +87,7 @@ pub async fn serve(
     let playback = Router::new()
         .route("/streams/{name}/live.m3u8", get(live))
         .route("/streams/{name}/archive.m3u8", get(archive))
+        .route("/streams/{name}/export.ts", get(export_ts))
         .route("/streams/{name}/{*path}", get(object))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(gate, auth::require));
@@ -118,7 +125,11 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .allow_origin(allow)
         .allow_methods([axum::http::Method::GET])
         .allow_headers([header::AUTHORIZATION, header::RANGE])
-        .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE])
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::CONTENT_DISPOSITION,
+        ])
 }
 
 /// The streams a server knows: those of its config (`hlsvault serve`), or
@@ -390,6 +401,41 @@ async fn archive(
         ),
         Err(e) => store_failed(e),
     }
+}
+
+/// A time range as one TS file (see [`export::ts`]): its length is known
+/// before the first byte, and it streams a few segments at a time; a
+/// client that goes away stops the work.
+async fn export_ts(
+    State(s): State<Served>,
+    Path(name): Path<String>,
+    Query(q): Query<RangeQuery>,
+) -> Response {
+    if s.known(&name).is_none() {
+        return unknown(&name);
+    }
+    let (start, end) = match q.time_range() {
+        Ok(r) => r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
+    };
+    let clip = match export::plan(s.store.as_ref(), &name, start, end, s.export_max).await {
+        Ok(clip) => clip,
+        Err(e @ ExportError::TooLong { .. }) => {
+            return fail(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Err(e @ ExportError::Nothing { .. }) => return fail(StatusCode::NOT_FOUND, e.to_string()),
+        Err(ExportError::Store(e)) => return store_failed(e),
+    };
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(clip.size()));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
+    let disposition = format!("attachment; filename=\"{}\"", clip.file_name("ts"));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    let body = axum::body::Body::from_stream(export::ts::stream(s.store.clone(), &clip));
+    (h, body).into_response()
 }
 
 async fn object(

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::{validate_key, ObjectKind, ObjectStore, StoreError};
+use crate::{validate_key, Listed, ObjectKind, ObjectStore, StoreError};
 
 /// A store in a local directory.
 ///
@@ -124,7 +124,7 @@ impl ObjectStore for FsStore {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let dir = self.path(prefix.trim_end_matches('/'))?;
         let root = self.root.clone();
         let walk = move || {
@@ -137,15 +137,20 @@ impl ObjectStore for FsStore {
                     Err(e) => return Err(e),
                 };
                 for entry in entries {
-                    let path = entry?.path();
+                    let entry = entry?;
+                    let path = entry.path();
                     let hidden = path
                         .file_name()
                         .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-                    if path.is_dir() {
+                    let meta = entry.metadata()?;
+                    if meta.is_dir() {
                         stack.push(path);
                     } else if !hidden {
                         if let Ok(rel) = path.strip_prefix(&root) {
-                            keys.push(rel.to_string_lossy().into_owned());
+                            keys.push(Listed {
+                                key: rel.to_string_lossy().into_owned(),
+                                size: meta.len(),
+                            });
                         }
                     }
                 }
@@ -238,6 +243,13 @@ mod tests {
         let short = store.put_from_file("ch1/b.ts", &spooled, 99, ObjectKind::Segment);
         assert!(short.await.is_err());
         assert!(store.get("ch1/b.ts").await.unwrap().is_none());
-        assert_eq!(store.list("ch1/").await.unwrap(), ["ch1/a.ts"]);
+        let listed = store.list("ch1/").await.unwrap();
+        assert_eq!(
+            listed,
+            [Listed {
+                key: "ch1/a.ts".into(),
+                size: 13
+            }]
+        );
     }
 }

@@ -169,8 +169,9 @@ pub trait ObjectStore: Send + Sync {
     /// Reads the object under `key`, or `None` if there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
 
-    /// The keys under `prefix` (a folder: it ends with `/`), in any order.
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// The objects under `prefix` (a folder: it ends with `/`), in any
+    /// order.
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError>;
 
     /// Deletes the object at `key` (no error if there is none).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
@@ -191,6 +192,14 @@ pub trait ObjectStore: Send + Sync {
 
     /// A short description for logs (never secrets).
     fn describe(&self) -> String;
+}
+
+/// An object found by [`ObjectStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// The first `len` bytes of the file at `path`, read on a blocking thread.

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use crate::{validate_key, ObjectKind, ObjectStore, StoreError};
+use crate::{validate_key, Listed, ObjectKind, ObjectStore, StoreError};
 
 /// Objects in a map, with the kind each was stored as.
 ///
@@ -15,7 +15,7 @@ use crate::{validate_key, ObjectKind, ObjectStore, StoreError};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::default();
 /// store.put("ch1/live.m3u8", "#EXTM3U\n".into(), ObjectKind::OpenPlaylist).await.unwrap();
-/// assert_eq!(store.list("ch1/").await.unwrap(), ["ch1/live.m3u8"]);
+/// assert_eq!(store.list("ch1/").await.unwrap()[0].key, "ch1/live.m3u8");
 /// assert_eq!(store.kind("ch1/live.m3u8"), Some(ObjectKind::OpenPlaylist));
 /// # });
 /// ```
@@ -48,12 +48,15 @@ impl ObjectStore for MemoryStore {
         Ok(self.objects().get(key).map(|(body, _)| body.clone()))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let objects = self.objects();
         Ok(objects
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
+            .map(|(k, (body, _))| Listed {
+                key: k.clone(),
+                size: body.len() as u64,
+            })
             .collect())
     }
 

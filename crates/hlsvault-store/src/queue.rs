@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::{ObjectKind, ObjectStore, StoreError};
+use crate::{Listed, ObjectKind, ObjectStore, StoreError};
 
 /// First wait after a failed upload; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
@@ -578,7 +578,7 @@ impl ObjectStore for UploadQueue {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         self.inner.list(prefix).await
     }
 
@@ -768,8 +768,15 @@ mod tests {
                 .find(|(k, _)| k == key)
                 .map(|(_, b)| b.clone()))
         }
-        async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
-            Ok(keys(self))
+        async fn list(&self, _: &str) -> Result<Vec<Listed>, StoreError> {
+            let log = self.log.lock().unwrap();
+            Ok(log
+                .iter()
+                .map(|(key, body)| Listed {
+                    key: key.clone(),
+                    size: body.len() as u64,
+                })
+                .collect())
         }
         async fn delete(&self, _: &str) -> Result<(), StoreError> {
             Ok(())

@@ -13,7 +13,7 @@ use minio::s3::MinioClient;
 
 use crate::presign::Presigner;
 use crate::Secret;
-use crate::{validate_key, ObjectKind, ObjectStore, StoreError};
+use crate::{validate_key, Listed, ObjectKind, ObjectStore, StoreError};
 
 /// Where an S3 store is and how to sign for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +285,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         use futures_util::StreamExt;
         use minio::s3::types::ToStream;
         let object = self.object(prefix.trim_end_matches('/'))? + "/";
@@ -301,11 +301,12 @@ impl ObjectStore for S3Store {
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error("list", prefix, e))?;
-            keys.extend(
-                page.contents
-                    .into_iter()
-                    .filter_map(|e| e.name.strip_prefix(&self.prefix).map(str::to_string)),
-            );
+            keys.extend(page.contents.into_iter().filter_map(|e| {
+                Some(Listed {
+                    key: e.name.strip_prefix(&self.prefix)?.to_string(),
+                    size: e.size.unwrap_or(0),
+                })
+            }));
         }
         Ok(keys)
     }

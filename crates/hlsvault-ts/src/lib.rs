@@ -19,6 +19,7 @@ pub mod program;
 pub mod psi;
 pub mod rtp;
 pub mod segment;
+pub mod splice;
 
 pub use hour::Hour;
 
@@ -45,6 +46,13 @@ pub type Packet = [u8; PACKET_SIZE];
 pub fn packets(bytes: &[u8]) -> &[Packet] {
     bytes.as_chunks::<PACKET_SIZE>().0
 }
+
+/// [`packets`], to change them in place.
+#[inline]
+pub fn packets_mut(bytes: &mut [u8]) -> &mut [Packet] {
+    bytes.as_chunks_mut::<PACKET_SIZE>().0
+}
+
 /// First byte of every TS packet.
 pub const SYNC_BYTE: u8 = 0x47;
 /// PID of the program association table.

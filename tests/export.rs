@@ -1,0 +1,195 @@
+//! Clips: a time range of the archive as one TS file, from `hlsvault
+//! export` and from `GET /streams/NAME/export.ts`, checked with ffmpeg and
+//! ffprobe, and for continuity and discontinuity marks packet by packet.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hlsvault_testkit::{
+    decode_errors, http_get as get, make_ts, output_shown, probe_duration, write_pcap, KillOnDrop,
+    StreamSpec, Wrap, DST,
+};
+use hlsvault_ts::{packets, Analyzer, Header, PID_NULL};
+
+/// Archives 30 s of H.264 + AAC crossing 10:00 UTC (2 s GOPs, 4 s
+/// segments) whose network loses datagrams about 17 s in (a
+/// discontinuity); returns the config path and the base URL of `[serve]`.
+fn archived(d: &Path) -> (String, String) {
+    let ts = d.join("in.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 30.0,
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    let pcap = d.join("in.pcap");
+    let start = humantime::parse_rfc3339("2026-11-21T09:59:45Z").unwrap();
+    let mut wrap = Wrap::new(&ts, DST);
+    let datagrams = std::fs::metadata(&ts).unwrap().len() / (7 * 188);
+    let lost = datagrams * 17 / 30;
+    wrap.lose.push(lost..lost + 40);
+    write_pcap(&pcap, start, &[wrap], false).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = d.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\nexport_max = \"1h\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
+            d.join("state").display(),
+            d.join("archive").display(),
+            pcap.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let run = output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault")).args(["run", "--config", &config]),
+    );
+    assert!(run.status.success());
+    (config, format!("http://127.0.0.1:{port}"))
+}
+
+/// Counts continuity errors (as a receiver sees them) and the PCR packets
+/// that carry the discontinuity indicator.
+fn continuity(ts: &[u8]) -> (u64, usize) {
+    let mut analyzer = Analyzer::new();
+    let mut marked = 0;
+    for p in packets(ts) {
+        let h = Header::parse(p);
+        if h.pid != PID_NULL && h.has_af && p[4] > 0 && p[5] & 0x90 == 0x90 {
+            marked += 1;
+        }
+        analyzer.inspect(p);
+    }
+    (analyzer.counters().cc_errors, marked)
+}
+
+fn export(config: &str, args: &[&str]) -> std::process::Output {
+    output_shown(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["export", "--config", config, "--stream", "ch1"])
+            .args(args),
+    )
+}
+
+#[test]
+fn a_clip_across_the_hour_and_a_discontinuity_plays_with_counters_that_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (config, base) = archived(d);
+    let range = "start=2026-11-21T09:59:51Z&end=2026-11-21T10:00:09Z";
+
+    // The discontinuity is in the range: the archive's range playlist says
+    // so, and so must the clip.
+    let server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["serve", "--config", &config])
+            .spawn()
+            .unwrap(),
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    while get(&format!("{base}/healthz"), &[]).0 != 200 {
+        assert!(Instant::now() < until, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, _, playlist) = get(&format!("{base}/streams/ch1/archive.m3u8?{range}"), &[]);
+    let playlist = String::from_utf8(playlist).unwrap();
+    let breaks = playlist.matches("#EXT-X-DISCONTINUITY\n").count();
+    assert_eq!(breaks, 1, "{playlist}");
+    let listed: f64 = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|v| v.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+
+    // From the command line: a mid-GOP start and end, across 10:00.
+    let clip = d.join("clip.ts");
+    let out = export(
+        &config,
+        &[
+            "--start",
+            "2026-11-21T09:59:51Z",
+            "--end",
+            "2026-11-21T10:00:09Z",
+            "-o",
+            clip.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "quiet off a terminal"
+    );
+    let bytes = std::fs::read(&clip).unwrap();
+    assert_eq!(&bytes[..3], &[0x47, 0x40, 0x00], "PAT first");
+    assert_eq!(decode_errors(clip.to_str().unwrap()).unwrap().trim(), "");
+    let (cc_errors, marked) = continuity(&bytes);
+    assert_eq!(cc_errors, 0, "a receiver sees no continuity error");
+    assert_eq!(marked, breaks, "one new time base per discontinuity");
+    // Whole segments from the keyframe at or before the start: the media
+    // covers the range, as the range playlist lists it.
+    let secs = probe_duration(clip.to_str().unwrap()).unwrap();
+    assert!(secs >= 16.0, "{secs} s");
+    assert!(listed >= 18.0 - 2.0, "{listed} s listed");
+
+    // Over HTTP: the same bytes, their length known before the body, and a
+    // file name that says what it is.
+    let (status, headers, body) = get(&format!("{base}/streams/ch1/export.ts?{range}"), &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        headers.contains(&format!("content-length: {}", bytes.len())),
+        "{headers}"
+    );
+    assert!(headers.contains("content-type: video/mp2t"), "{headers}");
+    assert!(
+        headers.contains("filename=\"ch1_20261121t095951z-20261121t100009z.ts\""),
+        "{headers}"
+    );
+    assert!(
+        body == bytes,
+        "HTTP and the command line give the same clip"
+    );
+
+    // Asked wrong: nothing there (with what is recorded nearest), too long.
+    let (status, _, body) = get(
+        &format!("{base}/streams/ch1/export.ts?start=2026-11-21T12:00:00Z&duration=1m"),
+        &[],
+    );
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("recorded until 2026-11-21T10:00:"), "{body}");
+    let (status, _, body) = get(
+        &format!("{base}/streams/ch1/export.ts?start=2026-11-21T09:00:00Z&duration=2h"),
+        &[],
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("export_max"));
+    let empty = d.join("empty.ts");
+    let out = export(
+        &config,
+        &[
+            "--start",
+            "2026-11-21T08:00:00Z",
+            "--duration",
+            "1m",
+            "-o",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("recorded from 2026-11-21T09:59:"), "{said}");
+    assert!(
+        !empty.exists() && !d.join("empty.ts.part").exists(),
+        "no half file"
+    );
+    drop(server);
+}
