@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_testkit::{
     decode_errors, http_get as get, make_ts, output_shown, probe_duration, write_pcap, KillOnDrop,
     StreamSpec, Wrap, DST,
@@ -42,7 +43,7 @@ fn archived(d: &Path) -> (String, String) {
     std::fs::write(
         &config,
         format!(
-            "state_dir = \"{}\"\n[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\nexport_max = \"1h\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
+            "state_dir = \"{}\"\n[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\nexport_max = \"3h\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
             d.join("state").display(),
             d.join("archive").display(),
             pcap.display()
@@ -167,7 +168,7 @@ fn a_clip_across_the_hour_and_a_discontinuity_plays_with_counters_that_go_on() {
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("recorded until 2026-11-21T10:00:"), "{body}");
     let (status, _, body) = get(
-        &format!("{base}/streams/ch1/export.ts?start=2026-11-21T09:00:00Z&duration=2h"),
+        &format!("{base}/streams/ch1/export.ts?start=2026-11-21T09:00:00Z&duration=4h"),
         &[],
     );
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
@@ -191,5 +192,201 @@ fn a_clip_across_the_hour_and_a_discontinuity_plays_with_counters_that_go_on() {
         !empty.exists() && !d.join("empty.ts.part").exists(),
         "no half file"
     );
+
     drop(server);
+}
+
+/// Two hours of archive for stream `long`, made of `ch1`'s segments over
+/// and over (hard links), listed in hour playlists that go on in time from
+/// 2026-11-21T12:00:00Z: a long range without encoding hours of video.
+fn two_hours_of(archive: &Path) -> u64 {
+    let mut source = Vec::new();
+    for hour in ["09", "10"] {
+        let folder = archive.join(format!("ch1/2026/11/21/{hour}"));
+        let text = std::fs::read_to_string(folder.join("index.m3u8")).unwrap();
+        let p = Playlist::parse(Kind::Event, &text).unwrap();
+        source.extend(p.entries().map(|e| (folder.join(&e.uri), e.duration)));
+    }
+    let layout = Layout::new("long");
+    let mut at = humantime::parse_rfc3339("2026-11-21T12:00:00Z").unwrap();
+    let (mut sequence, mut bytes) = (0, 0);
+    let first = Hour::of(at).index();
+    for hour in (first..first + 2).map(Hour::from_index) {
+        let mut playlist = Playlist::new(Kind::Event, 4);
+        while Hour::of(at) == hour {
+            let (file, ticks) = &source[sequence as usize % source.len()];
+            let uri = format!("{sequence}.ts");
+            let key = layout.segment_key(hour, &uri);
+            std::fs::create_dir_all(archive.join(&key).parent().unwrap()).unwrap();
+            std::fs::hard_link(file, archive.join(&key)).unwrap();
+            bytes += std::fs::metadata(file).unwrap().len();
+            playlist.push(Entry {
+                sequence,
+                uri,
+                duration: *ticks,
+                start: at,
+                discontinuity: false,
+                tags: Vec::new(),
+            });
+            at += Duration::from_nanos(ticks * 100_000 / 9);
+            sequence += 1;
+        }
+        playlist.end();
+        std::fs::write(
+            archive.join(layout.hour_playlist_key(hour)),
+            playlist.render(),
+        )
+        .unwrap();
+    }
+    bytes
+}
+
+#[test]
+fn a_two_hour_clip_streams_in_bounded_memory_and_stops_when_its_client_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (config, base) = archived(d);
+    let total = two_hours_of(&d.join("archive"));
+    // The server knows `long` too (its source is never read).
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("name = \"ch1\"", "name = \"long\"")
+            + &text[text.find("[[streams]]").unwrap()..],
+    )
+    .unwrap();
+    let server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+            .args(["serve", "--config", &config])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = server.0.id();
+    let until = Instant::now() + Duration::from_secs(20);
+    while get(&format!("{base}/healthz"), &[]).0 != 200 {
+        assert!(Instant::now() < until, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let path = "/streams/long/export.ts?start=2026-11-21T12:00:00Z&duration=2h";
+    let url = format!("{base}{path}");
+
+    // The whole two hours, as fast as curl takes them, while the server's
+    // RSS is sampled.
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = rss();
+    let mut curl = KillOnDrop(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{size_download}", &url])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut most = before;
+    while curl.0.try_wait().unwrap().is_none() {
+        most = most.max(rss());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut got = String::new();
+    std::io::Read::read_to_string(curl.0.stdout.as_mut().unwrap(), &mut got).unwrap();
+    assert_eq!(got.trim().parse::<u64>().unwrap(), total, "every byte");
+    eprintln!("two hours, {total} bytes: server RSS {before} KiB before, {most} KiB at most");
+    assert!(most - before < 64 * 1024, "{before} KiB, then {most} KiB");
+
+    // A client that goes away mid-clip stops the work: the clip is counted
+    // aborted at once, and nothing more is sent.
+    let metric = |name: &str| metric(&base, name);
+    let client = slow_client(&base, path);
+    let until = Instant::now() + Duration::from_secs(20);
+    while metric("hlsvault_exports") < 1.0 {
+        assert!(Instant::now() < until, "the clip never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(client);
+    let until = Instant::now() + Duration::from_secs(10);
+    while metric("hlsvault_exports") > 0.0 {
+        assert!(
+            Instant::now() < until,
+            "the clip goes on without its client"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let outcome = |o: &str| metric(&format!("hlsvault_exports_total{{outcome=\"{o}\"}}"));
+    assert_eq!(outcome("aborted"), 1.0);
+    assert_eq!(outcome("completed"), 1.0, "the whole clip before");
+    let sent = metric("hlsvault_export_bytes_total");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        metric("hlsvault_export_bytes_total"),
+        sent,
+        "nothing sent after"
+    );
+    assert!(
+        sent - (total as f64) < total as f64 / 10.0,
+        "{} of {total}",
+        sent - total as f64
+    );
+    drop(server);
+}
+
+/// A client that asks for `path` and reads only the first few kilobytes,
+/// through a receive buffer made small before it connects (so that the
+/// server cannot push the whole answer into the kernel's buffers), until
+/// it is dropped.
+fn slow_client(base: &str, path: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let addr: std::net::SocketAddrV4 = base.trim_start_matches("http://").parse().unwrap();
+    // SAFETY: plain socket calls on a socket this function owns, with
+    // arguments of the sizes the calls expect; the descriptor is handed
+    // to the TcpStream, which closes it.
+    let mut s = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let small: libc::c_int = 4096;
+        let set = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        assert_eq!(set, 0);
+        let to = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let connected = libc::connect(
+            fd,
+            (&to as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(connected, 0);
+        std::net::TcpStream::from_raw_fd(fd)
+    };
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut first = [0; 8192];
+    s.read_exact(&mut first).unwrap();
+    s
+}
+
+/// The value of the sample `name` (with its labels, as exposed) in
+/// `/metrics`.
+fn metric(base: &str, name: &str) -> f64 {
+    let (_, _, text) = get(&format!("{base}/metrics"), &[]);
+    String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
 }

@@ -3,6 +3,7 @@
 //! re-encoding ([`Clip`], written by [`ts`]). `serve` answers HTTP with
 //! them, `hlsvault export` writes them to a file.
 
+mod figures;
 mod file;
 mod nearest;
 mod range;
@@ -11,6 +12,7 @@ pub mod ts;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+pub use figures::{Counted, ExportFigures, ExportSnapshot};
 pub use file::{export_ts, Written};
 pub use nearest::nearest_recorded;
 pub use range::range_playlist;

@@ -12,6 +12,7 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 
+use crate::export::ExportSnapshot;
 use crate::figures::{Figures, Snapshot};
 use hlsvault_store::LATENCY_BOUNDS;
 
@@ -276,6 +277,8 @@ pub struct ServerFigures {
     pub open_connections: usize,
     /// Connections closed at accept because `max_connections` was reached.
     pub refused_connections: u64,
+    /// What clips did.
+    pub exports: ExportSnapshot,
 }
 
 /// The exposition text of one scrape.
@@ -308,6 +311,32 @@ pub fn render(
         "Connections closed at accept because max_connections was reached.",
         MetricType::COUNTER,
         vec![counter(&[], server.refused_connections as f64)],
+    );
+    let x = server.exports;
+    out.family(
+        "hlsvault_exports",
+        "Clips streaming now.",
+        MetricType::GAUGE,
+        vec![gauge(&[], x.active as f64)],
+    );
+    out.family(
+        "hlsvault_export_bytes_total",
+        "Bytes of clips sent.",
+        MetricType::COUNTER,
+        vec![counter(&[], x.bytes as f64)],
+    );
+    out.family(
+        "hlsvault_exports_total",
+        "Clips by how they ended: completed, aborted (the client went away), failed (the store).",
+        MetricType::COUNTER,
+        [
+            ("completed", x.completed),
+            ("aborted", x.aborted),
+            ("failed", x.failed),
+        ]
+        .iter()
+        .map(|(outcome, n)| counter(&[("outcome", outcome)], *n as f64))
+        .collect(),
     );
     if let Some(f) = figures {
         stream_families(&mut out, f);

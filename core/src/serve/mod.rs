@@ -25,7 +25,7 @@ pub use query::{ByteRange, RangeQuery, MAX_RANGE};
 
 use crate::config::{Config, Store, DEFAULT_EXPORT_MAX};
 use crate::export::range_playlist;
-use crate::export::{self, ExportError};
+use crate::export::{self, ExportError, ExportFigures};
 use crate::figures::{Figures, Snapshot, StreamState, StreamStats};
 use hlsvault_hls::Hour;
 use hlsvault_hls::Layout;
@@ -40,6 +40,7 @@ struct Served {
     presign: Option<Duration>,
     /// Longest clip an export may ask for.
     export_max: Duration,
+    exports: Arc<ExportFigures>,
 }
 
 /// Serves `config`'s archive on `listener` until the process ends, with
@@ -68,6 +69,7 @@ pub async fn serve(
             .serve
             .as_ref()
             .map_or(DEFAULT_EXPORT_MAX, |s| s.export_max),
+        exports: Arc::default(),
     };
     let tokens = config
         .serve
@@ -82,6 +84,7 @@ pub async fn serve(
         streams: catalog,
         gate: gate.clone(),
         connections: connections.clone(),
+        exports: state.exports.clone(),
         process: Arc::new(prometheus::process_collector::ProcessCollector::for_self()),
     };
     let playback = Router::new()
@@ -176,6 +179,7 @@ struct Status {
     streams: Catalog,
     gate: Arc<auth::Gate>,
     connections: Arc<listen::Connections>,
+    exports: Arc<ExportFigures>,
     /// Kept across scrapes: its CPU counter only moves forward.
     process: Arc<prometheus::process_collector::ProcessCollector>,
 }
@@ -252,6 +256,7 @@ async fn metrics(State(s): State<Status>) -> Response {
             auth_failures: s.gate.failures(),
             open_connections: s.connections.open(),
             refused_connections: s.connections.refused(),
+            exports: s.exports.snapshot(),
         },
     );
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response()
@@ -408,6 +413,7 @@ async fn archive(
 /// client that goes away stops the work.
 async fn export_ts(
     State(s): State<Served>,
+    method: axum::http::Method,
     Path(name): Path<String>,
     Query(q): Query<RangeQuery>,
 ) -> Response {
@@ -434,7 +440,12 @@ async fn export_ts(
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    let body = axum::body::Body::from_stream(export::ts::stream(s.store.clone(), &clip));
+    if method == axum::http::Method::HEAD {
+        return h.into_response();
+    }
+    let len = clip.size();
+    let clip = export::ts::stream(s.store.clone(), &clip);
+    let body = axum::body::Body::from_stream(s.exports.counted(clip, len));
     (h, body).into_response()
 }
 
