@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audio;
 pub mod clock;
 mod hour;
 pub mod keyframe;
