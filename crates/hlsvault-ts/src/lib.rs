@@ -16,6 +16,7 @@ pub mod clock;
 mod hour;
 pub mod keyframe;
 pub mod pes;
+pub mod pes_units;
 pub mod program;
 pub mod psi;
 pub mod rtp;
