@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audio;
+pub mod bits;
 pub mod clock;
 mod hour;
 pub mod keyframe;
@@ -22,6 +23,7 @@ pub mod psi;
 pub mod rtp;
 pub mod segment;
 pub mod splice;
+pub mod sps;
 
 pub use hour::Hour;
 
