@@ -22,6 +22,7 @@
 //! assert_eq!(s.sets.len(), 2);
 //! ```
 
+use crate::bits::BitReader;
 use std::ops::Range;
 
 /// Video codecs whose bitstream we can inspect.
@@ -177,7 +178,7 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
                     let skip = if k == 7 { 4 } else { 1 };
                     let id = es
                         .get(body + skip..end)
-                        .and_then(|b| Bits::new(b).ue())
+                        .and_then(|b| BitReader::new(b).ue())
                         .unwrap_or(0);
                     out.sets.push(FoundSet {
                         kind,
@@ -215,7 +216,7 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
                         _ => (
                             SetKind::Pps,
                             es.get(body + 2..end)
-                                .and_then(|b| Bits::new(b).ue())
+                                .and_then(|b| BitReader::new(b).ue())
                                 .unwrap_or(0),
                         ),
                     };
@@ -313,7 +314,7 @@ fn trim_zeros(b: &[u8], start: usize, next: usize) -> usize {
 
 /// `slice_type` of an H.264 slice header (the bytes after the NAL header).
 fn slice_type(header: &[u8]) -> Option<u32> {
-    let mut bits = Bits::new(header);
+    let mut bits = BitReader::new(header);
     bits.ue()?; // first_mb_in_slice
     bits.ue()
 }
@@ -340,7 +341,7 @@ fn sei_recovery(mut rbsp: &[u8], hevc: bool) -> Option<u32> {
         let kind = read()?;
         let size = read()? as usize;
         if kind == 6 {
-            let mut bits = Bits::new(rbsp);
+            let mut bits = BitReader::new(rbsp);
             return if hevc {
                 bits.se().map(|v| v.max(0) as u32)
             } else {
@@ -352,68 +353,6 @@ fn sei_recovery(mut rbsp: &[u8], hevc: bool) -> Option<u32> {
         if rbsp.first().is_none_or(|&b| b == 0x80) {
             return None;
         }
-    }
-}
-
-/// Reads Exp-Golomb codes from NAL unit bytes, skipping emulation
-/// prevention bytes (`00 00 03`).
-struct Bits<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    bit: u8,
-    zeros: u8,
-    cur: u8,
-}
-
-impl<'a> Bits<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Bits {
-            bytes,
-            at: 0,
-            bit: 8,
-            zeros: 0,
-            cur: 0,
-        }
-    }
-
-    fn bit(&mut self) -> Option<u32> {
-        if self.bit == 8 {
-            let mut b = *self.bytes.get(self.at)?;
-            self.at += 1;
-            if self.zeros >= 2 && b == 3 {
-                b = *self.bytes.get(self.at)?;
-                self.at += 1;
-                self.zeros = 0;
-            }
-            self.zeros = if b == 0 { self.zeros + 1 } else { 0 };
-            self.cur = b;
-            self.bit = 0;
-        }
-        let v = (self.cur >> (7 - self.bit)) & 1;
-        self.bit += 1;
-        Some(v as u32)
-    }
-
-    /// ue(v): unsigned Exp-Golomb (at most 32 bits of value).
-    fn ue(&mut self) -> Option<u32> {
-        let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        let mut v: u64 = 1;
-        for _ in 0..zeros {
-            v = v << 1 | self.bit()? as u64;
-        }
-        Some((v - 1) as u32)
-    }
-
-    /// se(v): signed Exp-Golomb.
-    fn se(&mut self) -> Option<i64> {
-        let k = self.ue()? as i64;
-        Some(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
     }
 }
 
@@ -547,18 +486,6 @@ mod tests {
             scan(H264, &au(&[&AUD, &five, &P_SLICE])).picture,
             Some(Picture::Recovery(5))
         );
-    }
-
-    #[test]
-    fn exp_golomb_skips_emulation_prevention() {
-        // 00 00 03 01: the 03 is not data; then ue "1" = 0.
-        let mut b = Bits::new(&[0, 0, 3, 0x80]);
-        for _ in 0..16 {
-            assert_eq!(b.bit(), Some(0));
-        }
-        assert_eq!(b.ue(), Some(0));
-        assert_eq!(Bits::new(&[0b0010_1000]).ue(), Some(4));
-        assert_eq!(Bits::new(&[0b0010_1000]).se(), Some(-2));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! profile, level and the displayed size, as a container's sample entry
 //! needs them.
 
-use crate::bits::{rbsp, BitReader};
+use crate::bits::BitReader;
 
 /// The fields of an H.264 SPS a container needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +32,7 @@ pub fn parse_h264(nal: &[u8]) -> Option<H264Sps> {
     if nal.first()? & 0x1F != 7 {
         return None;
     }
-    let data = rbsp(&nal[1..]);
-    let mut r = BitReader::new(&data);
+    let mut r = BitReader::new(&nal[1..]);
     let profile_idc = r.bits(8)? as u8;
     let constraints = r.bits(8)? as u8;
     let level_idc = r.bits(8)? as u8;
@@ -48,16 +47,16 @@ pub fn parse_h264(nal: &[u8]) -> Option<H264Sps> {
         let small = |v: u32, max: u32| (v <= max).then_some(v as u8);
         chroma_format_idc = small(r.ue()?, 3)?;
         if chroma_format_idc == 3 {
-            separate_colour_plane = r.bit()?;
+            separate_colour_plane = r.flag()?;
         }
         bit_depth_luma = 8 + small(r.ue()?, 6)?;
         bit_depth_chroma = 8 + small(r.ue()?, 6)?;
         r.bit()?; // qpprime_y_zero_transform_bypass_flag
-        if r.bit()? {
+        if r.flag()? {
             // seq_scaling_matrix_present_flag: skip the lists.
             let lists = if chroma_format_idc == 3 { 12 } else { 8 };
             for i in 0..lists {
-                if r.bit()? {
+                if r.flag()? {
                     skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
                 }
             }
@@ -82,7 +81,7 @@ pub fn parse_h264(nal: &[u8]) -> Option<H264Sps> {
     r.bit()?; // gaps_in_frame_num_value_allowed_flag
     let width_mbs = r.ue()?.checked_add(1)?;
     let height_map_units = r.ue()?.checked_add(1)?;
-    let frame_mbs_only = r.bit()?;
+    let frame_mbs_only = r.flag()?;
     if !frame_mbs_only {
         r.bit()?; // mb_adaptive_frame_field_flag
     }
@@ -90,7 +89,7 @@ pub fn parse_h264(nal: &[u8]) -> Option<H264Sps> {
               // Sizes past u32 are no picture: the SPS is refused, not wrapped.
     let mut width = width_mbs.checked_mul(16)?;
     let mut height = height_map_units.checked_mul(if frame_mbs_only { 16 } else { 32 })?;
-    if r.bit()? {
+    if r.flag()? {
         // frame_cropping_flag: offsets in chroma sample units.
         let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
         let array_type = if separate_colour_plane {
@@ -122,7 +121,7 @@ pub fn parse_h264(nal: &[u8]) -> Option<H264Sps> {
 
 /// Skips a scaling list of `size` entries (7.3.2.1.1.1).
 fn skip_scaling_list(r: &mut BitReader, size: usize) -> Option<()> {
-    let (mut last, mut next) = (8i32, 8i32);
+    let (mut last, mut next) = (8i64, 8i64);
     for _ in 0..size {
         if next != 0 {
             let delta = r.se()?;
