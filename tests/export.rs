@@ -2,15 +2,14 @@
 //! export` and from `GET /streams/NAME/export.ts`, checked with ffmpeg and
 //! ffprobe, and for continuity and discontinuity marks packet by packet.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_testkit::{
-    decode_errors, http_get as get, make_ts, output_shown, probe_duration, write_pcap, KillOnDrop,
-    StreamSpec, Wrap, DST,
+    decode_errors, free_tcp_port, http_get as get, make_ts, output_shown, probe_duration,
+    started_server, write_pcap, KillOnDrop, StreamSpec, Wrap, DST,
 };
 use hlsvault_ts::{packets, Analyzer, Header, PID_NULL};
 
@@ -34,11 +33,7 @@ fn archived(d: &Path) -> (String, String) {
     let lost = datagrams * 17 / 30;
     wrap.lose.push(lost..lost + 40);
     write_pcap(&pcap, start, &[wrap], false).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_tcp_port();
     let config = d.join("c.toml");
     std::fs::write(
         &config,
@@ -51,9 +46,7 @@ fn archived(d: &Path) -> (String, String) {
     )
     .unwrap();
     let config = config.to_str().unwrap().to_string();
-    let run = output_shown(
-        Command::new(env!("CARGO_BIN_EXE_hlsvault")).args(["run", "--config", &config]),
-    );
+    let run = output_shown(Command::new(bin()).args(["run", "--config", &config]));
     assert!(run.status.success());
     (config, format!("http://127.0.0.1:{port}"))
 }
@@ -73,9 +66,13 @@ fn continuity(ts: &[u8]) -> (u64, usize) {
     (analyzer.counters().cc_errors, marked)
 }
 
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hlsvault")
+}
+
 fn export(config: &str, args: &[&str]) -> std::process::Output {
     output_shown(
-        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
+        Command::new(bin())
             .args(["export", "--config", config, "--stream", "ch1"])
             .args(args),
     )
@@ -90,17 +87,7 @@ fn a_clip_across_the_hour_and_a_discontinuity_plays_with_counters_that_go_on() {
 
     // The discontinuity is in the range: the archive's range playlist says
     // so, and so must the clip.
-    let server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
-            .args(["serve", "--config", &config])
-            .spawn()
-            .unwrap(),
-    );
-    let until = Instant::now() + Duration::from_secs(20);
-    while get(&format!("{base}/healthz"), &[]).0 != 200 {
-        assert!(Instant::now() < until, "the server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = started_server(bin(), &["serve", "--config", &config], &base);
     let (_, _, playlist) = get(&format!("{base}/streams/ch1/archive.m3u8?{range}"), &[]);
     let playlist = String::from_utf8(playlist).unwrap();
     let breaks = playlist.matches("#EXT-X-DISCONTINUITY\n").count();
@@ -255,18 +242,8 @@ fn a_two_hour_clip_streams_in_bounded_memory_and_stops_when_its_client_goes() {
             + &text[text.find("[[streams]]").unwrap()..],
     )
     .unwrap();
-    let server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
-            .args(["serve", "--config", &config])
-            .spawn()
-            .unwrap(),
-    );
+    let server = started_server(bin(), &["serve", "--config", &config], &base);
     let pid = server.0.id();
-    let until = Instant::now() + Duration::from_secs(20);
-    while get(&format!("{base}/healthz"), &[]).0 != 200 {
-        assert!(Instant::now() < until, "the server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let path = "/streams/long/export.ts?start=2026-11-21T12:00:00Z&duration=2h";
     let url = format!("{base}{path}");
 

@@ -648,11 +648,7 @@ fn a_store_that_is_down_at_start_is_waited_for() {
 #[test]
 fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
     let (g, dir, pcap) = garage_and_capture();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hlsvault_testkit::free_tcp_port();
     let s = storage(
         &g,
         "archive",
@@ -663,21 +659,12 @@ fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
     assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
         .status
         .success());
-    let _server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .spawn()
-            .unwrap(),
-    );
     let base = format!("http://127.0.0.1:{port}");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while status(&format!("{base}/healthz")) != "200" {
-        assert!(
-            std::time::Instant::now() < until,
-            "the server did not come up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let _server = hlsvault_testkit::started_server(
+        env!("CARGO_BIN_EXE_hlsvault"),
+        &["serve", "--config", config.to_str().unwrap()],
+        &base,
+    );
     let url = format!("{base}/streams/ch1/archive.m3u8?start=2026-11-21T09:59:50Z&duration=20s");
     let text = fetch(&url);
     // The segments are URLs signed just now, straight to the bucket.

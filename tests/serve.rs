@@ -3,13 +3,13 @@
 //! played with ffprobe/ffmpeg and with hls.js in Chromium; the metrics,
 //! stream figures and status page of a running archiver.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use hlsvault_testkit::{
-    capture, decode_errors, http_get as get, output_shown, probe_duration, KillOnDrop,
+    capture, decode_errors, free_tcp_port, http_get as get, output_shown, probe_duration,
+    started_server, KillOnDrop,
 };
 
 /// Writes `d/serve.toml`: one stream `ch1` from `pcap` into `d/archive`,
@@ -23,11 +23,7 @@ fn config(
     serve_keys: &str,
     source_keys: &str,
 ) -> (String, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_tcp_port();
     let config = d.join("serve.toml");
     std::fs::write(
         &config,
@@ -46,18 +42,7 @@ fn config(
 
 /// Starts `hlsvault ARGS` and waits for its server at `base` to answer.
 fn started(args: &[&str], base: &str) -> KillOnDrop {
-    let child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_hlsvault"))
-            .args(args)
-            .spawn()
-            .unwrap(),
-    );
-    let until = Instant::now() + Duration::from_secs(20);
-    while get(&format!("{base}/healthz"), &[]).0 != 200 {
-        assert!(Instant::now() < until, "the server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child
+    started_server(env!("CARGO_BIN_EXE_hlsvault"), args, base)
 }
 
 /// Archives 20 s of H.264 + AAC that cross 10:00 UTC into `d/archive`

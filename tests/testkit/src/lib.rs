@@ -190,6 +190,34 @@ pub fn count_pid(data: &[u8], pid: u16) -> usize {
 /// A child process killed when the test ends, however it ends.
 pub struct KillOnDrop(pub std::process::Child);
 
+/// A TCP port on loopback that was free a moment ago.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts `bin ARGS` (an hlsvault that serves) and waits until its server
+/// at `base` answers `/healthz`.
+pub fn started_server(bin: &str, args: &[&str], base: &str) -> KillOnDrop {
+    let child = KillOnDrop(
+        Command::new(bin)
+            .args(args)
+            .spawn()
+            .expect("the server starts"),
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while http_get(&format!("{base}/healthz"), &[]).0 != 200 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
