@@ -115,7 +115,7 @@ impl GrowingSegments {
         }
     }
 
-    /// The cutter finished `segment`: its file is completed and synced.
+    /// The cutter finished `segment`: its file is completed.
     /// Files of segments the cutter gave up (never emitted) are removed.
     pub fn finish(&mut self, mut segment: Segment) -> Finished {
         let abandoned: Vec<u64> = self.files.range(..segment.id).map(|(id, _)| *id).collect();
@@ -127,11 +127,9 @@ impl GrowingSegments {
         let Some(mut grown) = self.files.remove(&segment.id) else {
             return Finished::in_memory(segment);
         };
+        // No sync here: the queue syncs the file when it seals it into
+        // the spool (off this thread), before it counts as queued.
         grown.append(&segment.data, &mut self.told);
-        if let Some(Err(e)) = grown.file.as_ref().map(File::sync_data) {
-            tracing::warn!(path = %grown.path.display(), error = %e, "cannot sync a grown segment; it is kept in memory");
-            grown.move_to_memory();
-        }
         let size = grown.written + grown.held.len();
         match grown.file {
             Some(_) => {
