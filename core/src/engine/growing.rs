@@ -1,6 +1,6 @@
 //! Segments written to disk as they grow. The settled bytes the cutter
 //! hands out go to a file in the stream's spool (`growing/`), synced every
-//! [`SYNC_EVERY`]; at the cut the file is the segment, and the upload
+//! [`SYNC_EVERY`] by a thread of their own; at the cut the file is the segment, and the upload
 //! queue adopts it where it lies. A crash then loses only what had not
 //! settled (about a frame per PID) or reached the disk, the analysis holds
 //! a frame or two in memory instead of a whole segment, and a restart
@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
 
 use hlsvault_ts::program::ProgramChoice;
 use hlsvault_ts::segment::{recut, Growing, Segment, SegmentCutter};
@@ -19,6 +19,42 @@ use hlsvault_ts::segment::{recut, Growing, Segment, SegmentCutter};
 /// Growing files are synced this often: a machine crash loses at most
 /// this much of a stream (a killed process loses nothing written).
 const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// The growing files of every stream, synced by one thread: a sync can
+/// stall for as long as the disk is busy, and a stream's thread that
+/// waited for it would let its socket overflow.
+fn sync_every_second(file: &Arc<File>, path: &Path) {
+    type Files = Mutex<Vec<(Weak<File>, PathBuf)>>;
+    static FILES: OnceLock<Files> = OnceLock::new();
+    let files = FILES.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("growing-sync".into())
+            .spawn(|| loop {
+                std::thread::sleep(SYNC_EVERY);
+                let Some(files) = FILES.get() else { continue };
+                // Finished segments' files drop out here; the queue
+                // syncs them itself when it adopts them.
+                let live: Vec<(Arc<File>, PathBuf)> = {
+                    let mut files = files.lock().unwrap_or_else(|e| e.into_inner());
+                    files.retain(|(f, _)| f.strong_count() > 0);
+                    files.iter().filter_map(|(f, p)| Some((f.upgrade()?, p.clone()))).collect()
+                };
+                for (file, path) in live {
+                    if let Err(e) = file.sync_data() {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot sync a growing segment");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the thread that syncs growing segments");
+        }
+        Mutex::new(Vec::new())
+    });
+    files
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((Arc::downgrade(file), path.to_path_buf()));
+}
 
 /// A finished segment on its way to the archive.
 #[derive(Debug)]
@@ -47,7 +83,8 @@ impl Finished {
 struct Grown {
     path: PathBuf,
     /// `None` once writing failed: the bytes wait in `held` instead.
-    file: Option<File>,
+    /// Shared with the thread that syncs it.
+    file: Option<Arc<File>>,
     /// Bytes written to the file.
     written: usize,
     held: Vec<u8>,
@@ -58,7 +95,6 @@ pub struct GrowingSegments {
     /// Where they grow; `None` keeps them in memory (no spool).
     dir: Option<PathBuf>,
     files: BTreeMap<u64, Grown>,
-    synced: Instant,
     /// A write failed and that was logged.
     told: bool,
 }
@@ -92,7 +128,6 @@ impl GrowingSegments {
         GrowingSegments {
             dir,
             files: BTreeMap::new(),
-            synced: Instant::now(),
             told: false,
         }
     }
@@ -105,14 +140,6 @@ impl GrowingSegments {
             let grown = files.entry(g.id).or_insert_with(|| open(dir, &g, told));
             grown.append(bytes, told);
         });
-        if self.synced.elapsed() >= SYNC_EVERY {
-            self.synced = Instant::now();
-            for grown in self.files.values_mut() {
-                if let Some(Err(e)) = grown.file.as_ref().map(File::sync_data) {
-                    tracing::warn!(path = %grown.path.display(), error = %e, "cannot sync a growing segment");
-                }
-            }
-        }
     }
 
     /// The cutter finished `segment`: its file is completed.
@@ -160,7 +187,11 @@ fn open(dir: &Path, g: &Growing, told: &mut bool) -> Grown {
     let path = dir.join(file_name(g));
     let file = std::fs::create_dir_all(dir).and_then(|()| File::create(&path));
     let file = match file {
-        Ok(f) => Some(f),
+        Ok(f) => {
+            let f = Arc::new(f);
+            sync_every_second(&f, &path);
+            Some(f)
+        }
         Err(e) => {
             tell(told, &path, &e);
             None
@@ -183,8 +214,8 @@ fn tell(told: &mut bool, path: &Path, e: &std::io::Error) {
 
 impl Grown {
     fn append(&mut self, bytes: &[u8], told: &mut bool) {
-        if let Some(file) = &mut self.file {
-            match file.write_all(bytes) {
+        if let Some(file) = &self.file {
+            match (&**file).write_all(bytes) {
                 Ok(()) => {
                     self.written += bytes.len();
                     return;
