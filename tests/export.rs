@@ -1,6 +1,7 @@
-//! Clips: a time range of the archive as one TS file, from `hlsvault
-//! export` and from `GET /streams/NAME/export.ts`, checked with ffmpeg and
-//! ffprobe, and for continuity and discontinuity marks packet by packet.
+//! Clips: a time range of the archive as one TS or MP4 file, from
+//! `hlsvault export` and from `GET /streams/NAME/export.{ts,mp4}`, checked
+//! with ffmpeg and ffprobe: decoding, durations, the first picture, and
+//! for TS continuity and discontinuity marks packet by packet.
 
 use std::path::Path;
 use std::process::Command;
@@ -180,6 +181,158 @@ fn a_clip_across_the_hour_and_a_discontinuity_plays_with_counters_that_go_on() {
         "no half file"
     );
 
+    drop(server);
+}
+
+/// `ffprobe` of `file`: `entries` as CSV lines without their section name.
+fn probe(file: &Path, args: &[&str]) -> Vec<String> {
+    let out = output_shown(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-of", "csv=p=0"])
+            .args(args)
+            .arg(file),
+    );
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The MD5 of each decoded picture of `file`, in presentation order.
+fn picture_hashes(file: &Path) -> Vec<String> {
+    let out = output_shown(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(file)
+            .args(["-map", "0:v", "-f", "framemd5", "-"]),
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn an_mp4_clip_shows_exactly_the_asked_range_across_the_hour_and_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (config, base) = archived(d);
+    let (start, end) = ("2026-11-21T09:59:51Z", "2026-11-21T10:00:09Z");
+    let clip = d.join("clip.mp4");
+    let out = export(
+        &config,
+        &["--start", start, "--end", end, "-o", clip.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "quiet off a terminal"
+    );
+    assert_eq!(decode_errors(clip.to_str().unwrap()).unwrap().trim(), "");
+
+    // 18 s asked, 18 s shown, to the frame (1/25 s), by both tracks, from
+    // 0: the GOP before the start is decoded, not shown.
+    let frame = 1.0 / 25.0;
+    let duration = probe(&clip, &["-show_entries", "format=duration"]);
+    let duration: f64 = duration[0].parse().unwrap();
+    assert!((duration - 18.0).abs() <= frame, "{duration} s");
+    let streams = probe(
+        &clip,
+        &["-show_entries", "stream=codec_name,start_time,duration"],
+    );
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    for s in &streams {
+        let f: Vec<&str> = s.split(',').collect();
+        let (start, secs): (f64, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+        assert!(start.abs() < 1e-6 && (secs - 18.0).abs() <= frame, "{s}");
+    }
+    assert!(streams[0].starts_with("h264,") && streams[1].starts_with("aac,"));
+    let shown = probe(
+        &clip,
+        &["-select_streams", "v", "-show_entries", "frame=pts_time"],
+    );
+    let times: Vec<f64> = shown.iter().map(|t| t.parse().unwrap()).collect();
+    assert!(
+        times[0].abs() < 1e-6,
+        "the first picture at 0: {}",
+        times[0]
+    );
+    // The archive lost about a second at 17 s into the source (09:00:02):
+    // the pictures stop for as long, and the clip's timeline goes on.
+    let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(gap >= 0.4, "the gap stays a gap: {gap} s");
+    let last = times.last().unwrap();
+    assert!(
+        (last + frame - 18.0).abs() <= frame,
+        "the last picture at {last}"
+    );
+
+    // The first picture is the one the archive shows at 09:59:51: in the TS
+    // export (which starts at the keyframe before), as many frames after
+    // its first as there are between that segment's start and 09:59:51.
+    let server = started_server(bin(), &["serve", "--config", &config], &base);
+    let (_, _, playlist) = get(
+        &format!("{base}/streams/ch1/archive.m3u8?start={start}&end={end}"),
+        &[],
+    );
+    let playlist = String::from_utf8(playlist).unwrap();
+    let first = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+        .unwrap();
+    let first = humantime::parse_rfc3339(first).unwrap();
+    let into = humantime::parse_rfc3339(start)
+        .unwrap()
+        .duration_since(first)
+        .unwrap();
+    let ts = d.join("clip.ts");
+    let out = export(
+        &config,
+        &["--start", start, "--end", end, "-o", ts.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    let at = (into.as_secs_f64() / frame).round() as usize;
+    let mp4_pictures = picture_hashes(&clip);
+    assert_eq!(mp4_pictures.len(), times.len());
+    assert_eq!(
+        mp4_pictures[0],
+        picture_hashes(&ts)[at],
+        "the picture {at} frames after the keyframe at {}",
+        humantime::format_rfc3339_millis(first)
+    );
+
+    // Over HTTP: the same bytes, their length known before the body, a
+    // file name that says what it is; HEAD says as much without the body.
+    let url = format!("{base}/streams/ch1/export.mp4?start={start}&end={end}");
+    let (status, headers, body) = get(&url, &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let bytes = std::fs::read(&clip).unwrap();
+    assert!(
+        body == bytes,
+        "HTTP and the command line give the same file"
+    );
+    assert!(
+        headers.contains(&format!("content-length: {}", bytes.len())),
+        "{headers}"
+    );
+    assert!(headers.contains("content-type: video/mp4"), "{headers}");
+    assert!(
+        headers.contains("filename=\"ch1_20261121t095951z-20261121t100009z.mp4\""),
+        "{headers}"
+    );
+    assert!(!headers.contains("x-hlsvault-dropped"), "{headers}");
+    let (status, head, body) = get(&url, &["-I"]);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains(&format!("content-length: {}", bytes.len())),
+        "{head}"
+    );
+    // (curl -I prints the headers where a body would go.)
+    assert!(!body.windows(4).any(|w| w == b"ftyp"), "no body");
     drop(server);
 }
 

@@ -91,15 +91,24 @@ enum Command {
         #[arg(long)]
         hour: String,
     },
-    /// Write any time range of a stream as one TS file, without
+    /// Write any time range of a stream as one MP4 or TS file, without
     /// re-encoding.
     ///
-    /// The file starts at the keyframe at or before --start and ends with
-    /// the segment that holds the end; continuity counters go on across
+    /// MP4 (H.264 or HEVC video; AAC, MPEG audio, AC-3, E-AC-3) shows
+    /// exactly --start to the end: it holds the GOP from the keyframe
+    /// before --start and an edit list trims it. A gap in the archive stays
+    /// a gap of the same length (the picture holds). Teletext, subtitles
+    /// and SCTE-35 cannot go in and are named on standard error.
+    ///
+    /// TS starts at the keyframe at or before --start and ends with the
+    /// segment that holds the end; continuity counters go on across
     /// segments, and each discontinuity sets the discontinuity indicator on
-    /// the first PCR after it. A progress line shows on a terminal. Exits
-    /// 2 when nothing is archived in the range (saying what is recorded
-    /// nearest) or the range is longer than [serve] export_max (24 h).
+    /// the first PCR after it.
+    ///
+    /// A progress line shows on a terminal. Exits 2 when nothing is
+    /// archived in the range (saying what is recorded nearest), the range
+    /// is longer than [serve] export_max (24 h), or MP4 cannot carry the
+    /// stream's video (MPEG-2: export TS).
     Export {
         /// The configuration file (TOML).
         #[arg(short, long, value_name = "FILE")]
@@ -120,9 +129,13 @@ enum Command {
         /// Its length instead of an end (e.g. 90s, 1h 30m).
         #[arg(long)]
         duration: Option<String>,
-        /// The file to write (.ts), or - for standard output.
+        /// The file to write (.mp4 or .ts), or - for standard output.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// The format, when the file name does not say (standard output:
+        /// TS unless told).
+        #[arg(long, value_enum)]
+        format: Option<hlsvault::export::ClipFormat>,
     },
     /// Work with WebAssembly plugins.
     Plugin {
@@ -202,7 +215,14 @@ fn main() -> ExitCode {
             end,
             duration,
             output,
-        } => export(&config, &stream, [Some(start), end, duration], &output),
+            format,
+        } => export(
+            &config,
+            &stream,
+            [Some(start), end, duration],
+            &output,
+            format,
+        ),
         Command::Plugin {
             command: PluginCommand::Inspect { path },
         } => inspect_plugin(&path),
@@ -382,8 +402,9 @@ fn export(
     stream: &str,
     [start, end, duration]: [Option<String>; 3],
     output: &std::path::Path,
+    format: Option<hlsvault::export::ClipFormat>,
 ) -> ExitCode {
-    use hlsvault::export::{export_ts, ExportError};
+    use hlsvault::export::{export_clip, ClipFormat, ExportError};
     use std::io::IsTerminal;
     let config = match config::load(path) {
         Ok(c) => c,
@@ -404,40 +425,46 @@ fn export(
             return ExitCode::from(2);
         }
     };
-    if output.extension().is_some_and(|x| x != "ts") {
-        eprintln!(
-            "hlsvault export: {} is not a .ts file; TS is the format this version writes",
-            output.display()
-        );
-        return ExitCode::from(2);
-    }
+    let named = output
+        .extension()
+        .map(|x| ClipFormat::of_extension(&x.to_string_lossy()));
+    let format = match (format, named) {
+        (Some(f), Some(Some(n))) if f != n => {
+            eprintln!(
+                "hlsvault export: --format {f:?} but {} says otherwise",
+                output.display()
+            );
+            return ExitCode::from(2);
+        }
+        (Some(f), _) => f,
+        (None, Some(Some(n))) => n,
+        (None, None) => ClipFormat::Ts,
+        (None, Some(None)) => {
+            eprintln!(
+                "hlsvault export: {} is neither .mp4 nor .ts (or say --format)",
+                output.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
     let mut stderr = std::io::stderr();
     let progress = stderr
         .is_terminal()
         .then_some(&mut stderr as &mut dyn std::io::Write);
+    let range = [start, end];
     let result = if output.as_os_str() == "-" {
-        export_ts(
-            &config,
-            stream,
-            start,
-            end,
-            &mut std::io::stdout().lock(),
-            progress,
-        )
+        let out = &mut std::io::stdout().lock();
+        export_clip(&config, stream, range, format, out, progress)
     } else {
         // Written beside it, then renamed: a failed export leaves no half file.
-        let part = output.with_extension("ts.part");
+        let mut part = output.as_os_str().to_owned();
+        part.push(".part");
+        let part = std::path::PathBuf::from(part);
         let written = std::fs::File::create(&part)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", part.display()))
             .and_then(|f| {
-                export_ts(
-                    &config,
-                    stream,
-                    start,
-                    end,
-                    &mut std::io::BufWriter::new(f),
-                    progress,
-                )
+                let out = &mut std::io::BufWriter::new(f);
+                export_clip(&config, stream, range, format, out, progress)
             })
             .and_then(|w| {
                 std::fs::rename(&part, output)
@@ -450,12 +477,27 @@ fn export(
         written
     };
     match result {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(written) => {
+            if !written.left.is_empty() {
+                eprintln!(
+                    "hlsvault export: MP4 cannot carry, so the file leaves out: {}",
+                    written.left.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("hlsvault export: {}", explain(&e));
             let asked_wrong = matches!(
                 e.downcast_ref::<ExportError>(),
-                Some(ExportError::Nothing { .. } | ExportError::TooLong { .. })
+                Some(
+                    ExportError::Nothing { .. }
+                        | ExportError::TooLong { .. }
+                        | ExportError::Mp4(
+                            hlsvault_mp4::Mp4Error::Unsupported(_)
+                                | hlsvault_mp4::Mp4Error::NothingCarried
+                        )
+                )
             );
             ExitCode::from(if asked_wrong { 2 } else { 1 })
         }

@@ -1,37 +1,60 @@
-//! `hlsvault export`: a clip written to a file or standard output, with a
-//! progress line on a terminal.
+//! `hlsvault export`: a clip written to a file or standard output, as TS
+//! or MP4, with a progress line on a terminal.
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 
-use super::{plan, ts, Clip};
+use super::{mp4, plan, ts, Clip, ExportError};
 use crate::config::{Config, DEFAULT_EXPORT_MAX};
 use crate::engine::open_store;
 
 /// How often the progress line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// What an export wrote.
-#[derive(Debug, Clone, Copy)]
-pub struct Written {
-    pub bytes: u64,
-    /// Media seconds.
-    pub media: Duration,
-    pub segments: usize,
+/// The file a clip is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClipFormat {
+    /// The segments spliced into one MPEG-TS stream.
+    Ts,
+    /// An MP4 (H.264 or HEVC video), trimmed to the frame.
+    Mp4,
 }
 
-/// Writes `stream`'s `[start, end)` as TS to `out`; `progress` (a
+impl ClipFormat {
+    /// The format a file name's extension says (`.ts`, `.mp4`).
+    pub fn of_extension(ext: &str) -> Option<Self> {
+        match ext {
+            "ts" => Some(ClipFormat::Ts),
+            "mp4" => Some(ClipFormat::Mp4),
+            _ => None,
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub bytes: u64,
+    /// Media seconds (gaps not counted).
+    pub media: Duration,
+    pub segments: usize,
+    /// Streams the file leaves out, in words (MP4 only).
+    pub left: Vec<String>,
+}
+
+/// Writes `stream`'s `[start, end)` as `format` to `out`; `progress` (a
 /// terminal) gets a line redrawn as it goes: bytes, media seconds, rate.
-pub fn export_ts(
+pub fn export_clip(
     config: &Config,
     stream: &str,
-    start: SystemTime,
-    end: SystemTime,
+    [start, end]: [SystemTime; 2],
+    format: ClipFormat,
     out: &mut dyn Write,
-    mut progress: Option<&mut dyn Write>,
+    progress: Option<&mut dyn Write>,
 ) -> anyhow::Result<Written> {
     anyhow::ensure!(
         config.streams.iter().any(|s| s.name == stream),
@@ -47,40 +70,59 @@ pub fn export_ts(
         .build()?;
     runtime.block_on(async {
         let clip: Clip = plan(store.as_ref(), stream, start, end, max).await?;
-        let (total, media) = (clip.size(), clip.media());
-        let mut written = Written {
-            bytes: 0,
-            media: Duration::ZERO,
-            segments: 0,
+        let (len, left, body) = match format {
+            ClipFormat::Ts => (clip.size(), Vec::new(), ts::stream(store, &clip).boxed()),
+            ClipFormat::Mp4 => {
+                let prepared = mp4::prepare(store.clone(), &clip).await?;
+                let body = mp4::stream(store, &clip, &prepared).boxed();
+                (prepared.len, prepared.left, body)
+            }
         };
-        let began = Instant::now();
-        let mut drawn = None::<Instant>;
-        let mut parts = ts::stream(store.clone(), &clip);
-        while let Some(bytes) = parts.next().await {
-            let bytes = bytes?;
-            out.write_all(&bytes).context("cannot write the clip")?;
-            written.bytes += bytes.len() as u64;
-            written.media += clip.parts[written.segments].duration;
-            written.segments += 1;
-            if let Some(line) = progress.as_deref_mut() {
-                let done = written.segments == clip.parts.len();
-                if done || drawn.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
-                    drawn = Some(Instant::now());
-                    let rate = written.bytes as f64 / began.elapsed().as_secs_f64().max(1e-3);
-                    let _ = write!(
-                        line,
-                        "\r{:.1}/{:.1} MB, {:.0}/{:.0} s of media, {:.1} MB/s{}",
-                        written.bytes as f64 / 1e6,
-                        total as f64 / 1e6,
-                        written.media.as_secs_f64(),
-                        media.as_secs_f64(),
-                        rate / 1e6,
-                        if done { "\n" } else { "" }
-                    );
-                }
+        let bytes = copy(body, len, clip.media(), out, progress).await?;
+        Ok(Written {
+            bytes,
+            media: clip.media(),
+            segments: clip.parts.len(),
+            left,
+        })
+    })
+}
+
+/// Copies `body` (`len` bytes, `media` long) to `out`, redrawing the
+/// progress line.
+async fn copy(
+    mut body: impl Stream<Item = Result<Bytes, ExportError>> + Unpin,
+    len: u64,
+    media: Duration,
+    out: &mut dyn Write,
+    mut progress: Option<&mut dyn Write>,
+) -> anyhow::Result<u64> {
+    let began = Instant::now();
+    let mut drawn = None::<Instant>;
+    let mut written = 0u64;
+    while let Some(bytes) = body.next().await {
+        let bytes = bytes?;
+        out.write_all(&bytes).context("cannot write the clip")?;
+        written += bytes.len() as u64;
+        if let Some(line) = progress.as_deref_mut() {
+            let done = written >= len;
+            if done || drawn.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                drawn = Some(Instant::now());
+                let rate = written as f64 / began.elapsed().as_secs_f64().max(1e-3);
+                let share = written as f64 / len.max(1) as f64;
+                let _ = write!(
+                    line,
+                    "\r{:.1}/{:.1} MB, {:.0}/{:.0} s of media, {:.1} MB/s{}",
+                    written as f64 / 1e6,
+                    len as f64 / 1e6,
+                    media.as_secs_f64() * share,
+                    media.as_secs_f64(),
+                    rate / 1e6,
+                    if done { "\n" } else { "" }
+                );
             }
         }
-        out.flush().context("cannot write the clip")?;
-        Ok(written)
-    })
+    }
+    out.flush().context("cannot write the clip")?;
+    Ok(written)
 }

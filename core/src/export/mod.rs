@@ -1,10 +1,12 @@
 //! Reading the archive back by time: a playlist for any range
 //! ([`range_playlist`]), and clips, any range as one file without
-//! re-encoding ([`Clip`], written by [`ts`]). `serve` answers HTTP with
-//! them, `hlsvault export` writes them to a file.
+//! re-encoding ([`Clip`], written by [`ts`] or [`mp4`]). `serve` answers
+//! HTTP with them, `hlsvault export` writes them to a file.
 
+mod fetch;
 mod figures;
 mod file;
+pub mod mp4;
 mod nearest;
 mod range;
 pub mod ts;
@@ -13,7 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 pub use figures::{Counted, ExportFigures, ExportSnapshot};
-pub use file::{export_ts, Written};
+pub use file::{export_clip, ClipFormat, Written};
 pub use nearest::nearest_recorded;
 pub use range::range_playlist;
 
@@ -94,6 +96,12 @@ pub enum ExportError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The clip cannot be an MP4.
+    #[error(transparent)]
+    Mp4(#[from] hlsvault_mp4::Mp4Error),
+    /// A segment changed while the clip was being sent.
+    #[error("the archive changed while the clip was being sent")]
+    Changed,
 }
 
 /// The segments of `stream` that hold `[start, end)`, with their sizes.

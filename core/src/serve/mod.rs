@@ -5,6 +5,7 @@
 //! plays however old its hours are.
 
 mod auth;
+mod export;
 mod listen;
 mod metrics;
 mod page;
@@ -25,7 +26,7 @@ pub use query::{ByteRange, RangeQuery, MAX_RANGE};
 
 use crate::config::{Config, Store, DEFAULT_EXPORT_MAX};
 use crate::export::range_playlist;
-use crate::export::{self, ExportError, ExportFigures};
+use crate::export::ExportFigures;
 use crate::figures::{Figures, Snapshot, StreamState, StreamStats};
 use hlsvault_hls::Hour;
 use hlsvault_hls::Layout;
@@ -90,7 +91,8 @@ pub async fn serve(
     let playback = Router::new()
         .route("/streams/{name}/live.m3u8", get(live))
         .route("/streams/{name}/archive.m3u8", get(archive))
-        .route("/streams/{name}/export.ts", get(export_ts))
+        .route("/streams/{name}/export.ts", get(export::ts))
+        .route("/streams/{name}/export.mp4", get(export::mp4))
         .route("/streams/{name}/{*path}", get(object))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(gate, auth::require));
@@ -406,47 +408,6 @@ async fn archive(
         ),
         Err(e) => store_failed(e),
     }
-}
-
-/// A time range as one TS file (see [`export::ts`]): its length is known
-/// before the first byte, and it streams a few segments at a time; a
-/// client that goes away stops the work.
-async fn export_ts(
-    State(s): State<Served>,
-    method: axum::http::Method,
-    Path(name): Path<String>,
-    Query(q): Query<RangeQuery>,
-) -> Response {
-    if s.known(&name).is_none() {
-        return unknown(&name);
-    }
-    let (start, end) = match q.time_range() {
-        Ok(r) => r,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
-    };
-    let clip = match export::plan(s.store.as_ref(), &name, start, end, s.export_max).await {
-        Ok(clip) => clip,
-        Err(e @ ExportError::TooLong { .. }) => {
-            return fail(StatusCode::BAD_REQUEST, e.to_string())
-        }
-        Err(e @ ExportError::Nothing { .. }) => return fail(StatusCode::NOT_FOUND, e.to_string()),
-        Err(ExportError::Store(e)) => return store_failed(e),
-    };
-    let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(clip.size()));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
-    let disposition = format!("attachment; filename=\"{}\"", clip.file_name("ts"));
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    if method == axum::http::Method::HEAD {
-        return h.into_response();
-    }
-    let len = clip.size();
-    let clip = export::ts::stream(s.store.clone(), &clip);
-    let body = axum::body::Body::from_stream(s.exports.counted(clip, len));
-    (h, body).into_response()
 }
 
 async fn object(

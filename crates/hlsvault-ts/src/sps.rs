@@ -1,6 +1,6 @@
-//! What an H.264 sequence parameter set says of the pictures (7.3.2.1):
-//! profile, level and the displayed size, as a container's sample entry
-//! needs them.
+//! What an H.264 (7.3.2.1) or HEVC (7.3.2.2) sequence parameter set says
+//! of the pictures: profile, level and the displayed size, as a
+//! container's sample entry needs them.
 
 use crate::bits::BitReader;
 
@@ -135,6 +135,113 @@ fn skip_scaling_list(r: &mut BitReader, size: usize) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// The fields of an HEVC SPS a container needs (`hvcC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HevcSps {
+    pub profile_space: u8,
+    pub tier: bool,
+    pub profile_idc: u8,
+    pub profile_compatibility: u32,
+    /// The 48 constraint indicator bits.
+    pub constraints: [u8; 6],
+    pub level_idc: u8,
+    pub max_sub_layers: u8,
+    pub temporal_id_nesting: bool,
+    pub chroma_format_idc: u8,
+    pub bit_depth_luma: u8,
+    pub bit_depth_chroma: u8,
+    /// Displayed width and height, the conformance window applied.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Parses an HEVC SPS NAL unit (with its two-byte header, type 33).
+///
+/// ```
+/// // x265, 320x240, Main profile, level 2.
+/// let sps = [0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00,
+///            0x03, 0x00, 0x00, 0x03, 0x00, 0x3C, 0xA0, 0x0A, 0x08, 0x0F, 0x16, 0x59,
+///            0x59, 0xA4, 0x93, 0x2B, 0xC0, 0x5A, 0x02, 0x00, 0x00, 0x03, 0x00, 0x02, 0x00,
+///            0x00, 0x03, 0x00, 0x32, 0x10];
+/// let s = hlsvault_ts::sps::parse_hevc(&sps).unwrap();
+/// assert_eq!((s.profile_idc, s.level_idc, s.width, s.height), (1, 60, 320, 240));
+/// ```
+pub fn parse_hevc(nal: &[u8]) -> Option<HevcSps> {
+    if (nal.first()? >> 1) & 0x3F != 33 {
+        return None;
+    }
+    let mut r = BitReader::new(nal.get(2..)?);
+    r.bits(4)?; // sps_video_parameter_set_id
+    let max_sub_layers = r.bits(3)? as u8 + 1;
+    let temporal_id_nesting = r.flag()?;
+    // profile_tier_level(1, max_sub_layers_minus1)
+    let profile_space = r.bits(2)? as u8;
+    let tier = r.flag()?;
+    let profile_idc = r.bits(5)? as u8;
+    let profile_compatibility = r.bits(32)?;
+    let mut constraints = [0u8; 6];
+    for c in &mut constraints {
+        *c = r.bits(8)? as u8;
+    }
+    let level_idc = r.bits(8)? as u8;
+    let sub_layers = usize::from(max_sub_layers - 1);
+    let mut present = [(false, false); 8];
+    for p in present.iter_mut().take(sub_layers) {
+        *p = (r.flag()?, r.flag()?);
+    }
+    if sub_layers > 0 {
+        for _ in sub_layers..8 {
+            r.bits(2)?; // reserved_zero_2bits
+        }
+    }
+    for &(profile, level) in present.iter().take(sub_layers) {
+        if profile {
+            r.bits(32)?;
+            r.bits(32)?;
+            r.bits(24)?;
+        }
+        if level {
+            r.bits(8)?;
+        }
+    }
+    r.ue()?; // sps_seq_parameter_set_id
+    let chroma_format_idc = u8::try_from(r.ue()?).ok().filter(|c| *c <= 3)?;
+    if chroma_format_idc == 3 {
+        r.bit()?; // separate_colour_plane_flag
+    }
+    let mut width = r.ue()?;
+    let mut height = r.ue()?;
+    if r.flag()? {
+        // conformance_window_flag: offsets in chroma sample units.
+        let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
+        let (sub_w, sub_h) = match chroma_format_idc {
+            1 => (2, 2),
+            2 => (2, 1),
+            _ => (1, 1),
+        };
+        width = width.checked_sub(left.checked_add(right)?.checked_mul(sub_w)?)?;
+        height = height.checked_sub(top.checked_add(bottom)?.checked_mul(sub_h)?)?;
+    }
+    let small = |v: u32| u8::try_from(v).ok().filter(|v| *v <= 8);
+    let bit_depth_luma = 8 + small(r.ue()?)?;
+    let bit_depth_chroma = 8 + small(r.ue()?)?;
+    Some(HevcSps {
+        profile_space,
+        tier,
+        profile_idc,
+        profile_compatibility,
+        constraints,
+        level_idc,
+        max_sub_layers,
+        temporal_id_nesting,
+        chroma_format_idc,
+        bit_depth_luma,
+        bit_depth_chroma,
+        width,
+        height,
+    })
 }
 
 #[cfg(test)]

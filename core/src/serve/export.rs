@@ -1,0 +1,127 @@
+//! Clips over HTTP: any time range as one TS or MP4 file. The length is
+//! known before the first byte (an MP4 costs a first pass over the
+//! segments for it), the file streams a few segments at a time, and a
+//! client that goes away stops the work.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+
+use super::{fail, store_failed, unknown, RangeQuery, Served, NO_CACHE};
+use crate::export::{self, Clip, ExportError};
+use bytes::Bytes;
+use hlsvault_mp4::Mp4Error;
+
+/// Names the streams an MP4 leaves out (teletext, subtitles, SCTE-35).
+const DROPPED_HEADER: &str = "x-hlsvault-dropped";
+
+/// `GET /streams/{name}/export.ts`: the segments spliced (see
+/// [`export::ts`]).
+pub(super) async fn ts(
+    State(s): State<Served>,
+    method: Method,
+    Path(name): Path<String>,
+    Query(q): Query<RangeQuery>,
+) -> Response {
+    let clip = match planned(&s, &name, &q).await {
+        Ok(clip) => clip,
+        Err(response) => return response,
+    };
+    let len = clip.size();
+    let h = headers(&clip, "video/mp2t", "ts", len, &[]);
+    if method == Method::HEAD {
+        return h.into_response();
+    }
+    let body = export::ts::stream(s.store.clone(), &clip);
+    respond(&s, h, body, len)
+}
+
+/// `GET /streams/{name}/export.mp4`: the segments remuxed (see
+/// [`export::mp4`]).
+pub(super) async fn mp4(
+    State(s): State<Served>,
+    method: Method,
+    Path(name): Path<String>,
+    Query(q): Query<RangeQuery>,
+) -> Response {
+    let clip = match planned(&s, &name, &q).await {
+        Ok(clip) => clip,
+        Err(response) => return response,
+    };
+    let mp4 = match export::mp4::prepare(s.store.clone(), &clip).await {
+        Ok(mp4) => mp4,
+        Err(e) => return failed(e),
+    };
+    let h = headers(&clip, "video/mp4", "mp4", mp4.len, &mp4.left);
+    if method == Method::HEAD {
+        return h.into_response();
+    }
+    let body = export::mp4::stream(s.store.clone(), &clip, &mp4);
+    respond(&s, h, body, mp4.len)
+}
+
+/// The clip the query asks for, or the response that says why not.
+async fn planned(s: &Served, name: &str, q: &RangeQuery) -> Result<Clip, Response> {
+    if s.known(name).is_none() {
+        return Err(unknown(name));
+    }
+    let (start, end) = q
+        .time_range()
+        .map_err(|message| fail(StatusCode::BAD_REQUEST, message))?;
+    export::plan(s.store.as_ref(), name, start, end, s.export_max)
+        .await
+        .map_err(failed)
+}
+
+/// The response to a clip that cannot be made: MP4 that cannot carry the
+/// stream's video is 422 (the same range exports as TS).
+fn failed(e: ExportError) -> Response {
+    let status = match e {
+        ExportError::Store(e) => return store_failed(e),
+        ExportError::TooLong { .. } => StatusCode::BAD_REQUEST,
+        ExportError::Nothing { .. } => StatusCode::NOT_FOUND,
+        ExportError::Mp4(Mp4Error::Box(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        ExportError::Mp4(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ExportError::Changed => StatusCode::CONFLICT,
+    };
+    fail(status, e.to_string())
+}
+
+fn headers(
+    clip: &Clip,
+    content_type: &'static str,
+    ext: &str,
+    len: u64,
+    left: &[String],
+) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
+    let disposition = format!("attachment; filename=\"{}\"", clip.file_name(ext));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&left.join(", ")) {
+        if !left.is_empty() {
+            h.insert(DROPPED_HEADER, v);
+        }
+    }
+    h
+}
+
+fn respond(
+    s: &Served,
+    h: HeaderMap,
+    clip: impl Stream<Item = Result<Bytes, ExportError>> + Send + 'static,
+    len: u64,
+) -> Response {
+    let clip = clip.inspect(|r| {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "a clip failed while it was sent");
+        }
+    });
+    let body = axum::body::Body::from_stream(s.exports.counted(clip, len));
+    (h, body).into_response()
+}

@@ -1,0 +1,501 @@
+//! The clip's timeline: archived segments in, the samples of each track
+//! out, a chunk per track per segment.
+//!
+//! Time inside the clip is wall time. The first segment's first frame
+//! (its keyframe) is at the wall time the archive recorded for it; each
+//! contiguous run of segments goes on by its PTS, and a run after a
+//! discontinuity starts at its own recorded wall time, so that a gap in
+//! the archive stays a gap of the same length: the last sample before it
+//! lasts until the run after it (the picture holds, the sound pauses). A
+//! run never starts before the end of what came before it, whatever the
+//! recorded times say.
+//!
+//! Media time is that timeline shifted so that the earliest sample
+//! decodes at 0; the edit lists then start the presentation at the asked
+//! start, inside the keyframe's GOP, and last exactly as long as asked:
+//! players decode from the keyframe and show from the start.
+//!
+//! A segment's chunks are handed out when the next segment is read: the
+//! last sample of a track lasts until the first of the next chunk, which
+//! only the next segment says.
+
+use std::time::{Duration, SystemTime};
+
+use hlsvault_ts::pes_units::PesUnits;
+use hlsvault_ts::{packets, Packet};
+
+use crate::boxes::{Sample, TrackHeader};
+use crate::entry;
+use crate::samples::{AudioSamples, Run, VideoSamples};
+use crate::tracks::{first_pmt, Left, Streams, TrackCodec};
+use crate::Mp4Error;
+
+/// The 90 kHz clock of PTS and DTS.
+const CLOCK: i64 = 90_000;
+const WRAP: i64 = 1 << 33;
+
+/// `a - b` for two 33-bit time stamps, across a wrap.
+fn diff(a: u64, b: u64) -> i64 {
+    let d = (a as i64 - b as i64).rem_euclid(WRAP);
+    if d >= WRAP / 2 {
+        d - WRAP
+    } else {
+        d
+    }
+}
+
+/// `d` in 90 kHz ticks.
+fn ticks(d: Duration) -> i64 {
+    (d.as_nanos() * 9 / 100_000).min(i64::MAX as u128) as i64
+}
+
+/// How a track makes its samples.
+enum Maker {
+    Video(VideoSamples),
+    Audio(AudioSamples),
+}
+
+struct Track {
+    id: u32,
+    codec: TrackCodec,
+    /// Its media clock: 90 kHz for video, the sample rate for audio.
+    timescale: u32,
+    maker: Maker,
+    /// This segment's samples.
+    run: Run,
+    /// The last fragment's samples, waiting for the duration of their
+    /// last one.
+    pending: Pending,
+    /// End of its last sample on the clip's timeline (90 kHz).
+    end: Option<i64>,
+    /// Audio: the decoding time that follows the last frame. A frame
+    /// stamped within half a frame of it takes it, so that frames follow
+    /// each other exactly whatever the rounding of their stamps.
+    next_audio: Option<u64>,
+}
+
+#[derive(Default)]
+struct Pending {
+    chunk: Chunk,
+    /// The last sample's decoding time, and how long a sample lasts when
+    /// nothing follows.
+    last: u64,
+    nominal: u32,
+}
+
+/// The samples of one track in one segment, in media time.
+#[derive(Debug, Default, Clone)]
+pub struct Chunk {
+    /// The track's index in [`Remuxer::tracks`].
+    pub track: usize,
+    /// The first sample's decoding time, in the track's timescale.
+    pub decode_time: u64,
+    pub samples: Vec<Sample>,
+    pub data: Vec<u8>,
+}
+
+/// Turns a clip's segments, in order, into the chunks of its MP4 tracks
+/// (see [`crate::Mp4`] for the file).
+pub struct Remuxer {
+    start: SystemTime,
+    end: SystemTime,
+    /// The wall time of the first segment's first frame: 0 on the
+    /// clip's timeline.
+    origin: Option<SystemTime>,
+    tracks: Vec<Track>,
+    left: Vec<Left>,
+    /// Media time minus timeline time (90 kHz).
+    shift: i64,
+    /// A PTS and where it lies on the timeline.
+    anchor: Option<(u64, i64)>,
+    /// The tracks' headers, once the first segment made them.
+    headers: Vec<TrackHeader>,
+    /// A discontinuity came in a segment without samples: the next
+    /// segment starts a new run.
+    broken: bool,
+}
+
+impl Remuxer {
+    /// A clip that shows `[start, end)`. Its segments must cover it: the
+    /// first begins at or before `start`.
+    pub fn new(start: SystemTime, end: SystemTime) -> Self {
+        Remuxer {
+            start,
+            end,
+            origin: None,
+            tracks: Vec::new(),
+            left: Vec::new(),
+            shift: 0,
+            anchor: None,
+            headers: Vec::new(),
+            broken: false,
+        }
+    }
+
+    /// The streams the clip leaves out (known after the first segment).
+    pub fn left(&self) -> &[Left] {
+        &self.left
+    }
+
+    /// The tracks (known after the first segment).
+    pub fn tracks(&self) -> &[TrackHeader] {
+        &self.headers
+    }
+
+    /// The clip's length on screen, in milliseconds.
+    pub fn duration_ms(&self) -> u64 {
+        let start = self.origin.map_or(self.start, |o| self.start.max(o));
+        self.end
+            .duration_since(start)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// Takes the next segment, whose first frame is shown at `start`
+    /// (wall time), and returns the chunks of the segment before it.
+    pub fn segment(
+        &mut self,
+        ts: &[u8],
+        start: SystemTime,
+        discontinuity: bool,
+    ) -> Result<Vec<Chunk>, Mp4Error> {
+        let first = self.origin.is_none();
+        let streams = first_pmt(ts).as_ref().map(Streams::of);
+        if first {
+            let streams = streams.clone().ok_or(Mp4Error::NoProgram)?;
+            self.set_up(&streams)?;
+            self.origin = Some(start);
+        }
+        self.read(ts, streams.as_ref());
+        let discontinuity = std::mem::take(&mut self.broken) || discontinuity;
+        if !self.tracks.iter().any(|t| !t.run.samples.is_empty()) {
+            self.broken = discontinuity;
+            return Ok(Vec::new());
+        }
+        let origin = self.origin.unwrap_or(start);
+        let new_run = first || discontinuity;
+        self.place(start.duration_since(origin).map_or(0, ticks), new_run);
+        if first {
+            self.make_headers()?;
+        }
+        Ok(self.hold(new_run))
+    }
+
+    /// The last segment's chunks.
+    pub fn finish(&mut self) -> Result<Vec<Chunk>, Mp4Error> {
+        if self.headers.is_empty() {
+            return Err(Mp4Error::NothingCarried);
+        }
+        Ok(self.complete_pending())
+    }
+
+    /// The tracks, from the first segment's streams.
+    fn set_up(&mut self, streams: &Streams) -> Result<(), Mp4Error> {
+        self.left = streams.left.clone();
+        let has_video = streams
+            .carried
+            .iter()
+            .any(|c| matches!(c.codec, TrackCodec::Video(_)));
+        let other_video = streams.left.iter().find(|l| l.what.ends_with(" video"));
+        if let (false, Some(v)) = (has_video, other_video) {
+            return Err(Mp4Error::Unsupported(v.what));
+        }
+        for c in &streams.carried {
+            let (timescale, maker) = match c.codec {
+                TrackCodec::Video(v) => (CLOCK as u32, Maker::Video(VideoSamples::new(v))),
+                // The rate is set from the first frame.
+                TrackCodec::Audio(a) => (0, Maker::Audio(AudioSamples::new(a))),
+            };
+            self.tracks.push(Track {
+                id: self.tracks.len() as u32 + 1,
+                codec: c.codec,
+                timescale,
+                maker,
+                run: Run::default(),
+                pending: Pending::default(),
+                end: None,
+                next_audio: None,
+            });
+        }
+        if self.tracks.is_empty() {
+            return Err(Mp4Error::NothingCarried);
+        }
+        Ok(())
+    }
+
+    /// Reads the samples of every track in `ts`. A track is found again
+    /// in a later segment as the same codec at the same rank.
+    fn read(&mut self, ts: &[u8], streams: Option<&Streams>) {
+        let Some(streams) = streams else { return };
+        let mut pids = Vec::new();
+        for (i, t) in self.tracks.iter().enumerate() {
+            let rank = self.tracks[..i]
+                .iter()
+                .filter(|o| o.codec == t.codec)
+                .count();
+            let pid = streams
+                .carried
+                .iter()
+                .filter(|c| c.codec == t.codec)
+                .nth(rank)
+                .map(|c| c.pid);
+            pids.push(pid);
+        }
+        let wanted: Vec<u16> = pids.iter().flatten().copied().collect();
+        let mut units = PesUnits::new(&wanted);
+        let mut firsts = vec![true; self.tracks.len()];
+        let mut take = |unit: hlsvault_ts::pes_units::Unit, tracks: &mut [Track]| {
+            let Some(i) = pids.iter().position(|p| *p == Some(unit.pid)) else {
+                return;
+            };
+            let t = &mut tracks[i];
+            match &mut t.maker {
+                Maker::Video(v) => v.push(&unit, std::mem::take(&mut firsts[i]), &mut t.run),
+                Maker::Audio(a) => a.push(&unit, &mut t.run),
+            }
+        };
+        for p in packets(ts) {
+            let p: &Packet = p;
+            if let Some(unit) = units.push(p) {
+                take(unit, &mut self.tracks);
+            }
+        }
+        for unit in units.finish() {
+            take(unit, &mut self.tracks);
+        }
+    }
+
+    /// Places this segment's samples on the timeline: a new run starts
+    /// at its recorded wall time `wall` (never before what came before).
+    fn place(&mut self, wall: i64, new_run: bool) {
+        let first_pts = |t: &Track| t.run.samples.first().map(|s| s.pts);
+        let video_first = self
+            .tracks
+            .iter()
+            .find(|t| matches!(t.codec, TrackCodec::Video(_)))
+            .and_then(first_pts);
+        let Some(pts) = video_first.or_else(|| self.tracks.iter().find_map(first_pts)) else {
+            return;
+        };
+        if new_run || self.anchor.is_none() {
+            let lead = self
+                .tracks
+                .iter()
+                .flat_map(|t| t.run.samples.iter())
+                .map(|s| diff(s.dts, pts))
+                .min()
+                .unwrap_or(0);
+            let floor = self.tracks.iter().filter_map(|t| t.end).max();
+            let at = floor.map_or(wall, |f| wall.max(f - lead));
+            self.anchor = Some((pts, at));
+        } else if let Some((a, at)) = self.anchor {
+            // Follow the stamps forward, so a wrap of the 33-bit clock in
+            // a long run is one more step.
+            self.anchor = Some((pts, at + diff(pts, a)));
+        }
+        if self.tracks.iter().all(|t| t.end.is_none()) {
+            // The first samples: media time starts with the earliest.
+            let (a, at) = self.anchor.unwrap_or((pts, 0));
+            let earliest = self
+                .tracks
+                .iter()
+                .flat_map(|t| t.run.samples.iter())
+                .map(|s| at + diff(s.dts, a))
+                .min()
+                .unwrap_or(0);
+            self.shift = (-earliest).max(0);
+        }
+    }
+
+    /// Where `pts` lies on the clip's timeline.
+    fn timeline(&self, pts: u64) -> i64 {
+        let (a, at) = self.anchor.unwrap_or((pts, 0));
+        at + diff(pts, a)
+    }
+
+    fn end_on_timeline(&self) -> i64 {
+        let origin = self.origin.unwrap_or(self.end);
+        self.end.duration_since(origin).map_or(0, ticks)
+    }
+
+    /// The tracks' headers, from the first segment's samples.
+    fn make_headers(&mut self) -> Result<(), Mp4Error> {
+        let origin = self.origin.unwrap_or(self.start);
+        let start = self.start.max(origin);
+        let start_media = start.duration_since(origin).map_or(0, ticks) + self.shift;
+        let mut headers = Vec::new();
+        let mut kept = Vec::new();
+        for mut t in std::mem::take(&mut self.tracks) {
+            let made = match &t.maker {
+                Maker::Video(v) => match t.codec {
+                    TrackCodec::Video(codec) => entry::video(codec, &v.sets)
+                        .map(|e| (e.codec, Some((e.width, e.height)), CLOCK as u32)),
+                    TrackCodec::Audio(_) => None,
+                },
+                Maker::Audio(a) => match (t.codec, a.format) {
+                    (TrackCodec::Audio(codec), Some(format)) if format.rate > 0 => {
+                        entry::audio(codec, format, &a.first_frame).map(|e| (e, None, format.rate))
+                    }
+                    _ => None,
+                },
+            };
+            let Some((codec_entry, picture, timescale)) = made else {
+                // No parameter sets or no whole frame in the first
+                // segment: the track cannot be described.
+                tracing::warn!(
+                    track = t.id,
+                    "a track of the clip cannot be described from its first segment; left out"
+                );
+                continue;
+            };
+            t.timescale = timescale;
+            t.id = kept.len() as u32 + 1;
+            headers.push(TrackHeader {
+                id: t.id,
+                timescale,
+                entry: codec_entry,
+                picture,
+                media_start: scale(start_media, timescale),
+            });
+            kept.push(t);
+        }
+        self.tracks = kept;
+        if self.tracks.is_empty() {
+            return Err(Mp4Error::NothingCarried);
+        }
+        self.headers = headers;
+        Ok(())
+    }
+
+    /// Puts each track's new samples, in media time, in its pending
+    /// chunk, and returns the chunks they complete: a track's last sample
+    /// lasts until its next one (across a gap too: the gap is its), so a
+    /// chunk waits for the track's next samples, or the end.
+    fn hold(&mut self, new_run: bool) -> Vec<Chunk> {
+        let end = self.end_on_timeline();
+        let shift = self.shift;
+        let timed: Vec<Vec<(i64, i64)>> = self
+            .tracks
+            .iter()
+            .map(|t| {
+                t.run
+                    .samples
+                    .iter()
+                    .map(|s| (self.timeline(s.dts), self.timeline(s.pts)))
+                    .collect()
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (i, (t, times)) in self.tracks.iter_mut().zip(timed).enumerate() {
+            let run = std::mem::take(&mut t.run);
+            let video = matches!(t.codec, TrackCodec::Video(_));
+            let mut p = Pending::default();
+            p.chunk.track = i;
+            let held = !t.pending.chunk.samples.is_empty();
+            let mut last = held.then_some(t.pending.last);
+            let mut at = 0usize;
+            for (s, (dts, pts)) in run.samples.iter().zip(times) {
+                let bytes = &run.data[at..at + s.len as usize];
+                at += s.len as usize;
+                // Past the end: video by decoding time (a later picture
+                // that an earlier one refers to is kept), audio by
+                // presentation.
+                if (if video { dts } else { pts }) >= end || dts + shift < 0 {
+                    continue;
+                }
+                let mut decode = scale(dts + shift, t.timescale) as u64;
+                if !video {
+                    let follows = !(new_run && p.chunk.samples.is_empty());
+                    if let Some(e) = t.next_audio.filter(|_| follows) {
+                        if decode.abs_diff(e) <= u64::from(s.audio_samples / 2) {
+                            decode = e;
+                        }
+                    }
+                    t.next_audio = Some(decode + u64::from(s.audio_samples));
+                }
+                if let Some(l) = last {
+                    decode = decode.max(l + 1);
+                }
+                if let Some(previous) = p.chunk.samples.last_mut() {
+                    previous.duration = (decode - p.last) as u32;
+                } else {
+                    p.chunk.decode_time = decode;
+                }
+                p.last = decode;
+                last = Some(decode);
+                p.chunk.samples.push(Sample {
+                    duration: 0,
+                    size: s.len,
+                    key: s.key,
+                    composition_offset: scale((pts - dts).max(0), t.timescale) as u32,
+                });
+                p.chunk.data.extend_from_slice(bytes);
+                t.end = Some(pts.max(dts));
+            }
+            if p.chunk.samples.is_empty() {
+                continue;
+            }
+            p.nominal = match run.samples.last() {
+                Some(s) if s.audio_samples > 0 => s.audio_samples,
+                // Video: as long as the sample before it.
+                _ => p
+                    .chunk
+                    .samples
+                    .iter()
+                    .rev()
+                    .nth(1)
+                    .map_or(3600, |s| s.duration.max(1)),
+            };
+            if let Some(end) = &mut t.end {
+                *end += unscale(i64::from(p.nominal), t.timescale);
+            }
+            let first = p.chunk.decode_time;
+            let mut done = std::mem::replace(&mut t.pending, p);
+            if held {
+                if let Some(l) = done.chunk.samples.last_mut() {
+                    l.duration = (first - done.last).min(u64::from(u32::MAX)) as u32;
+                }
+                out.push(done.chunk);
+            }
+        }
+        out
+    }
+
+    /// Every pending chunk, its last sample lasting a nominal sample's
+    /// time.
+    fn complete_pending(&mut self) -> Vec<Chunk> {
+        let mut out = Vec::new();
+        for t in &mut self.tracks {
+            let mut p = std::mem::take(&mut t.pending);
+            if let Some(last) = p.chunk.samples.last_mut() {
+                last.duration = p.nominal;
+                out.push(p.chunk);
+            }
+        }
+        out
+    }
+}
+
+/// 90 kHz ticks in a track's timescale, rounded.
+fn scale(ticks: i64, timescale: u32) -> i64 {
+    let ts = i64::from(timescale);
+    (ticks * ts + CLOCK / 2).div_euclid(CLOCK)
+}
+
+/// A track's ticks in 90 kHz ticks.
+fn unscale(ticks: i64, timescale: u32) -> i64 {
+    ticks * CLOCK / i64::from(timescale.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_stamps_differ_across_the_33_bit_wrap() {
+        assert_eq!(diff(5, (1 << 33) - 5), 10);
+        assert_eq!(diff((1 << 33) - 5, 5), -10);
+        assert_eq!(diff(90_000, 0), 90_000);
+        assert_eq!(scale(1920, 48_000), 1024);
+        assert_eq!(ticks(Duration::from_secs(2)), 180_000);
+    }
+}
