@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_testkit::{
-    decode_errors, free_tcp_port, http_get as get, make_ts, output_shown, probe_duration,
-    started_server, write_pcap, KillOnDrop, StreamSpec, Wrap, DST,
+    decode_errors, free_tcp_port, http_get as get, make_ts, output_shown, play_in_browser,
+    probe_duration, started_server, write_pcap, KillOnDrop, Player, StreamSpec, Wrap, DST,
 };
 use hlsvault_ts::{packets, Analyzer, Header, PID_NULL};
 
@@ -27,12 +27,20 @@ fn archived(d: &Path) -> (String, String) {
         },
     )
     .unwrap();
+    archived_from(d, &ts, Some(17.0 / 30.0))
+}
+
+/// Archives `ts` as stream `ch1`, captured from 09:59:45 UTC on, losing
+/// 40 datagrams at `lose` of the way through.
+fn archived_from(d: &Path, ts: &Path, lose: Option<f64>) -> (String, String) {
     let pcap = d.join("in.pcap");
     let start = humantime::parse_rfc3339("2026-11-21T09:59:45Z").unwrap();
-    let mut wrap = Wrap::new(&ts, DST);
-    let datagrams = std::fs::metadata(&ts).unwrap().len() / (7 * 188);
-    let lost = datagrams * 17 / 30;
-    wrap.lose.push(lost..lost + 40);
+    let mut wrap = Wrap::new(ts, DST);
+    if let Some(share) = lose {
+        let datagrams = std::fs::metadata(ts).unwrap().len() / (7 * 188);
+        let lost = (datagrams as f64 * share) as u64;
+        wrap.lose.push(lost..lost + 40);
+    }
     write_pcap(&pcap, start, &[wrap], false).unwrap();
     let port = free_tcp_port();
     let config = d.join("c.toml");
@@ -196,6 +204,7 @@ fn probe(file: &Path, args: &[&str]) -> Vec<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
+        .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect()
 }
@@ -333,6 +342,210 @@ fn an_mp4_clip_shows_exactly_the_asked_range_across_the_hour_and_a_gap() {
     );
     // (curl -I prints the headers where a body would go.)
     assert!(!body.windows(4).any(|w| w == b"ftyp"), "no body");
+
+    // A browser plays it as a file, to the end, from the asked start: the
+    // first picture it shows is at 0, and it lasts the 18 s asked.
+    let seen = play_in_browser(&url, Player::Video);
+    assert_eq!(seen["fatal"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["ended"], true, "{seen}");
+    let duration = seen["duration"].as_f64().unwrap();
+    assert!((duration - 18.0).abs() <= frame, "{seen}");
+    assert!(
+        seen["currentTime"].as_f64().unwrap() >= duration - frame,
+        "{seen}"
+    );
+    assert!(seen["firstFrame"].as_f64().unwrap() < frame, "{seen}");
+    drop(server);
+}
+
+#[test]
+fn mp4_clips_carry_what_broadcast_encoders_send_and_say_what_they_leave_out() {
+    use hlsvault_testkit::encoders::{add_ancillary_pids, ffmpeg_muxed, gstreamer};
+    let h264 = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "50",
+        "-bf",
+        "2",
+    ];
+    let hevc = [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "keyint=50:log-level=error",
+    ];
+    let dvb = ["-mpegts_flags", "system_b"];
+    type Make = Box<dyn Fn(&Path) -> anyhow::Result<()>>;
+    let cases: Vec<(&str, Make, [&str; 2])> = vec![
+        (
+            "AC-3 (ATSC stream type)",
+            Box::new(move |p| ffmpeg_muxed(p, 10.0, &h264, &["-c:a", "ac3"])),
+            ["h264", "ac3"],
+        ),
+        (
+            "E-AC-3 (DVB descriptor)",
+            Box::new(move |p| {
+                ffmpeg_muxed(p, 10.0, &h264, &[&["-c:a", "eac3"][..], &dvb].concat())
+            }),
+            ["h264", "eac3"],
+        ),
+        (
+            "HEVC with MP2",
+            Box::new(move |p| ffmpeg_muxed(p, 10.0, &hevc, &["-c:a", "mp2"])),
+            // ffprobe names MPEG audio in MP4 "mp3" whatever its layer
+            // (ffmpeg's own MP4 of MP2 too); the decoder finds layer II.
+            ["hevc", "mp3"],
+        ),
+        (
+            "MP3",
+            Box::new(move |p| ffmpeg_muxed(p, 10.0, &h264, &["-c:a", "libmp3lame"])),
+            ["h264", "mp3"],
+        ),
+        (
+            "GStreamer's muxer",
+            Box::new(|p| gstreamer(p, 10.0, "x264enc key-int-max=50 bframes=2 ! h264parse")),
+            ["h264", "aac"],
+        ),
+    ];
+    let (start, duration) = ("2026-11-21T09:59:48.3Z", "5s");
+    for (what, make, codecs) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ts = d.join("in.ts");
+        make(&ts).unwrap();
+        let (config, _) = archived_from(d, &ts, None);
+        let clip = d.join("clip.mp4");
+        let out = export(
+            &config,
+            &[
+                "--start",
+                start,
+                "--duration",
+                duration,
+                "-o",
+                clip.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{what}");
+        assert_eq!(
+            decode_errors(clip.to_str().unwrap()).unwrap().trim(),
+            "",
+            "{what}"
+        );
+        let streams = probe(&clip, &["-show_entries", "stream=codec_name,duration"]);
+        let names: Vec<&str> = streams
+            .iter()
+            .map(|s| s.split(',').next().unwrap())
+            .collect();
+        assert_eq!(names, codecs, "{what}");
+        for s in &streams {
+            let secs: f64 = s.split(',').nth(1).unwrap().parse().unwrap();
+            // Within a frame of video, or of audio (1152 samples of MP3
+            // at 48 kHz are 24 ms; AC-3's 1536 are 32 ms).
+            assert!((secs - 5.0).abs() <= 0.04, "{what}: {s}");
+        }
+    }
+
+    // Teletext, DVB subtitles and SCTE-35 have no place in MP4: the file
+    // leaves them out and says so, on the command line and over HTTP.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ts = d.join("in.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 10.0,
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    add_ancillary_pids(&ts, 0x1000).unwrap();
+    let (config, base) = archived_from(d, &ts, None);
+    let clip = d.join("clip.mp4");
+    let out = export(
+        &config,
+        &[
+            "--start",
+            start,
+            "--duration",
+            duration,
+            "-o",
+            clip.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    for left in [
+        "teletext (PID 0x",
+        "DVB subtitles (PID 0x",
+        "SCTE-35 splice info (PID 0x",
+    ] {
+        assert!(said.contains(left), "{said}");
+    }
+    assert_eq!(decode_errors(clip.to_str().unwrap()).unwrap().trim(), "");
+    let server = started_server(bin(), &["serve", "--config", &config], &base);
+    let url = format!("{base}/streams/ch1/export.mp4?start={start}&duration={duration}");
+    let (status, headers, body) = get(&url, &[]);
+    assert_eq!(status, 200);
+    assert!(body == std::fs::read(&clip).unwrap());
+    let dropped = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("x-hlsvault-dropped: "))
+        .unwrap_or_else(|| panic!("{headers}"));
+    assert!(
+        dropped.contains("teletext") && dropped.contains("scte-35"),
+        "{dropped}"
+    );
+    drop(server);
+
+    // MPEG-2 video cannot be an MP4 here: a clear refusal that says to
+    // export TS (exit 2, 422), and TS export still works.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ts = d.join("in.ts");
+    ffmpeg_muxed(
+        &ts,
+        10.0,
+        &["-c:v", "mpeg2video", "-g", "12"],
+        &["-c:a", "mp2"],
+    )
+    .unwrap();
+    let (config, base) = archived_from(d, &ts, None);
+    let clip = d.join("clip.mp4");
+    let out = export(
+        &config,
+        &[
+            "--start",
+            start,
+            "--duration",
+            duration,
+            "-o",
+            clip.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("MPEG-2 video") && said.contains("as TS"),
+        "{said}"
+    );
+    assert!(!clip.exists());
+    let server = started_server(bin(), &["serve", "--config", &config], &base);
+    let (status, _, body) = get(
+        &format!("{base}/streams/ch1/export.mp4?start={start}&duration={duration}"),
+        &[],
+    );
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = get(
+        &format!("{base}/streams/ch1/export.ts?start={start}&duration={duration}"),
+        &[],
+    );
+    assert_eq!(status, 200);
     drop(server);
 }
 

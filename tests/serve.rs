@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use hlsvault_testkit::{
-    capture, decode_errors, free_tcp_port, http_get as get, output_shown, probe_duration,
-    started_server, KillOnDrop,
+    capture, decode_errors, free_tcp_port, http_get as get, output_shown, play_in_browser,
+    probe_duration, started_server, KillOnDrop, Player,
 };
 
 /// Writes `d/serve.toml`: one stream `ch1` from `pcap` into `d/archive`,
@@ -59,15 +59,6 @@ fn archived_and_served(d: &Path, serve_keys: &str) -> (String, KillOnDrop) {
     );
     let server = started(&["serve", "--config", &config], &base);
     (base, server)
-}
-
-/// Plays `url` with hls.js in Debian's Chromium (tests/browser/play.mjs)
-/// and returns what the page saw.
-fn play_in_browser(url: &str) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/play.mjs");
-    let out = output_shown(Command::new("node").arg(script).arg(url));
-    assert!(out.status.success(), "the browser run failed");
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Every sample of `base`/metrics, parsed by the Prometheus project's own
@@ -159,7 +150,7 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
         (secs - listed).abs() < 0.1,
         "plays {secs} s of {listed} s listed"
     );
-    let seen = play_in_browser(&url);
+    let seen = play_in_browser(&url, Player::HlsJs);
     assert_eq!(seen["fatal"], serde_json::Value::Null, "{seen}");
     assert_eq!(seen["ended"], true, "{seen}");
     let duration = seen["duration"].as_f64().unwrap();

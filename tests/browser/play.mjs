@@ -1,9 +1,10 @@
-// Plays an HLS playlist with hls.js in Debian's Chromium (driven by
-// playwright-core; no browser download) and prints what happened as JSON:
-// whether it played to the end, the media duration and position, decoded
-// frames, fragments loaded and hls.js errors.
+// Plays an HLS playlist with hls.js, or a file in a plain <video>
+// (--plain), in Debian's Chromium (driven by playwright-core; no browser
+// download) and prints what happened as JSON: whether it played to the
+// end, the media duration and position, decoded frames, the media time of
+// the first picture shown, fragments loaded and errors.
 //
-// usage: node play.mjs PLAYLIST_URL
+// usage: node play.mjs URL [--plain]
 //
 // The player page comes from a loopback server of its own (another port,
 // so another origin): the playlist and segments are fetched cross-origin,
@@ -15,17 +16,28 @@ import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
 
 const playlist = process.argv[2];
+const plain = process.argv[3] === '--plain';
 if (!playlist) {
-  console.error('usage: node play.mjs PLAYLIST_URL');
+  console.error('usage: node play.mjs URL [--plain]');
   process.exit(2);
 }
 const hlsJs = readFileSync(new URL('./node_modules/hls.js/dist/hls.min.js', import.meta.url));
-const page = `<!doctype html><meta charset="utf-8">
+const common = `
+  window.result = { ended: false, fatal: null, errors: [], fragments: 0, firstFrame: null };
+  const v = document.getElementById('v');
+  v.addEventListener('ended', () => { result.ended = true; });
+  v.requestVideoFrameCallback((_, m) => { result.firstFrame = m.mediaTime; });`;
+const plainPage = `<!doctype html><meta charset="utf-8">
+<video id="v" muted playsinline></video>
+<script>${common}
+  v.addEventListener('error', () => { result.fatal = 'media error ' + v.error.code + ': ' + v.error.message; });
+  v.src = ${JSON.stringify(playlist)};
+  v.play().catch((e) => { result.fatal = 'play() refused: ' + e; });
+</script>`;
+const page = plain ? plainPage : `<!doctype html><meta charset="utf-8">
 <video id="v" muted playsinline></video>
 <script src="/hls.min.js"></script>
-<script>
-  window.result = { ended: false, fatal: null, errors: [], fragments: 0 };
-  const v = document.getElementById('v');
+<script>${common}
   const hls = new Hls();
   hls.on(Hls.Events.ERROR, (_, d) => {
     result.errors.push(d.details + (d.fatal ? ' (fatal)' : ''));
@@ -35,7 +47,6 @@ const page = `<!doctype html><meta charset="utf-8">
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
     v.play().catch((e) => { result.fatal = 'play() refused: ' + e; });
   });
-  v.addEventListener('ended', () => { result.ended = true; });
   hls.loadSource(${JSON.stringify(playlist)});
   hls.attachMedia(v);
 </script>`;

@@ -392,14 +392,21 @@ impl Remuxer {
             p.chunk.track = i;
             let held = !t.pending.chunk.samples.is_empty();
             let mut last = held.then_some(t.pending.last);
+            // The last sample shown before the end, in decoding order:
+            // what follows it is not needed. (A picture shown after the
+            // end but decoded before it is kept: earlier ones may refer
+            // to it; the edit list hides it.)
+            let shown_before_end = times.iter().rposition(|(_, pts)| *pts < end);
             let mut at = 0usize;
-            for (s, (dts, pts)) in run.samples.iter().zip(times) {
+            for (k, (s, (dts, pts))) in run.samples.iter().zip(times).enumerate() {
                 let bytes = &run.data[at..at + s.len as usize];
                 at += s.len as usize;
-                // Past the end: video by decoding time (a later picture
-                // that an earlier one refers to is kept), audio by
-                // presentation.
-                if (if video { dts } else { pts }) >= end || dts + shift < 0 {
+                let past = if video {
+                    shown_before_end.is_none_or(|last| k > last)
+                } else {
+                    pts >= end
+                };
+                if past || dts + shift < 0 {
                     continue;
                 }
                 let mut decode = scale(dts + shift, t.timescale) as u64;

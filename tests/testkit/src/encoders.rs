@@ -23,11 +23,17 @@ fn ffmpeg_sources(cmd: &mut Command, seconds: f64) {
 /// Encodes `seconds` of 25 fps video with ffmpeg's `video` encoder
 /// arguments, AAC audio, into an MPEG-TS file.
 pub fn ffmpeg(out: &Path, seconds: f64, video: &[&str]) -> Result<()> {
+    ffmpeg_muxed(out, seconds, video, &["-c:a", "aac", "-b:a", "64k"])
+}
+
+/// As [`ffmpeg`], with the `audio` encoder arguments, and any muxer
+/// options after them (`-mpegts_flags system_b` declares AC-3 and E-AC-3
+/// the DVB way: private data with a descriptor).
+pub fn ffmpeg_muxed(out: &Path, seconds: f64, video: &[&str], audio: &[&str]) -> Result<()> {
     let mut cmd = Command::new("ffmpeg");
     ffmpeg_sources(&mut cmd, seconds);
-    cmd.args(["-pix_fmt", "yuv420p"]).args(video);
-    cmd.args(["-c:a", "aac", "-b:a", "64k", "-f", "mpegts"])
-        .arg(out);
+    cmd.args(["-pix_fmt", "yuv420p"]).args(video).args(audio);
+    cmd.args(["-f", "mpegts"]).arg(out);
     run(&mut cmd)
 }
 

@@ -713,6 +713,30 @@ pub fn http_get(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
     (status, headers, out.stdout)
 }
 
+/// How the browser plays a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Player {
+    /// An HLS playlist, with hls.js.
+    HlsJs,
+    /// A file, as a plain `<video src>`.
+    Video,
+}
+
+/// Plays `url` in Debian's Chromium (tests/browser/play.mjs) and returns
+/// what the page saw: ended, fatal, duration, currentTime, frames, and
+/// the media time of the first picture shown (`firstFrame`).
+pub fn play_in_browser(url: &str, player: Player) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../browser/play.mjs");
+    let mut cmd = Command::new("node");
+    cmd.arg(script).arg(url);
+    if player == Player::Video {
+        cmd.arg("--plain");
+    }
+    let out = output_shown(&mut cmd);
+    assert!(out.status.success(), "the browser run failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Rewrites a capture (pcap, Ethernet) as pcapng: a section header, one
 /// Ethernet interface with nanosecond timestamps, an enhanced packet block
 /// per record (as Wireshark and dumpcap write it).
