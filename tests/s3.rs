@@ -737,6 +737,38 @@ fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
     let errors = decode_errors(clip.to_str().unwrap()).unwrap();
     assert!(errors.trim().is_empty(), "{errors}");
     assert!(probe_duration(clip.to_str().unwrap()).unwrap() >= 12.0);
+
+    // As an MP4 from the bucket: the same from both, exactly as long as
+    // asked (inside the archive, which starts at the first keyframe after
+    // 09:59:52).
+    let range = "start=2026-11-21T09:59:54Z&duration=10s";
+    let (code, head, body) =
+        hlsvault_testkit::http_get(&format!("{base}/streams/ch1/export.mp4?{range}"), &[]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    let clip = dir.path().join("clip.mp4");
+    let out = hlsvault(&[
+        "export",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "ch1",
+        "--start",
+        "2026-11-21T09:59:54Z",
+        "--duration",
+        "10s",
+        "-o",
+        clip.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(std::fs::read(&clip).unwrap() == body);
+    let clip = clip.to_str().unwrap();
+    assert_eq!(decode_errors(clip).unwrap().trim(), "");
+    let secs = probe_duration(clip).unwrap();
+    assert!((secs - 10.0).abs() <= 0.04, "{secs} s");
 }
 
 /// Waits until `log` holds `pattern`, or panics with the log.
