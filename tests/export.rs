@@ -307,9 +307,10 @@ fn an_mp4_clip_shows_exactly_the_asked_range_across_the_hour_and_a_gap() {
     let at = (into.as_secs_f64() / frame).round() as usize;
     let mp4_pictures = picture_hashes(&clip);
     assert_eq!(mp4_pictures.len(), times.len());
+    let ts_pictures = picture_hashes(&ts);
     assert_eq!(
         mp4_pictures[0],
-        picture_hashes(&ts)[at],
+        ts_pictures[at],
         "the picture {at} frames after the keyframe at {}",
         humantime::format_rfc3339_millis(first)
     );
@@ -342,6 +343,30 @@ fn an_mp4_clip_shows_exactly_the_asked_range_across_the_hour_and_a_gap() {
     );
     // (curl -I prints the headers where a body would go.)
     assert!(!body.windows(4).any(|w| w == b"ftyp"), "no body");
+
+    // Stills: the keyframe nearest a moment, and the newest segment's,
+    // each one picture that decodes, the encoder's own (no re-encoding).
+    let keyframe = ((into.as_secs_f64() / 2.0).round() as usize).min(1) * 50;
+    let still = d.join("still.mp4");
+    let (status, headers, body) = get(&format!("{base}/streams/ch1/preview.mp4?at={start}"), &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains("content-type: video/mp4"), "{headers}");
+    std::fs::write(&still, &body).unwrap();
+    assert_eq!(decode_errors(still.to_str().unwrap()).unwrap().trim(), "");
+    let pictures = picture_hashes(&still);
+    assert_eq!(pictures.len(), 1);
+    assert_eq!(
+        pictures[0],
+        ts_pictures[keyframe],
+        "{} s in",
+        into.as_secs_f64()
+    );
+    let (status, _, body) = get(&format!("{base}/streams/ch1/preview.mp4"), &[]);
+    assert_eq!(status, 200);
+    std::fs::write(&still, &body).unwrap();
+    assert_eq!(picture_hashes(&still).len(), 1);
+    let (status, _, _) = get(&format!("{base}/streams/ch1/preview.mp4?at=yesterday"), &[]);
+    assert_eq!(status, 400);
 
     // A browser plays it as a file, to the end, from the asked start: the
     // first picture it shows is at 0, and it lasts the 18 s asked.

@@ -8,6 +8,7 @@ mod figures;
 mod file;
 pub mod mp4;
 mod nearest;
+mod preview;
 mod range;
 pub mod ts;
 
@@ -17,6 +18,7 @@ use std::time::{Duration, SystemTime};
 pub use figures::{Counted, ExportFigures, ExportSnapshot};
 pub use file::{export_clip, ClipFormat, Written};
 pub use nearest::nearest_recorded;
+pub use preview::preview;
 pub use range::range_playlist;
 
 use hlsvault_hls::Layout;

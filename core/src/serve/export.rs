@@ -61,6 +61,52 @@ pub(super) async fn mp4(
     respond(&s, h, body, mp4.len)
 }
 
+/// The query of a still: `at`, RFC 3339 (the newest segment without).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct PreviewQuery {
+    at: Option<String>,
+}
+
+/// `GET /streams/{name}/preview.mp4`: the keyframe nearest `at`, or the
+/// newest segment's, as a one-picture MP4 (see [`export::preview`]).
+pub(super) async fn preview(
+    State(s): State<Served>,
+    Path(name): Path<String>,
+    Query(q): Query<PreviewQuery>,
+) -> Response {
+    if s.known(&name).is_none() {
+        return unknown(&name);
+    }
+    let at = match q
+        .at
+        .as_deref()
+        .map(humantime::parse_rfc3339_weak)
+        .transpose()
+    {
+        Ok(at) => at,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, format!("at: {e} (RFC 3339)")),
+    };
+    match export::preview(s.store.as_ref(), &name, at).await {
+        Ok(mp4) => {
+            // A moment's still never changes; the newest does.
+            let cache = if at.is_some() {
+                "public, max-age=86400"
+            } else {
+                NO_CACHE
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, "video/mp4"),
+                    (header::CACHE_CONTROL, cache),
+                ],
+                mp4,
+            )
+                .into_response()
+        }
+        Err(e) => failed(e),
+    }
+}
+
 /// The clip the query asks for, or the response that says why not.
 async fn planned(s: &Served, name: &str, q: &RangeQuery) -> Result<Clip, Response> {
     if s.known(name).is_none() {

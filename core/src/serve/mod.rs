@@ -93,6 +93,7 @@ pub async fn serve(
         .route("/streams/{name}/archive.m3u8", get(archive))
         .route("/streams/{name}/export.ts", get(export::ts))
         .route("/streams/{name}/export.mp4", get(export::mp4))
+        .route("/streams/{name}/preview.mp4", get(export::preview))
         .route("/streams/{name}/{*path}", get(object))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(gate, auth::require));

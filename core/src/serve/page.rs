@@ -1,7 +1,8 @@
 //! `GET /`: the status page. One row per stream: its state, the age of its
 //! last segment, its bit rate now and over the last hour as an SVG
-//! sparkline drawn here, and links to its playlists. Plain HTML that
-//! refreshes itself; no script at all.
+//! sparkline drawn here, its newest picture (a one-frame MP4 in a
+//! `<video>`, see `preview.mp4`), and links to its playlists. Plain HTML
+//! that refreshes itself; no script at all.
 
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
@@ -60,7 +61,7 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
 .num{text-align:right;font-variant-numeric:tabular-nums}a{color:#2266cc}
 </style></head><body>
 <h1>hlsvault</h1>
-<table><tr><th>stream</th><th>state</th><th>last segment</th><th class="num">bit rate</th><th>last hour</th><th>play</th></tr>
+<table><tr><th>stream</th><th>state</th><th>last segment</th><th class="num">bit rate</th><th>last hour</th><th>picture</th><th>play</th></tr>
 "#,
     );
     for r in rows {
@@ -91,9 +92,16 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
             ),
         };
         let name = r.name;
+        let picture = if r.last.is_some() {
+            format!(
+                r#"<video src="streams/{name}/preview.mp4" muted preload="auto" width="160"></video>"#
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             html,
-            r#"<tr><td>{name}</td><td class="{state}">{state}</td><td>{age}</td><td class="num">{rate}</td><td>{spark}</td><td><a href="streams/{name}/live.m3u8">live</a> · <a href="streams/{name}/{path}/index.m3u8">hour {label}</a> · <a href="streams/{name}/archive.m3u8?start={hour_ago}&amp;duration=1h">last recorded hour</a></td></tr>"#,
+            r#"<tr><td>{name}</td><td class="{state}">{state}</td><td>{age}</td><td class="num">{rate}</td><td>{spark}</td><td>{picture}</td><td><a href="streams/{name}/live.m3u8">live</a> · <a href="streams/{name}/{path}/index.m3u8">hour {label}</a> · <a href="streams/{name}/archive.m3u8?start={hour_ago}&amp;duration=1h">last recorded hour</a></td></tr>"#,
             state = r.state.as_str(),
             path = hour.path(),
             label = hour.label(),
@@ -124,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn a_row_links_to_the_live_window_and_the_hour() {
+    fn a_row_shows_the_newest_picture_and_links_to_the_live_window_and_the_hour() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let html = render(
             &[Row {
@@ -136,6 +144,7 @@ mod tests {
             now,
         );
         assert!(html.contains(r#"href="streams/ch1/live.m3u8""#));
+        assert!(html.contains(r#"<video src="streams/ch1/preview.mp4" muted"#));
         // The newest recording's hour, not the clock's.
         assert!(
             html.contains(r#"href="streams/ch1/2027/01/15/04/index.m3u8""#),

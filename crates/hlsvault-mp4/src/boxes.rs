@@ -23,6 +23,7 @@ pub struct Sample {
 pub const MOVIE_TIMESCALE: u32 = 1000;
 
 /// What the header says of one track.
+#[derive(Debug, Clone)]
 pub struct TrackHeader {
     pub id: u32,
     pub timescale: u32,

@@ -19,6 +19,7 @@ pub mod boxes;
 pub mod entry;
 mod index;
 pub mod nal;
+pub mod preview;
 mod remux;
 pub mod samples;
 pub mod tracks;
@@ -36,6 +37,10 @@ pub enum Mp4Error {
     /// The video is of a kind MP4 export does not carry.
     #[error("MP4 export carries H.264 and HEVC video, not {0}; export the range as TS instead")]
     Unsupported(&'static str),
+    /// A preview of a segment without a picture (audio only, or none
+    /// whole).
+    #[error("the segment has no picture to show")]
+    NoPicture,
     /// No stream of the clip can become a track.
     #[error(
         "no stream of the clip can be carried in MP4 (H.264, HEVC, AAC, MPEG audio, AC-3, E-AC-3)"
