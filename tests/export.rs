@@ -225,6 +225,64 @@ fn picture_hashes(file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Each decoded picture (stream 0) and audio frame (stream 1) of `file`:
+/// its stream, presentation time in seconds and MD5.
+fn decoded(file: &Path) -> Vec<(usize, f64, String)> {
+    let out = output_shown(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(file)
+            .args(["-map", "0:v", "-map", "0:a", "-f", "framemd5", "-"]),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut time_bases = Vec::new();
+    let mut frames = Vec::new();
+    for l in text.lines() {
+        if let Some(tb) = l.strip_prefix("#tb ") {
+            let (_, ratio) = tb.split_once(": ").unwrap();
+            let (n, d) = ratio.split_once('/').unwrap();
+            time_bases.push(n.trim().parse::<f64>().unwrap() / d.trim().parse::<f64>().unwrap());
+        } else if !l.starts_with('#') {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            let stream: usize = f[0].parse().unwrap();
+            let pts = f[1].parse::<f64>().unwrap() * time_bases[stream];
+            frames.push((stream, pts, f[5].to_string()));
+        }
+    }
+    frames
+}
+
+/// How far apart audio and video are in `mp4` compared with `ts` (the
+/// same media), around the picture shown at `near` in the MP4: the
+/// offset between that picture and the audio frame half a second after it,
+/// in both files. (The tone repeats every 75 frames, so the audio frame
+/// is looked for nearest where it should be.)
+fn sync_error(mp4: &[(usize, f64, String)], ts: &[(usize, f64, String)], near: f64) -> f64 {
+    let (_, v_mp4, v_hash) = mp4
+        .iter()
+        .filter(|(s, t, _)| *s == 0 && *t >= near)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let (_, a_mp4, a_hash) = mp4
+        .iter()
+        .filter(|(s, t, _)| *s == 1 && *t >= v_mp4 + 0.5)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let v_ts = ts
+        .iter()
+        .find(|(s, _, h)| *s == 0 && h == v_hash)
+        .map(|(_, t, _)| *t)
+        .unwrap_or_else(|| panic!("picture {v_hash} not in the TS"));
+    let expected = v_ts + (a_mp4 - v_mp4);
+    let a_ts = ts
+        .iter()
+        .filter(|(s, _, h)| *s == 1 && h == a_hash)
+        .map(|(_, t, _)| *t)
+        .min_by(|a, b| (a - expected).abs().total_cmp(&(b - expected).abs()))
+        .unwrap_or_else(|| panic!("audio frame {a_hash} not in the TS"));
+    (a_ts - expected).abs()
+}
+
 #[test]
 fn an_mp4_clip_shows_exactly_the_asked_range_across_the_hour_and_a_gap() {
     let dir = tempfile::tempdir().unwrap();
@@ -343,6 +401,21 @@ fn an_mp4_clip_shows_exactly_the_asked_range_across_the_hour_and_a_gap() {
     );
     // (curl -I prints the headers where a body would go.)
     assert!(!body.windows(4).any(|w| w == b"ftyp"), "no body");
+
+    // Sound and picture stay together to within an audio frame (1024
+    // samples), as they were in the archive: at the start, and after the
+    // gap, where the clip's timeline starts again from the wall clock.
+    let (mp4_frames, ts_frames) = (decoded(&clip), decoded(&ts));
+    let audio_frame = 1024.0 / 48_000.0;
+    let after_gap = times
+        .windows(2)
+        .find(|w| w[1] - w[0] >= 0.4)
+        .map(|w| w[1])
+        .unwrap();
+    for near in [0.0, after_gap] {
+        let off = sync_error(&mp4_frames, &ts_frames, near);
+        assert!(off <= audio_frame, "{off} s out of sync at {near} s");
+    }
 
     // Stills: the keyframe nearest a moment, and the newest segment's,
     // each one picture that decodes, the encoder's own (no re-encoding).
