@@ -32,6 +32,9 @@ use crate::Mp4Error;
 
 /// The 90 kHz clock of PTS and DTS.
 const CLOCK: i64 = 90_000;
+/// How far a segment's stamps may put it from its recorded wall time and
+/// still go on from the segment before (90 kHz ticks: 2 s).
+const DRIFT: i64 = 2 * CLOCK;
 const WRAP: i64 = 1 << 33;
 
 /// `a - b` for two 33-bit time stamps, across a wrap.
@@ -172,8 +175,8 @@ impl Remuxer {
             return Ok(Vec::new());
         }
         let origin = self.origin.unwrap_or(start);
-        let new_run = first || discontinuity;
-        self.place(start.duration_since(origin).map_or(0, ticks), new_run);
+        let wall = start.duration_since(origin).map_or(0, ticks);
+        let new_run = self.place(wall, first || discontinuity);
         if first {
             self.make_headers()?;
         }
@@ -266,7 +269,12 @@ impl Remuxer {
 
     /// Places this segment's samples on the timeline: a new run starts
     /// at its recorded wall time `wall` (never before what came before).
-    fn place(&mut self, wall: i64, new_run: bool) {
+    ///
+    /// A segment whose stamps do not go on from the last one's (they are
+    /// more than [`DRIFT`] away from where the recorded wall time puts
+    /// it: an encoder restart the archive did not mark) starts a new run
+    /// too. Says whether it started a new run.
+    fn place(&mut self, wall: i64, new_run: bool) -> bool {
         let first_pts = |t: &Track| t.run.samples.first().map(|s| s.pts);
         let video_first = self
             .tracks
@@ -274,9 +282,13 @@ impl Remuxer {
             .find(|t| matches!(t.codec, TrackCodec::Video(_)))
             .and_then(first_pts);
         let Some(pts) = video_first.or_else(|| self.tracks.iter().find_map(first_pts)) else {
-            return;
+            return new_run;
         };
-        if new_run || self.anchor.is_none() {
+        let follows = self
+            .anchor
+            .is_some_and(|(a, at)| (at + diff(pts, a) - wall).abs() <= DRIFT);
+        let new_run = new_run || !follows;
+        if new_run {
             let lead = self
                 .tracks
                 .iter()
@@ -304,6 +316,7 @@ impl Remuxer {
                 .unwrap_or(0);
             self.shift = (-earliest).max(0);
         }
+        new_run
     }
 
     /// Where `pts` lies on the clip's timeline.
