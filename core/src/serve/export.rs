@@ -14,7 +14,7 @@ use bytes::Bytes;
 use hlsvault_mp4::Mp4Error;
 
 /// Names the streams an MP4 leaves out (teletext, subtitles, SCTE-35).
-const DROPPED_HEADER: &str = "x-hlsvault-dropped";
+pub(super) const DROPPED_HEADER: &str = "x-hlsvault-dropped";
 
 /// `GET /streams/{name}/export.ts`: the segments spliced (see
 /// [`export::ts`]).

@@ -135,6 +135,7 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             header::CONTENT_LENGTH,
             header::CONTENT_RANGE,
             header::CONTENT_DISPOSITION,
+            axum::http::HeaderName::from_static(export::DROPPED_HEADER),
         ])
 }
 
