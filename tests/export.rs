@@ -409,7 +409,9 @@ fn an_mp4_clip_shows_exactly_the_asked_range_across_the_hour_and_a_gap() {
         "{headers}"
     );
     assert!(
-        !headers.lines().any(|l| l.starts_with("x-hlsvault-dropped:")),
+        !headers
+            .lines()
+            .any(|l| l.starts_with("x-hlsvault-dropped:")),
         "{headers}"
     );
     let (status, head, body) = get(&url, &["-I"]);
@@ -530,24 +532,19 @@ fn mp4_clips_carry_what_broadcast_encoders_send_and_say_what_they_leave_out() {
         ),
     ];
     let (start, duration) = ("2026-11-21T09:59:48.3Z", "5s");
-    for (what, make, codecs) in cases {
+    // Each stream archived on its own, and that range of it as an MP4.
+    let mp4_of = |make: &dyn Fn(&Path) -> anyhow::Result<()>| {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let ts = d.join("in.ts");
+        let ts = dir.path().join("in.ts");
         make(&ts).unwrap();
-        let (config, _) = archived_from(d, &ts, None);
-        let clip = d.join("clip.mp4");
-        let out = export(
-            &config,
-            &[
-                "--start",
-                start,
-                "--duration",
-                duration,
-                "-o",
-                clip.to_str().unwrap(),
-            ],
-        );
+        let (config, base) = archived_from(dir.path(), &ts, None);
+        let clip = dir.path().join("clip.mp4");
+        let args = ["--start", start, "--duration", duration, "-o"];
+        let out = export(&config, &[&args[..], &[clip.to_str().unwrap()]].concat());
+        (dir, config, base, clip, out)
+    };
+    for (what, make, codecs) in cases {
+        let (_dir, _, _, clip, out) = mp4_of(&make);
         assert!(out.status.success(), "{what}");
         assert_eq!(
             decode_errors(clip.to_str().unwrap()).unwrap().trim(),
@@ -570,31 +567,16 @@ fn mp4_clips_carry_what_broadcast_encoders_send_and_say_what_they_leave_out() {
 
     // Teletext, DVB subtitles and SCTE-35 have no place in MP4: the file
     // leaves them out and says so, on the command line and over HTTP.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let ts = d.join("in.ts");
-    make_ts(
-        &ts,
-        &StreamSpec {
-            seconds: 10.0,
-            ..StreamSpec::default()
-        },
-    )
-    .unwrap();
-    add_ancillary_pids(&ts, 0x1000).unwrap();
-    let (config, base) = archived_from(d, &ts, None);
-    let clip = d.join("clip.mp4");
-    let out = export(
-        &config,
-        &[
-            "--start",
-            start,
-            "--duration",
-            duration,
-            "-o",
-            clip.to_str().unwrap(),
-        ],
-    );
+    let (_dir, config, base, clip, out) = mp4_of(&|ts| {
+        make_ts(
+            ts,
+            &StreamSpec {
+                seconds: 10.0,
+                ..StreamSpec::default()
+            },
+        )?;
+        add_ancillary_pids(ts, 0x1000).map(drop)
+    });
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     for left in [
@@ -622,29 +604,14 @@ fn mp4_clips_carry_what_broadcast_encoders_send_and_say_what_they_leave_out() {
 
     // MPEG-2 video cannot be an MP4 here: a clear refusal that says to
     // export TS (exit 2, 422), and TS export still works.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let ts = d.join("in.ts");
-    ffmpeg_muxed(
-        &ts,
-        10.0,
-        &["-c:v", "mpeg2video", "-g", "12"],
-        &["-c:a", "mp2"],
-    )
-    .unwrap();
-    let (config, base) = archived_from(d, &ts, None);
-    let clip = d.join("clip.mp4");
-    let out = export(
-        &config,
-        &[
-            "--start",
-            start,
-            "--duration",
-            duration,
-            "-o",
-            clip.to_str().unwrap(),
-        ],
-    );
+    let (_dir, config, base, clip, out) = mp4_of(&|ts| {
+        ffmpeg_muxed(
+            ts,
+            10.0,
+            &["-c:v", "mpeg2video", "-g", "12"],
+            &["-c:a", "mp2"],
+        )
+    });
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -705,69 +705,47 @@ fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
     let errors = decode_errors(&url).unwrap();
     assert!(errors.trim().is_empty(), "{errors}");
 
-    // As one TS file from the bucket, over HTTP and from the command line:
-    // the same bytes, of the length announced, and they decode.
-    let range = "start=2026-11-21T09:59:52Z&duration=12s";
-    let (code, head, body) =
-        hlsvault_testkit::http_get(&format!("{base}/streams/ch1/export.ts?{range}"), &[]);
-    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-    assert!(
-        head.contains(&format!("content-length: {}", body.len())),
-        "{head}"
-    );
-    let clip = dir.path().join("clip.ts");
-    let out = hlsvault(&[
-        "export",
-        "--config",
-        config.to_str().unwrap(),
-        "--stream",
-        "ch1",
-        "--start",
-        "2026-11-21T09:59:52Z",
-        "--duration",
-        "12s",
-        "-o",
-        clip.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    assert!(
-        std::fs::read(&clip).unwrap() == body,
-        "HTTP and CLI give the same clip"
-    );
-    let errors = decode_errors(clip.to_str().unwrap()).unwrap();
-    assert!(errors.trim().is_empty(), "{errors}");
-    assert!(probe_duration(clip.to_str().unwrap()).unwrap() >= 12.0);
-
-    // As an MP4 from the bucket: the same from both, exactly as long as
-    // asked (inside the archive, which starts at the first keyframe after
-    // 09:59:52).
-    let range = "start=2026-11-21T09:59:54Z&duration=10s";
-    let (code, head, body) =
-        hlsvault_testkit::http_get(&format!("{base}/streams/ch1/export.mp4?{range}"), &[]);
-    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-    assert!(
-        head.contains(&format!("content-length: {}", body.len())),
-        "{head}"
-    );
-    let clip = dir.path().join("clip.mp4");
-    let out = hlsvault(&[
-        "export",
-        "--config",
-        config.to_str().unwrap(),
-        "--stream",
-        "ch1",
-        "--start",
-        "2026-11-21T09:59:54Z",
-        "--duration",
-        "10s",
-        "-o",
-        clip.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    assert!(std::fs::read(&clip).unwrap() == body);
-    let clip = clip.to_str().unwrap();
-    assert_eq!(decode_errors(clip).unwrap().trim(), "");
-    let secs = probe_duration(clip).unwrap();
+    // A clip from the bucket, over HTTP (with the length it announces) and
+    // from the command line: the same bytes, and they decode.
+    let clip_of = |file: &str, start: &str, duration: &str| {
+        let ext = file.rsplit('.').next().unwrap();
+        let url = format!("{base}/streams/ch1/export.{ext}?start={start}&duration={duration}");
+        let (code, head, body) = hlsvault_testkit::http_get(&url, &[]);
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        let clip = dir.path().join(file);
+        let out = hlsvault(&[
+            "export",
+            "--config",
+            config.to_str().unwrap(),
+            "--stream",
+            "ch1",
+            "--start",
+            start,
+            "--duration",
+            duration,
+            "-o",
+            clip.to_str().unwrap(),
+        ]);
+        assert!(out.status.success());
+        assert!(
+            std::fs::read(&clip).unwrap() == body,
+            "HTTP and CLI give the same clip"
+        );
+        let clip = clip.to_str().unwrap().to_string();
+        assert_eq!(decode_errors(&clip).unwrap().trim(), "");
+        clip
+    };
+    // TS: whole segments, from the keyframe before.
+    let clip = clip_of("clip.ts", "2026-11-21T09:59:52Z", "12s");
+    assert!(probe_duration(&clip).unwrap() >= 12.0);
+    // MP4: exactly as long as asked (inside the archive, which starts at
+    // the first keyframe after 09:59:52).
+    let clip = clip_of("clip.mp4", "2026-11-21T09:59:54Z", "10s");
+    let secs = probe_duration(&clip).unwrap();
     assert!((secs - 10.0).abs() <= 0.04, "{secs} s");
 }
 

@@ -5,35 +5,14 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 
-use super::{mp4, plan, ts, Clip, ExportError};
+use super::{plan, Clip, ClipFormat};
 use crate::config::{Config, DEFAULT_EXPORT_MAX};
 use crate::engine::open_store;
 
 /// How often the progress line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-
-/// The file a clip is written as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ClipFormat {
-    /// The segments spliced into one MPEG-TS stream.
-    Ts,
-    /// An MP4 (H.264 or HEVC video), trimmed to the frame.
-    Mp4,
-}
-
-impl ClipFormat {
-    /// The format a file name's extension says (`.ts`, `.mp4`).
-    pub fn of_extension(ext: &str) -> Option<Self> {
-        match ext {
-            "ts" => Some(ClipFormat::Ts),
-            "mp4" => Some(ClipFormat::Mp4),
-            _ => None,
-        }
-    }
-}
 
 /// What an export wrote.
 #[derive(Debug, Clone)]
@@ -70,20 +49,13 @@ pub fn export_clip(
         .build()?;
     runtime.block_on(async {
         let clip: Clip = plan(store.as_ref(), stream, start, end, max).await?;
-        let (len, left, body) = match format {
-            ClipFormat::Ts => (clip.size(), Vec::new(), ts::stream(store, &clip).boxed()),
-            ClipFormat::Mp4 => {
-                let prepared = mp4::prepare(store.clone(), &clip).await?;
-                let body = mp4::stream(store, &clip, &prepared).boxed();
-                (prepared.len, prepared.left, body)
-            }
-        };
-        let bytes = copy(body, len, clip.media(), out, progress).await?;
+        let file = clip.file(store, format).await?;
+        let bytes = copy(file.body, file.len, clip.media(), out, progress).await?;
         Ok(Written {
             bytes,
             media: clip.media(),
             segments: clip.parts.len(),
-            left,
+            left: file.left,
         })
     })
 }
@@ -91,7 +63,7 @@ pub fn export_clip(
 /// Copies `body` (`len` bytes, `media` long) to `out`, redrawing the
 /// progress line.
 async fn copy(
-    mut body: impl Stream<Item = Result<Bytes, ExportError>> + Unpin,
+    mut body: super::Body,
     len: u64,
     media: Duration,
     out: &mut dyn Write,

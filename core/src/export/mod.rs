@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 pub use figures::{Counted, ExportFigures, ExportSnapshot};
-pub use file::{export_clip, ClipFormat, Written};
+pub use file::{export_clip, Written};
 pub use nearest::nearest_recorded;
 pub use preview::preview;
 pub use range::range_playlist;
@@ -77,6 +77,81 @@ impl Clip {
             stamp(self.start),
             stamp(self.end)
         )
+    }
+}
+
+/// The file a clip is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClipFormat {
+    /// The segments spliced into one MPEG-TS stream.
+    Ts,
+    /// An MP4 (H.264 or HEVC video), trimmed to the frame.
+    Mp4,
+}
+
+impl ClipFormat {
+    /// Its file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ClipFormat::Ts => "ts",
+            ClipFormat::Mp4 => "mp4",
+        }
+    }
+
+    /// Its media type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ClipFormat::Ts => "video/mp2t",
+            ClipFormat::Mp4 => "video/mp4",
+        }
+    }
+
+    /// The format a file name's extension says (`.ts`, `.mp4`).
+    pub fn of_extension(ext: &str) -> Option<Self> {
+        match ext {
+            "ts" => Some(ClipFormat::Ts),
+            "mp4" => Some(ClipFormat::Mp4),
+            _ => None,
+        }
+    }
+}
+
+/// A clip's bytes, as they are made.
+pub type Body = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, ExportError>>;
+
+/// A clip as a file, ready to stream.
+pub struct ClipFile {
+    /// Its length, known before the first byte.
+    pub len: u64,
+    /// The streams it leaves out, in words (MP4).
+    pub left: Vec<String>,
+    pub body: Body,
+}
+
+impl Clip {
+    /// The clip as a `format` file (an MP4 costs a first pass over the
+    /// segments here, for its length and header).
+    pub async fn file(
+        &self,
+        store: std::sync::Arc<dyn ObjectStore>,
+        format: ClipFormat,
+    ) -> Result<ClipFile, ExportError> {
+        use futures_util::StreamExt;
+        Ok(match format {
+            ClipFormat::Ts => ClipFile {
+                len: self.size(),
+                left: Vec::new(),
+                body: ts::stream(store, self).boxed(),
+            },
+            ClipFormat::Mp4 => {
+                let prepared = mp4::prepare(store.clone(), self).await?;
+                ClipFile {
+                    len: prepared.len,
+                    body: mp4::stream(store, self, &prepared).boxed(),
+                    left: prepared.left,
+                }
+            }
+        })
     }
 }
 

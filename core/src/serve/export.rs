@@ -6,11 +6,10 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 
 use super::{fail, store_failed, unknown, RangeQuery, Served, NO_CACHE};
-use crate::export::{self, Clip, ExportError};
-use bytes::Bytes;
+use crate::export::{self, Clip, ClipFormat, ExportError};
 use hlsvault_mp4::Mp4Error;
 
 /// Names the streams an MP4 leaves out (teletext, subtitles, SCTE-35).
@@ -24,17 +23,7 @@ pub(super) async fn ts(
     Path(name): Path<String>,
     Query(q): Query<RangeQuery>,
 ) -> Response {
-    let clip = match planned(&s, &name, &q).await {
-        Ok(clip) => clip,
-        Err(response) => return response,
-    };
-    let len = clip.size();
-    let h = headers(&clip, "video/mp2t", "ts", len, &[]);
-    if method == Method::HEAD {
-        return h.into_response();
-    }
-    let body = export::ts::stream(s.store.clone(), &clip);
-    respond(&s, h, body, len)
+    clip_file(&s, &method, &name, &q, ClipFormat::Ts).await
 }
 
 /// `GET /streams/{name}/export.mp4`: the segments remuxed (see
@@ -45,20 +34,35 @@ pub(super) async fn mp4(
     Path(name): Path<String>,
     Query(q): Query<RangeQuery>,
 ) -> Response {
-    let clip = match planned(&s, &name, &q).await {
+    clip_file(&s, &method, &name, &q, ClipFormat::Mp4).await
+}
+
+async fn clip_file(
+    s: &Served,
+    method: &Method,
+    name: &str,
+    q: &RangeQuery,
+    format: ClipFormat,
+) -> Response {
+    let clip = match planned(s, name, q).await {
         Ok(clip) => clip,
         Err(response) => return response,
     };
-    let mp4 = match export::mp4::prepare(s.store.clone(), &clip).await {
-        Ok(mp4) => mp4,
+    let file = match clip.file(s.store.clone(), format).await {
+        Ok(file) => file,
         Err(e) => return failed(e),
     };
-    let h = headers(&clip, "video/mp4", "mp4", mp4.len, &mp4.left);
+    let h = headers(&clip, format, file.len, &file.left);
     if method == Method::HEAD {
         return h.into_response();
     }
-    let body = export::mp4::stream(s.store.clone(), &clip, &mp4);
-    respond(&s, h, body, mp4.len)
+    let body = file.body.inspect(|r| {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "a clip failed while it was sent");
+        }
+    });
+    let body = axum::body::Body::from_stream(s.exports.counted(body, file.len));
+    (h, body).into_response()
 }
 
 /// The query of a still: `at`, RFC 3339 (the newest segment without).
@@ -134,18 +138,16 @@ fn failed(e: ExportError) -> Response {
     fail(status, e.to_string())
 }
 
-fn headers(
-    clip: &Clip,
-    content_type: &'static str,
-    ext: &str,
-    len: u64,
-    left: &[String],
-) -> HeaderMap {
+fn headers(clip: &Clip, format: ClipFormat, len: u64, left: &[String]) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
-    let disposition = format!("attachment; filename=\"{}\"", clip.file_name(ext));
+    let name = clip.file_name(format.extension());
+    let disposition = format!("attachment; filename=\"{name}\"");
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -155,19 +157,4 @@ fn headers(
         }
     }
     h
-}
-
-fn respond(
-    s: &Served,
-    h: HeaderMap,
-    clip: impl Stream<Item = Result<Bytes, ExportError>> + Send + 'static,
-    len: u64,
-) -> Response {
-    let clip = clip.inspect(|r| {
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "a clip failed while it was sent");
-        }
-    });
-    let body = axum::body::Body::from_stream(s.exports.counted(clip, len));
-    (h, body).into_response()
 }

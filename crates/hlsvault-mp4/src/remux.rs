@@ -339,17 +339,11 @@ impl Remuxer {
         let mut kept = Vec::new();
         for mut t in std::mem::take(&mut self.tracks) {
             let made = match &t.maker {
-                Maker::Video(v) => match t.codec {
-                    TrackCodec::Video(codec) => entry::video(codec, &v.sets)
-                        .map(|e| (e.codec, Some((e.width, e.height)), CLOCK as u32)),
-                    TrackCodec::Audio(_) => None,
-                },
-                Maker::Audio(a) => match (t.codec, a.format) {
-                    (TrackCodec::Audio(codec), Some(format)) if format.rate > 0 => {
-                        entry::audio(codec, format, &a.first_frame).map(|e| (e, None, format.rate))
-                    }
-                    _ => None,
-                },
+                Maker::Video(v) => entry::video(v.codec(), &v.sets)
+                    .map(|e| (e.codec, Some((e.width, e.height)), CLOCK as u32)),
+                Maker::Audio(a) => a.format.filter(|f| f.rate > 0).and_then(|format| {
+                    entry::audio(a.codec(), format, &a.first_frame).map(|e| (e, None, format.rate))
+                }),
             };
             let Some((codec_entry, picture, timescale)) = made else {
                 // No parameter sets or no whole frame in the first

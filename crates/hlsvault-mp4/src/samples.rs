@@ -62,6 +62,10 @@ impl VideoSamples {
         }
     }
 
+    pub fn codec(&self) -> VideoCodec {
+        self.codec
+    }
+
     /// Adds the access unit in `unit` to `run`. `first` marks the
     /// segment's first unit, where the archive cut it to start decoding.
     pub fn push(&mut self, unit: &Unit, first: bool, run: &mut Run) {
@@ -131,6 +135,10 @@ impl AudioSamples {
             carry: Vec::new(),
             carry_pts: None,
         }
+    }
+
+    pub fn codec(&self) -> AudioCodec {
+        self.codec
     }
 
     /// Adds the frames of `unit` to `run`.
