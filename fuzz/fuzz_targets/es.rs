@@ -3,8 +3,8 @@
 //! units reassembled from TS packets.
 //!
 //! Input: byte 0 picks the parser (0-3: audio frames of that codec, 4: an
-//! SPS, else: PES units of PIDs 0x100 and 0x101 from 188-byte chunks),
-//! the rest is its input.
+//! H.264 SPS, 6: an HEVC SPS, else: PES units of PIDs 0x100 and 0x101
+//! from 188-byte chunks), the rest is its input.
 //!
 //! Audio frames must tile what they cover, in order, within the input;
 //! an SPS's size is never 0 when it parses; every PES unit's bytes come
@@ -39,6 +39,11 @@ fuzz_target!(|input: &[u8]| {
         4 => {
             if let Some(sps) = hlsvault_ts::sps::parse_h264(bytes) {
                 let _ = (sps.width, sps.height);
+            }
+        }
+        6 => {
+            if let Some(sps) = hlsvault_ts::sps::parse_hevc(bytes) {
+                assert!(sps.bit_depth_luma >= 8 && sps.chroma_format_idc <= 3);
             }
         }
         _ => {
