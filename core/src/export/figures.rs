@@ -47,19 +47,19 @@ impl ExportFigures {
         }
     }
 
-    /// `clip`, `len` bytes long, counted as it streams and as it ends. It
-    /// is complete once `len` bytes are out: a server that announced the
-    /// length stops reading there.
+    /// `clip`, `len` bytes long if known, counted as it streams and as it
+    /// ends. It is complete at its end, or once `len` bytes are out: a
+    /// server that announced the length stops reading there.
     pub fn counted<E>(
         self: &Arc<Self>,
         clip: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
-        len: u64,
+        len: Option<u64>,
     ) -> Counted<E> {
         self.active.fetch_add(1, Ordering::Relaxed);
         Counted {
             clip: Box::pin(clip),
             figures: self.clone(),
-            left: len,
+            left: len.unwrap_or(u64::MAX),
             ended: false,
         }
     }

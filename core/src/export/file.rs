@@ -50,7 +50,9 @@ pub fn export_clip(
     runtime.block_on(async {
         let clip: Clip = plan(store.as_ref(), stream, start, end, max).await?;
         let file = clip.file(store, format).await?;
-        let bytes = copy(file.body, file.len, clip.media(), out, progress).await?;
+        // An MP4's length is not known before its end: about the TS's.
+        let len = file.len.unwrap_or(clip.size());
+        let bytes = copy(file.body, len, clip.media(), out, progress).await?;
         Ok(Written {
             bytes,
             media: clip.media(),
@@ -60,8 +62,8 @@ pub fn export_clip(
     })
 }
 
-/// Copies `body` (`len` bytes, `media` long) to `out`, redrawing the
-/// progress line.
+/// Copies `body` (about `len` bytes, `media` long) to `out`, redrawing
+/// the progress line, and a last time at the end.
 async fn copy(
     mut body: super::Body,
     len: u64,
@@ -72,29 +74,35 @@ async fn copy(
     let began = Instant::now();
     let mut drawn = None::<Instant>;
     let mut written = 0u64;
+    let mut draw = |written: u64, done: bool| {
+        let Some(line) = progress.as_deref_mut() else {
+            return;
+        };
+        if !done && drawn.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        drawn = Some(Instant::now());
+        let len = if done { written } else { len.max(written) };
+        let rate = written as f64 / began.elapsed().as_secs_f64().max(1e-3);
+        let share = written as f64 / len.max(1) as f64;
+        let _ = write!(
+            line,
+            "\r{:.1}/{:.1} MB, {:.0}/{:.0} s of media, {:.1} MB/s{}",
+            written as f64 / 1e6,
+            len as f64 / 1e6,
+            media.as_secs_f64() * share,
+            media.as_secs_f64(),
+            rate / 1e6,
+            if done { "\n" } else { "" }
+        );
+    };
     while let Some(bytes) = body.next().await {
         let bytes = bytes?;
         out.write_all(&bytes).context("cannot write the clip")?;
         written += bytes.len() as u64;
-        if let Some(line) = progress.as_deref_mut() {
-            let done = written >= len;
-            if done || drawn.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
-                drawn = Some(Instant::now());
-                let rate = written as f64 / began.elapsed().as_secs_f64().max(1e-3);
-                let share = written as f64 / len.max(1) as f64;
-                let _ = write!(
-                    line,
-                    "\r{:.1}/{:.1} MB, {:.0}/{:.0} s of media, {:.1} MB/s{}",
-                    written as f64 / 1e6,
-                    len as f64 / 1e6,
-                    media.as_secs_f64() * share,
-                    media.as_secs_f64(),
-                    rate / 1e6,
-                    if done { "\n" } else { "" }
-                );
-            }
-        }
+        draw(written, false);
     }
     out.flush().context("cannot write the clip")?;
+    draw(written, true);
     Ok(written)
 }

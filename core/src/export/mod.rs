@@ -121,16 +121,16 @@ pub type Body = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, Ex
 
 /// A clip as a file, ready to stream.
 pub struct ClipFile {
-    /// Its length, known before the first byte.
-    pub len: u64,
+    /// Its length, when it is known before the first byte (TS).
+    pub len: Option<u64>,
     /// The streams it leaves out, in words (MP4).
     pub left: Vec<String>,
     pub body: Body,
 }
 
 impl Clip {
-    /// The clip as a `format` file (an MP4 costs a first pass over the
-    /// segments here, for its length and header).
+    /// The clip as a `format` file (an MP4's first segments are read
+    /// here: what cannot be one fails here).
     pub async fn file(
         &self,
         store: std::sync::Arc<dyn ObjectStore>,
@@ -139,18 +139,11 @@ impl Clip {
         use futures_util::StreamExt;
         Ok(match format {
             ClipFormat::Ts => ClipFile {
-                len: self.size(),
+                len: Some(self.size()),
                 left: Vec::new(),
                 body: ts::stream(store, self).boxed(),
             },
-            ClipFormat::Mp4 => {
-                let prepared = mp4::prepare(store.clone(), self).await?;
-                ClipFile {
-                    len: prepared.len,
-                    body: mp4::stream(store, self, &prepared).boxed(),
-                    left: prepared.left,
-                }
-            }
+            ClipFormat::Mp4 => mp4::file(store, self).await?,
         })
     }
 }
@@ -176,9 +169,9 @@ pub enum ExportError {
     /// The clip cannot be an MP4.
     #[error(transparent)]
     Mp4(#[from] hlsvault_mp4::Mp4Error),
-    /// A segment changed while the clip was being sent.
-    #[error("the archive changed while the clip was being sent")]
-    Changed,
+    /// A segment a playlist lists is not in the store (retention?).
+    #[error("the segment {0} is gone from the store")]
+    Gone(String),
 }
 
 /// The segments of `stream` that hold `[start, end)`, with their sizes.

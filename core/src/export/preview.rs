@@ -34,7 +34,7 @@ pub async fn preview(
         }
         None => (newest(store, stream).await?, Duration::ZERO),
     };
-    let ts = store.get(&key).await?.ok_or(ExportError::Changed)?;
+    let ts = store.get(&key).await?.ok_or(ExportError::Gone(key))?;
     Ok(Bytes::from(hlsvault_mp4::preview::picture(&ts, into)?))
 }
 

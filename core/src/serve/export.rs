@@ -133,18 +133,20 @@ fn failed(e: ExportError) -> Response {
         ExportError::Nothing { .. } => StatusCode::NOT_FOUND,
         ExportError::Mp4(Mp4Error::Box(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         ExportError::Mp4(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ExportError::Changed => StatusCode::CONFLICT,
+        ExportError::Gone(_) => StatusCode::NOT_FOUND,
     };
     fail(status, e.to_string())
 }
 
-fn headers(clip: &Clip, format: ClipFormat, len: u64, left: &[String]) -> HeaderMap {
+fn headers(clip: &Clip, format: ClipFormat, len: Option<u64>, left: &[String]) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
     let name = clip.file_name(format.extension());
     let disposition = format!("attachment; filename=\"{name}\"");

@@ -1,10 +1,12 @@
-//! The boxes before the media: `ftyp`, and `moov` with each track's
-//! sample entry, sample tables and the edit list that trims its
-//! presentation to the clip.
+//! The boxes of a clip: `ftyp`, and `moov` with each track's sample
+//! entry, the sample tables of the media that follows it and the edit list
+//! that trims its presentation to the clip; then, when more follows, one
+//! movie fragment (`moof` + `mdat`) per batch of samples.
 
 use mp4_atom::{
-    Codec, Dinf, Dref, Edts, Elst, ElstEntry, Encode, Ftyp, Hdlr, Mdhd, Mdia, Minf, Moov, Mvhd,
-    Smhd, Stbl, Stsd, Tkhd, Trak, Url, Vmhd,
+    Codec, Dinf, Dref, Edts, Elst, ElstEntry, Encode, Ftyp, Hdlr, Mdhd, Mdia, Mehd, Mfhd, Minf,
+    Moof, Moov, Mvex, Mvhd, Smhd, Stbl, Stsd, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
+    TrunSamples, Url, Vmhd,
 };
 
 /// One sample, in its track's timescale.
@@ -14,8 +16,9 @@ pub struct Sample {
     pub size: u32,
     /// A decoder can start here (a sync sample).
     pub key: bool,
-    /// Presentation time minus decoding time.
-    pub composition_offset: u32,
+    /// Presentation time minus decoding time (negative for a picture of
+    /// the GOP before the clip's start).
+    pub composition_offset: i32,
 }
 
 /// The movie's timescale: milliseconds (durations of the whole and of
@@ -30,18 +33,19 @@ pub struct TrackHeader {
     pub entry: Codec,
     /// Width and height for video, `None` for audio.
     pub picture: Option<(u32, u32)>,
-    /// Where the presentation starts on the clip's media time (the track's
-    /// timescale; the track's own media time starts with its first
-    /// sample, which may come later).
+    /// The media time (on the clip's media timeline, the track's
+    /// timescale) shown first.
     pub media_start: i64,
 }
 
-/// `ftyp` and `moov`: every track is presented from its `media_start` for
-/// `duration_ms`, with the sample tables `stbl(track)` makes.
+/// `ftyp` and `moov`: every track is presented for `duration_ms` from its
+/// `media_start`, with the sample tables `stbl(track)` makes; movie
+/// fragments follow when `fragmented`.
 pub fn header(
     tracks: &[TrackHeader],
     duration_ms: u64,
-    stbl: impl Fn(usize) -> (Stbl, u64, i64),
+    fragmented: bool,
+    stbl: impl Fn(usize) -> (Stbl, u64, u64),
 ) -> Result<Vec<u8>, mp4_atom::Error> {
     let ftyp = Ftyp {
         major_brand: b"iso6".into(),
@@ -111,6 +115,19 @@ pub fn header(
             next_track_id: tracks.len() as u32 + 1,
             ..Default::default()
         },
+        mvex: fragmented.then(|| Mvex {
+            mehd: Some(Mehd {
+                fragment_duration: duration_ms,
+            }),
+            trex: tracks
+                .iter()
+                .map(|t| Trex {
+                    track_id: t.id,
+                    default_sample_description_index: 1,
+                    ..Default::default()
+                })
+                .collect(),
+        }),
         trak,
         ..Default::default()
     };
@@ -121,30 +138,101 @@ pub fn header(
 }
 
 /// The edit list of a track whose first sample decodes at `first_decode`
-/// on the clip's media time: the presentation starts at `media_start`,
-/// after an empty edit if the track starts later than that.
-fn edits(t: &TrackHeader, first_decode: i64, duration_ms: u64) -> Vec<ElstEntry> {
-    let media_time = t.media_start - first_decode;
-    if media_time >= 0 {
-        return vec![ElstEntry {
-            segment_duration: duration_ms,
-            media_time: Some(media_time as u64),
-            media_rate: 1.into(),
-        }];
+/// on the clip's media timeline (the track's own media time starts
+/// there): shown from `media_start` on, after an empty edit if the track
+/// starts later. What comes before `media_start` is decoded, not shown.
+fn edits(t: &TrackHeader, first_decode: u64, duration_ms: u64) -> Vec<ElstEntry> {
+    let media_time = t.media_start - first_decode as i64;
+    let empty = if media_time >= 0 {
+        0
+    } else {
+        (media_time.unsigned_abs() * u64::from(MOVIE_TIMESCALE) / u64::from(t.timescale.max(1)))
+            .min(duration_ms)
+    };
+    let media = ElstEntry {
+        segment_duration: duration_ms - empty,
+        media_time: Some(media_time.max(0) as u64),
+        media_rate: 1.into(),
+    };
+    if empty == 0 {
+        return vec![media];
     }
-    let empty = (media_time.unsigned_abs() * u64::from(MOVIE_TIMESCALE)
-        / u64::from(t.timescale.max(1)))
-    .min(duration_ms);
-    vec![
-        ElstEntry {
-            segment_duration: empty,
-            media_time: None,
-            media_rate: 1.into(),
+    let gap = ElstEntry {
+        segment_duration: empty,
+        media_time: None,
+        media_rate: 1.into(),
+    };
+    vec![gap, media]
+}
+
+/// One track's samples in a fragment.
+pub struct TrackRun<'a> {
+    pub id: u32,
+    /// The first sample's decoding time.
+    pub decode_time: u64,
+    pub samples: &'a [Sample],
+    pub data: &'a [u8],
+}
+
+/// Sample flags (ISO/IEC 14496-12 8.8.3.1): a sync sample depends on no
+/// other; any other depends on others and is no sync sample.
+const SYNC: u32 = 0x0200_0000;
+const NOT_SYNC: u32 = 0x0101_0000;
+
+/// `moof` and `mdat` of one fragment, appended to `out`.
+pub fn fragment(
+    sequence: u32,
+    runs: &[TrackRun<'_>],
+    out: &mut Vec<u8>,
+) -> Result<(), mp4_atom::Error> {
+    let mut moof = Moof {
+        mfhd: Mfhd {
+            sequence_number: sequence,
         },
-        ElstEntry {
-            segment_duration: duration_ms - empty,
-            media_time: Some(0),
-            media_rate: 1.into(),
-        },
-    ]
+        traf: runs
+            .iter()
+            .map(|r| Traf {
+                tfhd: Tfhd {
+                    track_id: r.id,
+                    default_base_is_moof: true,
+                    ..Default::default()
+                },
+                tfdt: Some(Tfdt {
+                    base_media_decode_time: r.decode_time,
+                }),
+                trun: vec![Trun {
+                    data_offset: Some(0),
+                    samples: TrunSamples::Explicit(
+                        r.samples
+                            .iter()
+                            .map(|s| TrunEntry {
+                                duration: Some(s.duration),
+                                size: Some(s.size),
+                                flags: Some(if s.key { SYNC } else { NOT_SYNC }),
+                                cts: Some(i64::from(s.composition_offset)),
+                            })
+                            .collect(),
+                    ),
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    };
+    // The data offsets count from the start of the moof, whose size they
+    // do not change: it is made once to learn it.
+    let mut sized = Vec::new();
+    moof.encode(&mut sized)?;
+    let mut offset = sized.len() + 8;
+    for (traf, run) in moof.traf.iter_mut().zip(runs) {
+        traf.trun[0].data_offset = Some(offset as i32);
+        offset += run.data.len();
+    }
+    moof.encode(out)?;
+    let body: usize = runs.iter().map(|r| r.data.len()).sum();
+    out.extend_from_slice(&((body + 8) as u32).to_be_bytes());
+    out.extend_from_slice(b"mdat");
+    for r in runs {
+        out.extend_from_slice(r.data);
+    }
+    Ok(())
 }

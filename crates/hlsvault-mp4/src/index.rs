@@ -1,7 +1,6 @@
-//! The sample tables of a progressive MP4, built from a first pass over
-//! the clip's chunks: every sample's size, duration, composition offset
-//! and sync flag, and where each chunk will lie in `mdat`. They are held
-//! run-length coded where the format allows (about 5 bytes a sample).
+//! The sample tables of the media that follows `moov`: every sample's
+//! size, duration, composition offset and sync flag, and where each chunk
+//! lies in `mdat`, held run-length coded where the format allows.
 
 use mp4_atom::{
     Co64, Ctts, CttsEntry, Stbl, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts, SttsEntry,
@@ -27,7 +26,7 @@ struct Table {
     offsets: Vec<u64>,
 }
 
-/// The file's layout, chunk by chunk, as the first pass finds it.
+/// The layout of the media after `moov`, chunk by chunk.
 #[derive(Debug, Default)]
 pub struct Index {
     tracks: Vec<Table>,
@@ -78,18 +77,33 @@ impl Index {
         }
     }
 
+    /// Where `track`'s own media time starts on the clip's: its first
+    /// sample here (0 without any). Fragments count from it too.
+    pub fn first_decode(&self, track: usize) -> u64 {
+        self.tracks
+            .get(track)
+            .and_then(|t| t.first_decode)
+            .unwrap_or(0)
+    }
+
     /// Bytes of media: `mdat`'s body.
     pub fn media_len(&self) -> u64 {
         self.media
     }
 
-    /// `ftyp`, `moov` and the `mdat` header: everything before the media.
-    pub fn header(&self, tracks: &[TrackHeader], duration_ms: u64) -> Result<Vec<u8>, Mp4Error> {
+    /// `ftyp`, `moov` and the `mdat` header: everything before the media
+    /// (and the fragments, if `fragmented`).
+    pub fn header(
+        &self,
+        tracks: &[TrackHeader],
+        duration_ms: u64,
+        fragmented: bool,
+    ) -> Result<Vec<u8>, Mp4Error> {
         // A large file needs 64-bit chunk offsets and mdat size.
         let large = self.media > u64::from(u32::MAX) - (64 << 20);
         let mdat_header = if large { 16 } else { 8 };
         let encode = |base: u64| {
-            boxes::header(tracks, duration_ms, |i| {
+            boxes::header(tracks, duration_ms, fragmented, |i| {
                 let empty = Table::default();
                 let t = self.tracks.get(i).unwrap_or(&empty);
                 let offsets = t.offsets.iter().map(|o| o + base);
@@ -128,7 +142,7 @@ impl Index {
                     co64,
                     ..Default::default()
                 };
-                (stbl, t.duration, t.first_decode.unwrap_or(0) as i64)
+                (stbl, t.duration, t.first_decode.unwrap_or(0))
             })
         };
         // The offsets do not change the header's size: it is made once to

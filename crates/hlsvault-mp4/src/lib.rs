@@ -4,16 +4,8 @@
 //! lists that make a clip frame-accurate) is ours; the boxes are written
 //! with [`mp4_atom`].
 //!
-//! The file is progressive, `moov` first, made in two passes over the
-//! segments: the first builds the sample tables ([`Index`]), the second
-//! sends the media. Fragmented MP4 would send its first bytes after one
-//! segment instead of after a pass over all of them, but players do not
-//! trim a fragmented file by its edit list: ffmpeg 5.1 shows the GOP's
-//! frames before the asked start at negative times, and a 4 s clip
-//! probes as 5.16 s (measured). A progressive file is trimmed everywhere
-//! (ffmpeg, browsers, editors), its length is known before the first
-//! byte, and a browser plays it while it downloads since `moov` comes
-//! first. The price is the first pass: `BENCHMARKS.md` has its time.
+//! The file is made as the segments come ([`Writer`]: the first chunks
+//! described in `moov`, movie fragments after; its module says why).
 
 pub mod boxes;
 pub mod entry;
@@ -23,10 +15,12 @@ pub mod preview;
 mod remux;
 pub mod samples;
 pub mod tracks;
+mod writer;
 
 pub use index::Index;
 pub use remux::{Chunk, Remuxer};
 pub use tracks::Left;
+pub use writer::Writer;
 
 /// Why a clip cannot be made into an MP4.
 #[derive(Debug, thiserror::Error)]

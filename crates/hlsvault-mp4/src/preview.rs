@@ -27,7 +27,7 @@ pub fn picture(ts: &[u8], at: Duration) -> Result<Vec<u8>, Mp4Error> {
         let (mut decode, mut offset) = (c.decode_time, 0usize);
         for s in &c.samples {
             let bytes = &c.data[offset..offset + s.size as usize];
-            let shown = (decode + u64::from(s.composition_offset)) as i64;
+            let shown = decode as i64 + i64::from(s.composition_offset);
             let distance = shown.abs_diff(wanted);
             if s.key && best.as_ref().is_none_or(|(d, ..)| distance < *d) {
                 best = Some((distance, *s, bytes));
@@ -54,7 +54,7 @@ pub fn picture(ts: &[u8], at: Duration) -> Result<Vec<u8>, Mp4Error> {
         ..video.clone()
     };
     let duration_ms = (u64::from(sample.duration) / 90).max(1);
-    let mut out = index.header(&[header], duration_ms)?;
+    let mut out = index.header(&[header], duration_ms, false)?;
     out.extend_from_slice(data);
     Ok(out)
 }

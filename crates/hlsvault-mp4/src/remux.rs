@@ -10,10 +10,16 @@
 //! run never starts before the end of what came before it, whatever the
 //! recorded times say.
 //!
-//! Media time is that timeline shifted so that the earliest sample
-//! decodes at 0; the edit lists then start the presentation at the asked
-//! start, inside the keyframe's GOP, and last exactly as long as asked:
-//! players decode from the keyframe and show from the start.
+//! Media time is that timeline from the asked start, plus a few ticks.
+//! The pictures decoded before the start (the GOP from its keyframe on)
+//! are kept, but take a tick each: there are `n` of them, media time `n`
+//! is the start, and the edit list begins there, so players decode them
+//! and show none shown before the start. Audio starts with the first
+//! frame at or after the start (less than a frame late). The media thus
+//! runs at most `n` ticks (under 3 ms for a 10 s GOP at 50 fps) ahead of
+//! the presentation, which players that honour only part of an edit list
+//! (ffmpeg with movie fragments counts durations from media time 0) need
+//! to get durations right.
 //!
 //! A segment's chunks are handed out when the next segment is read: the
 //! last sample of a track lasts until the first of the next chunk, which
@@ -75,6 +81,10 @@ struct Track {
     /// stamped within half a frame of it takes it, so that frames follow
     /// each other exactly whatever the rounding of their stamps.
     next_audio: Option<u64>,
+    /// Media time of the clip's start: the pictures decoded before it.
+    preroll: u64,
+    /// Pictures decoded before the start so far.
+    squeezed: u64,
 }
 
 #[derive(Default)]
@@ -84,6 +94,9 @@ struct Pending {
     /// nothing follows.
     last: u64,
     nominal: u32,
+    /// When its last picture shown before the clip's end is shown (media
+    /// time).
+    shown_end: i64,
 }
 
 /// The samples of one track in one segment, in media time.
@@ -107,8 +120,8 @@ pub struct Remuxer {
     origin: Option<SystemTime>,
     tracks: Vec<Track>,
     left: Vec<Left>,
-    /// Media time minus timeline time (90 kHz).
-    shift: i64,
+    /// Where the clip's presentation starts on the timeline (90 kHz).
+    start_at: i64,
     /// A PTS and where it lies on the timeline.
     anchor: Option<(u64, i64)>,
     /// The tracks' headers, once the first segment made them.
@@ -128,7 +141,7 @@ impl Remuxer {
             origin: None,
             tracks: Vec::new(),
             left: Vec::new(),
-            shift: 0,
+            start_at: 0,
             anchor: None,
             headers: Vec::new(),
             broken: false,
@@ -217,6 +230,8 @@ impl Remuxer {
                 pending: Pending::default(),
                 end: None,
                 next_audio: None,
+                preroll: 0,
+                squeezed: 0,
             });
         }
         if self.tracks.is_empty() {
@@ -304,18 +319,6 @@ impl Remuxer {
             // a long run is one more step.
             self.anchor = Some((pts, at + diff(pts, a)));
         }
-        if self.tracks.iter().all(|t| t.end.is_none()) {
-            // The first samples: media time starts with the earliest.
-            let (a, at) = self.anchor.unwrap_or((pts, 0));
-            let earliest = self
-                .tracks
-                .iter()
-                .flat_map(|t| t.run.samples.iter())
-                .map(|s| at + diff(s.dts, a))
-                .min()
-                .unwrap_or(0);
-            self.shift = (-earliest).max(0);
-        }
         new_run
     }
 
@@ -333,8 +336,15 @@ impl Remuxer {
     /// The tracks' headers, from the first segment's samples.
     fn make_headers(&mut self) -> Result<(), Mp4Error> {
         let origin = self.origin.unwrap_or(self.start);
-        let start = self.start.max(origin);
-        let start_media = start.duration_since(origin).map_or(0, ticks) + self.shift;
+        self.start_at = self.start.duration_since(origin).map_or(0, ticks);
+        for i in 0..self.tracks.len() {
+            let t = &self.tracks[i];
+            if matches!(t.codec, TrackCodec::Video(_)) {
+                let before = t.run.samples.iter();
+                let before = before.filter(|s| self.timeline(s.dts) < self.start_at);
+                self.tracks[i].preroll = before.count() as u64;
+            }
+        }
         let mut headers = Vec::new();
         let mut kept = Vec::new();
         for mut t in std::mem::take(&mut self.tracks) {
@@ -361,7 +371,7 @@ impl Remuxer {
                 timescale,
                 entry: codec_entry,
                 picture,
-                media_start: scale(start_media, timescale),
+                media_start: t.preroll as i64,
             });
             kept.push(t);
         }
@@ -379,7 +389,7 @@ impl Remuxer {
     /// chunk waits for the track's next samples, or the end.
     fn hold(&mut self, new_run: bool) -> Vec<Chunk> {
         let end = self.end_on_timeline();
-        let shift = self.shift;
+        let start = self.start_at;
         let timed: Vec<Vec<(i64, i64)>> = self
             .tracks
             .iter()
@@ -408,15 +418,31 @@ impl Remuxer {
             for (k, (s, (dts, pts))) in run.samples.iter().zip(times).enumerate() {
                 let bytes = &run.data[at..at + s.len as usize];
                 at += s.len as usize;
+                let (dts, pts) = (dts - start, pts - start);
                 let past = if video {
                     shown_before_end.is_none_or(|last| k > last)
                 } else {
-                    pts >= end
+                    pts >= end - start || pts < 0
                 };
-                if past || dts + shift < 0 {
+                if past {
                     continue;
                 }
-                let mut decode = scale(dts + shift, t.timescale) as u64;
+                let preroll = t.preroll as i64;
+                let (mut decode, shown) = if dts < 0 {
+                    // Decoded before the start: a tick each; shown at the
+                    // start or after it, or else (hidden) as decoded.
+                    let decode = t.squeezed.min(t.preroll.saturating_sub(1));
+                    t.squeezed += 1;
+                    let shown = if pts < 0 {
+                        decode as i64
+                    } else {
+                        preroll + scale(pts, t.timescale)
+                    };
+                    (decode, shown)
+                } else {
+                    let decode = preroll + scale(dts, t.timescale);
+                    (decode as u64, preroll + scale(pts, t.timescale))
+                };
                 if !video {
                     let follows = !(new_run && p.chunk.samples.is_empty());
                     if let Some(e) = t.next_audio.filter(|_| follows) {
@@ -436,14 +462,18 @@ impl Remuxer {
                 }
                 p.last = decode;
                 last = Some(decode);
+                let offset = (shown - decode as i64).clamp(0, i64::from(i32::MAX));
                 p.chunk.samples.push(Sample {
                     duration: 0,
                     size: s.len,
                     key: s.key,
-                    composition_offset: scale((pts - dts).max(0), t.timescale) as u32,
+                    composition_offset: offset as i32,
                 });
+                if pts < end - start {
+                    p.shown_end = p.shown_end.max(shown);
+                }
                 p.chunk.data.extend_from_slice(bytes);
-                t.end = Some(pts.max(dts));
+                t.end = Some(pts.max(dts) + start);
             }
             if p.chunk.samples.is_empty() {
                 continue;
@@ -475,13 +505,16 @@ impl Remuxer {
     }
 
     /// Every pending chunk, its last sample lasting a nominal sample's
-    /// time.
+    /// time, or until the last picture shown ends (its media then ends
+    /// with its presentation).
     fn complete_pending(&mut self) -> Vec<Chunk> {
         let mut out = Vec::new();
         for t in &mut self.tracks {
             let mut p = std::mem::take(&mut t.pending);
             if let Some(last) = p.chunk.samples.last_mut() {
-                last.duration = p.nominal;
+                let nominal = i64::from(p.nominal);
+                let until_shown = p.shown_end + nominal - p.last as i64;
+                last.duration = until_shown.clamp(nominal, i64::from(u32::MAX)) as u32;
                 out.push(p.chunk);
             }
         }
