@@ -54,9 +54,9 @@ fuzz_target!(|input: &[u8]| {
     let mut made = || -> Result<(), hlsvault_mp4::Mp4Error> {
         for (i, s) in segments.iter().enumerate() {
             let at = origin + Duration::from_secs(2 * i as u64);
-            mp4.extend(writer.segment(s, at, flags & (4 << i) != 0)?);
+            mp4.extend(writer.segment(s, at, flags & (4 << i) != 0)?.concat());
         }
-        mp4.extend(writer.finish()?);
+        mp4.extend(writer.finish()?.concat());
         Ok(())
     };
     if made().is_ok() {

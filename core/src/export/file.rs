@@ -32,7 +32,7 @@ pub fn export_clip(
     stream: &str,
     [start, end]: [SystemTime; 2],
     format: ClipFormat,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     progress: Option<&mut dyn Write>,
 ) -> anyhow::Result<Written> {
     anyhow::ensure!(
@@ -47,33 +47,37 @@ pub fn export_clip(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let (clip, file) = runtime.block_on(async {
         let clip: Clip = plan(store.as_ref(), stream, start, end, max).await?;
         let file = clip.file(store, format).await?;
-        // An MP4's length is not known before its end: about the TS's.
-        let len = file.len.unwrap_or(clip.size());
-        let bytes = copy(file.body, len, clip.media(), out, progress).await?;
-        Ok(Written {
-            bytes,
-            media: clip.media(),
-            segments: clip.parts.len(),
-            left: file.left,
-        })
+        Ok::<_, anyhow::Error>((clip, file))
+    })?;
+    // An MP4's length is not known before its end: about the TS's.
+    let len = file.len.unwrap_or(clip.size());
+    let body = file.body;
+    let bytes = copy(&runtime, body, len, clip.media(), out, progress)?;
+    Ok(Written {
+        bytes,
+        media: clip.media(),
+        segments: clip.parts.len(),
+        left: file.left,
     })
 }
 
 /// Copies `body` (about `len` bytes, `media` long) to `out`, redrawing
-/// the progress line, and a last time at the end.
-async fn copy(
+/// the progress line, and a last time at the end. A thread of its own
+/// writes, so that making the next bytes and writing the last ones
+/// overlap.
+fn copy(
+    runtime: &tokio::runtime::Runtime,
     mut body: super::Body,
     len: u64,
     media: Duration,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     mut progress: Option<&mut dyn Write>,
 ) -> anyhow::Result<u64> {
     let began = Instant::now();
     let mut drawn = None::<Instant>;
-    let mut written = 0u64;
     let mut draw = |written: u64, done: bool| {
         let Some(line) = progress.as_deref_mut() else {
             return;
@@ -96,13 +100,33 @@ async fn copy(
             if done { "\n" } else { "" }
         );
     };
-    while let Some(bytes) = body.next().await {
-        let bytes = bytes?;
-        out.write_all(&bytes).context("cannot write the clip")?;
-        written += bytes.len() as u64;
-        draw(written, false);
-    }
-    out.flush().context("cannot write the clip")?;
-    draw(written, true);
-    Ok(written)
+    // Two pieces in flight (a piece is up to a segment's video).
+    let (to_writer, pieces) = std::sync::mpsc::sync_channel::<bytes::Bytes>(2);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            for piece in pieces {
+                out.write_all(&piece)?;
+            }
+            out.flush()
+        });
+        let mut written = 0u64;
+        let mut made = || -> anyhow::Result<()> {
+            while let Some(bytes) = runtime.block_on(body.next()) {
+                let bytes = bytes?;
+                written += bytes.len() as u64;
+                if to_writer.send(bytes).is_err() {
+                    break; // the writer failed: it says why below
+                }
+                draw(written, false);
+            }
+            Ok(())
+        };
+        let made = made();
+        drop(to_writer);
+        let wrote = writer.join().expect("the writer thread does not panic");
+        made?;
+        wrote.context("cannot write the clip")?;
+        draw(written, true);
+        Ok(written)
+    })
 }

@@ -22,18 +22,18 @@ fn recorded_end(clip: &Clip) -> SystemTime {
 
 type Segments = BoxStream<'static, Result<(Part, Bytes), StoreError>>;
 
-/// The file's next bytes: what the next segments make, or the end.
-async fn next(
-    writer: &mut Writer,
-    segments: &mut Segments,
-) -> Option<Result<Vec<u8>, ExportError>> {
+/// Pieces of the file, in order.
+type Pieces = Vec<Vec<u8>>;
+
+/// The file's next pieces: what the next segments make, or the end.
+async fn next(writer: &mut Writer, segments: &mut Segments) -> Option<Result<Pieces, ExportError>> {
     loop {
         let made = match segments.next().await? {
             Ok((part, ts)) => writer.segment(&ts, part.start, part.discontinuity),
             Err(e) => return Some(Err(e.into())),
         };
         match made {
-            Ok(bytes) if bytes.is_empty() => continue,
+            Ok(pieces) if pieces.is_empty() => continue,
             other => return Some(other.map_err(ExportError::from)),
         }
     }
@@ -74,7 +74,13 @@ pub async fn file(store: Arc<dyn ObjectStore>, clip: &Clip) -> Result<ClipFile, 
     );
     let body: Body = futures_util::stream::once(std::future::ready(Ok(first)))
         .chain(rest)
-        .map(|made| made.map(Bytes::from))
+        .flat_map(|made| {
+            let pieces: Vec<Result<Bytes, ExportError>> = match made {
+                Ok(pieces) => pieces.into_iter().map(|p| Ok(Bytes::from(p))).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures_util::stream::iter(pieces)
+        })
         .boxed();
     Ok(ClipFile {
         len: None,

@@ -171,7 +171,8 @@ pub struct TrackRun<'a> {
     /// The first sample's decoding time.
     pub decode_time: u64,
     pub samples: &'a [Sample],
-    pub data: &'a [u8],
+    /// Their bytes' length.
+    pub len: usize,
 }
 
 /// Sample flags (ISO/IEC 14496-12 8.8.3.1): a sync sample depends on no
@@ -179,7 +180,8 @@ pub struct TrackRun<'a> {
 const SYNC: u32 = 0x0200_0000;
 const NOT_SYNC: u32 = 0x0101_0000;
 
-/// `moof` and `mdat` of one fragment, appended to `out`.
+/// `moof` and the `mdat` header of one fragment, appended to `out`: the
+/// runs' bytes follow, in order.
 pub fn fragment(
     sequence: u32,
     runs: &[TrackRun<'_>],
@@ -225,14 +227,11 @@ pub fn fragment(
     let mut offset = sized.len() + 8;
     for (traf, run) in moof.traf.iter_mut().zip(runs) {
         traf.trun[0].data_offset = Some(offset as i32);
-        offset += run.data.len();
+        offset += run.len;
     }
     moof.encode(out)?;
-    let body: usize = runs.iter().map(|r| r.data.len()).sum();
+    let body: usize = runs.iter().map(|r| r.len).sum();
     out.extend_from_slice(&((body + 8) as u32).to_be_bytes());
     out.extend_from_slice(b"mdat");
-    for r in runs {
-        out.extend_from_slice(r.data);
-    }
     Ok(())
 }

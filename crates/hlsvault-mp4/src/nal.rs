@@ -7,6 +7,9 @@ use hlsvault_ts::keyframe::VideoCodec;
 /// What a NAL unit is, as far as a sample cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NalKind {
+    /// A picture a decoder can start at: H.264 IDR, HEVC IRAP (IDR, CRA,
+    /// BLA).
+    RandomAccess,
     /// HEVC video parameter set.
     Vps,
     Sps,
@@ -29,12 +32,14 @@ pub fn kind(codec: VideoCodec, nal: &[u8]) -> NalKind {
             33 => NalKind::Sps,
             34 => NalKind::Pps,
             35..=38 => NalKind::Dropped,
+            16..=23 => NalKind::RandomAccess,
             _ => NalKind::Other,
         },
         _ => match first & 0x1F {
             7 => NalKind::Sps,
             8 => NalKind::Pps,
             9..=12 => NalKind::Dropped,
+            5 => NalKind::RandomAccess,
             _ => NalKind::Other,
         },
     }
@@ -72,17 +77,12 @@ pub fn units(es: &[u8]) -> impl Iterator<Item = &[u8]> {
     .filter(|u| !u.is_empty())
 }
 
-/// Where the next `00 00 01` at or after `from` begins.
+/// Where the next `00 00 01` at or after `from` begins (a vectorised
+/// search: this runs over every byte of the video).
 fn next_start(es: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i + 3 <= es.len() {
-        match es[i + 2] {
-            1 if es[i] == 0 && es[i + 1] == 0 => return Some(i),
-            0 => i += 1,
-            _ => i += 3,
-        }
-    }
-    None
+    static START_CODE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(&[0, 0, 1]));
+    Some(from + START_CODE.find(es.get(from..)?)?)
 }
 
 /// Appends `unit` to `out` as MP4 stores it: its length (4 bytes, big
@@ -101,12 +101,21 @@ mod tests {
         assert_eq!(kind(VideoCodec::H264, &[0x67]), NalKind::Sps);
         assert_eq!(kind(VideoCodec::H264, &[0x68]), NalKind::Pps);
         assert_eq!(kind(VideoCodec::H264, &[0x09]), NalKind::Dropped);
-        assert_eq!(kind(VideoCodec::H264, &[0x65]), NalKind::Other);
+        assert_eq!(kind(VideoCodec::H264, &[0x65]), NalKind::RandomAccess);
+        assert_eq!(kind(VideoCodec::H264, &[0x41]), NalKind::Other);
         assert_eq!(kind(VideoCodec::Hevc, &[0x40, 1]), NalKind::Vps);
         assert_eq!(kind(VideoCodec::Hevc, &[0x42, 1]), NalKind::Sps);
         assert_eq!(kind(VideoCodec::Hevc, &[0x44, 1]), NalKind::Pps);
         assert_eq!(kind(VideoCodec::Hevc, &[0x46, 1]), NalKind::Dropped);
-        assert_eq!(kind(VideoCodec::Hevc, &[0x26, 1]), NalKind::Other);
+        assert_eq!(kind(VideoCodec::Hevc, &[0x26, 1]), NalKind::RandomAccess);
+        assert_eq!(kind(VideoCodec::Hevc, &[0x02, 1]), NalKind::Other);
+    }
+
+    #[test]
+    fn start_codes_are_found_wherever_they_lie() {
+        let es = [1, 0, 0, 1, 0x41, 1, 1, 0, 0, 0, 1, 0x65, 0, 0, 1];
+        let found: Vec<&[u8]> = units(&es).collect();
+        assert_eq!(found, [&[0x41, 1, 1][..], &[0x65]]);
     }
 
     #[test]

@@ -260,6 +260,15 @@ impl Remuxer {
         }
         let wanted: Vec<u16> = pids.iter().flatten().copied().collect();
         let mut units = PesUnits::new(&wanted);
+        for t in &mut self.tracks {
+            // Room for the segment's bytes once, not as they grow.
+            let share = if matches!(t.codec, TrackCodec::Video(_)) {
+                1
+            } else {
+                8
+            };
+            t.run.data.reserve(ts.len() / share);
+        }
         let mut firsts = vec![true; self.tracks.len()];
         let mut take = |unit: hlsvault_ts::pes_units::Unit, tracks: &mut [Track]| {
             let Some(i) = pids.iter().position(|p| *p == Some(unit.pid)) else {
@@ -415,8 +424,10 @@ impl Remuxer {
             // to it; the edit list hides it.)
             let shown_before_end = times.iter().rposition(|(_, pts)| *pts < end);
             let mut at = 0usize;
+            // The bytes of the samples kept: all of them, mostly.
+            let mut kept = Vec::new();
             for (k, (s, (dts, pts))) in run.samples.iter().zip(times).enumerate() {
-                let bytes = &run.data[at..at + s.len as usize];
+                let bytes = at..at + s.len as usize;
                 at += s.len as usize;
                 let (dts, pts) = (dts - start, pts - start);
                 let past = if video {
@@ -472,12 +483,20 @@ impl Remuxer {
                 if pts < end - start {
                     p.shown_end = p.shown_end.max(shown);
                 }
-                p.chunk.data.extend_from_slice(bytes);
+                kept.push(bytes);
                 t.end = Some(pts.max(dts) + start);
             }
             if p.chunk.samples.is_empty() {
                 continue;
             }
+            p.chunk.data = if kept.len() == run.samples.len() {
+                run.data
+            } else {
+                kept.into_iter()
+                    .flat_map(|r| &run.data[r])
+                    .copied()
+                    .collect()
+            };
             p.nominal = match run.samples.last() {
                 Some(s) if s.audio_samples > 0 => s.audio_samples,
                 // Video: as long as the sample before it.

@@ -4,7 +4,7 @@
 //! PES.
 
 use hlsvault_ts::audio::{frames, AudioCodec, Format};
-use hlsvault_ts::keyframe::{scan, Picture, VideoCodec};
+use hlsvault_ts::keyframe::VideoCodec;
 use hlsvault_ts::pes_units::Unit;
 
 use crate::nal::{kind, push_length_prefixed, units, NalKind};
@@ -78,6 +78,7 @@ impl VideoSamples {
             (None, _, None) => return,
         };
         let at = run.data.len();
+        let mut random_access = false;
         let learn = |list: &mut Vec<Vec<u8>>, nal: &[u8]| {
             if list.is_empty() {
                 list.push(nal.to_vec());
@@ -87,6 +88,10 @@ impl VideoSamples {
         for nal in units(&unit.data) {
             let known = match kind(self.codec, nal) {
                 NalKind::Dropped => true,
+                NalKind::RandomAccess => {
+                    random_access = true;
+                    false
+                }
                 NalKind::Vps => learn(&mut self.sets.vps, nal),
                 NalKind::Sps => learn(&mut self.sets.sps, nal),
                 NalKind::Pps => learn(&mut self.sets.pps, nal),
@@ -99,7 +104,9 @@ impl VideoSamples {
         if run.data.len() == at {
             return;
         }
-        let key = first || scan(self.codec, &unit.data).picture == Some(Picture::Key);
+        // A sync sample: where the archive starts a segment, or a picture
+        // any decoder starts at.
+        let key = first || random_access;
         self.last = Some((dts, pts));
         run.samples.push(Sample {
             dts,

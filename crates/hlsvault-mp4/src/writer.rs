@@ -48,19 +48,20 @@ impl Writer {
     }
 
     /// Takes the next segment (see [`Remuxer::segment`]); returns the
-    /// bytes of the file that follow.
+    /// pieces of the file that follow, in order (the samples' bytes as
+    /// they were made: nothing is copied into one buffer).
     pub fn segment(
         &mut self,
         ts: &[u8],
         start: SystemTime,
         discontinuity: bool,
-    ) -> Result<Vec<u8>, Mp4Error> {
+    ) -> Result<Vec<Vec<u8>>, Mp4Error> {
         let chunks = self.remuxer.segment(ts, start, discontinuity)?;
         self.write(chunks)
     }
 
     /// The end of the file.
-    pub fn finish(&mut self) -> Result<Vec<u8>, Mp4Error> {
+    pub fn finish(&mut self) -> Result<Vec<Vec<u8>>, Mp4Error> {
         let chunks = self.remuxer.finish()?;
         let out = self.write(chunks)?;
         if !self.started {
@@ -70,39 +71,35 @@ impl Writer {
         Ok(out)
     }
 
-    fn write(&mut self, chunks: Vec<Chunk>) -> Result<Vec<u8>, Mp4Error> {
-        let mut out = Vec::new();
+    fn write(&mut self, chunks: Vec<Chunk>) -> Result<Vec<Vec<u8>>, Mp4Error> {
         if chunks.is_empty() {
-            return Ok(out);
+            return Ok(Vec::new());
         }
+        let tracks = self.remuxer.tracks();
+        let mut head = Vec::new();
         if !self.started {
             let mut index = Index::default();
             chunks.iter().for_each(|c| index.add(c));
-            let tracks = self.remuxer.tracks();
-            out = index.header(tracks, self.remuxer.duration_ms(), true)?;
+            head = index.header(tracks, self.remuxer.duration_ms(), true)?;
             self.bases = (0..tracks.len()).map(|t| index.first_decode(t)).collect();
-            let media: usize = chunks.iter().map(|c| c.data.len()).sum();
-            out.reserve(media);
-            for c in &chunks {
-                out.extend_from_slice(&c.data);
-            }
             self.started = true;
-            return Ok(out);
+        } else {
+            self.sequence += 1;
+            let runs: Vec<TrackRun> = chunks
+                .iter()
+                .map(|c| TrackRun {
+                    id: tracks[c.track].id,
+                    decode_time: c
+                        .decode_time
+                        .saturating_sub(self.bases.get(c.track).copied().unwrap_or(0)),
+                    samples: &c.samples,
+                    len: c.data.len(),
+                })
+                .collect();
+            boxes::fragment(self.sequence, &runs, &mut head)?;
         }
-        self.sequence += 1;
-        let tracks = self.remuxer.tracks();
-        let runs: Vec<TrackRun> = chunks
-            .iter()
-            .map(|c| TrackRun {
-                id: tracks[c.track].id,
-                decode_time: c
-                    .decode_time
-                    .saturating_sub(self.bases.get(c.track).copied().unwrap_or(0)),
-                samples: &c.samples,
-                data: &c.data,
-            })
-            .collect();
-        boxes::fragment(self.sequence, &runs, &mut out)?;
-        Ok(out)
+        let mut pieces = vec![head];
+        pieces.extend(chunks.into_iter().map(|c| c.data));
+        Ok(pieces)
     }
 }

@@ -139,9 +139,12 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
     };
     loop {
         let body = at + 3;
-        let next = find_start_code(es, body);
+        // Where the unit ends is looked for only when its bytes are
+        // needed: a picture's slice (most of the bytes) is never scanned.
+        let next_start = std::cell::OnceCell::new();
+        let next = || *next_start.get_or_init(|| find_start_code(es, body));
         // A unit is whole once the next start code is in view.
-        let end = next.map(|n| trim_zeros(es, body, n));
+        let end = || next().map(|n| trim_zeros(es, body, n));
         let Some(&header) = es.get(body) else {
             return out;
         };
@@ -162,15 +165,15 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
                         _ => Picture::NotKey,
                     });
                 }
-                9 => out.insert_at = end.unwrap_or(out.insert_at),
+                9 => out.insert_at = end().unwrap_or(out.insert_at),
                 6 => {
-                    let Some(end) = end else {
+                    let Some(end) = end() else {
                         return out.awaiting_start_code();
                     };
                     recovery = recovery.or(sei_recovery(&es[body + 1..end], false));
                 }
                 k @ (7 | 8) => {
-                    let Some(end) = end else {
+                    let Some(end) = end() else {
                         return out.awaiting_start_code();
                     };
                     let kind = if k == 7 { SetKind::Sps } else { SetKind::Pps };
@@ -196,15 +199,15 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
                         None => Picture::NotKey,
                     })
                 }
-                35 => out.insert_at = end.unwrap_or(out.insert_at),
+                35 => out.insert_at = end().unwrap_or(out.insert_at),
                 39 => {
-                    let Some(end) = end else {
+                    let Some(end) = end() else {
                         return out.awaiting_start_code();
                     };
                     recovery = recovery.or(sei_recovery(&es[(body + 2).min(end)..end], true));
                 }
                 k @ 32..=34 => {
-                    let Some(end) = end else {
+                    let Some(end) = end() else {
                         return out.awaiting_start_code();
                     };
                     let (kind, id) = match k {
@@ -231,7 +234,7 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
             VideoCodec::Mpeg2 => match header {
                 0xB3 => {
                     // The header and its extensions, up to the GOP or picture.
-                    let mut stop = next;
+                    let mut stop = next();
                     while let Some(n) = stop {
                         match es.get(n + 3) {
                             Some(0xB5) | Some(0xB2) => stop = find_start_code(es, n + 3),
@@ -264,7 +267,7 @@ pub fn scan(codec: VideoCodec, es: &[u8]) -> Scan {
             },
             VideoCodec::Other => unreachable!("answered above"),
         }
-        match next {
+        match next() {
             Some(n) => at = n,
             None => return out.awaiting_start_code(),
         }

@@ -57,6 +57,9 @@ struct Partial {
 pub struct PesUnits {
     pids: Vec<u16>,
     open: Vec<Option<Partial>>,
+    /// Per PID, the length of its last unit: room for the next one is
+    /// made at once, not as it grows (a video unit is many packets).
+    last_len: Vec<usize>,
 }
 
 impl PesUnits {
@@ -65,6 +68,7 @@ impl PesUnits {
         PesUnits {
             pids: pids.to_vec(),
             open: pids.iter().map(|_| None).collect(),
+            last_len: vec![0; pids.len()],
         }
     }
 
@@ -80,13 +84,17 @@ impl PesUnits {
                 o.unit.damaged |= o.left.is_some_and(|l| l > 0) || !o.head.is_empty();
                 o.unit
             });
+            if let Some(d) = &done {
+                self.last_len[slot] = d.data.len();
+            }
             let random_access = h.has_af && p[4] > 0 && p[5] & 0x40 != 0;
+            let hint = self.last_len[slot];
             *open = Some(Partial {
                 unit: Unit {
                     pid: h.pid,
                     pts: None,
                     dts: None,
-                    data: Vec::new(),
+                    data: Vec::with_capacity(hint + hint / 4),
                     random_access,
                     damaged: false,
                 },
