@@ -253,6 +253,44 @@ fn framemd5(file: &Path, args: &[&str]) -> Vec<(usize, f64, String)> {
     frames
 }
 
+/// What GStreamer's own MP4 reader (qtdemux, with `parser` on the video)
+/// makes of `file`: it must read it to the end without an error or a
+/// warning; returns the pictures it hands on and the last one's time.
+fn gstreamer_reads(file: &Path, parser: &str) -> (usize, f64) {
+    let location = format!("location={}", file.display());
+    let out = output_shown(Command::new("gst-launch-1.0").args([
+        "-v",
+        "filesrc",
+        &location,
+        "!",
+        "qtdemux",
+        "name=d",
+        "d.video_0",
+        "!",
+        parser,
+        "!",
+        "fakesink",
+        "silent=false",
+    ]));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !text.contains("ERROR") && !text.contains("WARNING"),
+        "GStreamer on {}:\n{text}",
+        file.display()
+    );
+    let times: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("chain"))
+        .filter_map(|l| {
+            let t = l.split("pts: ").nth(1)?.split([',', ' ']).next()?;
+            let mut hms = t.split(':').map(|v| v.parse::<f64>().ok());
+            Some(hms.next()?? * 3600.0 + hms.next()?? * 60.0 + hms.next()??)
+        })
+        .collect();
+    (times.len(), times.last().copied().unwrap_or(f64::NAN))
+}
+
 /// Each decoded picture (stream 0) and each audio frame as coded
 /// (stream 1: AAC without its ADTS header) of `file`, as stamped in it.
 /// (Decoded audio would be stamped by counting samples from a first
@@ -337,6 +375,10 @@ fn an_mp4_clip_shows_exactly_the_asked_range_across_the_hour_and_a_gap() {
         "the first picture at 0: {}",
         times[0]
     );
+    // GStreamer's reader agrees on the pictures and where they end.
+    let (pictures, last) = gstreamer_reads(&clip, "h264parse");
+    assert!(pictures >= times.len(), "{pictures} pictures");
+    assert!((last + frame - 18.0).abs() <= frame, "the last at {last}");
     // The archive lost about a second at 17 s into the source (10:00:02):
     // the pictures stop (checked against the archive below), and the
     // clip's timeline goes on.
@@ -504,7 +546,13 @@ fn mp4_clips_carry_what_broadcast_encoders_send_and_say_what_they_leave_out() {
     ];
     let dvb = ["-mpegts_flags", "system_b"];
     type Make = Box<dyn Fn(&Path) -> anyhow::Result<()>>;
+    let bf3 = [&h264[..6], &["-bf", "3"]].concat();
     let cases: Vec<(&str, Make, [&str; 2])> = vec![
+        (
+            "B-frames (x264 -bf 3)",
+            Box::new(move |p| ffmpeg_muxed(p, 10.0, &bf3, &["-c:a", "aac"])),
+            ["h264", "aac"],
+        ),
         (
             "AC-3 (ATSC stream type)",
             Box::new(move |p| ffmpeg_muxed(p, 10.0, &h264, &["-c:a", "ac3"])),
@@ -567,6 +615,24 @@ fn mp4_clips_carry_what_broadcast_encoders_send_and_say_what_they_leave_out() {
             // at 48 kHz are 24 ms; AC-3's 1536 are 32 ms).
             assert!((secs - 5.0).abs() <= 0.04, "{what}: {s}");
         }
+        let shown = probe(
+            &clip,
+            &["-select_streams", "v", "-show_entries", "frame=pts_time"],
+        );
+        let first: f64 = shown[0].parse().unwrap();
+        assert!(first.abs() < 1e-6, "{what}: the first picture at {first}");
+        // An ISO BMFF reader that is not ffmpeg's reads it to the end.
+        let parser = if codecs[0] == "hevc" {
+            "h265parse"
+        } else {
+            "h264parse"
+        };
+        let (pictures, last) = gstreamer_reads(&clip, parser);
+        assert!(pictures >= shown.len(), "{what}: {pictures} pictures");
+        assert!(
+            (last + 0.04 - 5.0).abs() <= 0.04,
+            "{what}: the last at {last}"
+        );
     }
 
     // Teletext, DVB subtitles and SCTE-35 have no place in MP4: the file
