@@ -1,8 +1,10 @@
 //! `GET /`: the status page. One row per stream: its state, the age of its
 //! last segment, its bit rate now and over the last hour as an SVG
 //! sparkline drawn here, its newest picture (a one-frame MP4 in a
-//! `<video>`, see `preview.mp4`), and links to its playlists. Plain HTML
-//! that refreshes itself; no script at all.
+//! `<video>`, see `preview.mp4`), and links to its playlists; under it, a
+//! strip of pictures across its last recorded hour, each linking to the
+//! ten minutes it opens. Plain HTML that refreshes itself; no script at
+//! all.
 
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
@@ -23,6 +25,11 @@ pub struct Row<'a> {
     /// archive: `hlsvault serve` alone).
     pub bitrate: Vec<(SystemTime, f64)>,
 }
+
+/// Pictures in a stream's strip across its last hour, one per
+/// [`STRIP_STEP`].
+const STRIP: u64 = 6;
+const STRIP_STEP: Duration = Duration::from_secs(600);
 
 const WIDTH: f64 = 360.0;
 const HEIGHT: f64 = 36.0;
@@ -59,6 +66,7 @@ body{font:14px system-ui,sans-serif;margin:24px;color:#1d2530}
 table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bottom:1px solid #e3e7ec}
 .receiving{color:#137333}.stalled{color:#b3261e;font-weight:600}.stopped{color:#6b7785}
 .num{text-align:right;font-variant-numeric:tabular-nums}a{color:#2266cc}
+.strip a{display:inline-block;margin-right:8px;text-align:center;font-size:12px}.strip video{display:block}
 </style></head><body>
 <h1>hlsvault</h1>
 <table><tr><th>stream</th><th>state</th><th>last segment</th><th class="num">bit rate</th><th>last hour</th><th>picture</th><th>play</th></tr>
@@ -106,9 +114,32 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
             path = hour.path(),
             label = hour.label(),
         );
+        if r.last.is_some() {
+            let _ = writeln!(
+                html,
+                r#"<tr class="strip"><td></td><td colspan="6">{}</td></tr>"#,
+                strip(name, newest)
+            );
+        }
     }
     html.push_str("</table>\n</body></html>\n");
     html
+}
+
+/// Pictures across the hour before `newest`, each a link to the ten
+/// minutes it opens.
+fn strip(name: &str, newest: SystemTime) -> String {
+    (1..=STRIP)
+        .rev()
+        .filter_map(|k| newest.checked_sub(STRIP_STEP * k as u32))
+        .map(|at| {
+            let at = humantime::format_rfc3339_seconds(writable(at));
+            let label = at.to_string()[11..16].to_string();
+            format!(
+                r#"<a href="streams/{name}/archive.m3u8?start={at}&amp;duration=10m"><video src="streams/{name}/preview.mp4?at={at}" muted preload="metadata" width="96"></video>{label}</a>"#
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -145,6 +176,10 @@ mod tests {
         );
         assert!(html.contains(r#"href="streams/ch1/live.m3u8""#));
         assert!(html.contains(r#"<video src="streams/ch1/preview.mp4" muted"#));
+        // The strip: six pictures across the hour before the newest
+        // segment, each linking to its ten minutes.
+        assert_eq!(html.matches("preview.mp4?at=").count(), 6, "{html}");
+        assert!(html.contains(r#"<a href="streams/ch1/archive.m3u8?start=2027-01-15T03:59:18Z&amp;duration=10m"><video src="streams/ch1/preview.mp4?at=2027-01-15T03:59:18Z""#), "{html}");
         // The newest recording's hour, not the clock's.
         assert!(
             html.contains(r#"href="streams/ch1/2027/01/15/04/index.m3u8""#),
