@@ -97,8 +97,9 @@ enum Command {
     /// MP4 (H.264 or HEVC video; AAC, MPEG audio, AC-3, E-AC-3) shows
     /// exactly --start to the end: it holds the GOP from the keyframe
     /// before --start and an edit list trims it. A gap in the archive stays
-    /// a gap of the same length (the picture holds). Teletext, subtitles
-    /// and SCTE-35 cannot go in and are named on standard error.
+    /// a gap of the same length (the picture holds); a range asked from
+    /// before the recording starts at its first picture. Teletext,
+    /// subtitles and SCTE-35 cannot go in and are named on standard error.
     ///
     /// TS starts at the keyframe at or before --start and ends with the
     /// segment that holds the end; continuity counters go on across
