@@ -16,6 +16,7 @@ pub mod bits;
 pub mod clock;
 mod hour;
 pub mod keyframe;
+pub mod pace;
 pub mod pes;
 pub mod pes_units;
 pub mod program;

@@ -1,0 +1,307 @@
+//! When each datagram of a TS stream should leave, from its PCRs: what a
+//! replay needs to send archived segments at the pace they were received.
+//!
+//! A multiplex runs at a constant rate between two PCRs, so a packet's
+//! time is interpolated between the PCRs around it by its byte position.
+//! Packets after the last PCR wait for the next one; at the end they are
+//! extrapolated at the last interval's rate. Times are nanoseconds from
+//! the stream's first packet, for the sender to add to a monotonic clock.
+//!
+//! Across a splice (a discontinuity, a restart, a loop) the PCR starts
+//! again anywhere: the schedule goes on as if the stream had not broken,
+//! the first PCR after it landing where the last rate puts it. So does a
+//! PCR that jumps further than [`MAX_PCR_STEP`] without a splice being
+//! declared (the archive missed the mark), or that goes back.
+//!
+//! ```
+//! use hlsvault_ts::pace::Pacer;
+//! // 1.504 Mbit/s: a PCR every 10 packets, 10 ms (900 ticks of 90 kHz)
+//! // apart.
+//! let packet = |i: u64| {
+//!     let mut p = [0xFFu8; 188];
+//!     p[..4].copy_from_slice(&[0x47, 0x01, 0x00, 0x30 | (i % 16) as u8]);
+//!     p[4] = 7;
+//!     p[5] = 0x10; // a PCR
+//!     let base = i / 10 * 900;
+//!     p[6..12].copy_from_slice(&[(base >> 25) as u8, (base >> 17) as u8,
+//!         (base >> 9) as u8, (base >> 1) as u8, ((base & 1) << 7) as u8 | 0x7E, 0]);
+//!     if i % 10 != 0 { p[5] = 0; }
+//!     p
+//! };
+//! let ts: Vec<u8> = (0..71).flat_map(packet).collect();
+//! let mut pacer = Pacer::new(7);
+//! let sent = pacer.push(&ts, false);
+//! // Datagrams of 7 packets (1316 bytes) every 7 ms.
+//! assert_eq!(sent[1].at, 7_000_000);
+//! assert_eq!(sent[9].at, 63_000_000);
+//! assert_eq!(sent[1].bytes.len(), 7 * 188);
+//! ```
+
+use crate::clock::{pcr_forward, read_pcr, PCR_HZ};
+use crate::{packets, Header, Packet, PACKET_SIZE};
+
+/// A PCR further than this from the last one (or before it) starts a new
+/// time base: a multiplex sends one at least every 100 ms.
+pub const MAX_PCR_STEP: u64 = PCR_HZ;
+
+/// One datagram and when it leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timed {
+    /// Nanoseconds from the stream's first packet.
+    pub at: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// A PCR and where it lies: its byte position in the stream and its time
+/// on the schedule.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    position: u64,
+    pcr: u64,
+    at: u64,
+}
+
+/// Times a stream's packets by its PCRs and groups them into datagrams.
+pub struct Pacer {
+    per_datagram: usize,
+    /// Packets not timed yet (after the last PCR), and where the first
+    /// lies in the stream.
+    waiting: Vec<u8>,
+    waiting_from: u64,
+    /// The last PCR.
+    anchor: Option<Anchor>,
+    /// Nanoseconds a byte takes, in the last interval between PCRs.
+    ns_per_byte: f64,
+    /// The next PCR starts a new time base.
+    splice: bool,
+    /// The PID whose PCRs pace: the first that carries one.
+    pcr_pid: Option<u16>,
+    /// A datagram being filled, and its time.
+    filling: Vec<u8>,
+    filling_at: u64,
+}
+
+impl Pacer {
+    /// A pacer that sends `per_datagram` packets a datagram (7 in UDP).
+    pub fn new(per_datagram: usize) -> Self {
+        Pacer {
+            per_datagram: per_datagram.max(1),
+            waiting: Vec::new(),
+            waiting_from: 0,
+            anchor: None,
+            ns_per_byte: 0.0,
+            splice: false,
+            pcr_pid: None,
+            filling: Vec::new(),
+            filling_at: 0,
+        }
+    }
+
+    /// Takes the next whole packets of the stream, `splice` if they do not
+    /// go on from the ones before; returns the datagrams now timed.
+    pub fn push(&mut self, ts: &[u8], splice: bool) -> Vec<Timed> {
+        self.splice |= splice;
+        let mut out = Vec::new();
+        for p in packets(ts) {
+            let at_position = self.waiting_from + self.waiting.len() as u64;
+            if let Some(pcr) = self.pcr_of(p) {
+                self.anchor_at(pcr, at_position, &mut out);
+            }
+            self.waiting.extend_from_slice(p);
+        }
+        out
+    }
+
+    /// The end of the stream: the packets after the last PCR, timed at
+    /// the last rate, and the last datagram, however short.
+    pub fn finish(&mut self) -> Vec<Timed> {
+        let mut out = Vec::new();
+        let end = self.waiting_from + self.waiting.len() as u64;
+        let at = self.extrapolate(end);
+        self.time_waiting(end, at, &mut out);
+        if !self.filling.is_empty() {
+            out.push(Timed {
+                at: self.filling_at,
+                bytes: std::mem::take(&mut self.filling),
+            });
+        }
+        out
+    }
+
+    /// The PCR a packet carries on the pacing PID.
+    fn pcr_of(&mut self, p: &Packet) -> Option<u64> {
+        let h = Header::parse(p);
+        if !h.has_af || p[4] < 7 || p[5] & 0x10 == 0 {
+            return None;
+        }
+        if *self.pcr_pid.get_or_insert(h.pid) != h.pid {
+            return None;
+        }
+        let field: &[u8; 6] = p[6..12].try_into().ok()?;
+        Some(read_pcr(field))
+    }
+
+    /// Where the schedule puts the byte at `position` by the last rate.
+    fn extrapolate(&self, position: u64) -> u64 {
+        self.anchor.map_or(0, |a| {
+            a.at + (position.saturating_sub(a.position) as f64 * self.ns_per_byte) as u64
+        })
+    }
+
+    /// A PCR at `position`: the packets before it are timed.
+    fn anchor_at(&mut self, pcr: u64, position: u64, out: &mut Vec<Timed>) {
+        let step = self.anchor.map(|a| pcr_forward(pcr, a.pcr));
+        let goes_on = !std::mem::take(&mut self.splice) && step.is_some_and(|s| s <= MAX_PCR_STEP);
+        let at = match (self.anchor, step) {
+            (Some(a), Some(step)) if goes_on => {
+                let at = a.at + step * 1_000 / 27;
+                let bytes = position.saturating_sub(a.position);
+                if bytes > 0 {
+                    self.ns_per_byte = (at - a.at) as f64 / bytes as f64;
+                }
+                at
+            }
+            _ => self.extrapolate(position),
+        };
+        self.time_waiting(position, at, out);
+        self.anchor = Some(Anchor { position, pcr, at });
+    }
+
+    /// Times the waiting packets, which end at `end`, where the schedule
+    /// says `at`: evenly between the last anchor and there.
+    fn time_waiting(&mut self, end: u64, at: u64, out: &mut Vec<Timed>) {
+        let waiting = std::mem::take(&mut self.waiting);
+        let (from_position, from_at) = self
+            .anchor
+            .map_or((self.waiting_from, at), |a| (a.position, a.at));
+        let span = end.saturating_sub(from_position).max(1) as f64;
+        for (i, p) in waiting.chunks_exact(PACKET_SIZE).enumerate() {
+            let position = self.waiting_from + (i * PACKET_SIZE) as u64;
+            let share = position.saturating_sub(from_position) as f64 / span;
+            let t = from_at + (at.saturating_sub(from_at) as f64 * share) as u64;
+            if self.filling.is_empty() {
+                self.filling_at = t;
+            }
+            self.filling.extend_from_slice(p);
+            if self.filling.len() == self.per_datagram * PACKET_SIZE {
+                out.push(Timed {
+                    at: self.filling_at,
+                    bytes: std::mem::take(&mut self.filling),
+                });
+            }
+        }
+        self.waiting_from = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packet of PID 0x100, with a PCR of `pcr` (27 MHz) if given.
+    fn packet(pcr: Option<u64>) -> Packet {
+        let mut p = [0xFFu8; PACKET_SIZE];
+        p[..4].copy_from_slice(&[0x47, 0x01, 0x00, 0x30]);
+        p[4] = 7;
+        p[5] = 0;
+        if let Some(pcr) = pcr {
+            let (base, ext) = (pcr / 300, pcr % 300);
+            p[5] = 0x10;
+            p[6..12].copy_from_slice(&[
+                (base >> 25) as u8,
+                (base >> 17) as u8,
+                (base >> 9) as u8,
+                (base >> 1) as u8,
+                ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8,
+                ext as u8,
+            ]);
+        }
+        p
+    }
+
+    /// `count` packets at `bits_per_second`, a PCR every `every` packets,
+    /// the first PCR `first`.
+    fn stream(count: u64, every: u64, bits_per_second: u64, first: u64) -> Vec<u8> {
+        let ticks_per_packet = PACKET_SIZE as u64 * 8 * PCR_HZ / bits_per_second;
+        (0..count)
+            .flat_map(|i| {
+                let pcr = (i % every == 0)
+                    .then(|| (first + i * ticks_per_packet) % crate::clock::PCR_WRAP);
+                packet(pcr)
+            })
+            .collect()
+    }
+
+    fn times(sent: &[Timed]) -> Vec<u64> {
+        sent.iter().map(|t| t.at).collect()
+    }
+
+    #[test]
+    fn datagrams_leave_when_their_first_packet_is_due() {
+        // 2 Mbit/s: a packet every 752 µs.
+        let ts = stream(141, 20, 2_000_000, 0);
+        let mut pacer = Pacer::new(7);
+        let mut sent = pacer.push(&ts, false);
+        sent.extend(pacer.finish());
+        assert_eq!(
+            sent.len(),
+            21,
+            "141 packets: 20 datagrams of 7 and one of 1"
+        );
+        assert!(times(&sent)
+            .iter()
+            .enumerate()
+            .all(|(i, &t)| t == i as u64 * 7 * 752_000));
+        assert_eq!(sent[20].bytes.len(), PACKET_SIZE);
+    }
+
+    #[test]
+    fn the_pcr_wraps_and_the_schedule_goes_on() {
+        let near_wrap = crate::clock::PCR_WRAP - 27_000 * 5;
+        let ts = stream(140, 10, 2_000_000, near_wrap);
+        let mut pacer = Pacer::new(7);
+        let mut sent = pacer.push(&ts, false);
+        sent.extend(pacer.finish());
+        let t = times(&sent);
+        assert!(t.windows(2).all(|w| w[1] - w[0] == 7 * 752_000), "{t:?}");
+    }
+
+    #[test]
+    fn a_splice_lands_where_the_last_rate_puts_it() {
+        let mut pacer = Pacer::new(7);
+        let mut sent = pacer.push(&stream(70, 10, 2_000_000, 5_000_000), false);
+        // The next segment's clock starts anywhere (here: back at 0).
+        sent.extend(pacer.push(&stream(70, 10, 2_000_000, 0), true));
+        sent.extend(pacer.finish());
+        let t = times(&sent);
+        assert_eq!(t.len(), 20);
+        assert!(t.windows(2).all(|w| w[1] - w[0] == 7 * 752_000), "{t:?}");
+        // The same without saying so: a PCR that goes back is a splice.
+        let mut pacer = Pacer::new(7);
+        let mut sent = pacer.push(&stream(70, 10, 2_000_000, 5_000_000), false);
+        sent.extend(pacer.push(&stream(70, 10, 2_000_000, 0), false));
+        sent.extend(pacer.finish());
+        assert_eq!(times(&sent), t);
+    }
+
+    #[test]
+    fn packets_before_the_first_pcr_leave_at_once() {
+        let mut ts: Vec<u8> = (0..3).flat_map(|_| packet(None)).collect();
+        ts.extend(stream(11, 10, 2_000_000, 0));
+        let mut pacer = Pacer::new(1);
+        let mut sent = pacer.push(&ts, false);
+        sent.extend(pacer.finish());
+        assert_eq!(&times(&sent)[..4], [0, 0, 0, 0]);
+        assert_eq!(sent.len(), 14);
+    }
+
+    #[test]
+    fn a_stream_without_pcr_is_not_paced() {
+        let ts: Vec<u8> = (0..14).flat_map(|_| packet(None)).collect();
+        let mut pacer = Pacer::new(7);
+        let mut sent = pacer.push(&ts, false);
+        assert!(sent.is_empty(), "nothing is timed before a PCR");
+        sent.extend(pacer.finish());
+        assert_eq!(times(&sent), [0, 0]);
+    }
+}
