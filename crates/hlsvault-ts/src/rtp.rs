@@ -1,5 +1,5 @@
 //! RTP: recognise RTP-wrapped TS, strip its real header, follow sequence
-//! numbers.
+//! numbers; and write the headers of TS sent out in RTP.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -191,6 +191,45 @@ impl Reorder {
         while self.slots.front().is_some_and(|s| s.is_some()) {
             self.advance(1, out);
         }
+    }
+}
+
+/// Headers for TS sent in RTP (RFC 2250): payload type 33, one SSRC,
+/// sequence numbers that go on across everything the sender sends, and
+/// the 90 kHz timestamp the caller gives (its schedule, from the PCR).
+///
+/// ```
+/// use hlsvault_ts::rtp::{classify, Payload, RtpHeaders};
+/// let mut rtp = RtpHeaders::new(0x1234_5678, 65_535);
+/// let datagram = [&rtp.next(90_000)[..], &[0x47; 188]].concat();
+/// assert!(matches!(classify(&datagram), Payload::Rtp { seq: 65_535, .. }));
+/// assert_eq!(rtp.next(93_600)[2..4], [0, 0], "the sequence wraps");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RtpHeaders {
+    ssrc: u32,
+    seq: u16,
+}
+
+impl RtpHeaders {
+    /// Headers of source `ssrc`, the first numbered `first_seq`.
+    pub fn new(ssrc: u32, first_seq: u16) -> Self {
+        RtpHeaders {
+            ssrc,
+            seq: first_seq,
+        }
+    }
+
+    /// The next datagram's header, stamped `timestamp` (90 kHz, wrapping).
+    pub fn next(&mut self, timestamp: u32) -> [u8; 12] {
+        let mut h = [0u8; 12];
+        h[0] = 0x80; // version 2, no padding, extension or CSRC
+        h[1] = 33; // MP2T, no marker
+        h[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        h[4..8].copy_from_slice(&timestamp.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        self.seq = self.seq.wrapping_add(1);
+        h
     }
 }
 
