@@ -111,7 +111,7 @@ pub struct Chunk {
 }
 
 /// Turns a clip's segments, in order, into the chunks of its MP4 tracks
-/// (see [`crate::Mp4`] for the file).
+/// (see [`crate::Writer`] for the file).
 pub struct Remuxer {
     start: SystemTime,
     end: SystemTime,
@@ -167,19 +167,19 @@ impl Remuxer {
     }
 
     /// Takes the next segment, whose first frame is shown at `start`
-    /// (wall time), and returns the chunks of the segment before it.
+    /// (wall time), and returns the chunks it completes (a track's chunk
+    /// waits for the track's next samples: they say how long its last one
+    /// lasts).
     pub fn segment(
         &mut self,
         ts: &[u8],
         start: SystemTime,
         discontinuity: bool,
     ) -> Result<Vec<Chunk>, Mp4Error> {
-        let first = self.origin.is_none();
         let streams = first_pmt(ts).as_ref().map(Streams::of);
-        if first {
+        if self.tracks.is_empty() {
             let streams = streams.clone().ok_or(Mp4Error::NoProgram)?;
             self.set_up(&streams)?;
-            self.origin = Some(start);
         }
         self.read(ts, streams.as_ref());
         let discontinuity = std::mem::take(&mut self.broken) || discontinuity;
@@ -187,7 +187,9 @@ impl Remuxer {
             self.broken = discontinuity;
             return Ok(Vec::new());
         }
-        let origin = self.origin.unwrap_or(start);
+        // The first segment with samples sets the clip's timeline.
+        let first = self.headers.is_empty();
+        let origin = *self.origin.get_or_insert(start);
         let wall = start.duration_since(origin).map_or(0, ticks);
         let new_run = self.place(wall, first || discontinuity);
         if first {
