@@ -452,17 +452,32 @@ fn a_running_archiver_shows_its_figures_as_metrics_json_and_a_status_page() {
         .unwrap_or_default();
     assert!(points.split(' ').count() >= 2, "a line of samples: {html}");
     assert!(!html.contains("<script"), "no script on the page");
-    let links: Vec<String> = html
-        .split(r#"href=""#)
-        .skip(1)
-        .map(|l| l.split('"').next().unwrap().replace("&amp;", "&"))
-        .collect();
+    let (row, strip) = html.split_once(r#"<tr class="strip">"#).unwrap();
+    let attributes = |html: &str, name: &str| -> Vec<String> {
+        html.split(&format!(r#"{name}=""#))
+            .skip(1)
+            .map(|l| l.split('"').next().unwrap().replace("&amp;", "&"))
+            .collect()
+    };
+    let links = attributes(row, "href");
     assert_eq!(links.len(), 3, "{html}");
     for link in links {
         let (status, _, body) = get(&format!("{base}/{link}"), &[]);
         assert_eq!(status, 200, "{link}: {}", String::from_utf8_lossy(&body));
         assert!(body.starts_with(b"#EXTM3U"), "{link}");
     }
+    // The newest picture is a one-frame MP4 that decodes.
+    let newest = attributes(row, "src");
+    assert_eq!(newest, ["streams/ch1/preview.mp4"], "{html}");
+    let (status, headers, body) = get(&format!("{base}/{}", newest[0]), &[]);
+    assert!(status == 200 && headers.contains("video/mp4"), "{headers}");
+    let still = dir.path().join("still.mp4");
+    std::fs::write(&still, &body).unwrap();
+    assert_eq!(decode_errors(still.to_str().unwrap()).unwrap().trim(), "");
+    // The strip: six pictures across the last hour, each opening its ten
+    // minutes (before this short recording: nothing there yet).
+    assert_eq!(attributes(strip, "src").len(), 6, "{html}");
+    assert_eq!(attributes(strip, "href").len(), 6, "{html}");
 }
 
 /// Sends `request` on a new connection and returns the whole answer (the
