@@ -37,7 +37,7 @@
 //! assert_eq!(sent[1].bytes.len(), 7 * 188);
 //! ```
 
-use crate::clock::{pcr_forward, read_pcr, PCR_HZ};
+use crate::clock::{pcr_field, pcr_forward, read_pcr, PCR_HZ};
 use crate::{packets, Header, Packet, PACKET_SIZE};
 
 /// A PCR further than this from the last one (or before it) starts a new
@@ -137,8 +137,7 @@ impl Pacer {
         if *self.pcr_pid.get_or_insert(h.pid) != h.pid {
             return None;
         }
-        let field: &[u8; 6] = p[6..12].try_into().ok()?;
-        Some(read_pcr(field))
+        Some(read_pcr(pcr_field(p)))
     }
 
     /// Where the schedule puts the byte at `position` by the last rate.
@@ -201,20 +200,9 @@ mod tests {
     /// A packet of PID 0x100, with a PCR of `pcr` (27 MHz) if given.
     fn packet(pcr: Option<u64>) -> Packet {
         let mut p = [0xFFu8; PACKET_SIZE];
-        p[..4].copy_from_slice(&[0x47, 0x01, 0x00, 0x30]);
-        p[4] = 7;
-        p[5] = 0;
-        if let Some(pcr) = pcr {
-            let (base, ext) = (pcr / 300, pcr % 300);
-            p[5] = 0x10;
-            p[6..12].copy_from_slice(&[
-                (base >> 25) as u8,
-                (base >> 17) as u8,
-                (base >> 9) as u8,
-                (base >> 1) as u8,
-                ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8,
-                ext as u8,
-            ]);
+        match pcr {
+            Some(pcr) => p.copy_from_slice(&crate::tests::Mux::new().pcr_only(0x100, pcr)),
+            None => p[..6].copy_from_slice(&[0x47, 0x01, 0x00, 0x30, 7, 0]),
         }
         p
     }
