@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_testkit::{
-    decode_errors, free_tcp_port, http_get as get, make_ts, output_shown, play_in_browser,
-    probe_duration, started_server, write_pcap, KillOnDrop, Player, StreamSpec, Wrap, DST,
+    archive_capture, continuity, decode_errors, http_get as get, make_ts, output_shown,
+    play_in_browser, probe_duration, started_server, KillOnDrop, Player, StreamSpec,
 };
-use hlsvault_ts::{packets, Analyzer, Header, PID_NULL};
 
 /// Archives 30 s of H.264 + AAC crossing 10:00 UTC (2 s GOPs, 4 s
 /// segments) whose network loses datagrams about 17 s in (a
@@ -30,49 +29,9 @@ fn archived(d: &Path) -> (String, String) {
     archived_from(d, &ts, Some(17.0 / 30.0))
 }
 
-/// Archives `ts` as stream `ch1`, captured from 09:59:45 UTC on, losing
-/// 40 datagrams at `lose` of the way through.
+/// Archives `ts` as stream `ch1` (see [`archive_capture`]).
 fn archived_from(d: &Path, ts: &Path, lose: Option<f64>) -> (String, String) {
-    let pcap = d.join("in.pcap");
-    let start = humantime::parse_rfc3339("2026-11-21T09:59:45Z").unwrap();
-    let mut wrap = Wrap::new(ts, DST);
-    if let Some(share) = lose {
-        let datagrams = std::fs::metadata(ts).unwrap().len() / (7 * 188);
-        let lost = (datagrams as f64 * share) as u64;
-        wrap.lose.push(lost..lost + 40);
-    }
-    write_pcap(&pcap, start, &[wrap], false).unwrap();
-    let port = free_tcp_port();
-    let config = d.join("c.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = \"{}\"\n[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\nexport_max = \"3h\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
-            d.join("state").display(),
-            d.join("archive").display(),
-            pcap.display()
-        ),
-    )
-    .unwrap();
-    let config = config.to_str().unwrap().to_string();
-    let run = output_shown(Command::new(bin()).args(["run", "--config", &config]));
-    assert!(run.status.success());
-    (config, format!("http://127.0.0.1:{port}"))
-}
-
-/// Counts continuity errors (as a receiver sees them) and the PCR packets
-/// that carry the discontinuity indicator.
-fn continuity(ts: &[u8]) -> (u64, usize) {
-    let mut analyzer = Analyzer::new();
-    let mut marked = 0;
-    for p in packets(ts) {
-        let h = Header::parse(p);
-        if h.pid != PID_NULL && h.has_af && p[4] > 0 && p[5] & 0x90 == 0x90 {
-            marked += 1;
-        }
-        analyzer.inspect(p);
-    }
-    (analyzer.counters().cc_errors, marked)
+    archive_capture(bin(), d, ts, lose, "")
 }
 
 fn bin() -> &'static str {

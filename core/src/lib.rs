@@ -18,4 +18,5 @@ pub mod engine;
 pub mod export;
 pub mod figures;
 pub mod probe;
+pub mod replay;
 pub mod serve;

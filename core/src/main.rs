@@ -138,6 +138,55 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<hlsvault::export::ClipFormat>,
     },
+    /// Send an archived range out again as UDP or RTP (multicast or
+    /// unicast), paced by its PCR: once, looped, or following the archive a
+    /// fixed delay behind (timeshift).
+    ///
+    /// Each 7-packet datagram leaves when its PCR (interpolated between
+    /// PCRs) says, against the monotonic clock; a sender that falls behind
+    /// catches up at twice the rate at most. Segments are read ahead and a
+    /// failed read is tried again; one that cannot be read becomes a clean
+    /// splice, like every discontinuity, gap and loop wrap: PAT and PMT
+    /// first, continuity counters that go on, the discontinuity indicator
+    /// on the first PCR after it. Figures are logged every stats_interval
+    /// and printed at the end.
+    ///
+    /// --to takes udp://GROUP:PORT or rtp://GROUP:PORT with options:
+    /// ttl=N, interface=NAME|ADDRESS, source=ADDRESS, tos=N, rtp. SIGINT or
+    /// SIGTERM stops at a datagram boundary. Exits 2 when nothing is
+    /// archived in the range (saying what is recorded nearest) or an option
+    /// of --to cannot work (naming it).
+    Replay {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The stream's name.
+        #[arg(long)]
+        stream: String,
+        /// Where it starts, RFC 3339 (with --follow and no --delay: the
+        /// delay is how long ago that is).
+        #[arg(long, required_unless_present = "delay")]
+        start: Option<String>,
+        /// Where it ends, RFC 3339.
+        #[arg(long, conflicts_with_all = ["duration", "follow"])]
+        end: Option<String>,
+        /// Its length instead of an end (e.g. 90s, 1h 30m).
+        #[arg(long, conflicts_with = "follow")]
+        duration: Option<String>,
+        /// Follow the archive as it grows, this far behind its live edge.
+        #[arg(long, required_unless_present_any = ["end", "duration"])]
+        follow: bool,
+        /// How far behind the live edge --follow plays (e.g. 3h).
+        #[arg(long, requires = "follow", conflicts_with = "start")]
+        delay: Option<String>,
+        /// Where to send, e.g. udp://239.1.1.1:5000?ttl=8&interface=eth1.
+        #[arg(long, value_name = "URL")]
+        to: hlsvault_send::Destination,
+        /// Play the range this many times (without a number: until
+        /// stopped).
+        #[arg(long = "loop", value_name = "TIMES", num_args = 0..=1, conflicts_with = "follow")]
+        passes: Option<Option<u64>>,
+    },
     /// Work with WebAssembly plugins.
     Plugin {
         #[command(subcommand)]
@@ -223,6 +272,24 @@ fn main() -> ExitCode {
             [Some(start), end, duration],
             &output,
             format,
+        ),
+        Command::Replay {
+            config,
+            stream,
+            start,
+            end,
+            duration,
+            follow,
+            delay,
+            to,
+            passes,
+        } => replay(
+            &config,
+            &stream,
+            [start, end, duration, delay],
+            follow,
+            to,
+            passes,
         ),
         Command::Plugin {
             command: PluginCommand::Inspect { path },
@@ -517,6 +584,112 @@ fn export(
             );
             ExitCode::from(if asked_wrong { 2 } else { 1 })
         }
+    }
+}
+
+fn replay(
+    path: &std::path::Path,
+    stream: &str,
+    [start, end, duration, delay]: [Option<String>; 4],
+    follow: bool,
+    to: hlsvault_send::Destination,
+    passes: Option<Option<u64>>,
+) -> ExitCode {
+    use hlsvault::replay::{Replay, ReplayError, ReplayFigures, Span};
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let asked_wrong = |said: String| {
+        eprintln!("hlsvault replay: {said}");
+        ExitCode::from(2)
+    };
+    if !config.streams.iter().any(|s| s.name == stream) {
+        return asked_wrong(format!("no stream named \"{stream}\" in the config"));
+    }
+    let span = if follow {
+        let delay = match (delay, start) {
+            (Some(d), _) => humantime::parse_duration(&d)
+                .map_err(|e| format!("--delay {d} is not a duration ({e})")),
+            (None, Some(s)) => humantime::parse_rfc3339_weak(&s)
+                .map(|s| s.elapsed().unwrap_or_default())
+                .map_err(|e| format!("--start {s} is not an RFC 3339 time ({e})")),
+            (None, None) => Err("--follow needs --delay or --start".into()),
+        };
+        match delay {
+            Ok(delay) => Span::Follow { delay },
+            Err(e) => return asked_wrong(e),
+        }
+    } else {
+        let query = hlsvault::serve::RangeQuery {
+            start,
+            end,
+            duration,
+        };
+        match query.time_range() {
+            Ok((start, end)) => Span::Range { start, end },
+            Err(e) => return asked_wrong(e),
+        }
+    };
+    let store = match engine::open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hlsvault replay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let replay = Replay {
+        stream: stream.to_string(),
+        span,
+        passes: match passes {
+            None => Some(1),
+            Some(times) => times,
+        },
+        sender: hlsvault_send::SenderSettings {
+            ssrc: Replay::ssrc(stream, &to),
+            destination: to,
+            rate: 1.0,
+            queue: 0,
+        },
+        stats_interval: config.stats_interval,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hlsvault replay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let figures = std::sync::Arc::new(ReplayFigures::default());
+    let played = runtime.block_on(replay.run(store, figures.clone(), stop_signal()));
+    match played {
+        Ok(figures) => {
+            println!("{stream} to {}: {figures}", replay.sender.destination);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let asked_wrong = matches!(e, ReplayError::Nothing(_) | ReplayError::Socket(_));
+            eprintln!("hlsvault replay: {}", explain(&anyhow::Error::from(e)));
+            ExitCode::from(if asked_wrong { 2 } else { 1 })
+        }
+    }
+}
+
+/// Resolves at SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 

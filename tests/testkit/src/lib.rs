@@ -163,6 +163,61 @@ pub fn output_shown(cmd: &mut Command) -> std::process::Output {
 /// The group and port the tests' single-stream captures are sent to.
 pub const DST: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(239, 10, 0, 1), 5000);
 
+/// Archives `ts` as stream `ch1` with `bin` (`hlsvault run`, a
+/// pcap-file source): captured from 09:59:45 UTC 2026-11-21 on, 4 s
+/// segments, losing 40 datagrams at `lose` of the way through (a
+/// discontinuity); `stream_keys` are more TOML lines for the stream.
+/// Returns the config's path and the base URL of its `[serve]`.
+pub fn archive_capture(
+    bin: &str,
+    d: &Path,
+    ts: &Path,
+    lose: Option<f64>,
+    stream_keys: &str,
+) -> (String, String) {
+    let pcap = d.join("in.pcap");
+    let start = humantime::parse_rfc3339("2026-11-21T09:59:45Z").unwrap();
+    let mut wrap = Wrap::new(ts, DST);
+    if let Some(share) = lose {
+        let datagrams = std::fs::metadata(ts).unwrap().len() / (7 * 188);
+        let lost = (datagrams as f64 * share) as u64;
+        wrap.lose.push(lost..lost + 40);
+    }
+    write_pcap(&pcap, start, &[wrap], false).unwrap();
+    let port = free_tcp_port();
+    let config = d.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{port}\"\nexport_max = \"3h\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\n{stream_keys}\n[streams.source]\nkind = \"pcap-file\"\npath = \"{}\"\ngroup = \"239.10.0.1\"\nport = 5000\n",
+            d.join("state").display(),
+            d.join("archive").display(),
+            pcap.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let run = output_shown(Command::new(bin).args(["run", "--config", &config]));
+    assert!(run.status.success());
+    (config, format!("http://127.0.0.1:{port}"))
+}
+
+/// Counts continuity errors (as a receiver sees them) and the PCR packets
+/// that carry the discontinuity indicator.
+pub fn continuity(ts: &[u8]) -> (u64, usize) {
+    use hlsvault_ts::{packets, Analyzer, Header, PID_NULL};
+    let mut analyzer = Analyzer::new();
+    let mut marked = 0;
+    for p in packets(ts) {
+        let h = Header::parse(p);
+        if h.pid != PID_NULL && h.has_af && p[4] > 0 && p[5] & 0x90 == 0x90 {
+            marked += 1;
+        }
+        analyzer.inspect(p);
+    }
+    (analyzer.counters().cc_errors, marked)
+}
+
 /// A capture of `seconds` of H.264 + AAC (the default [`StreamSpec`]) sent
 /// to [`DST`] from `start`: `dir/NAME.ts` made by ffmpeg, wrapped into
 /// `dir/NAME.pcap`, whose path is returned.

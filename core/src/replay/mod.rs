@@ -1,0 +1,241 @@
+//! Replay: any archived range sent out again as UDP or RTP multicast, at
+//! the pace its PCRs set, once, looped, or following the live archive a
+//! fixed delay behind (timeshift).
+//!
+//! Segments are read from the store ahead of their turn (one ahead; each
+//! read tried again on a store error), joined by
+//! [`hlsvault_ts::splice::Splicer`] so that continuity counters go on and
+//! every discontinuity, gap, skipped segment and loop wrap is a clean
+//! splice (each segment opens with its PAT and PMT; the first PCR after
+//! the join has the discontinuity indicator), timed by
+//! [`hlsvault_ts::pace::Pacer`] and sent by [`hlsvault_send::Sender`].
+
+mod entries;
+mod fetch;
+mod figures;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use hlsvault_send::{Batch, Sender, SenderSettings, SocketError};
+use hlsvault_store::{ObjectStore, StoreError};
+use hlsvault_ts::pace::Pacer;
+use hlsvault_ts::splice::Splicer;
+
+pub use figures::{ReplayFigures, ReplaySnapshot};
+
+use crate::export::ExportError;
+
+/// TS packets in a UDP datagram.
+const PACKETS_PER_DATAGRAM: usize = 7;
+/// A segment goes to the sender in batches of this many TS packets…
+const BATCH_PACKETS: usize = 1024;
+/// …of which this many wait at most: the sender's buffer (at 20 Mbit/s
+/// about 1.2 s), with the next segment being read beside it.
+const QUEUED_BATCHES: usize = 16;
+
+/// A playout.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The stream, as the config names it.
+    pub stream: String,
+    pub span: Span,
+    /// Times a range is played (None: until stopped).
+    pub passes: Option<u64>,
+    /// Where it goes and how.
+    pub sender: SenderSettings,
+    /// How often its figures are logged.
+    pub stats_interval: Duration,
+}
+
+/// What a playout sends.
+#[derive(Debug, Clone, Copy)]
+pub enum Span {
+    /// A range of the archive.
+    Range { start: SystemTime, end: SystemTime },
+    /// The archive from `delay` ago on, following it as it grows.
+    Follow { delay: Duration },
+}
+
+/// Why a playout cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Nothing is archived in the range.
+    #[error(transparent)]
+    Nothing(ExportError),
+    /// The destination cannot be sent to.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// The store failed (reading playlists; segments are retried).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Sending failed.
+    #[error("sending to {to}: {source}")]
+    Send { to: String, source: std::io::Error },
+    /// No segment of the range could be read.
+    #[error("no segment of the range could be read from the store")]
+    NothingSent,
+}
+
+impl Replay {
+    /// A stable RTP source id for a playout of `stream` to `to`.
+    pub fn ssrc(stream: &str, to: &hlsvault_send::Destination) -> u32 {
+        // FNV-1a: the same playout keeps its id across restarts.
+        format!("{stream} {}", to.addr)
+            .bytes()
+            .fold(0x811c_9dc5u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            })
+    }
+
+    /// Plays until the span ends or `stop` resolves (then at a datagram
+    /// boundary), counting in `figures`.
+    pub async fn run(
+        &self,
+        store: Arc<dyn ObjectStore>,
+        figures: Arc<ReplayFigures>,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<ReplaySnapshot, ReplayError> {
+        let segments = match self.span {
+            Span::Range { start, end } => {
+                entries::range(
+                    store.as_ref(),
+                    &self.stream,
+                    [start, end],
+                    self.passes,
+                    figures.clone(),
+                )
+                .await?
+            }
+            Span::Follow { delay } => {
+                entries::follow(store.clone(), &self.stream, delay, figures.clone())
+            }
+        };
+        let sender = Sender::start(&SenderSettings {
+            queue: QUEUED_BATCHES,
+            ..self.sender.clone()
+        })?;
+        let _ = figures.send.set(sender.figures());
+        let logging = tokio::spawn(log_figures(
+            self.stream.clone(),
+            self.sender.destination.to_string(),
+            figures.clone(),
+            self.stats_interval,
+        ));
+        let played = tokio::select! {
+            played = play(store, segments, &sender, &figures) => played,
+            () = stop => {
+                sender.stopper().store(true, Relaxed);
+                Ok(())
+            }
+        };
+        logging.abort();
+        let to = self.sender.destination.to_string();
+        let sent = tokio::task::spawn_blocking(move || sender.finish())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        played?;
+        sent.map_err(|source| ReplayError::Send { to, source })?;
+        Ok(figures.snapshot())
+    }
+}
+
+/// Reads, splices, times and queues each segment.
+async fn play(
+    store: Arc<dyn ObjectStore>,
+    segments: futures_util::stream::BoxStream<'static, Result<entries::Planned, ReplayError>>,
+    sender: &Sender,
+    figures: &Arc<ReplayFigures>,
+) -> Result<(), ReplayError> {
+    // Each read is a task of its own, so that the next segment is read
+    // while this one is sent.
+    let mut fetched = segments
+        .map(|planned| {
+            let store = store.clone();
+            let figures = figures.clone();
+            tokio::spawn(async move {
+                let planned = planned?;
+                let bytes = fetch::segment(store.as_ref(), &planned.key, &figures).await;
+                Ok::<_, ReplayError>((planned, bytes))
+            })
+        })
+        .buffered(2);
+    let mut splicer = Splicer::new();
+    let mut pacer = Pacer::new(PACKETS_PER_DATAGRAM);
+    let mut broken = false;
+    let mut sent_any = false;
+    let stopped = |_| ReplayError::Send {
+        to: "the sender".into(),
+        source: std::io::Error::other("stopped"),
+    };
+    while let Some(joined) = fetched.next().await {
+        let (planned, bytes) = joined.map_err(|e| ReplayError::Send {
+            to: "the reader".into(),
+            source: std::io::Error::other(e),
+        })??;
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(reason) => {
+                tracing::warn!(key = %planned.key, %reason, "a segment cannot be read; the playout splices past it");
+                figures.skipped.fetch_add(1, Relaxed);
+                broken = true;
+                continue;
+            }
+        };
+        let splice = sent_any && (planned.discontinuity || std::mem::take(&mut broken));
+        if splice {
+            figures.splices.fetch_add(1, Relaxed);
+        }
+        let mut ts = BytesMut::from(bytes);
+        splicer.segment(splice);
+        splicer.rewrite(&mut ts);
+        let mut due_at = planned.due_at;
+        for (i, chunk) in ts.chunks(BATCH_PACKETS * 188).enumerate() {
+            let datagrams = pacer.push(chunk, splice && i == 0);
+            sender
+                .send(Batch {
+                    datagrams,
+                    due_at: due_at.take(),
+                })
+                .await
+                .map_err(stopped)?;
+        }
+        figures.segments.fetch_add(1, Relaxed);
+        sent_any = true;
+    }
+    if !sent_any {
+        return Err(ReplayError::NothingSent);
+    }
+    sender
+        .send(Batch {
+            datagrams: pacer.finish(),
+            due_at: None,
+        })
+        .await
+        .map_err(stopped)
+}
+
+/// Logs a playout's figures every `interval`: what happened in it.
+async fn log_figures(stream: String, to: String, figures: Arc<ReplayFigures>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.tick().await;
+    let mut before = figures.snapshot();
+    loop {
+        ticks.tick().await;
+        let now = figures.snapshot();
+        let send = now.send.since(&before.send);
+        tracing::info!(
+            %stream,
+            %to,
+            segments = now.segments - before.segments,
+            splices = now.splices - before.splices,
+            skipped = now.skipped - before.skipped,
+            stalled = now.stalled,
+            "playout: {send}"
+        );
+        before = now;
+    }
+}

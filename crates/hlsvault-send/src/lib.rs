@@ -1,0 +1,34 @@
+//! hlsvault's way out: TS sent to a UDP or RTP destination at the pace
+//! its PCRs set, for replaying an archive as multicast.
+//!
+//! A [`Destination`] (`udp://239.1.1.1:5000?ttl=8&interface=eth1`) opens
+//! a socket with its options checked ([`socket::open`]); a [`Sender`]
+//! owns it and a thread that sends each [`Batch`] of datagrams, timed by
+//! [`hlsvault_ts::pace::Pacer`], when they are due, counting in
+//! [`SendFigures`] how late they left.
+//!
+//! ```no_run
+//! use hlsvault_send::{Batch, Sender, SenderSettings};
+//! # async fn f(ts: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+//! let sender = Sender::start(&SenderSettings {
+//!     destination: "udp://239.1.1.1:5000?ttl=4".parse()?,
+//!     rate: 1.0,
+//!     ssrc: 1,
+//!     queue: 8,
+//! })?;
+//! let mut pacer = hlsvault_ts::pace::Pacer::new(7);
+//! let datagrams = pacer.push(&ts, false);
+//! sender.send(Batch { datagrams, due_at: None }).await?;
+//! sender.finish()?;
+//! # Ok(()) }
+//! ```
+
+mod destination;
+mod figures;
+mod sender;
+pub mod socket;
+
+pub use destination::{Destination, DestinationError};
+pub use figures::{SendFigures, SendSnapshot, LATE};
+pub use sender::{Batch, Sender, SenderSettings, Stopped, ANCHOR_TOLERANCE, CATCH_UP, MAX_LATE};
+pub use socket::SocketError;

@@ -1,0 +1,397 @@
+//! The sending thread: datagrams leave when their schedule says, against
+//! the monotonic clock.
+//!
+//! One thread per destination sleeps until each datagram is due (timer
+//! slack cut to a microsecond, so a wake-up is not rounded 50 µs late)
+//! and sends it; nothing sleeps per TS packet. A sender that falls behind
+//! (the reader was slow, the machine busy) catches up at most
+//! [`CATCH_UP`] times the stream's own rate, so a receiver sees a
+//! steeper stream for a while rather than a line-rate burst; one more
+//! than [`MAX_LATE`] behind moves its schedule on instead (counted as
+//! rebased): the stream pauses, it does not rush.
+
+use std::io;
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use hlsvault_ts::pace::Timed;
+use hlsvault_ts::rtp::RtpHeaders;
+use tokio::sync::mpsc;
+
+use crate::{socket, Destination, SendFigures, SocketError};
+
+/// A late sender sends at most this many times the stream's rate.
+pub const CATCH_UP: u32 = 2;
+/// Further behind than this, the schedule moves on.
+pub const MAX_LATE: Duration = Duration::from_millis(500);
+/// A batch's wall-clock time is kept to within this; closer, the
+/// stream's own clock rules (capture times jitter by a few ms).
+pub const ANCHOR_TOLERANCE: Duration = Duration::from_millis(100);
+
+/// Datagrams to send, in schedule order.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub datagrams: Vec<Timed>,
+    /// When the first datagram must leave, on the wall clock (a delayed
+    /// playout follows the archive's times); None to keep to the
+    /// stream's own clock.
+    pub due_at: Option<SystemTime>,
+}
+
+/// How a sender sends.
+#[derive(Debug, Clone)]
+pub struct SenderSettings {
+    pub destination: Destination,
+    /// Speed: 2.0 sends a second of stream in half a second.
+    pub rate: f64,
+    /// RTP's source id, stable for one playout.
+    pub ssrc: u32,
+    /// Batches queued for the thread at most.
+    pub queue: usize,
+}
+
+/// A running sender: batches go in with [`Sender::send`].
+pub struct Sender {
+    tx: mpsc::Sender<Batch>,
+    thread: JoinHandle<io::Result<()>>,
+    figures: Arc<SendFigures>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The sender has stopped (asked to, or its socket failed).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the sender has stopped")]
+pub struct Stopped;
+
+impl Sender {
+    /// Opens the destination's socket (failing on a wrong option) and
+    /// starts the thread.
+    pub fn start(settings: &SenderSettings) -> Result<Sender, SocketError> {
+        let socket = socket::open(&settings.destination)?;
+        let (tx, rx) = mpsc::channel(settings.queue.max(1));
+        let figures = Arc::new(SendFigures::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = Pacing {
+            socket,
+            rtp: settings
+                .destination
+                .rtp
+                .then(|| RtpHeaders::new(settings.ssrc, (settings.ssrc >> 16) as u16)),
+            rate: if settings.rate > 0.0 {
+                settings.rate
+            } else {
+                1.0
+            },
+            figures: figures.clone(),
+            stop: stop.clone(),
+            base: None,
+            last: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("send {}", settings.destination.addr))
+            .spawn(move || thread.run(rx))
+            .map_err(|e| SocketError {
+                option: format!("to {}", settings.destination),
+                reason: e.to_string(),
+            })?;
+        Ok(Sender {
+            tx,
+            thread,
+            figures,
+            stop,
+        })
+    }
+
+    /// Queues a batch, waiting while the queue is full.
+    pub async fn send(&self, batch: Batch) -> Result<(), Stopped> {
+        self.tx.send(batch).await.map_err(|_| Stopped)
+    }
+
+    /// Its counters.
+    pub fn figures(&self) -> Arc<SendFigures> {
+        self.figures.clone()
+    }
+
+    /// A handle that stops the thread at its next datagram boundary.
+    pub fn stopper(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Sends what is queued and ends the thread; its socket's failure if
+    /// one stopped it.
+    pub fn finish(self) -> io::Result<()> {
+        drop(self.tx);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the sending thread panicked")))
+    }
+}
+
+/// The thread's state.
+struct Pacing {
+    socket: UdpSocket,
+    rtp: Option<RtpHeaders>,
+    rate: f64,
+    figures: Arc<SendFigures>,
+    stop: Arc<AtomicBool>,
+    /// The instant of schedule time 0.
+    base: Option<Instant>,
+    /// The last datagram sent: its schedule time and when it left.
+    last: Option<(u64, Instant)>,
+}
+
+impl Pacing {
+    fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> io::Result<()> {
+        precise_sleeps();
+        let mut buf = Vec::with_capacity(12 + 7 * 188);
+        loop {
+            let batch = match rx.try_recv() {
+                Ok(b) => b,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let Some(b) = rx.blocking_recv() else {
+                        return Ok(());
+                    };
+                    if self
+                        .base
+                        .is_some_and(|_| self.due(&b).is_some_and(|d| d < Instant::now()))
+                    {
+                        self.figures.underrun();
+                    }
+                    b
+                }
+            };
+            if let Some(wall) = batch.due_at {
+                self.anchor(&batch, wall);
+            }
+            for d in &batch.datagrams {
+                if self.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                self.send(d, &mut buf)?;
+            }
+        }
+    }
+
+    /// The instant a batch's first datagram is due.
+    fn due(&self, batch: &Batch) -> Option<Instant> {
+        let first = batch.datagrams.first()?;
+        Some(self.base? + self.scaled(first.at))
+    }
+
+    /// Schedule time `at` at this sender's rate.
+    fn scaled(&self, at: u64) -> Duration {
+        Duration::from_nanos((at as f64 / self.rate) as u64)
+    }
+
+    /// Moves the schedule so that the batch leaves at `wall`, when it is
+    /// off by more than [`ANCHOR_TOLERANCE`]: ahead, it waits; behind, it
+    /// catches up (by half of [`MAX_LATE`] at most, the rest later).
+    fn anchor(&mut self, batch: &Batch, wall: SystemTime) {
+        let Some(first) = batch.datagrams.first() else {
+            return;
+        };
+        let now = Instant::now();
+        let target = match wall.duration_since(SystemTime::now()) {
+            Ok(ahead) => now + ahead,
+            Err(e) => now.checked_sub(e.duration()).unwrap_or(now),
+        };
+        let Some(base) = self.base else {
+            self.base = target.checked_sub(self.scaled(first.at));
+            return;
+        };
+        let due = base + self.scaled(first.at);
+        if target > due + ANCHOR_TOLERANCE {
+            self.base = Some(base + (target - due));
+        } else if due > target + ANCHOR_TOLERANCE {
+            let back = (due - target).min(MAX_LATE / 2);
+            self.base = base.checked_sub(back).or(self.base);
+        }
+    }
+
+    fn send(&mut self, d: &Timed, buf: &mut Vec<u8>) -> io::Result<()> {
+        let now = Instant::now();
+        let at = self.scaled(d.at);
+        let base = *self
+            .base
+            .get_or_insert_with(|| now.checked_sub(at).unwrap_or(now));
+        let mut due = base + at;
+        if now > due + MAX_LATE {
+            self.base = Some(base + (now - due));
+            self.figures.rebased();
+            due = now;
+            self.last = None;
+        }
+        // Catching up: no faster than CATCH_UP times the stream's rate.
+        let earliest = self.last.map_or(due, |(at, sent)| {
+            sent + self.scaled(d.at.saturating_sub(at)) / CATCH_UP
+        });
+        let leave = due.max(earliest);
+        let now = Instant::now();
+        if leave > now {
+            std::thread::sleep(leave - now);
+        }
+        buf.clear();
+        if let Some(rtp) = &mut self.rtp {
+            let ticks = at.as_nanos() * 9 / 100_000;
+            buf.extend_from_slice(&rtp.next(ticks as u32));
+        }
+        buf.extend_from_slice(&d.bytes);
+        let sent = Instant::now();
+        if let Err(e) = self.socket.send(buf) {
+            self.stop.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+        self.figures
+            .sent(buf.len(), sent.saturating_duration_since(due));
+        self.last = Some((d.at, sent));
+        Ok(())
+    }
+}
+
+/// Cuts this thread's timer slack from 50 µs to 1 µs: its sleeps end when
+/// asked, which is what pacing is.
+fn precise_sleeps() {
+    // SAFETY: PR_SET_TIMERSLACK only sets a number on the calling thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hlsvault_ts::rtp::{classify, Payload};
+
+    fn settings(port: u16, rtp: bool) -> SenderSettings {
+        let scheme = if rtp { "rtp" } else { "udp" };
+        SenderSettings {
+            destination: format!("{scheme}://127.0.0.1:{port}").parse().unwrap(),
+            rate: 1.0,
+            ssrc: 7,
+            queue: 4,
+        }
+    }
+
+    fn datagrams(count: u64, every: Duration) -> Vec<Timed> {
+        (0..count)
+            .map(|i| Timed {
+                at: i * every.as_nanos() as u64,
+                bytes: vec![0x47; 1316],
+            })
+            .collect()
+    }
+
+    fn receive(receiver: &UdpSocket, count: usize) -> Vec<(Instant, Vec<u8>)> {
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        (0..count)
+            .map(|_| {
+                let n = receiver.recv(&mut buf).unwrap();
+                (Instant::now(), buf[..n].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn datagrams_leave_spaced_by_their_schedule_with_rtp_headers_in_sequence() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = Sender::start(&settings(receiver.local_addr().unwrap().port(), true)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(sender.send(Batch {
+                datagrams: datagrams(20, Duration::from_millis(10)),
+                due_at: None,
+            }))
+            .unwrap();
+        let got = receive(&receiver, 20);
+        sender.finish().unwrap();
+        // 19 intervals of 10 ms: the whole takes at least 190 ms (the
+        // schedule is never early), however loaded the machine is.
+        assert!(got[19].0 - got[0].0 >= Duration::from_millis(189));
+        let seqs: Vec<(u16, u32)> = got
+            .iter()
+            .map(|(_, d)| match classify(d) {
+                Payload::Rtp { seq, ts, .. } => (seq, ts.len() as u32),
+                other => panic!("not RTP: {other:?}"),
+            })
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[1].0 == w[0].0.wrapping_add(1)));
+        assert!(seqs.iter().all(|&(_, len)| len == 1316));
+        let stamp = |d: &[u8]| u32::from_be_bytes(d[4..8].try_into().unwrap());
+        assert_eq!(stamp(&got[19].1) - stamp(&got[0].1), 19 * 900, "90 kHz");
+    }
+
+    #[test]
+    fn a_late_sender_catches_up_at_twice_the_rate_not_at_once() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender =
+            Sender::start(&settings(receiver.local_addr().unwrap().port(), false)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let all = datagrams(30, Duration::from_millis(10));
+        runtime
+            .block_on(sender.send(Batch {
+                datagrams: all[..1].to_vec(),
+                due_at: None,
+            }))
+            .unwrap();
+        // The rest arrive 100 ms late: ten datagrams are due already.
+        std::thread::sleep(Duration::from_millis(100));
+        runtime
+            .block_on(sender.send(Batch {
+                datagrams: all[1..].to_vec(),
+                due_at: None,
+            }))
+            .unwrap();
+        let got = receive(&receiver, 30);
+        let figures = sender.figures().snapshot();
+        sender.finish().unwrap();
+        // Ten due at once leave 5 ms apart at least, not in one burst.
+        assert!(got[10].0 - got[1].0 >= Duration::from_millis(44));
+        assert_eq!(figures.underruns, 1);
+        assert_eq!(figures.rebased, 0);
+    }
+
+    #[test]
+    fn a_batch_due_on_the_wall_clock_waits_for_it() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender =
+            Sender::start(&settings(receiver.local_addr().unwrap().port(), false)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let began = Instant::now();
+        runtime
+            .block_on(async {
+                sender
+                    .send(Batch {
+                        datagrams: datagrams(2, Duration::from_millis(1)),
+                        due_at: None,
+                    })
+                    .await?;
+                // The next run starts 300 ms later on the wall clock
+                // (a gap in the archive), though its schedule goes on.
+                let mut next = datagrams(3, Duration::from_millis(1));
+                next.iter_mut().for_each(|d| d.at += 2_000_000);
+                sender
+                    .send(Batch {
+                        datagrams: next,
+                        due_at: Some(SystemTime::now() + Duration::from_millis(300)),
+                    })
+                    .await
+            })
+            .unwrap();
+        let got = receive(&receiver, 5);
+        sender.finish().unwrap();
+        assert!(got[2].0 - began >= Duration::from_millis(299));
+    }
+}
