@@ -9,24 +9,13 @@ use std::time::{Duration, Instant};
 
 use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
 use hlsvault_testkit::{
-    archive_capture, continuity, decode_errors, http_get as get, make_ts, output_shown,
-    play_in_browser, probe_duration, started_server, KillOnDrop, Player, StreamSpec,
+    archive_across_the_hour, archive_capture, continuity, decode_errors, http_get as get, make_ts,
+    output_shown, play_in_browser, probe_duration, started_server, KillOnDrop, Player, StreamSpec,
 };
 
-/// Archives 30 s of H.264 + AAC crossing 10:00 UTC (2 s GOPs, 4 s
-/// segments) whose network loses datagrams about 17 s in (a
-/// discontinuity); returns the config path and the base URL of `[serve]`.
+/// See [`archive_across_the_hour`].
 fn archived(d: &Path) -> (String, String) {
-    let ts = d.join("in.ts");
-    make_ts(
-        &ts,
-        &StreamSpec {
-            seconds: 30.0,
-            ..StreamSpec::default()
-        },
-    )
-    .unwrap();
-    archived_from(d, &ts, Some(17.0 / 30.0))
+    archive_across_the_hour(bin(), d)
 }
 
 /// Archives `ts` as stream `ch1` (see [`archive_capture`]).

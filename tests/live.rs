@@ -7,81 +7,13 @@
 
 use std::net::{SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use hlsvault_testkit::archive::{check_timeline, hour_playlists, Entry};
+use hlsvault_testkit::daemon::Daemon;
 use hlsvault_testkit::net::NetPlan;
 use hlsvault_testkit::{http_get, make_ts, run, write_pcap, StreamSpec, Wrap};
-
-/// Longest wait for anything a test expects to happen.
-const PATIENCE: Duration = Duration::from_secs(40);
-
-/// A running `hlsvault run`, its log going to a file.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-    out: PathBuf,
-}
-
-impl Daemon {
-    fn start(config: &Path, dir: &Path, tag: &str) -> Self {
-        let log = dir.join(format!("{tag}.log"));
-        let out = dir.join(format!("{tag}.out"));
-        let child = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .env("HLSVAULT_LOG", "info")
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Daemon { child, log, out }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log holds `pattern` at least `count` times.
-    fn wait_for(&mut self, pattern: &str, count: usize) {
-        let until = Instant::now() + PATIENCE;
-        while Instant::now() < until {
-            if self.log().matches(pattern).count() >= count {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "hlsvault exited ({status}) while waiting for {pattern:?}:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("no {count}× {pattern:?} in the log:\n{}", self.log());
-    }
-
-    /// SIGTERM; returns the summary on standard output once it has exited 0.
-    fn stop(mut self) -> String {
-        // SAFETY: signals our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let until = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > until {
-                let _ = self.child.kill();
-                panic!("hlsvault did not stop on SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let out = std::fs::read_to_string(&self.out).unwrap();
-        eprintln!("stdout:\n{out}\nstderr:\n{}", self.log());
-        assert!(status.success(), "exit status after SIGTERM: {status}");
-        out
-    }
-}
 
 /// Sends a TS file in real time with `ffmpeg -re`, as an encoder would
 /// (7 packets a datagram); returns when the file has been sent.
@@ -174,7 +106,7 @@ port = {port}
     let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
 
     // Run 1: a clip, silence (a stall), another clip, silence, SIGTERM.
-    let mut daemon = Daemon::start(&config, d, "run1");
+    let mut daemon = Daemon::start(env!("CARGO_BIN_EXE_hlsvault"), &config, d, "run1");
     daemon.wait_for("receiving", 1);
     send_realtime(timed("ffmpeg"), &first, &url);
     daemon.wait_for("stream stalled", 1);
@@ -203,7 +135,7 @@ port = {port}
 
     // Run 2 continues the same hour: every entry kept, the sequence runs
     // on, the gap is a discontinuity.
-    let mut daemon = Daemon::start(&config, d, "run2");
+    let mut daemon = Daemon::start(env!("CARGO_BIN_EXE_hlsvault"), &config, d, "run2");
     daemon.wait_for("receiving", 1);
     send_realtime(timed("ffmpeg"), &second, &url);
     daemon.wait_for("stream stalled", 1);
@@ -280,7 +212,7 @@ fn pcap_and_udp_in_a_namespace_started_before_the_network() {
     .unwrap();
 
     // The interface does not exist yet: hlsvault waits for it.
-    let mut daemon = Daemon::start(&config, d, "run");
+    let mut daemon = Daemon::start(env!("CARGO_BIN_EXE_hlsvault"), &config, d, "run");
     daemon.wait_for("live source failed; retrying", 2);
     let net = plan.create().unwrap();
     daemon.wait_for("capturing", 1);
@@ -367,7 +299,7 @@ fn ip_fragments_through_the_veth_are_reassembled() {
         ),
     )
     .unwrap();
-    let mut daemon = Daemon::start(&config, d, "run");
+    let mut daemon = Daemon::start(env!("CARGO_BIN_EXE_hlsvault"), &config, d, "run");
     daemon.wait_for("capturing", 1);
     // `hlsvault probe` listens too, for 5 s of the 10.
     let probe = Command::new(env!("CARGO_BIN_EXE_hlsvault"))
@@ -458,7 +390,7 @@ fn a_live_stream_that_cuts_nothing_says_why_once() {
         ),
     )
     .unwrap();
-    let mut daemon = Daemon::start(&config, d, "run");
+    let mut daemon = Daemon::start(env!("CARGO_BIN_EXE_hlsvault"), &config, d, "run");
     daemon.wait_for("archiving", 1);
     // Sent in real time: 7 packets a datagram, at most 12 s (bounded by the
     // file).
@@ -621,7 +553,7 @@ fn config_reload_touches_only_the_streams_it_changes() {
         loopback_stream("e", "pcap", ports[4], 2),
     ];
     std::fs::write(&config, format!("{head}{}", v1.concat())).unwrap();
-    let mut daemon = Daemon::start(&config, d, "reload");
+    let mut daemon = Daemon::start(env!("CARGO_BIN_EXE_hlsvault"), &config, d, "reload");
     daemon.wait_for("receiving", 1);
     daemon.wait_for("capturing", 1);
     assert_eq!(served(), ["a", "b", "c", "d"]);

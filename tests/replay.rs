@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hlsvault_testkit::{archive_capture, continuity, make_ts, output_shown, StreamSpec};
+use hlsvault_testkit::{
+    archive_across_the_hour, archive_capture, continuity, make_ts, output_shown, StreamSpec,
+};
 use hlsvault_ts::rtp::{classify, Payload};
 
 fn bin() -> &'static str {
@@ -50,19 +52,9 @@ fn receiver() -> (u16, std::thread::JoinHandle<Arrivals>) {
     (port, thread)
 }
 
-/// Archives 30 s of H.264 + AAC across 10:00 with a discontinuity about
-/// 17 s in (see [`archive_capture`]); the config's path.
+/// The archive of [`archive_across_the_hour`]: the config's path.
 fn archived(d: &Path) -> String {
-    let ts = d.join("in.ts");
-    make_ts(
-        &ts,
-        &StreamSpec {
-            seconds: 30.0,
-            ..StreamSpec::default()
-        },
-    )
-    .unwrap();
-    archive_capture(bin(), d, &ts, Some(17.0 / 30.0), "").0
+    archive_across_the_hour(bin(), d).0
 }
 
 fn replay(config: &str, args: &[&str]) -> std::process::Output {
@@ -202,4 +194,331 @@ fn nothing_archived_or_a_destination_that_cannot_work_exits_2_saying_why() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ttl=0: a TTL is 1 to 255"));
+}
+
+/// One UDP datagram libpcap saw.
+struct Seen {
+    /// Capture time, ns.
+    at: i128,
+    ttl: u8,
+    tos: u8,
+    payload: Vec<u8>,
+}
+
+/// Captures UDP to `port` on `interface` with libpcap (nanosecond
+/// stamps) in a thread, until quiet for [`QUIET`] after the first.
+fn sniff(interface: &str, port: u16) -> std::thread::JoinHandle<Vec<Seen>> {
+    let mut cap = pcap::Capture::from_device(interface)
+        .unwrap()
+        .immediate_mode(true)
+        .precision(pcap::Precision::Nano)
+        .buffer_size(64 << 20)
+        .snaplen(2048)
+        .open()
+        .unwrap();
+    cap.filter(&format!("udp dst port {port}"), true).unwrap();
+    // A timeout does not make libpcap return on Linux: poll.
+    let mut cap = cap.setnonblock().unwrap();
+    std::thread::spawn(move || {
+        let began = Instant::now();
+        let mut last = None::<Instant>;
+        let mut seen = Vec::new();
+        while began.elapsed() < LONGEST && last.is_none_or(|l| l.elapsed() < QUIET) {
+            let Ok(frame) = cap.next_packet() else {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            };
+            last = Some(Instant::now());
+            let ip = &frame.data[14..];
+            let header = usize::from(ip[0] & 0x0F) * 4;
+            seen.push(Seen {
+                at: i128::from(frame.header.ts.tv_sec) * 1_000_000_000
+                    + i128::from(frame.header.ts.tv_usec),
+                ttl: ip[8],
+                tos: ip[1],
+                payload: ip[header + 8..].to_vec(),
+            });
+        }
+        seen
+    })
+}
+
+/// Each PCR in `ts`: its PID, its value, and whether the discontinuity
+/// indicator is set.
+fn pcr_packets(ts: &[u8]) -> impl Iterator<Item = (u16, u64, bool)> + '_ {
+    hlsvault_ts::packets(ts)
+        .iter()
+        .filter(|p| hlsvault_ts::Header::parse(p).has_af && p[4] >= 7 && p[5] & 0x10 != 0)
+        .map(|p| {
+            let pid = hlsvault_ts::Header::parse(p).pid;
+            let pcr = hlsvault_ts::clock::read_pcr(hlsvault_ts::clock::pcr_field(p));
+            (pid, pcr, p[5] & 0x80 != 0)
+        })
+}
+
+/// How far each PCR arrived from where the PCR says, in ms, against the
+/// median of its run (a run ends at a discontinuity indicator).
+fn pcr_deviations(seen: &[Seen]) -> Vec<f64> {
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new()];
+    let mut pcr_pid = None;
+    for s in seen {
+        for (pid, pcr, discontinuity) in pcr_packets(&s.payload) {
+            if *pcr_pid.get_or_insert(pid) != pid {
+                continue;
+            }
+            if discontinuity {
+                runs.push(Vec::new());
+            }
+            let offset = s.at as f64 / 1e6 - pcr as f64 / 27_000.0;
+            runs.last_mut().unwrap().push(offset);
+        }
+    }
+    runs.into_iter()
+        .filter(|r| !r.is_empty())
+        .flat_map(|run| {
+            let mut sorted = run.clone();
+            sorted.sort_by(f64::total_cmp);
+            let median = sorted[sorted.len() / 2];
+            run.into_iter().map(move |o| (o - median).abs())
+        })
+        .collect()
+}
+
+#[test]
+fn a_replay_through_a_veth_pair_archives_again_as_the_original_paced_by_its_pcr() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 20 Mbit/s CBR, kept whole (null packets too).
+    let ts = d.join("in.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 30.0,
+            muxrate: Some(20_000_000),
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    let keep = "null_packets = \"keep\"";
+    let (config, _) = archive_capture(bin(), d, &ts, None, keep);
+    let net = hlsvault_testkit::net::NetPlan::new().create().unwrap();
+    let plan = &net.plan;
+    // No multicast route in the namespace: only interface= gets out.
+    hlsvault_testkit::run(Command::new("ip").args(["-n", &plan.ns, "route", "del", "224.0.0.0/4"]))
+        .unwrap();
+    let range = [
+        "--start",
+        "2026-11-21T10:00:05Z",
+        "--end",
+        "2026-11-21T10:00:19Z",
+    ];
+    let replay_in_ns = |to: &str| {
+        let mut cmd = net.command("timeout");
+        cmd.args([
+            "60",
+            bin(),
+            "replay",
+            "--config",
+            &config,
+            "--stream",
+            "ch1",
+        ])
+        .args(range)
+        .args(["--to", to]);
+        output_shown(&mut cmd)
+    };
+    let group = "239.10.0.9:5000";
+    let unrouted = replay_in_ns(&format!("udp://{group}"));
+    assert_eq!(unrouted.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&unrouted.stderr);
+    assert!(
+        said.contains(&format!("to udp://{group}: ")) && said.contains("no route"),
+        "{said}"
+    );
+
+    // hlsvault archives what arrives on the host's end; libpcap records it.
+    let archive2 = d.join("roundtrip");
+    let config2 = d.join("roundtrip.toml");
+    std::fs::write(
+        &config2,
+        format!(
+            "[storage]\nroot = \"{}\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"4s\"\nstall_timeout = \"2s\"\n{keep}\n[streams.source]\nkind = \"pcap\"\ninterface = \"{}\"\ngroup = \"239.10.0.9\"\nport = 5000\n",
+            archive2.display(),
+            plan.host_if
+        ),
+    )
+    .unwrap();
+    let mut daemon = hlsvault_testkit::daemon::Daemon::start(bin(), &config2, d, "roundtrip");
+    daemon.wait_for("capturing", 1);
+    let sniffer = sniff(&plan.host_if, 5000);
+    let to = format!("udp://{group}?interface={}&ttl=7&tos=184", plan.ns_if);
+    let out = replay_in_ns(&to);
+    assert!(out.status.success());
+    let seen = sniffer.join().unwrap();
+    daemon.wait_for("stream stalled", 1);
+    daemon.stop();
+    drop(net);
+
+    // Every datagram with the TTL and TOS asked, none lost or reordered.
+    assert!(seen.iter().all(|s| s.ttl == 7 && s.tos == 184));
+    let sent: Vec<u8> = seen.iter().flat_map(|s| s.payload.clone()).collect();
+    assert_eq!(sent, exported(&config, d, &range));
+    assert_eq!(continuity(&sent), (0, 0));
+    // Paced by the PCR: p99 within 1 ms of where the PCR puts it.
+    let mut deviations = pcr_deviations(&seen);
+    deviations.sort_by(f64::total_cmp);
+    let p99 = deviations[deviations.len() * 99 / 100];
+    let max = deviations.last().unwrap();
+    eprintln!(
+        "PCR jitter at 20 Mbit/s: p99 {p99:.3} ms, max {max:.3} ms over {} PCRs",
+        deviations.len()
+    );
+    assert!(p99 <= 1.0, "PCR jitter p99 {p99} ms");
+
+    // The round trip's archive: the original's segments, to the ms.
+    let extinfs = |root: &Path, keep: &dyn Fn(&hlsvault_testkit::archive::Entry) -> bool| {
+        hlsvault_testkit::archive::hour_playlists(&root.join("ch1"))
+            .into_iter()
+            .flat_map(|(_, p)| p.entries)
+            .filter(|e| keep(e))
+            .map(|e| (e.extinf * 1000.0).round() as i64)
+            .collect::<Vec<_>>()
+    };
+    let [start, end] = [range[1], range[3]].map(|t| humantime::parse_rfc3339(t).unwrap());
+    let original = extinfs(&d.join("archive"), &|e| {
+        let from = e.pdt.unwrap();
+        from < end && from + Duration::from_secs_f64(e.extinf) > start
+    });
+    let again = extinfs(&archive2, &|_| true);
+    assert_eq!(again, original);
+    for (_, p) in hlsvault_testkit::archive::hour_playlists(&archive2.join("ch1")) {
+        for e in p.entries {
+            let seg = e.path.to_str().unwrap();
+            assert_eq!(hlsvault_testkit::decode_errors(seg).unwrap(), "", "{seg}");
+        }
+    }
+}
+
+/// The PCRs in a datagram.
+fn pcrs(datagram: &[u8]) -> Vec<u64> {
+    let ts = match classify(datagram) {
+        Payload::Ts(ts) | Payload::Rtp { ts, .. } => ts,
+        Payload::NotTs => return Vec::new(),
+    };
+    pcr_packets(ts).map(|(_, pcr, _)| pcr).collect()
+}
+
+#[test]
+fn following_a_live_archive_keeps_the_delay_within_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ts = d.join("live.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 30.0,
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    // ffmpeg -re → a relay in this test that notes when each PCR passed →
+    // `hlsvault run`; `hlsvault replay --follow` → a receiver here.
+    let relay_in = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let relay_out = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let archive_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = d.join("live.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\n[streams.source]\nkind = \"udp\"\ninterface = \"lo\"\ngroup = \"127.0.0.1\"\nport = {archive_port}\n",
+            d.join("archive").display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = hlsvault_testkit::daemon::Daemon::start(bin(), &config, d, "live");
+    daemon.wait_for("receiving", 1);
+    let relay_port = relay_in.local_addr().unwrap().port();
+    let relay = std::thread::spawn(move || {
+        let mut passed = std::collections::HashMap::new();
+        let mut buf = vec![0u8; 65_536];
+        relay_in.set_read_timeout(Some(LONGEST)).unwrap();
+        while let Ok(n) = relay_in.recv(&mut buf) {
+            relay_out
+                .send_to(&buf[..n], ("127.0.0.1", archive_port))
+                .unwrap();
+            for pcr in pcrs(&buf[..n]) {
+                passed.insert(pcr, Instant::now());
+            }
+            relay_in.set_read_timeout(Some(QUIET)).unwrap();
+        }
+        passed
+    });
+    let mut sender = hlsvault_testkit::live_sender(&ts, relay_port, 60)
+        .spawn()
+        .unwrap();
+    // Six seconds behind, once two segments are archived.
+    let live = d.join("archive/ch1/live.m3u8");
+    let began = Instant::now();
+    while std::fs::read_to_string(&live).map_or(0, |l| l.matches("#EXTINF").count()) < 2 {
+        assert!(
+            began.elapsed() < LONGEST,
+            "nothing archived: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (port, received) = receiver();
+    let mut follow = Command::new(bin())
+        .args([
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--stream",
+            "ch1",
+        ])
+        .args([
+            "--follow",
+            "--delay",
+            "6s",
+            "--to",
+            &format!("udp://127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(d.join("follow.log")).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(sender.wait().unwrap().success());
+    let passed = relay.join().unwrap();
+    let got = received.join().unwrap();
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGINT) };
+    let status = follow.wait().unwrap();
+    let log = std::fs::read_to_string(d.join("follow.log")).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("the playout waits for the archive"),
+        "the live end is a stall: {log}"
+    );
+    daemon.stop();
+    // Each PCR left the replay 6 s after it reached the archiver, to
+    // within a segment (2 s). (ffmpeg -re does not send by its PCR: its
+    // bursts show as 0.1-0.3 s, and its flush at the end as 1.7 s.)
+    let delays: Vec<f64> = got
+        .iter()
+        .flat_map(|(at, d)| pcrs(d).into_iter().map(move |p| (*at, p)))
+        .filter_map(|(at, pcr)| passed.get(&pcr).map(|p| (at - *p).as_secs_f64()))
+        .collect();
+    assert!(delays.len() > 100, "{} PCRs matched", delays.len());
+    let (min, max) = delays
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d)));
+    eprintln!(
+        "follow: delay {min:.3}-{max:.3} s over {} PCRs",
+        delays.len()
+    );
+    assert!(min >= 4.0 && max <= 8.0, "delay {min}-{max} s");
 }

@@ -156,9 +156,12 @@ impl Follow {
             .await?
             .map(|p| p.entries().cloned().collect())
             .unwrap_or_default();
+        // The first segment is the first that starts at or after the
+        // delayed position: it leaves on time, where the one holding the
+        // position would leave up to a segment late.
         let new = found.into_iter().filter(|e| match &self.last {
             Some(l) => e.start > l.start,
-            None => true,
+            None => e.start >= position,
         });
         self.found.extend(new);
         if !self.found.is_empty() {

@@ -192,7 +192,12 @@ async fn play(
         let mut ts = BytesMut::from(bytes);
         splicer.segment(splice);
         splicer.rewrite(&mut ts);
-        let mut due_at = planned.due_at;
+        // Following: the segment's program date-time is its first frame's,
+        // which arrived ahead of it by the mux's presentation lead.
+        let mut due_at = planned.due_at.map(|t| {
+            let lead = hlsvault_ts::pace::presentation_lead(&ts).unwrap_or_default();
+            t.checked_sub(lead).unwrap_or(t)
+        });
         for (i, chunk) in ts.chunks(BATCH_PACKETS * 188).enumerate() {
             let datagrams = pacer.push(chunk, splice && i == 0);
             sender

@@ -266,14 +266,28 @@ mod tests {
     use super::*;
     use hlsvault_ts::rtp::{classify, Payload};
 
-    fn settings(port: u16, rtp: bool) -> SenderSettings {
+    /// A sender to a receiver on loopback.
+    fn started(rtp: bool) -> (UdpSocket, Sender) {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
         let scheme = if rtp { "rtp" } else { "udp" };
-        SenderSettings {
+        let port = receiver.local_addr().unwrap().port();
+        let sender = Sender::start(&SenderSettings {
             destination: format!("{scheme}://127.0.0.1:{port}").parse().unwrap(),
             rate: 1.0,
             ssrc: 7,
             queue: 4,
-        }
+        })
+        .unwrap();
+        (receiver, sender)
+    }
+
+    /// Queues datagrams, from outside any runtime.
+    fn queue(sender: &Sender, datagrams: Vec<Timed>, due_at: Option<SystemTime>) {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(sender.send(Batch { datagrams, due_at }))
+            .unwrap();
     }
 
     fn datagrams(count: u64, every: Duration) -> Vec<Timed> {
@@ -300,17 +314,8 @@ mod tests {
 
     #[test]
     fn datagrams_leave_spaced_by_their_schedule_with_rtp_headers_in_sequence() {
-        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sender = Sender::start(&settings(receiver.local_addr().unwrap().port(), true)).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(sender.send(Batch {
-                datagrams: datagrams(20, Duration::from_millis(10)),
-                due_at: None,
-            }))
-            .unwrap();
+        let (receiver, sender) = started(true);
+        queue(&sender, datagrams(20, Duration::from_millis(10)), None);
         let got = receive(&receiver, 20);
         sender.finish().unwrap();
         // 19 intervals of 10 ms: the whole takes at least 190 ms (the
@@ -331,27 +336,12 @@ mod tests {
 
     #[test]
     fn a_late_sender_catches_up_at_twice_the_rate_not_at_once() {
-        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sender =
-            Sender::start(&settings(receiver.local_addr().unwrap().port(), false)).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let (receiver, sender) = started(false);
         let all = datagrams(30, Duration::from_millis(10));
-        runtime
-            .block_on(sender.send(Batch {
-                datagrams: all[..1].to_vec(),
-                due_at: None,
-            }))
-            .unwrap();
+        queue(&sender, all[..1].to_vec(), None);
         // The rest arrive 100 ms late: ten datagrams are due already.
         std::thread::sleep(Duration::from_millis(100));
-        runtime
-            .block_on(sender.send(Batch {
-                datagrams: all[1..].to_vec(),
-                due_at: None,
-            }))
-            .unwrap();
+        queue(&sender, all[1..].to_vec(), None);
         let got = receive(&receiver, 30);
         let figures = sender.figures().snapshot();
         sender.finish().unwrap();
@@ -363,33 +353,18 @@ mod tests {
 
     #[test]
     fn a_batch_due_on_the_wall_clock_waits_for_it() {
-        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sender =
-            Sender::start(&settings(receiver.local_addr().unwrap().port(), false)).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let (receiver, sender) = started(false);
         let began = Instant::now();
-        runtime
-            .block_on(async {
-                sender
-                    .send(Batch {
-                        datagrams: datagrams(2, Duration::from_millis(1)),
-                        due_at: None,
-                    })
-                    .await?;
-                // The next run starts 300 ms later on the wall clock
-                // (a gap in the archive), though its schedule goes on.
-                let mut next = datagrams(3, Duration::from_millis(1));
-                next.iter_mut().for_each(|d| d.at += 2_000_000);
-                sender
-                    .send(Batch {
-                        datagrams: next,
-                        due_at: Some(SystemTime::now() + Duration::from_millis(300)),
-                    })
-                    .await
-            })
-            .unwrap();
+        queue(&sender, datagrams(2, Duration::from_millis(1)), None);
+        // The next run starts 300 ms later on the wall clock (a gap in
+        // the archive), though its schedule goes on.
+        let mut next = datagrams(3, Duration::from_millis(1));
+        next.iter_mut().for_each(|d| d.at += 2_000_000);
+        queue(
+            &sender,
+            next,
+            Some(SystemTime::now() + Duration::from_millis(300)),
+        );
         let got = receive(&receiver, 5);
         sender.finish().unwrap();
         assert!(got[2].0 - began >= Duration::from_millis(299));

@@ -37,8 +37,51 @@
 //! assert_eq!(sent[1].bytes.len(), 7 * 188);
 //! ```
 
-use crate::clock::{pcr_field, pcr_forward, read_pcr, PCR_HZ};
-use crate::{packets, Header, Packet, PACKET_SIZE};
+use std::time::Duration;
+
+use crate::clock::{pcr_field, pcr_forward, pts_diff, read_pcr, PCR_HZ};
+use crate::{packets, payload, pes, Header, Packet, PACKET_SIZE};
+
+/// A presentation lead beyond this is not believed.
+const MAX_LEAD: Duration = Duration::from_secs(10);
+
+/// How long after its first PCR a segment's first PES (the keyframe it
+/// opens with) is presented: how far its program date-time (the time of
+/// that frame) is ahead of when its first packets arrived. None without
+/// a PCR and a PTS, or for a lead beyond 10 s (not a real mux).
+///
+/// ```
+/// use hlsvault_ts::pace::presentation_lead;
+/// let mut p = [0xFFu8; 188];
+/// // PID 256, PCR 0 in the adaptation field, then a PES with PTS 63,000
+/// // (0.7 s at 90 kHz).
+/// p[..4].copy_from_slice(&[0x47, 0x41, 0x00, 0x30]);
+/// p[4..12].copy_from_slice(&[7, 0x10, 0, 0, 0, 0, 0x7E, 0]);
+/// let pts: u64 = 63_000;
+/// p[12..26].copy_from_slice(&[0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5,
+///     0x21 | ((pts >> 29) & 0x0E) as u8, (pts >> 22) as u8, ((pts >> 14) & 0xFE) as u8 | 1,
+///     (pts >> 7) as u8, ((pts << 1) & 0xFE) as u8 | 1]);
+/// assert_eq!(presentation_lead(&p), Some(std::time::Duration::from_millis(700)));
+/// ```
+pub fn presentation_lead(ts: &[u8]) -> Option<Duration> {
+    let mut pcr = None;
+    let mut pts = None;
+    for p in packets(ts) {
+        let h = Header::parse(p);
+        if pcr.is_none() && h.has_af && p[4] >= 7 && p[5] & 0x10 != 0 {
+            pcr = Some(read_pcr(pcr_field(p)) / 300);
+        }
+        if pts.is_none() && h.pusi {
+            pts = payload(p).and_then(pes::parse_header).and_then(|h| h.pts);
+        }
+        if let (Some(pcr), Some(pts)) = (pcr, pts) {
+            let lead = u64::try_from(pts_diff(pts, pcr)).ok()?;
+            let lead = Duration::from_micros(lead * 100 / 9);
+            return (lead <= MAX_LEAD).then_some(lead);
+        }
+    }
+    None
+}
 
 /// A PCR further than this from the last one (or before it) starts a new
 /// time base: a multiplex sends one at least every 100 ms.

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 
 pub mod archive;
+pub mod daemon;
 pub mod encoders;
 pub mod garage;
 pub mod kill_loop;
@@ -162,6 +163,23 @@ pub fn output_shown(cmd: &mut Command) -> std::process::Output {
 
 /// The group and port the tests' single-stream captures are sent to.
 pub const DST: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(239, 10, 0, 1), 5000);
+
+/// Archives 30 s of H.264 + AAC crossing 10:00 UTC (2 s GOPs, 4 s
+/// segments) whose network loses datagrams about 17 s in (a
+/// discontinuity), made in `d`, with `bin`; returns the config path and
+/// the base URL of `[serve]`.
+pub fn archive_across_the_hour(bin: &str, d: &Path) -> (String, String) {
+    let ts = d.join("in.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 30.0,
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    archive_capture(bin, d, &ts, Some(17.0 / 30.0), "")
+}
 
 /// Archives `ts` as stream `ch1` with `bin` (`hlsvault run`, a
 /// pcap-file source): captured from 09:59:45 UTC 2026-11-21 on, 4 s
