@@ -522,3 +522,92 @@ fn following_a_live_archive_keeps_the_delay_within_a_segment() {
     );
     assert!(min >= 4.0 && max <= 8.0, "delay {min}-{max} s");
 }
+
+/// The value of `metric` (with its labels, as exposed) in `/metrics`.
+fn metric(base: &str, metric: &str) -> Option<f64> {
+    let (_, _, body) = hlsvault_testkit::http_get(&format!("{base}/metrics"), &[]);
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn a_playout_added_by_reload_follows_the_archive_and_stops_when_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ts = d.join("live.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 40.0,
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    let archive_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http = hlsvault_testkit::free_tcp_port();
+    let base = format!("http://127.0.0.1:{http}");
+    let config = d.join("run.toml");
+    let head = format!(
+        "[storage]\nroot = \"{}\"\n[serve]\nlisten = \"127.0.0.1:{http}\"\n[[streams]]\nname = \"ch1\"\nsegment_duration = \"2s\"\n[streams.source]\nkind = \"udp\"\ninterface = \"lo\"\ngroup = \"127.0.0.1\"\nport = {archive_port}\n",
+        d.join("archive").display()
+    );
+    let rewrite = |text: &str| {
+        let next = d.join("next.toml");
+        std::fs::write(&next, text).unwrap();
+        std::fs::rename(&next, &config).unwrap();
+    };
+    rewrite(&head);
+    let mut daemon = hlsvault_testkit::daemon::Daemon::start(bin(), &config, d, "run");
+    daemon.wait_for("receiving", 1);
+    let mut sender = hlsvault_testkit::live_sender(&ts, archive_port, 60)
+        .spawn()
+        .unwrap();
+    let (port, received) = receiver();
+    rewrite(&format!(
+        "{head}[[playouts]]\nname = \"tv1\"\nstream = \"ch1\"\nto = \"udp://127.0.0.1:{port}\"\ndelay = \"5s\"\n"
+    ));
+    daemon.wait_for("playout started", 1);
+    let sent = "hlsvault_playout_datagrams_total{playout=\"tv1\"}";
+    let began = Instant::now();
+    while metric(&base, sent).unwrap_or(0.0) < 300.0 {
+        assert!(
+            began.elapsed() < LONGEST,
+            "the playout sends nothing: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, _, page) = hlsvault_testkit::http_get(&format!("{base}/"), &[]);
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains(&format!(
+            "<td>tv1</td><td>ch1</td><td>udp://127.0.0.1:{port}</td><td>5s</td>"
+        )),
+        "{page}"
+    );
+    assert!(metric(
+        &base,
+        "hlsvault_playout_jitter_p99_seconds{playout=\"tv1\"}"
+    )
+    .is_some());
+    // Removed: it stops; the stream goes on untouched.
+    rewrite(&head);
+    daemon.wait_for("playout stopped", 1);
+    let got = received.join().unwrap();
+    assert!(sender.wait().unwrap().success());
+    let log = daemon.log();
+    assert_eq!(log.matches("restarted=[]").count(), 2, "{log}");
+    assert!(
+        metric(&base, sent).is_none(),
+        "a stopped playout leaves /metrics"
+    );
+    daemon.stop();
+    let ts: Vec<u8> = got.iter().flat_map(|(_, d)| d.clone()).collect();
+    assert!(ts.len() > 300 * 1316 / 2, "{} bytes", ts.len());
+    assert_eq!(continuity(&ts).0, 0, "no CC error");
+}

@@ -68,6 +68,16 @@ pub struct StreamStats {
 pub struct Figures {
     streams: RwLock<Vec<StreamFigures>>,
     plugins: RwLock<Vec<(String, Arc<hlsvault_plugin::PluginFigures>)>>,
+    playouts: RwLock<Vec<PlayoutFigures>>,
+}
+
+/// One running playout's figures.
+#[derive(Debug, Clone)]
+pub struct PlayoutFigures {
+    /// Its settings.
+    pub config: crate::config::PlayoutConfig,
+    /// Its counters (a restarted playout gets new ones).
+    pub figures: Arc<crate::replay::ReplayFigures>,
 }
 
 /// One running stream's figures.
@@ -96,6 +106,16 @@ impl Figures {
     /// Every plugin's figures, by name.
     pub fn plugins(&self) -> Vec<(String, Arc<hlsvault_plugin::PluginFigures>)> {
         self.plugins.read().expect("figures lock").clone()
+    }
+
+    /// Every running playout's figures, in config order.
+    pub fn playouts(&self) -> Vec<PlayoutFigures> {
+        self.playouts.read().expect("figures lock").clone()
+    }
+
+    /// Replaces the playouts that run.
+    pub fn set_playouts(&self, playouts: Vec<PlayoutFigures>) {
+        *self.playouts.write().expect("figures lock") = playouts;
     }
 
     /// Replaces what runs.

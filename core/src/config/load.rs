@@ -160,6 +160,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             );
         }
     }
+    let playouts = validate::playouts(&top.playouts, &tables, &mut problems);
     let plugins = validate::plugins(&top.plugins.unwrap_or_default(), &mut problems);
     for (i, s) in tables.iter().enumerate() {
         for name in s.plugins.iter().filter(|n| !plugins.contains_key(*n)) {
@@ -183,6 +184,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         Some(storage) if problems.0.is_empty() => Ok(Config {
             storage,
             streams,
+            playouts,
             stats_interval,
             serve,
             plugins,

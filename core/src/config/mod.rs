@@ -41,6 +41,8 @@ pub struct Config {
     pub storage: Storage,
     /// The streams to archive, in file order.
     pub streams: Vec<StreamConfig>,
+    /// The archive sent out again, each a delay behind (`[[playouts]]`).
+    pub playouts: Vec<PlayoutConfig>,
     /// How often each stream's figures are logged while running.
     pub stats_interval: Duration,
     /// Playback over HTTP (`hlsvault serve`, and `run` when present).
@@ -69,6 +71,20 @@ impl Config {
                 key: self.state_dir.join("plugin-cache.key"),
             })
     }
+}
+
+/// One `[[playouts]]` table: a stream's archive sent out again as it
+/// grows, `delay` behind its live edge (a timeshifted channel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayoutConfig {
+    /// Its name, in figures and logs.
+    pub name: String,
+    /// The stream (of `[[streams]]`) it plays.
+    pub stream: String,
+    /// Where it sends.
+    pub to: hlsvault_send::Destination,
+    /// How far behind the live edge.
+    pub delay: Duration,
 }
 
 /// The `[storage]` table.

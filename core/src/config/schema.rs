@@ -25,6 +25,8 @@ pub(super) struct TopLevel {
     pub defaults: Option<Dict>,
     #[serde(default)]
     pub streams: Vec<Value>,
+    #[serde(default)]
+    pub playouts: Vec<Value>,
     #[serde(default, deserialize_with = "opt_duration")]
     pub stats_interval: Option<Duration>,
     #[serde(default)]
@@ -229,6 +231,17 @@ fn default_gap() -> Duration {
 }
 fn default_stall() -> Duration {
     Duration::from_secs(5)
+}
+
+/// One `[[playouts]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PlayoutTable {
+    pub name: String,
+    pub stream: String,
+    pub to: hlsvault_send::Destination,
+    #[serde(deserialize_with = "duration")]
+    pub delay: Duration,
 }
 
 /// A stream's `source` table.

@@ -455,3 +455,55 @@ fn the_spool_is_on_by_default_in_the_state_dir_and_spool_dir_is_named_as_replace
         ["storage.spool_dir: replaced by state_dir (top level; the spool is in STATE_DIR/spool) and storage.spool = true|false"]
     );
 }
+
+#[test]
+fn playouts_are_read_and_each_mistake_named() {
+    let good = format!(
+        "{GOOD}\n[[playouts]]\nname = \"tv1\"\nstream = \"ch2\"\nto = \"udp://239.20.0.1:5000?ttl=8&rtp\"\ndelay = \"3h\"\n"
+    );
+    let c = load_str(&good).unwrap();
+    assert_eq!(c.playouts.len(), 1);
+    assert_eq!(c.playouts[0].delay, Duration::from_secs(3 * 3600));
+    assert!(c.playouts[0].to.rtp);
+    let bad = format!(
+        "{GOOD}
+[[playouts]]
+name = \"a\"
+stream = \"ch9\"
+to = \"udp://239.20.0.1:5000\"
+delay = \"1h\"
+[[playouts]]
+name = \"b\"
+stream = \"ch2\"
+to = \"udp://239.20.0.2:5000\"
+delay = \"10s\"
+[[playouts]]
+name = \"c\"
+stream = \"ch1\"
+to = \"udp://239.20.0.3:5000?ttl=999\"
+delay = \"1h\"
+[[playouts]]
+name = \"d\"
+stream = \"ch1\"
+to = \"udp://239.20.0.4:5000\"
+delay = \"1h\"
+[[playouts]]
+name = \"d\"
+stream = \"ch1\"
+to = \"udp://239.20.0.4:5000\"
+delay = \"2h\"
+"
+    );
+    let problems = keys(load_str(&bad).unwrap_err());
+    assert_eq!(
+        problems,
+        [
+            "playouts[0] (\"a\").stream: no [[streams]] table is named \"ch9\"",
+            "playouts[1] (\"b\").delay: must be at least two of the stream's segments (12s): a segment is stored when it ends",
+            "playouts[2] (\"c\").to: ttl=999: a TTL is 1 to 255",
+            "playouts[4] (\"d\").name: duplicate playout name \"d\"",
+            "playouts[4] (\"d\").to: playout \"d\" already sends to 239.20.0.4:5000",
+        ],
+        "{problems:#?}"
+    );
+}

@@ -10,10 +10,10 @@ use figment::value::Dict;
 
 use super::load::Problems;
 use super::schema::{
-    Backend, PluginTable, ServeTable, SourceKind, SourceTable, StorageTable, StreamTable, UrlMode,
-    MAX_EXPIRY,
+    Backend, PlayoutTable, PluginTable, ServeTable, SourceKind, SourceTable, StorageTable,
+    StreamTable, UrlMode, MAX_EXPIRY,
 };
-use super::{HttpLimits, ServeConfig, Source, Storage, Store, StreamConfig};
+use super::{HttpLimits, PlayoutConfig, ServeConfig, Source, Storage, Store, StreamConfig};
 use hlsvault_capture::Endpoint;
 use hlsvault_hls::Urls;
 use hlsvault_plugin::PluginSettings;
@@ -28,6 +28,63 @@ const DEFAULT_QUEUE_MEMORY: u64 = 64 << 20;
 
 /// The kernel buffer of a live source by default.
 const DEFAULT_BUFFER: u64 = 32 << 20;
+
+/// The `[[playouts]]` tables, validated against the streams they play:
+/// each names a declared stream, is at least two of its segments behind
+/// (a segment is stored when it ends), and sends where no other does.
+pub(super) fn playouts(
+    raw: &[figment::value::Value],
+    streams: &[StreamTable],
+    p: &mut Problems,
+) -> Vec<PlayoutConfig> {
+    let mut out: Vec<PlayoutConfig> = Vec::new();
+    for (i, value) in raw.iter().enumerate() {
+        let name = value
+            .find_ref("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?");
+        let prefix = format!("playouts[{i}] (\"{name}\")");
+        let Some(t) = p.parse::<PlayoutTable>(&prefix, value) else {
+            continue;
+        };
+        let before = p.count();
+        match streams.iter().find(|s| s.name == t.stream) {
+            None => p.add(
+                format!("{prefix}.stream"),
+                format!("no [[streams]] table is named \"{}\"", t.stream),
+            ),
+            Some(s) if t.delay < s.segment_duration * 2 => p.add(
+                format!("{prefix}.delay"),
+                format!(
+                    "must be at least two of the stream's segments ({}): a segment is stored when it ends",
+                    humantime::format_duration(s.segment_duration * 2)
+                ),
+            ),
+            Some(_) => {}
+        }
+        if out.iter().any(|o| o.name == t.name) {
+            p.add(
+                format!("{prefix}.name"),
+                format!("duplicate playout name \"{}\"", t.name),
+            );
+        }
+        if let Some(o) = out.iter().find(|o| o.to.addr == t.to.addr) {
+            p.add(
+                format!("{prefix}.to"),
+                format!("playout \"{}\" already sends to {}", o.name, t.to.addr),
+            );
+        }
+        if p.count() == before {
+            out.push(PlayoutConfig {
+                name: t.name,
+                stream: t.stream,
+                to: t.to,
+                delay: t.delay,
+            });
+        }
+    }
+    out
+}
 
 /// The `[storage]` table, validated.
 pub(super) fn storage(s: &StorageTable, p: &mut Problems) -> Option<Storage> {

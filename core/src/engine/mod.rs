@@ -10,6 +10,8 @@
 //! panic, a store error) is logged and counted, and the others go on. The
 //! supervisor starts and stops them, also while running, when the
 //! config file changes (see `hlsvault run --help`).
+//! `[[playouts]]` run beside them as tasks that read the store (see
+//! [`crate::replay`]), started and stopped by reload too.
 //! SIGINT or SIGTERM stops the readers; every stream then flushes its open
 //! segment and playlists, and the open hours stay open.
 
@@ -19,6 +21,7 @@ mod check;
 mod figures_log;
 mod growing;
 mod hours;
+mod playouts;
 mod plugins;
 mod publish;
 mod reader;

@@ -15,6 +15,7 @@ use super::analysis::analyse;
 use super::archive::ArchiveSettings;
 use super::check::source_findings;
 use super::growing::Finished;
+use super::playouts::Playouts;
 use super::plugins::plugin_problem;
 use super::publish::{ArchiveTask, Publish};
 use super::reader::SourceReport;
@@ -89,6 +90,7 @@ pub struct Supervisor {
     reports: Vec<SourceReport>,
     analysis: Vec<std::thread::JoinHandle<()>>,
     next_id: usize,
+    playouts: Playouts,
 }
 
 /// How a run ended: every incarnation's figures and every reader's.
@@ -107,7 +109,14 @@ impl Supervisor {
         plugin_runtime: Option<Arc<plugin::Runtime>>,
         plugins: BTreeMap<String, Arc<Slot>>,
     ) -> anyhow::Result<Self> {
+        let playouts = Playouts::new(
+            shared.io.clone(),
+            shared.store.clone(),
+            shared.figures.clone(),
+            config.stats_interval,
+        );
         let mut s = Supervisor {
+            playouts,
             shared,
             plugin_runtime,
             plugins,
@@ -121,6 +130,7 @@ impl Supervisor {
             config: config.clone(),
         };
         s.launch(config.streams)?;
+        s.playouts.apply(&config.playouts);
         Ok(s)
     }
 
@@ -169,6 +179,7 @@ impl Supervisor {
 
     /// Waits for every reader, stream and archive to end.
     pub fn finish(mut self) -> Outcome {
+        self.playouts.finish();
         for r in std::mem::take(&mut self.readers) {
             self.join_reader(r);
         }
@@ -312,8 +323,10 @@ impl Supervisor {
             restarted = ?restarted,
             "config reloaded; the other streams go on untouched"
         );
+        self.playouts.apply(&new.playouts);
         self.config = Config {
             streams: new.streams,
+            playouts: new.playouts,
             plugins: new.plugins,
             ..self.config.clone()
         };

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{self, BoxStream, StreamExt};
 use hlsvault_hls::{Entry, Layout};
-use hlsvault_store::{ObjectStore, StoreError};
+use hlsvault_store::ObjectStore;
 
 use super::figures::ReplayFigures;
 use super::ReplayError;
@@ -89,6 +89,7 @@ pub fn follow(
         last: None,
         found: VecDeque::new(),
         behind: false,
+        store_down: false,
     };
     stream::unfold(state, |mut s| async move {
         let next = s.next().await;
@@ -109,6 +110,8 @@ struct Follow {
     found: VecDeque<Entry>,
     /// A segment was skipped for being past due: the next is a splice.
     behind: bool,
+    /// The last poll failed.
+    store_down: bool,
 }
 
 impl Follow {
@@ -138,13 +141,14 @@ impl Follow {
                 self.last = Some(e);
                 return Ok(planned);
             }
-            self.poll().await?;
+            self.poll().await;
         }
     }
 
     /// Reads what the archive holds after the last segment; waits a
-    /// little when that is nothing yet.
-    async fn poll(&mut self) -> Result<(), StoreError> {
+    /// little when that is nothing yet, or the store does not answer (a
+    /// stall, not the playout's end).
+    async fn poll(&mut self) {
         let position = self.position();
         let (from, to) = match &self.last {
             // From the last segment, so that the first after it is marked
@@ -152,10 +156,23 @@ impl Follow {
             Some(l) => (l.start, l.end().max(position) + LOOKAHEAD),
             None => (position, position + LOOKAHEAD),
         };
-        let found: Vec<Entry> = range_playlist(self.store.as_ref(), &self.layout, from, to)
-            .await?
-            .map(|p| p.entries().cloned().collect())
-            .unwrap_or_default();
+        let read = range_playlist(self.store.as_ref(), &self.layout, from, to).await;
+        let found: Vec<Entry> = match read {
+            Err(e) => {
+                self.figures.retries.fetch_add(1, Relaxed);
+                if !std::mem::replace(&mut self.store_down, true) {
+                    tracing::warn!(stream = %self.stream, error = %e, "the store does not answer; the playout waits for it");
+                }
+                Vec::new()
+            }
+            Ok(p) => {
+                if std::mem::take(&mut self.store_down) {
+                    tracing::info!(stream = %self.stream, "the store answers again");
+                }
+                p.map(|p| p.entries().cloned().collect())
+                    .unwrap_or_default()
+            }
+        };
         // The first segment is the first that starts at or after the
         // delayed position: it leaves on time, where the one holding the
         // position would leave up to a segment late.
@@ -168,7 +185,7 @@ impl Follow {
             if self.figures.stalled.swap(false, Relaxed) {
                 tracing::info!(stream = %self.stream, "the archive goes on; the playout follows it again");
             }
-            return Ok(());
+            return;
         }
         let expected = self.last.as_ref().map_or(position, Entry::end);
         if position > expected + STALL_GRACE && !self.figures.stalled.swap(true, Relaxed) {
@@ -180,6 +197,5 @@ impl Follow {
             );
         }
         tokio::time::sleep(POLL).await;
-        Ok(())
     }
 }

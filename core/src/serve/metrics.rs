@@ -269,6 +269,82 @@ fn plugin_families(out: &mut Scrape, figures: &Figures) {
     out.per_row(MetricType::COUNTER, "plugin", &fields, &now);
 }
 
+fn playout_families(out: &mut Scrape, figures: &Figures) {
+    use crate::replay::ReplaySnapshot;
+    let playouts = figures.playouts();
+    let now: Vec<(&str, ReplaySnapshot)> = playouts
+        .iter()
+        .map(|p| (p.config.name.as_str(), p.figures.snapshot()))
+        .collect();
+    let counters: [Field<ReplaySnapshot>; 9] = [
+        ("hlsvault_playout_datagrams_total", "Datagrams sent.", |p| {
+            p.send.datagrams as f64
+        }),
+        (
+            "hlsvault_playout_bytes_total",
+            "Bytes sent (UDP payload).",
+            |p| p.send.bytes as f64,
+        ),
+        (
+            "hlsvault_playout_late_datagrams_total",
+            "Datagrams sent more than 1 ms after their PCR said.",
+            |p| p.send.late as f64,
+        ),
+        (
+            "hlsvault_playout_rebased_total",
+            "Times the sender was over 500 ms behind and moved its schedule on.",
+            |p| p.send.rebased as f64,
+        ),
+        (
+            "hlsvault_playout_underruns_total",
+            "Times a datagram was due and none had been read.",
+            |p| p.send.underruns as f64,
+        ),
+        ("hlsvault_playout_segments_total", "Segments sent.", |p| {
+            p.segments as f64
+        }),
+        (
+            "hlsvault_playout_splices_total",
+            "Clean splices sent (discontinuities, gaps, skipped segments).",
+            |p| p.splices as f64,
+        ),
+        (
+            "hlsvault_playout_skipped_segments_total",
+            "Segments that could not be read after their retries, or were past due.",
+            |p| p.skipped as f64,
+        ),
+        (
+            "hlsvault_playout_stalls_total",
+            "Times the archive had nothing new when the playout needed it.",
+            |p| p.stalls as f64,
+        ),
+    ];
+    out.per_row(MetricType::COUNTER, "playout", &counters, &now);
+    let gauges: [Field<ReplaySnapshot>; 4] = [
+        (
+            "hlsvault_playout_jitter_p50_seconds",
+            "How late datagrams left, median since the playout started.",
+            |p| p.send.jitter(0.5).as_secs_f64(),
+        ),
+        (
+            "hlsvault_playout_jitter_p99_seconds",
+            "How late datagrams left, 99th percentile since the playout started.",
+            |p| p.send.jitter(0.99).as_secs_f64(),
+        ),
+        (
+            "hlsvault_playout_jitter_max_seconds",
+            "The latest a datagram left since the playout started.",
+            |p| p.send.jitter_max.as_secs_f64(),
+        ),
+        (
+            "hlsvault_playout_stalled",
+            "1 while the playout waits for the archive.",
+            |p| f64::from(u8::from(p.stalled)),
+        ),
+    ];
+    out.per_row(MetricType::GAUGE, "playout", &gauges, &now);
+}
+
 /// The server's own figures.
 pub struct ServerFigures {
     /// Playback requests refused for a missing or wrong token.
@@ -341,6 +417,7 @@ pub fn render(
     if let Some(f) = figures {
         stream_families(&mut out, f);
         plugin_families(&mut out, f);
+        playout_families(&mut out, f);
     }
     out.0.extend(process.collect());
     let mut text = Vec::new();

@@ -283,8 +283,20 @@ async fn status_page(State(s): State<Status>) -> Response {
                         .unwrap_or_default(),
                 })
                 .collect();
-            let mut r =
-                axum::response::Html(page::render(&rows, SystemTime::now())).into_response();
+            let playouts = s
+                .streams
+                .figures()
+                .map(Figures::playouts)
+                .unwrap_or_default();
+            let playout_rows: Vec<page::PlayoutRow> = playouts
+                .iter()
+                .map(|p| page::PlayoutRow {
+                    config: &p.config,
+                    now: p.figures.snapshot(),
+                })
+                .collect();
+            let html = page::render(&rows, &playout_rows, SystemTime::now());
+            let mut r = axum::response::Html(html).into_response();
             r.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
             r

@@ -26,6 +26,12 @@ pub struct Row<'a> {
     pub bitrate: Vec<(SystemTime, f64)>,
 }
 
+/// What the page shows of one playout.
+pub struct PlayoutRow<'a> {
+    pub config: &'a crate::config::PlayoutConfig,
+    pub now: crate::replay::ReplaySnapshot,
+}
+
 /// Pictures in a stream's strip across its last hour, one per
 /// [`STRIP_STEP`].
 const STRIP: u64 = 6;
@@ -55,8 +61,8 @@ fn sparkline(samples: &[(SystemTime, f64)], now: SystemTime) -> String {
     )
 }
 
-/// The page for `rows`, drawn at `now`.
-pub fn render(rows: &[Row], now: SystemTime) -> String {
+/// The page for `rows` and `playouts`, drawn at `now`.
+pub fn render(rows: &[Row], playouts: &[PlayoutRow], now: SystemTime) -> String {
     let mut html = String::from(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
@@ -122,8 +128,43 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
             );
         }
     }
-    html.push_str("</table>\n</body></html>\n");
+    html.push_str("</table>\n");
+    if !playouts.is_empty() {
+        html.push_str("<h2>playouts</h2>\n<table><tr><th>playout</th><th>stream</th><th>to</th><th>delay</th><th>state</th><th class=\"num\">datagrams</th><th class=\"num\">jitter p50 / p99 / max</th><th class=\"num\">late</th><th class=\"num\">splices</th><th class=\"num\">skipped</th></tr>\n");
+        for p in playouts {
+            let (class, state) = match p.now.stalled {
+                true => ("stalled", "waiting for the archive"),
+                false => ("receiving", "sending"),
+            };
+            let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+            let _ = writeln!(
+                html,
+                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="{class}">{state}</td><td class="num">{}</td><td class="num">{} / {} / {} ms</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+                p.config.name,
+                p.config.stream,
+                html_escape(&p.config.to.to_string()),
+                humantime::format_duration(p.config.delay),
+                p.now.send.datagrams,
+                ms(p.now.send.jitter(0.5)),
+                ms(p.now.send.jitter(0.99)),
+                ms(p.now.send.jitter_max),
+                p.now.send.late,
+                p.now.splices,
+                p.now.skipped,
+            );
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str("</body></html>\n");
     html
+}
+
+/// `&`, `<`, `>` and `"` as HTML entities: a playout's URL has `&`.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Pictures across the hour before `newest`, each a link to the ten
@@ -172,6 +213,7 @@ mod tests {
                 last: Some(now - Duration::from_secs(3 * 3600 + 42)),
                 bitrate: vec![],
             }],
+            &[],
             now,
         );
         assert!(html.contains(r#"href="streams/ch1/live.m3u8""#));
@@ -188,5 +230,30 @@ mod tests {
         assert!(html.contains("start=2027-01-15T03:59:18Z&amp;duration=1h"));
         assert!(html.contains(r#"<td class="stalled">stalled</td><td>3h 42s ago</td>"#));
         assert!(!html.contains("<script"));
+        assert!(!html.contains("playouts"), "no playout, no table");
+    }
+
+    #[test]
+    fn a_playout_row_shows_where_it_sends_and_how_late() {
+        let config = crate::config::PlayoutConfig {
+            name: "tv1".into(),
+            stream: "ch1".into(),
+            to: "udp://239.1.1.1:5000?ttl=4&interface=eth1".parse().unwrap(),
+            delay: Duration::from_secs(3 * 3600),
+        };
+        let figures = crate::replay::ReplayFigures::default();
+        let html = render(
+            &[],
+            &[PlayoutRow {
+                config: &config,
+                now: figures.snapshot(),
+            }],
+            SystemTime::UNIX_EPOCH,
+        );
+        assert!(
+            html.contains("<td>tv1</td><td>ch1</td><td>udp://239.1.1.1:5000?ttl=4&amp;interface=eth1</td><td>3h</td><td class=\"receiving\">sending</td>"),
+            "{html}"
+        );
+        assert!(html.contains("0.00 / 0.00 / 0.00 ms"), "{html}");
     }
 }
