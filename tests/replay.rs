@@ -156,6 +156,38 @@ fn a_looped_range_wraps_twice_with_rtp_numbered_across_the_splices() {
 }
 
 #[test]
+fn a_segment_gone_from_the_store_becomes_a_clean_splice_counted_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = archived(d);
+    // The second segment of the range (09:59:53) is gone.
+    let hour = d.join("archive/ch1/2026/11/21/09");
+    let gone = std::fs::read_dir(&hour)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("5953"))
+        .expect("a segment at 09:59:53");
+    std::fs::remove_file(&gone).unwrap();
+    let (port, received) = receiver();
+    let to = format!("udp://127.0.0.1:{port}");
+    let out = replay(&config, &[&RANGE[..], &["--to", &to]].concat());
+    assert!(out.status.success());
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("2 splices, 1 skipped"), "{summary}");
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("a segment cannot be read; the playout splices past it"));
+    let ts: Vec<u8> = received
+        .join()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(_, d)| d)
+        .collect();
+    // The archive's discontinuity and the missing segment: both marked,
+    // no continuity error.
+    assert_eq!(continuity(&ts), (0, 2));
+}
+
+#[test]
 fn nothing_archived_or_a_destination_that_cannot_work_exits_2_saying_why() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
