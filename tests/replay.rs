@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hlsvault_testkit::pcr_timing::{quantile, Arrivals};
 use hlsvault_testkit::{
     archive_across_the_hour, archive_capture, continuity, make_ts, output_shown, StreamSpec,
 };
@@ -25,11 +26,11 @@ const QUIET: Duration = Duration::from_secs(3);
 const LONGEST: Duration = Duration::from_secs(120);
 
 /// Datagrams as they arrived.
-type Arrivals = Vec<(Instant, Vec<u8>)>;
+type Received = Vec<(Instant, Vec<u8>)>;
 
 /// Receives on a loopback socket in a thread of its own: what arrived,
 /// with when, once it has been quiet for [`QUIET`].
-fn receiver() -> (u16, std::thread::JoinHandle<Arrivals>) {
+fn receiver() -> (u16, std::thread::JoinHandle<Received>) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket2::SockRef::from(&socket)
         .set_recv_buffer_size(8 << 20)
@@ -156,6 +157,66 @@ fn a_looped_range_wraps_twice_with_rtp_numbered_across_the_splices() {
 }
 
 #[test]
+fn four_times_as_fast_restamps_the_clocks_and_still_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = archived(d);
+    let (port, received) = receiver();
+    let to = format!("udp://127.0.0.1:{port}");
+    let out = replay(
+        &config,
+        &[&RANGE[..], &["--rate", "4", "--to", &to]].concat(),
+    );
+    assert!(out.status.success());
+    let fast: Vec<u8> = received
+        .join()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(_, d)| d)
+        .collect();
+    let original = exported(&config, d, &RANGE);
+    assert_eq!(fast.len(), original.len());
+    assert_eq!(continuity(&fast), (0, 1));
+    let file = d.join("fast.ts");
+    std::fs::write(&file, &fast).unwrap();
+    // The decoders find nothing wrong. (ffmpeg's null muxer does: frames
+    // that last 40 ms every 10 ms overlap on its clock, which is what
+    // playing four times as fast is.)
+    let said = hlsvault_testkit::decode_errors(file.to_str().unwrap()).unwrap();
+    let decoders: Vec<&str> = said
+        .lines()
+        .filter(|l| {
+            !l.starts_with("[null @") && !l.trim_start().starts_with("Last message repeated")
+        })
+        .collect();
+    assert!(decoders.is_empty(), "{said}");
+    // Up to the discontinuity, every PCR is a quarter as far from the
+    // first (to rounding).
+    let first_run = |ts: &[u8]| -> Vec<u64> {
+        let mut pcrs = Vec::new();
+        for p in hlsvault_ts::packets(ts) {
+            let h = hlsvault_ts::Header::parse(p);
+            if h.has_af && p[4] >= 7 && p[5] & 0x10 != 0 {
+                if p[5] & 0x80 != 0 {
+                    break;
+                }
+                pcrs.push(hlsvault_ts::clock::read_pcr(hlsvault_ts::clock::pcr_field(
+                    p,
+                )));
+            }
+        }
+        pcrs
+    };
+    let (slow, quick) = (first_run(&original), first_run(&fast));
+    assert_eq!(slow.len(), quick.len());
+    assert!(slow.len() > 100);
+    for (s, q) in slow.iter().zip(&quick) {
+        let (s, q) = ((s - slow[0]) as i64, (q - quick[0]) as i64);
+        assert!((s - 4 * q).abs() <= 8, "{s} vs 4 x {q}");
+    }
+}
+
+#[test]
 fn a_segment_gone_from_the_store_becomes_a_clean_splice_counted_and_logged() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -228,7 +289,7 @@ fn nothing_archived_or_a_destination_that_cannot_work_exits_2_saying_why() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ttl=0: a TTL is 1 to 255"));
 }
 
-/// One UDP datagram libpcap saw.
+/// What libpcap saw of one datagram.
 struct Seen {
     /// Capture time, ns.
     at: i128,
@@ -237,83 +298,22 @@ struct Seen {
     payload: Vec<u8>,
 }
 
-/// Captures UDP to `port` on `interface` with libpcap (nanosecond
-/// stamps) in a thread, until quiet for [`QUIET`] after the first.
+/// Captures UDP to `port` on `interface` in a thread, until quiet for
+/// [`QUIET`] after the first.
 fn sniff(interface: &str, port: u16) -> std::thread::JoinHandle<Vec<Seen>> {
-    let mut cap = pcap::Capture::from_device(interface)
-        .unwrap()
-        .immediate_mode(true)
-        .precision(pcap::Precision::Nano)
-        .buffer_size(64 << 20)
-        .snaplen(2048)
-        .open()
-        .unwrap();
-    cap.filter(&format!("udp dst port {port}"), true).unwrap();
-    // A timeout does not make libpcap return on Linux: poll.
-    let mut cap = cap.setnonblock().unwrap();
+    let sniffer = hlsvault_testkit::sniff::Sniffer::open(interface, port).unwrap();
     std::thread::spawn(move || {
-        let began = Instant::now();
-        let mut last = None::<Instant>;
         let mut seen = Vec::new();
-        while began.elapsed() < LONGEST && last.is_none_or(|l| l.elapsed() < QUIET) {
-            let Ok(frame) = cap.next_packet() else {
-                std::thread::sleep(Duration::from_micros(200));
-                continue;
-            };
-            last = Some(Instant::now());
-            let ip = &frame.data[14..];
-            let header = usize::from(ip[0] & 0x0F) * 4;
+        sniffer.run(QUIET, LONGEST, |s| {
             seen.push(Seen {
-                at: i128::from(frame.header.ts.tv_sec) * 1_000_000_000
-                    + i128::from(frame.header.ts.tv_usec),
-                ttl: ip[8],
-                tos: ip[1],
-                payload: ip[header + 8..].to_vec(),
-            });
-        }
+                at: s.at,
+                ttl: s.ttl,
+                tos: s.tos,
+                payload: s.payload.to_vec(),
+            })
+        });
         seen
     })
-}
-
-/// Each PCR in `ts`: its PID, its value, and whether the discontinuity
-/// indicator is set.
-fn pcr_packets(ts: &[u8]) -> impl Iterator<Item = (u16, u64, bool)> + '_ {
-    hlsvault_ts::packets(ts)
-        .iter()
-        .filter(|p| hlsvault_ts::Header::parse(p).has_af && p[4] >= 7 && p[5] & 0x10 != 0)
-        .map(|p| {
-            let pid = hlsvault_ts::Header::parse(p).pid;
-            let pcr = hlsvault_ts::clock::read_pcr(hlsvault_ts::clock::pcr_field(p));
-            (pid, pcr, p[5] & 0x80 != 0)
-        })
-}
-
-/// How far each PCR arrived from where the PCR says, in ms, against the
-/// median of its run (a run ends at a discontinuity indicator).
-fn pcr_deviations(seen: &[Seen]) -> Vec<f64> {
-    let mut runs: Vec<Vec<f64>> = vec![Vec::new()];
-    let mut pcr_pid = None;
-    for s in seen {
-        for (pid, pcr, discontinuity) in pcr_packets(&s.payload) {
-            if *pcr_pid.get_or_insert(pid) != pid {
-                continue;
-            }
-            if discontinuity {
-                runs.push(Vec::new());
-            }
-            let offset = s.at as f64 / 1e6 - pcr as f64 / 27_000.0;
-            runs.last_mut().unwrap().push(offset);
-        }
-    }
-    runs.into_iter()
-        .filter(|r| !r.is_empty())
-        .flat_map(|run| {
-            let mut sorted = run.clone();
-            sorted.sort_by(f64::total_cmp);
-            let median = sorted[sorted.len() / 2];
-            run.into_iter().map(move |o| (o - median).abs())
-        })
-        .collect()
 }
 
 #[test]
@@ -397,10 +397,13 @@ fn a_replay_through_a_veth_pair_archives_again_as_the_original_paced_by_its_pcr(
     assert_eq!(sent, exported(&config, d, &range));
     assert_eq!(continuity(&sent), (0, 0));
     // Paced by the PCR: p99 within 1 ms of where the PCR puts it.
-    let mut deviations = pcr_deviations(&seen);
-    deviations.sort_by(f64::total_cmp);
-    let p99 = deviations[deviations.len() * 99 / 100];
-    let max = deviations.last().unwrap();
+    let mut arrivals = Arrivals::default();
+    for s in &seen {
+        arrivals.push(s.at, &s.payload);
+    }
+    let deviations = arrivals.deviations();
+    let p99 = quantile(&deviations, 0.99);
+    let max = quantile(&deviations, 1.0);
     eprintln!(
         "PCR jitter at 20 Mbit/s: p99 {p99:.3} ms, max {max:.3} ms over {} PCRs",
         deviations.len()
@@ -437,7 +440,11 @@ fn pcrs(datagram: &[u8]) -> Vec<u64> {
         Payload::Ts(ts) | Payload::Rtp { ts, .. } => ts,
         Payload::NotTs => return Vec::new(),
     };
-    pcr_packets(ts).map(|(_, pcr, _)| pcr).collect()
+    hlsvault_ts::packets(ts)
+        .iter()
+        .filter(|p| hlsvault_ts::Header::parse(p).has_af && p[4] >= 7 && p[5] & 0x10 != 0)
+        .map(|p| hlsvault_ts::clock::read_pcr(hlsvault_ts::clock::pcr_field(p)))
+        .collect()
 }
 
 #[test]

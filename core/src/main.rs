@@ -186,6 +186,10 @@ enum Command {
         /// stopped).
         #[arg(long = "loop", value_name = "TIMES", num_args = 0..=1, conflicts_with = "follow")]
         passes: Option<Option<u64>>,
+        /// Play this many times as fast (0.1 to 100; e.g. 2, 0.5), for test
+        /// benches: the PCR, PTS and DTS are restamped to it.
+        #[arg(long, default_value_t = 1.0, conflicts_with = "follow", value_parser = rate)]
+        rate: f64,
     },
     /// Work with WebAssembly plugins.
     Plugin {
@@ -283,13 +287,14 @@ fn main() -> ExitCode {
             delay,
             to,
             passes,
+            rate,
         } => replay(
             &config,
             &stream,
             [start, end, duration, delay],
             follow,
             to,
-            passes,
+            (passes, rate),
         ),
         Command::Plugin {
             command: PluginCommand::Inspect { path },
@@ -593,7 +598,7 @@ fn replay(
     [start, end, duration, delay]: [Option<String>; 4],
     follow: bool,
     to: hlsvault_send::Destination,
-    passes: Option<Option<u64>>,
+    (passes, rate): (Option<Option<u64>>, f64),
 ) -> ExitCode {
     use hlsvault::replay::{Replay, ReplayError, ReplayFigures, Span};
     let config = match config::load(path) {
@@ -648,10 +653,10 @@ fn replay(
             None => Some(1),
             Some(times) => times,
         },
+        rate,
         sender: hlsvault_send::SenderSettings {
             ssrc: Replay::ssrc(stream, &to),
             destination: to,
-            rate: 1.0,
             queue: 0,
         },
         stats_interval: config.stats_interval,
@@ -679,6 +684,14 @@ fn replay(
             ExitCode::from(if asked_wrong { 2 } else { 1 })
         }
     }
+}
+
+/// `--rate`: a speed from 0.1 to 100.
+fn rate(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| (0.1..=100.0).contains(r))
+        .ok_or_else(|| format!("{text} is not a speed from 0.1 to 100"))
 }
 
 /// Resolves at SIGINT or SIGTERM.

@@ -97,10 +97,10 @@ impl Playouts {
                 delay: config.delay,
             },
             passes: None,
+            rate: 1.0,
             sender: SenderSettings {
                 ssrc: Replay::ssrc(&config.stream, &config.to),
                 destination: config.to.clone(),
-                rate: 1.0,
                 queue: 0,
             },
             stats_interval: self.stats_interval,

@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 use hlsvault_send::{Batch, Sender, SenderSettings, SocketError};
 use hlsvault_store::{ObjectStore, StoreError};
 use hlsvault_ts::pace::Pacer;
+use hlsvault_ts::restamp::Restamper;
 use hlsvault_ts::splice::Splicer;
 
 pub use figures::{ReplayFigures, ReplaySnapshot};
@@ -45,6 +46,9 @@ pub struct Replay {
     pub span: Span,
     /// Times a range is played (None: until stopped).
     pub passes: Option<u64>,
+    /// Speed (2.0: twice as fast); other than 1, the PCR, PTS and DTS are
+    /// restamped to it.
+    pub rate: f64,
     /// Where it goes and how.
     pub sender: SenderSettings,
     /// How often its figures are logged.
@@ -126,7 +130,7 @@ impl Replay {
             self.stats_interval,
         ));
         let played = tokio::select! {
-            played = play(store, segments, &sender, &figures) => played,
+            played = play(store, segments, &sender, &figures, self.rate) => played,
             () = stop => {
                 sender.stopper().store(true, Relaxed);
                 Ok(())
@@ -149,6 +153,7 @@ async fn play(
     segments: futures_util::stream::BoxStream<'static, Result<entries::Planned, ReplayError>>,
     sender: &Sender,
     figures: &Arc<ReplayFigures>,
+    rate: f64,
 ) -> Result<(), ReplayError> {
     // Each read is a task of its own, so that the next segment is read
     // while this one is sent.
@@ -164,6 +169,7 @@ async fn play(
         })
         .buffered(2);
     let mut splicer = Splicer::new();
+    let mut restamper = (rate != 1.0).then(|| Restamper::new(rate));
     let mut pacer = Pacer::new(PACKETS_PER_DATAGRAM);
     let mut broken = false;
     let mut sent_any = false;
@@ -192,6 +198,10 @@ async fn play(
         let mut ts = BytesMut::from(bytes);
         splicer.segment(splice);
         splicer.rewrite(&mut ts);
+        if let Some(r) = &mut restamper {
+            r.segment(splice);
+            r.rewrite(&mut ts);
+        }
         // Following: the segment's program date-time is its first frame's,
         // which arrived ahead of it by the mux's presentation lead.
         let mut due_at = planned.due_at.map(|t| {

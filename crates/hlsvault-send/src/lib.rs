@@ -12,7 +12,6 @@
 //! # async fn f(ts: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
 //! let sender = Sender::start(&SenderSettings {
 //!     destination: "udp://239.1.1.1:5000?ttl=4".parse()?,
-//!     rate: 1.0,
 //!     ssrc: 1,
 //!     queue: 8,
 //! })?;

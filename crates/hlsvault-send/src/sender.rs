@@ -45,8 +45,6 @@ pub struct Batch {
 #[derive(Debug, Clone)]
 pub struct SenderSettings {
     pub destination: Destination,
-    /// Speed: 2.0 sends a second of stream in half a second.
-    pub rate: f64,
     /// RTP's source id, stable for one playout.
     pub ssrc: u32,
     /// Batches queued for the thread at most.
@@ -80,11 +78,6 @@ impl Sender {
                 .destination
                 .rtp
                 .then(|| RtpHeaders::new(settings.ssrc, (settings.ssrc >> 16) as u16)),
-            rate: if settings.rate > 0.0 {
-                settings.rate
-            } else {
-                1.0
-            },
             figures: figures.clone(),
             stop: stop.clone(),
             base: None,
@@ -134,7 +127,6 @@ impl Sender {
 struct Pacing {
     socket: UdpSocket,
     rtp: Option<RtpHeaders>,
-    rate: f64,
     figures: Arc<SendFigures>,
     stop: Arc<AtomicBool>,
     /// The instant of schedule time 0.
@@ -179,12 +171,7 @@ impl Pacing {
     /// The instant a batch's first datagram is due.
     fn due(&self, batch: &Batch) -> Option<Instant> {
         let first = batch.datagrams.first()?;
-        Some(self.base? + self.scaled(first.at))
-    }
-
-    /// Schedule time `at` at this sender's rate.
-    fn scaled(&self, at: u64) -> Duration {
-        Duration::from_nanos((at as f64 / self.rate) as u64)
+        Some(self.base? + Duration::from_nanos(first.at))
     }
 
     /// Moves the schedule so that the batch leaves at `wall`, when it is
@@ -200,10 +187,10 @@ impl Pacing {
             Err(e) => now.checked_sub(e.duration()).unwrap_or(now),
         };
         let Some(base) = self.base else {
-            self.base = target.checked_sub(self.scaled(first.at));
+            self.base = target.checked_sub(Duration::from_nanos(first.at));
             return;
         };
-        let due = base + self.scaled(first.at);
+        let due = base + Duration::from_nanos(first.at);
         if target > due + ANCHOR_TOLERANCE {
             self.base = Some(base + (target - due));
         } else if due > target + ANCHOR_TOLERANCE {
@@ -214,7 +201,7 @@ impl Pacing {
 
     fn send(&mut self, d: &Timed, buf: &mut Vec<u8>) -> io::Result<()> {
         let now = Instant::now();
-        let at = self.scaled(d.at);
+        let at = Duration::from_nanos(d.at);
         let base = *self
             .base
             .get_or_insert_with(|| now.checked_sub(at).unwrap_or(now));
@@ -227,7 +214,7 @@ impl Pacing {
         }
         // Catching up: no faster than CATCH_UP times the stream's rate.
         let earliest = self.last.map_or(due, |(at, sent)| {
-            sent + self.scaled(d.at.saturating_sub(at)) / CATCH_UP
+            sent + Duration::from_nanos(d.at.saturating_sub(at)) / CATCH_UP
         });
         let leave = due.max(earliest);
         let now = Instant::now();
@@ -273,7 +260,6 @@ mod tests {
         let port = receiver.local_addr().unwrap().port();
         let sender = Sender::start(&SenderSettings {
             destination: format!("{scheme}://127.0.0.1:{port}").parse().unwrap(),
-            rate: 1.0,
             ssrc: 7,
             queue: 4,
         })

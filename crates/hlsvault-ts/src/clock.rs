@@ -34,6 +34,28 @@ pub fn read_pcr(b: &[u8; 6]) -> u64 {
     base * 300 + (((b[4] as u64) & 1) << 8 | b[5] as u64)
 }
 
+/// Encodes 27 MHz ticks (below [`PCR_WRAP`]) as a PCR field: the inverse
+/// of [`read_pcr`], reserved bits set.
+///
+/// ```
+/// use hlsvault_ts::clock::{read_pcr, write_pcr};
+/// let mut field = [0u8; 6];
+/// write_pcr(&mut field, 123_456_789_012);
+/// assert_eq!(read_pcr(&field), 123_456_789_012);
+/// ```
+#[inline]
+pub fn write_pcr(field: &mut [u8; 6], pcr: u64) {
+    let (base, ext) = (pcr / 300, pcr % 300);
+    *field = [
+        (base >> 25) as u8,
+        (base >> 17) as u8,
+        (base >> 9) as u8,
+        (base >> 1) as u8,
+        ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8,
+        ext as u8,
+    ];
+}
+
 /// The 6 bytes of a packet's PCR field (where it is when the adaptation
 /// field says it has one).
 #[inline]

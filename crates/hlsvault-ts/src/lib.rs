@@ -21,6 +21,7 @@ pub mod pes;
 pub mod pes_units;
 pub mod program;
 pub mod psi;
+pub mod restamp;
 pub mod rtp;
 pub mod segment;
 pub mod splice;

@@ -122,6 +122,16 @@ pub fn insert_into_unit_start(
 }
 
 /// Reads a 33-bit timestamp coded in 5 bytes with marker bits.
+/// Writes a 33-bit PTS or DTS over the 5 bytes of one, keeping their
+/// 4-bit prefix and marker bits.
+pub(crate) fn write_timestamp(b: &mut [u8], ts: u64) {
+    b[0] = (b[0] & 0xF0) | ((ts >> 29) & 0x0E) as u8 | 1;
+    b[1] = (ts >> 22) as u8;
+    b[2] = ((ts >> 14) & 0xFE) as u8 | 1;
+    b[3] = (ts >> 7) as u8;
+    b[4] = ((ts << 1) & 0xFE) as u8 | 1;
+}
+
 fn read_timestamp(b: &[u8]) -> Option<u64> {
     if b[0] & 1 == 0 || b[2] & 1 == 0 || b[4] & 1 == 0 {
         return None;

@@ -73,17 +73,10 @@ impl Mux {
     pub fn pcr_only(&mut self, pid: u16, pcr: u64) -> Vec<u8> {
         // Without a payload the counter does not advance: repeat the last.
         let cc = self.cc[pid as usize].wrapping_sub(1) & 0x0F;
-        let (base, ext) = (pcr / 300, pcr % 300);
         let mut p = vec![0x47, (pid >> 8) as u8, pid as u8, 0x20 | cc, 183, 0x10];
-        p.extend_from_slice(&[
-            (base >> 25) as u8,
-            (base >> 17) as u8,
-            (base >> 9) as u8,
-            (base >> 1) as u8,
-            ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8,
-            ext as u8,
-        ]);
         p.resize(188, 0xFF);
+        let field: &mut [u8; 6] = (&mut p[6..12]).try_into().unwrap();
+        crate::clock::write_pcr(field, pcr);
         p
     }
 

@@ -16,6 +16,8 @@ pub mod encoders;
 pub mod garage;
 pub mod kill_loop;
 pub mod net;
+pub mod pcr_timing;
+pub mod sniff;
 
 /// Video codec of a generated stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
