@@ -1,0 +1,50 @@
+//! Replay's join of archived segments: splicing, restamping to another
+//! speed and pacing by the PCR, fed segments of arbitrary packets.
+//!
+//! Input: a byte of speed (rate = 0.25 + byte / 32), then segments, each
+//! a 2-byte header (packets, 0-511, and a splice bit) and that many
+//! 188-byte packets (short at the end). Archived segments are bytes from
+//! disk or a bucket: anything may be in them.
+//!
+//! Every whole packet goes out once, in order, the same length; the
+//! schedule never goes back; datagrams hold whole packets, 7 at most.
+#![no_main]
+
+use hlsvault_ts::pace::Pacer;
+use hlsvault_ts::restamp::Restamper;
+use hlsvault_ts::splice::Splicer;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&speed, mut rest)) = input.split_first() else {
+        return;
+    };
+    let mut splicer = Splicer::new();
+    let mut restamper = Restamper::new(0.25 + f64::from(speed) / 32.0);
+    let mut pacer = Pacer::new(7);
+    let (mut sent, mut packets_in) = (Vec::new(), 0usize);
+    while let [a, b, tail @ ..] = rest {
+        let count = usize::from(u16::from_be_bytes([*a, *b]) & 0x1FF);
+        let splice = *a & 0x80 != 0;
+        let (segment, next) = tail.split_at((count * 188).min(tail.len()));
+        rest = next;
+        let mut ts = segment.to_vec();
+        ts.iter_mut().step_by(188).for_each(|b| *b = 0x47);
+        packets_in += ts.len() / 188;
+        splicer.segment(splice);
+        splicer.rewrite(&mut ts);
+        restamper.segment(splice);
+        restamper.rewrite(&mut ts);
+        sent.extend(pacer.push(&ts[..ts.len() / 188 * 188], splice));
+    }
+    sent.extend(pacer.finish());
+    let bytes: usize = sent.iter().map(|d| d.bytes.len()).sum();
+    assert_eq!(bytes, packets_in * 188, "every packet out once");
+    assert!(sent
+        .iter()
+        .all(|d| !d.bytes.is_empty() && d.bytes.len() % 188 == 0 && d.bytes.len() <= 7 * 188));
+    assert!(
+        sent.windows(2).all(|w| w[0].at <= w[1].at),
+        "the schedule goes back"
+    );
+});
