@@ -141,8 +141,10 @@ impl Replay {
         let sent = tokio::task::spawn_blocking(move || sender.finish())
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        played?;
+        // A socket that failed stops the reader too: its error is the one
+        // to tell.
         sent.map_err(|source| ReplayError::Send { to, source })?;
+        played?;
         Ok(figures.snapshot())
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! One thread per destination sleeps until each datagram is due (timer
 //! slack cut to a microsecond, so a wake-up is not rounded 50 µs late)
-//! and sends it; nothing sleeps per TS packet. A sender that falls behind
+//! and sends it; nothing sleeps per TS packet. It runs at a real-time
+//! priority where the process may have one. A sender that falls behind
 //! (the reader was slow, the machine busy) catches up at most
 //! [`CATCH_UP`] times the stream's own rate, so a receiver sees a
 //! steeper stream for a while rather than a line-rate burst; one more
@@ -239,12 +240,30 @@ impl Pacing {
     }
 }
 
-/// Cuts this thread's timer slack from 50 µs to 1 µs: its sleeps end when
-/// asked, which is what pacing is.
+/// The real-time priority the sending thread asks for (as `multicat -i`).
+const PRIORITY: i32 = 10;
+
+/// Makes this thread wake when asked, which is what pacing is: timer
+/// slack cut from 50 µs to 1 µs, and a real-time priority (SCHED_FIFO
+/// [`PRIORITY`]) where the process may have one (root or CAP_SYS_NICE),
+/// so that busy cores (an archiver cutting segments beside it) do not
+/// delay its wake-ups. It sleeps between datagrams and waits for its
+/// queue, so it never holds a core; the kernel caps real-time threads at
+/// 95% of a core besides.
 fn precise_sleeps() {
-    // SAFETY: PR_SET_TIMERSLACK only sets a number on the calling thread.
-    unsafe {
+    // SAFETY: prctl and sched_setscheduler only set numbers on the calling
+    // thread (pid 0), from a parameter that lives across the call.
+    let realtime = unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
+        let param = libc::sched_param {
+            sched_priority: PRIORITY,
+        };
+        libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0
+    };
+    if !realtime {
+        tracing::debug!(
+            "the sending thread runs without real-time priority (needs root or CAP_SYS_NICE)"
+        );
     }
 }
 

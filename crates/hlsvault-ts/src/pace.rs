@@ -3,8 +3,9 @@
 //!
 //! A multiplex runs at a constant rate between two PCRs, so a packet's
 //! time is interpolated between the PCRs around it by its byte position.
-//! Packets after the last PCR wait for the next one; at the end they are
-//! extrapolated at the last interval's rate. Times are nanoseconds from
+//! A datagram leaves when its first packet is due, or, when it carries a
+//! PCR, when that PCR is. Packets after the last PCR wait for the next
+//! one; at the end they are extrapolated at the last interval's rate. Times are nanoseconds from
 //! the stream's first packet, for the sender to add to a monotonic clock.
 //!
 //! Across a splice (a discontinuity, a restart, a loop) the PCR starts
@@ -31,8 +32,9 @@
 //! let ts: Vec<u8> = (0..71).flat_map(packet).collect();
 //! let mut pacer = Pacer::new(7);
 //! let sent = pacer.push(&ts, false);
-//! // Datagrams of 7 packets (1316 bytes) every 7 ms.
-//! assert_eq!(sent[1].at, 7_000_000);
+//! // Datagrams of 7 packets (1316 bytes) every 7 ms, or when their PCR
+//! // is due: packets 7-13 leave with the PCR of packet 10.
+//! assert_eq!(sent[1].at, 10_000_000);
 //! assert_eq!(sent[9].at, 63_000_000);
 //! assert_eq!(sent[1].bytes.len(), 7 * 188);
 //! ```
@@ -221,7 +223,12 @@ impl Pacer {
             let position = self.waiting_from + (i * PACKET_SIZE) as u64;
             let share = position.saturating_sub(from_position) as f64 / span;
             let t = from_at + (at.saturating_sub(from_at) as f64 * share) as u64;
-            if self.filling.is_empty() {
+            // A datagram leaves when its first packet is due, or when its
+            // PCR is: the PCR then arrives on time to the microsecond,
+            // wherever it lies in the datagram (the others move by less
+            // than a datagram's time).
+            let carries_pcr = self.anchor.is_some_and(|a| a.position == position);
+            if self.filling.is_empty() || carries_pcr {
                 self.filling_at = t;
             }
             self.filling.extend_from_slice(p);
@@ -267,8 +274,16 @@ mod tests {
         sent.iter().map(|t| t.at).collect()
     }
 
+    /// When datagram `i` of 7 packets leaves, packets `packet_ns` apart with
+    /// a PCR every `every`: at its first packet, or at its PCR.
+    fn due(i: u64, every: u64, packet_ns: u64) -> u64 {
+        let first = i * 7;
+        let at = (first..first + 7).find(|p| p % every == 0).unwrap_or(first);
+        at * packet_ns
+    }
+
     #[test]
-    fn datagrams_leave_when_their_first_packet_is_due() {
+    fn datagrams_leave_when_their_first_packet_or_their_pcr_is_due() {
         // 2 Mbit/s: a packet every 752 µs.
         let ts = stream(141, 20, 2_000_000, 0);
         let mut pacer = Pacer::new(7);
@@ -279,10 +294,8 @@ mod tests {
             21,
             "141 packets: 20 datagrams of 7 and one of 1"
         );
-        assert!(times(&sent)
-            .iter()
-            .enumerate()
-            .all(|(i, &t)| t == i as u64 * 7 * 752_000));
+        let expected: Vec<u64> = (0..21).map(|i| due(i, 20, 752_000)).collect();
+        assert_eq!(times(&sent), expected);
         assert_eq!(sent[20].bytes.len(), PACKET_SIZE);
     }
 
@@ -293,8 +306,8 @@ mod tests {
         let mut pacer = Pacer::new(7);
         let mut sent = pacer.push(&ts, false);
         sent.extend(pacer.finish());
-        let t = times(&sent);
-        assert!(t.windows(2).all(|w| w[1] - w[0] == 7 * 752_000), "{t:?}");
+        let expected: Vec<u64> = (0..20).map(|i| due(i, 10, 752_000)).collect();
+        assert_eq!(times(&sent), expected);
     }
 
     #[test]
@@ -305,8 +318,8 @@ mod tests {
         sent.extend(pacer.push(&stream(70, 10, 2_000_000, 0), true));
         sent.extend(pacer.finish());
         let t = times(&sent);
-        assert_eq!(t.len(), 20);
-        assert!(t.windows(2).all(|w| w[1] - w[0] == 7 * 752_000), "{t:?}");
+        let expected: Vec<u64> = (0..20).map(|i| due(i, 10, 752_000)).collect();
+        assert_eq!(t, expected);
         // The same without saying so: a PCR that goes back is a splice.
         let mut pacer = Pacer::new(7);
         let mut sent = pacer.push(&stream(70, 10, 2_000_000, 5_000_000), false);
