@@ -320,12 +320,14 @@ mod tests {
     #[test]
     fn datagrams_leave_spaced_by_their_schedule_with_rtp_headers_in_sequence() {
         let (receiver, sender) = started(true);
+        let queued = Instant::now();
         queue(&sender, datagrams(20, Duration::from_millis(10)), None);
         let got = receive(&receiver, 20);
         sender.finish().unwrap();
-        // 19 intervals of 10 ms: the whole takes at least 190 ms (the
-        // schedule is never early), however loaded the machine is.
-        assert!(got[19].0 - got[0].0 >= Duration::from_millis(189));
+        // 19 intervals of 10 ms after the first, which left once queued:
+        // the last arrives 190 ms after the queueing at the earliest (the
+        // schedule is never early), however late the receiver reads.
+        assert!(got[19].0 - queued >= Duration::from_millis(190));
         let seqs: Vec<(u16, u32)> = got
             .iter()
             .map(|(_, d)| match classify(d) {
@@ -346,12 +348,14 @@ mod tests {
         queue(&sender, all[..1].to_vec(), None);
         // The rest arrive 100 ms late: ten datagrams are due already.
         std::thread::sleep(Duration::from_millis(100));
+        let late = Instant::now();
         queue(&sender, all[1..].to_vec(), None);
         let got = receive(&receiver, 30);
         let figures = sender.figures().snapshot();
         sender.finish().unwrap();
-        // Ten due at once leave 5 ms apart at least, not in one burst.
-        assert!(got[10].0 - got[1].0 >= Duration::from_millis(44));
+        // Ten due at once leave 5 ms apart at least, not in one burst: the
+        // tenth 45 ms after they were queued at the earliest.
+        assert!(got[10].0 - late >= Duration::from_millis(45));
         assert_eq!(figures.underruns, 1);
         assert_eq!(figures.rebased, 0);
     }
