@@ -110,15 +110,9 @@ impl Mux {
                 let mut f = vec![if rai { 0x40 } else { 0 }];
                 if let Some(pcr) = pcr {
                     f[0] |= 0x10;
-                    let (base, ext) = (pcr / 300, pcr % 300);
-                    f.extend_from_slice(&[
-                        (base >> 25) as u8,
-                        (base >> 17) as u8,
-                        (base >> 9) as u8,
-                        (base >> 1) as u8,
-                        ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8,
-                        ext as u8,
-                    ]);
+                    let mut field = [0u8; 6];
+                    crate::clock::write_pcr(&mut field, pcr);
+                    f.extend_from_slice(&field);
                 }
                 af = Some(f);
             }
