@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hlsvault_testkit::pcr_timing::{quantile, Arrivals};
+use hlsvault_testkit::receive::{receiver, LONGEST, QUIET};
 use hlsvault_testkit::{
     archive_across_the_hour, archive_capture, continuity, make_ts, output_shown, StreamSpec,
 };
@@ -18,39 +19,6 @@ use hlsvault_ts::rtp::{classify, Payload};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hlsvault")
-}
-
-/// A receiver quiet this long after its first datagram has all there is.
-const QUIET: Duration = Duration::from_secs(3);
-/// No receiver listens longer than this.
-const LONGEST: Duration = Duration::from_secs(120);
-
-/// Datagrams as they arrived.
-type Received = Vec<(Instant, Vec<u8>)>;
-
-/// Receives on a loopback socket in a thread of its own: what arrived,
-/// with when, once it has been quiet for [`QUIET`].
-fn receiver() -> (u16, std::thread::JoinHandle<Received>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket2::SockRef::from(&socket)
-        .set_recv_buffer_size(8 << 20)
-        .unwrap();
-    let port = socket.local_addr().unwrap().port();
-    let thread = std::thread::spawn(move || {
-        let began = Instant::now();
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        socket.set_read_timeout(Some(LONGEST)).unwrap();
-        while began.elapsed() < LONGEST {
-            match socket.recv(&mut buf) {
-                Ok(n) => got.push((Instant::now(), buf[..n].to_vec())),
-                Err(_) => break,
-            }
-            socket.set_read_timeout(Some(QUIET)).unwrap();
-        }
-        got
-    });
-    (port, thread)
 }
 
 /// The archive of [`archive_across_the_hour`]: the config's path.

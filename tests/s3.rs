@@ -741,6 +741,32 @@ fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
     // TS: whole segments, from the keyframe before.
     let clip = clip_of("clip.ts", "2026-11-21T09:59:52Z", "12s");
     assert!(probe_duration(&clip).unwrap() >= 12.0);
+    // The same range replayed from the bucket: the clip's bytes, paced.
+    let (port, received) = hlsvault_testkit::receive::receiver();
+    let out = hlsvault(&[
+        "replay",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "ch1",
+        "--start",
+        "2026-11-21T09:59:52Z",
+        "--duration",
+        "12s",
+        "--to",
+        &format!("udp://127.0.0.1:{port}"),
+    ]);
+    assert!(out.status.success());
+    let sent: Vec<u8> = received
+        .join()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(_, d)| d)
+        .collect();
+    assert!(
+        sent == std::fs::read(&clip).unwrap(),
+        "the replay is the clip"
+    );
     // MP4: exactly as long as asked (inside the archive, which starts at
     // the first keyframe after 09:59:52).
     let clip = clip_of("clip.mp4", "2026-11-21T09:59:54Z", "10s");

@@ -17,6 +17,7 @@ pub mod garage;
 pub mod kill_loop;
 pub mod net;
 pub mod pcr_timing;
+pub mod receive;
 pub mod sniff;
 
 /// Video codec of a generated stream.
