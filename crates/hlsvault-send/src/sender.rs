@@ -11,7 +11,7 @@
 //! than [`MAX_LATE`] behind moves its schedule on instead (counted as
 //! rebased): the stream pauses, it does not rush.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -139,7 +139,6 @@ struct Pacing {
 impl Pacing {
     fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> io::Result<()> {
         precise_sleeps();
-        let mut buf = Vec::with_capacity(12 + 7 * 188);
         loop {
             let batch = match rx.try_recv() {
                 Ok(b) => b,
@@ -164,7 +163,7 @@ impl Pacing {
                 if self.stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                self.send(d, &mut buf)?;
+                self.send(d)?;
             }
         }
     }
@@ -200,7 +199,7 @@ impl Pacing {
         }
     }
 
-    fn send(&mut self, d: &Timed, buf: &mut Vec<u8>) -> io::Result<()> {
+    fn send(&mut self, d: &Timed) -> io::Result<()> {
         let now = Instant::now();
         let at = Duration::from_nanos(d.at);
         let base = *self
@@ -222,19 +221,24 @@ impl Pacing {
         if leave > now {
             std::thread::sleep(leave - now);
         }
-        buf.clear();
-        if let Some(rtp) = &mut self.rtp {
+        // The datagram as it is, behind its RTP header if any: no copy.
+        let header = self.rtp.as_mut().map(|rtp| {
             let ticks = at.as_nanos() * 9 / 100_000;
-            buf.extend_from_slice(&rtp.next(ticks as u32));
-        }
-        buf.extend_from_slice(&d.bytes);
+            rtp.next(ticks as u32)
+        });
+        let parts = [
+            IoSlice::new(header.as_ref().map_or(&[][..], |h| &h[..])),
+            IoSlice::new(&d.bytes),
+        ];
         let sent = Instant::now();
-        if let Err(e) = self.socket.send(buf) {
-            self.stop.store(true, Ordering::Relaxed);
-            return Err(e);
-        }
-        self.figures
-            .sent(buf.len(), sent.saturating_duration_since(due));
+        let len = match socket2::SockRef::from(&self.socket).send_vectored(&parts) {
+            Ok(len) => len,
+            Err(e) => {
+                self.stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        self.figures.sent(len, sent.saturating_duration_since(due));
         self.last = Some((d.at, sent));
         Ok(())
     }
