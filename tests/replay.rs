@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hlsvault_testkit::pcr_timing::{quantile, Arrivals};
-use hlsvault_testkit::receive::{receiver, LONGEST, QUIET};
+use hlsvault_testkit::receive::{bytes, receiver, LONGEST, QUIET};
 use hlsvault_testkit::{
     archive_across_the_hour, archive_capture, continuity, make_ts, output_shown, StreamSpec,
 };
@@ -69,7 +69,7 @@ fn a_range_across_the_hour_and_a_discontinuity_arrives_as_the_spliced_clip() {
     assert!(got
         .iter()
         .all(|(_, d)| d.len() <= 7 * 188 && d.len() % 188 == 0));
-    let ts: Vec<u8> = got.iter().flat_map(|(_, d)| d.clone()).collect();
+    let ts = bytes(got.clone());
     // The very bytes of the TS export: whole segments from the keyframe
     // before the start, counters that go on, the break marked once.
     assert_eq!(ts, exported(&config, d, &RANGE), "not the spliced clip");
@@ -182,6 +182,73 @@ fn four_times_as_fast_restamps_the_clocks_and_still_decodes() {
         let (s, q) = ((s - slow[0]) as i64, (q - quick[0]) as i64);
         assert!((s - 4 * q).abs() <= 8, "{s} vs 4 x {q}");
     }
+}
+
+#[test]
+fn cbr_puts_the_null_packets_the_archive_dropped_back_to_the_multiplex_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A 1.5 Mbit/s CBR multiplex (a third of it null packets), archived
+    // without them (the default).
+    let ts = d.join("cbr.ts");
+    make_ts(
+        &ts,
+        &StreamSpec {
+            seconds: 8.0,
+            gop: 25,
+            muxrate: Some(1_500_000),
+            ..StreamSpec::default()
+        },
+    )
+    .unwrap();
+    let (config, _) = archive_capture(bin(), d, &ts, None, "null_packets = \"drop\"");
+    let range = ["--start", "2026-11-21T09:59:45Z", "--duration", "8s"];
+    let (port, received) = receiver();
+    let to = format!("udp://127.0.0.1:{port}");
+    let out = replay(&config, &[&range[..], &["--cbr", "--to", &to]].concat());
+    assert!(out.status.success());
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let sent = bytes(received.join().unwrap());
+    let archived = exported(&config, d, &range);
+    let packets = hlsvault_ts::packets(&sent);
+    let nulls = packets
+        .iter()
+        .filter(|p| hlsvault_ts::Header::parse(p).pid == hlsvault_ts::PID_NULL)
+        .count();
+    assert_eq!(
+        sent.len(),
+        archived.len() + nulls * 188,
+        "the archive and the nulls"
+    );
+    assert!(
+        nulls * 5 > packets.len(),
+        "{nulls} nulls of {}; {summary}",
+        packets.len()
+    );
+    assert!(
+        summary.contains(&format!("{nulls} nulls put back")),
+        "{summary}"
+    );
+    // Between each two PCRs, as many packets as 1.5 Mbit/s takes (to
+    // the packet a fraction is carried by), as in the multiplex.
+    let mut track = hlsvault_ts::clock::PcrTrack::default();
+    let pcrs: Vec<(usize, u64)> = packets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| track.pcr(p).map(|pcr| (i, pcr)))
+        .collect();
+    assert!(pcrs.len() > 300);
+    for w in pcrs.windows(2) {
+        let [(from, a), (to, b)] = [w[0], w[1]];
+        let due = (b - a) as f64 * 1_500_000.0 / 27e6 / 1504.0;
+        let count = (to - from) as f64;
+        assert!(
+            (count - due).abs() <= 1.0,
+            "{count} packets where {due:.2} are due, at packet {from}"
+        );
+    }
+    // Null packets carry no count to break.
+    assert_eq!(continuity(&sent), (0, 0));
 }
 
 #[test]
@@ -614,7 +681,7 @@ fn a_playout_added_by_reload_follows_the_archive_and_stops_when_removed() {
         "a stopped playout leaves /metrics"
     );
     daemon.stop();
-    let ts: Vec<u8> = got.iter().flat_map(|(_, d)| d.clone()).collect();
+    let ts = bytes(got.clone());
     assert!(ts.len() > 300 * 1316 / 2, "{} bytes", ts.len());
     assert_eq!(continuity(&ts).0, 0, "no CC error");
 }

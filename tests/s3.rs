@@ -757,12 +757,7 @@ fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
         &format!("udp://127.0.0.1:{port}"),
     ]);
     assert!(out.status.success());
-    let sent: Vec<u8> = received
-        .join()
-        .unwrap()
-        .into_iter()
-        .flat_map(|(_, d)| d)
-        .collect();
+    let sent = hlsvault_testkit::receive::bytes(received.join().unwrap());
     assert!(
         sent == std::fs::read(&clip).unwrap(),
         "the replay is the clip"

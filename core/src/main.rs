@@ -190,6 +190,11 @@ enum Command {
         /// benches: the PCR, PTS and DTS are restamped to it.
         #[arg(long, default_value_t = 1.0, conflicts_with = "follow", value_parser = rate)]
         rate: f64,
+        /// Put null packets back to the highest rate seen between two
+        /// PCRs, for an archive that dropped a constant-rate multiplex's
+        /// stuffing (null_packets = "drop").
+        #[arg(long)]
+        cbr: bool,
     },
     /// Work with WebAssembly plugins.
     Plugin {
@@ -288,13 +293,14 @@ fn main() -> ExitCode {
             to,
             passes,
             rate,
+            cbr,
         } => replay(
             &config,
             &stream,
             [start, end, duration, delay],
             follow,
             to,
-            (passes, rate),
+            (passes, rate, cbr),
         ),
         Command::Plugin {
             command: PluginCommand::Inspect { path },
@@ -598,7 +604,7 @@ fn replay(
     [start, end, duration, delay]: [Option<String>; 4],
     follow: bool,
     to: hlsvault_send::Destination,
-    (passes, rate): (Option<Option<u64>>, f64),
+    (passes, rate, cbr): (Option<Option<u64>>, f64, bool),
 ) -> ExitCode {
     use hlsvault::replay::{Replay, ReplayError, ReplayFigures, Span};
     let config = match config::load(path) {
@@ -654,6 +660,7 @@ fn replay(
             Some(times) => times,
         },
         rate,
+        cbr,
         sender: hlsvault_send::SenderSettings {
             ssrc: Replay::ssrc(stream, &to),
             destination: to,

@@ -35,7 +35,7 @@ fuzz_target!(|input: &[u8]| {
         splicer.rewrite(&mut ts);
         restamper.segment(splice);
         restamper.rewrite(&mut ts);
-        sent.extend(pacer.push(&ts[..ts.len() / 188 * 188], splice));
+        sent.extend(pacer.push(ts.into(), splice));
     }
     sent.extend(pacer.finish());
     let bytes: usize = sent.iter().map(|d| d.bytes.len()).sum();

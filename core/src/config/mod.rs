@@ -85,6 +85,8 @@ pub struct PlayoutConfig {
     pub to: hlsvault_send::Destination,
     /// How far behind the live edge.
     pub delay: Duration,
+    /// Null packets put back to the PCR-derived rate.
+    pub cbr: bool,
 }
 
 /// The `[storage]` table.

@@ -242,6 +242,8 @@ pub(super) struct PlayoutTable {
     pub to: hlsvault_send::Destination,
     #[serde(deserialize_with = "duration")]
     pub delay: Duration,
+    #[serde(default)]
+    pub cbr: bool,
 }
 
 /// A stream's `source` table.

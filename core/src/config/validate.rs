@@ -80,6 +80,7 @@ pub(super) fn playouts(
                 stream: t.stream,
                 to: t.to,
                 delay: t.delay,
+                cbr: t.cbr,
             });
         }
     }

@@ -98,6 +98,7 @@ impl Playouts {
             },
             passes: None,
             rate: 1.0,
+            cbr: config.cbr,
             sender: SenderSettings {
                 ssrc: Replay::ssrc(&config.stream, &config.to),
                 destination: config.to.clone(),

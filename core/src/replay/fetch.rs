@@ -15,16 +15,20 @@ const BACKOFF: [Duration; 3] = [
     Duration::from_secs(2),
 ];
 
-/// The segment `key`, or why it cannot be had after the retries (a
-/// segment the store does not have is not tried again: it is gone).
+/// The segment `key` (read into `buffer` where the store can), or why it
+/// cannot be had after the retries (a segment the store does not have is
+/// not tried again: it is gone).
 pub async fn segment(
     store: &dyn ObjectStore,
     key: &str,
     figures: &ReplayFigures,
+    buffer: Vec<u8>,
 ) -> Result<Bytes, String> {
     let mut waits = BACKOFF.iter();
+    let mut buffer = Some(buffer);
     loop {
-        let reason = match store.get(key).await {
+        let read = store.get_reusing(key, buffer.take().unwrap_or_default());
+        let reason = match read.await {
             Ok(Some(bytes)) => return Ok(bytes),
             Ok(None) => return Err("not in the store (retention?)".into()),
             Err(e) => e.to_string(),

@@ -15,6 +15,7 @@ pub struct ReplayFigures {
     pub(super) stalls: AtomicU64,
     pub(super) stalled: AtomicBool,
     pub(super) passes: AtomicU64,
+    pub(super) stuffed: AtomicU64,
     pub(super) send: std::sync::OnceLock<Arc<SendFigures>>,
 }
 
@@ -29,6 +30,7 @@ impl ReplayFigures {
             stalls: self.stalls.load(Relaxed),
             stalled: self.stalled.load(Relaxed),
             passes: self.passes.load(Relaxed),
+            stuffed: self.stuffed.load(Relaxed),
             send: self.send.get().map(|s| s.snapshot()).unwrap_or_default(),
         }
     }
@@ -52,6 +54,8 @@ pub struct ReplaySnapshot {
     pub stalled: bool,
     /// Passes over the range begun (a loop's count).
     pub passes: u64,
+    /// Null packets put back (`cbr`).
+    pub stuffed: u64,
     /// The sender's.
     pub send: SendSnapshot,
 }
@@ -60,8 +64,14 @@ impl std::fmt::Display for ReplaySnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} segments, {} splices, {} skipped, {} retries, {} stalls; {}",
-            self.segments, self.splices, self.skipped, self.retries, self.stalls, self.send
+            "{} segments, {} splices, {} skipped, {} retries, {} stalls, {} nulls put back; {}",
+            self.segments,
+            self.splices,
+            self.skipped,
+            self.retries,
+            self.stalls,
+            self.stuffed,
+            self.send
         )
     }
 }

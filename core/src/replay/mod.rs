@@ -3,39 +3,35 @@
 //! fixed delay behind (timeshift).
 //!
 //! Segments are read from the store ahead of their turn (one ahead; each
-//! read tried again on a store error), joined by
-//! [`hlsvault_ts::splice::Splicer`] so that continuity counters go on and
-//! every discontinuity, gap, skipped segment and loop wrap is a clean
-//! splice (each segment opens with its PAT and PMT; the first PCR after
-//! the join has the discontinuity indicator), timed by
-//! [`hlsvault_ts::pace::Pacer`] and sent by [`hlsvault_send::Sender`].
+//! read tried again on a store error); a thread at the sender's priority
+//! (`timing.rs`) joins them by [`hlsvault_ts::splice::Splicer`] so that
+//! continuity counters go on and every discontinuity, gap, skipped
+//! segment and loop wrap is a clean splice (each segment opens with its
+//! PAT and PMT; the first PCR after the join has the discontinuity
+//! indicator), times them by [`hlsvault_ts::pace::Pacer`] and queues
+//! them to [`hlsvault_send::Sender`].
 
 mod entries;
 mod fetch;
 mod figures;
+mod timing;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
 use futures_util::StreamExt;
-use hlsvault_send::{Batch, Sender, SenderSettings, SocketError};
+use hlsvault_send::{Sender, SenderSettings, SocketError};
 use hlsvault_store::{ObjectStore, StoreError};
-use hlsvault_ts::pace::Pacer;
-use hlsvault_ts::restamp::Restamper;
-use hlsvault_ts::splice::Splicer;
+use tokio::sync::mpsc;
 
 pub use figures::{ReplayFigures, ReplaySnapshot};
 
 use crate::export::ExportError;
 
-/// TS packets in a UDP datagram.
-const PACKETS_PER_DATAGRAM: usize = 7;
-/// A segment goes to the sender in batches of this many TS packets…
-const BATCH_PACKETS: usize = 1024;
-/// …of which this many wait at most: the sender's buffer (at 20 Mbit/s
-/// about 1.2 s), with the next segment being read beside it.
+/// Batches (of about a thousand TS packets) that wait for the sender at
+/// most: its buffer (at 20 Mbit/s about 1.2 s), with the next segment
+/// timed and the one after read beside it.
 const QUEUED_BATCHES: usize = 16;
 
 /// A playout.
@@ -49,6 +45,9 @@ pub struct Replay {
     /// Speed (2.0: twice as fast); other than 1, the PCR, PTS and DTS are
     /// restamped to it.
     pub rate: f64,
+    /// Null packets put back to the PCR-derived rate (an archive that
+    /// dropped a CBR multiplex's stuffing goes out at constant rate).
+    pub cbr: bool,
     /// Where it goes and how.
     pub sender: SenderSettings,
     /// How often its figures are logged.
@@ -123,6 +122,14 @@ impl Replay {
             ..self.sender.clone()
         })?;
         let _ = figures.send.set(sender.figures());
+        let stopper = sender.stopper();
+        let to = self.sender.destination.to_string();
+        let buffers = Arc::new(timing::Buffers::default());
+        let (segments_tx, timing) = timing::start(sender, self, figures.clone(), buffers.clone())
+            .map_err(|e| SocketError {
+            option: format!("to {to}"),
+            reason: e.to_string(),
+        })?;
         let logging = tokio::spawn(log_figures(
             self.stream.clone(),
             self.sender.destination.to_string(),
@@ -130,17 +137,20 @@ impl Replay {
             self.stats_interval,
         ));
         let played = tokio::select! {
-            played = play(store, segments, &sender, &figures, self.rate) => played,
+            played = play(store, segments, segments_tx, buffers, &figures) => played,
             () = stop => {
-                sender.stopper().store(true, Relaxed);
+                stopper.store(true, Relaxed);
                 Ok(())
             }
         };
         logging.abort();
-        let to = self.sender.destination.to_string();
-        let sent = tokio::task::spawn_blocking(move || sender.finish())
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let sent = tokio::task::spawn_blocking(move || {
+            timing
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the timing thread panicked")))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         // A socket that failed stops the reader too: its error is the one
         // to tell.
         sent.map_err(|source| ReplayError::Send { to, source })?;
@@ -149,36 +159,30 @@ impl Replay {
     }
 }
 
-/// Reads, splices, times and queues each segment.
+/// Reads each segment (one ahead) and hands it to the timing thread.
 async fn play(
     store: Arc<dyn ObjectStore>,
     segments: futures_util::stream::BoxStream<'static, Result<entries::Planned, ReplayError>>,
-    sender: &Sender,
+    timing: mpsc::Sender<timing::Fetched>,
+    buffers: Arc<timing::Buffers>,
     figures: &Arc<ReplayFigures>,
-    rate: f64,
 ) -> Result<(), ReplayError> {
     // Each read is a task of its own, so that the next segment is read
-    // while this one is sent.
+    // while this one waits for the timing thread.
     let mut fetched = segments
         .map(|planned| {
             let store = store.clone();
             let figures = figures.clone();
+            let buffer = buffers.take();
             tokio::spawn(async move {
                 let planned = planned?;
-                let bytes = fetch::segment(store.as_ref(), &planned.key, &figures).await;
+                let bytes = fetch::segment(store.as_ref(), &planned.key, &figures, buffer).await;
                 Ok::<_, ReplayError>((planned, bytes))
             })
         })
-        .buffered(2);
-    let mut splicer = Splicer::new();
-    let mut restamper = (rate != 1.0).then(|| Restamper::new(rate));
-    let mut pacer = Pacer::new(PACKETS_PER_DATAGRAM);
+        .buffered(1);
     let mut broken = false;
     let mut sent_any = false;
-    let stopped = |_| ReplayError::Send {
-        to: "the sender".into(),
-        source: std::io::Error::other("stopped"),
-    };
     while let Some(joined) = fetched.next().await {
         let (planned, bytes) = joined.map_err(|e| ReplayError::Send {
             to: "the reader".into(),
@@ -197,28 +201,14 @@ async fn play(
         if splice {
             figures.splices.fetch_add(1, Relaxed);
         }
-        let mut ts = BytesMut::from(bytes);
-        splicer.segment(splice);
-        splicer.rewrite(&mut ts);
-        if let Some(r) = &mut restamper {
-            r.segment(splice);
-            r.rewrite(&mut ts);
-        }
-        // Following: the segment's program date-time is its first frame's,
-        // which arrived ahead of it by the mux's presentation lead.
-        let mut due_at = planned.due_at.map(|t| {
-            let lead = hlsvault_ts::pace::presentation_lead(&ts).unwrap_or_default();
-            t.checked_sub(lead).unwrap_or(t)
-        });
-        for (i, chunk) in ts.chunks(BATCH_PACKETS * 188).enumerate() {
-            let datagrams = pacer.push(chunk, splice && i == 0);
-            sender
-                .send(Batch {
-                    datagrams,
-                    due_at: due_at.take(),
-                })
-                .await
-                .map_err(stopped)?;
+        let segment = timing::Fetched {
+            bytes,
+            splice,
+            due_at: planned.due_at,
+        };
+        if timing.send(segment).await.is_err() {
+            // The sender stopped: its verdict is the one to tell.
+            return Ok(());
         }
         figures.segments.fetch_add(1, Relaxed);
         sent_any = true;
@@ -226,13 +216,7 @@ async fn play(
     if !sent_any {
         return Err(ReplayError::NothingSent);
     }
-    sender
-        .send(Batch {
-            datagrams: pacer.finish(),
-            due_at: None,
-        })
-        .await
-        .map_err(stopped)
+    Ok(())
 }
 
 /// Logs a playout's figures every `interval`: what happened in it.

@@ -276,7 +276,7 @@ fn playout_families(out: &mut Scrape, figures: &Figures) {
         .iter()
         .map(|p| (p.config.name.as_str(), p.figures.snapshot()))
         .collect();
-    let counters: [Field<ReplaySnapshot>; 9] = [
+    let counters: [Field<ReplaySnapshot>; 10] = [
         ("hlsvault_playout_datagrams_total", "Datagrams sent.", |p| {
             p.send.datagrams as f64
         }),
@@ -317,6 +317,11 @@ fn playout_families(out: &mut Scrape, figures: &Figures) {
             "hlsvault_playout_stalls_total",
             "Times the archive had nothing new when the playout needed it.",
             |p| p.stalls as f64,
+        ),
+        (
+            "hlsvault_playout_nulls_put_back_total",
+            "Null packets put back to the multiplex rate (cbr).",
+            |p| p.stuffed as f64,
         ),
     ];
     out.per_row(MetricType::COUNTER, "playout", &counters, &now);

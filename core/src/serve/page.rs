@@ -240,6 +240,7 @@ mod tests {
             stream: "ch1".into(),
             to: "udp://239.1.1.1:5000?ttl=4&interface=eth1".parse().unwrap(),
             delay: Duration::from_secs(3 * 3600),
+            cbr: false,
         };
         let figures = crate::replay::ReplayFigures::default();
         let html = render(

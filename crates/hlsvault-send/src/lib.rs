@@ -9,15 +9,15 @@
 //!
 //! ```no_run
 //! use hlsvault_send::{Batch, Sender, SenderSettings};
-//! # async fn f(ts: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+//! # fn f(ts: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
 //! let sender = Sender::start(&SenderSettings {
 //!     destination: "udp://239.1.1.1:5000?ttl=4".parse()?,
 //!     ssrc: 1,
 //!     queue: 8,
 //! })?;
 //! let mut pacer = hlsvault_ts::pace::Pacer::new(7);
-//! let datagrams = pacer.push(&ts, false);
-//! sender.send(Batch { datagrams, due_at: None }).await?;
+//! let datagrams = pacer.push(ts.into(), false);
+//! sender.send(Batch { datagrams, due_at: None })?;
 //! sender.finish()?;
 //! # Ok(()) }
 //! ```
@@ -29,5 +29,7 @@ pub mod socket;
 
 pub use destination::{Destination, DestinationError};
 pub use figures::{SendFigures, SendSnapshot, LATE};
-pub use sender::{Batch, Sender, SenderSettings, Stopped, ANCHOR_TOLERANCE, CATCH_UP, MAX_LATE};
+pub use sender::{
+    feeding_priority, Batch, Sender, SenderSettings, Stopped, ANCHOR_TOLERANCE, CATCH_UP, MAX_LATE,
+};
 pub use socket::SocketError;

@@ -99,9 +99,10 @@ impl Sender {
         })
     }
 
-    /// Queues a batch, waiting while the queue is full.
-    pub async fn send(&self, batch: Batch) -> Result<(), Stopped> {
-        self.tx.send(batch).await.map_err(|_| Stopped)
+    /// Queues a batch, blocking while the queue is full (so not from an
+    /// async task: the thread that times the datagrams calls it).
+    pub fn send(&self, batch: Batch) -> Result<(), Stopped> {
+        self.tx.blocking_send(batch).map_err(|_| Stopped)
     }
 
     /// Its counters.
@@ -139,6 +140,7 @@ struct Pacing {
 impl Pacing {
     fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> io::Result<()> {
         precise_sleeps();
+        realtime(PRIORITY);
         loop {
             let batch = match rx.try_recv() {
                 Ok(b) => b,
@@ -226,12 +228,13 @@ impl Pacing {
             let ticks = at.as_nanos() * 9 / 100_000;
             rtp.next(ticks as u32)
         });
-        let parts = [
-            IoSlice::new(header.as_ref().map_or(&[][..], |h| &h[..])),
-            IoSlice::new(&d.bytes),
-        ];
         let sent = Instant::now();
-        let len = match socket2::SockRef::from(&self.socket).send_vectored(&parts) {
+        let result = match &header {
+            Some(h) => socket2::SockRef::from(&self.socket)
+                .send_vectored(&[IoSlice::new(h), IoSlice::new(&d.bytes)]),
+            None => self.socket.send(&d.bytes),
+        };
+        let len = match result {
             Ok(len) => len,
             Err(e) => {
                 self.stop.store(true, Ordering::Relaxed);
@@ -246,27 +249,44 @@ impl Pacing {
 
 /// The real-time priority the sending thread asks for (as `multicat -i`).
 const PRIORITY: i32 = 10;
+/// The one of the thread that feeds it: below every sending thread, so
+/// that its work on a whole segment (milliseconds) never holds a core
+/// that one is due on, and above every ordinary thread.
+const FEEDING_PRIORITY: i32 = 5;
 
 /// Makes this thread wake when asked, which is what pacing is: timer
-/// slack cut from 50 µs to 1 µs, and a real-time priority (SCHED_FIFO
-/// [`PRIORITY`]) where the process may have one (root or CAP_SYS_NICE),
-/// so that busy cores (an archiver cutting segments beside it) do not
-/// delay its wake-ups. It sleeps between datagrams and waits for its
-/// queue, so it never holds a core; the kernel caps real-time threads at
-/// 95% of a core besides.
+/// slack cut from 50 µs to 1 µs.
 fn precise_sleeps() {
-    // SAFETY: prctl and sched_setscheduler only set numbers on the calling
-    // thread (pid 0), from a parameter that lives across the call.
-    let realtime = unsafe {
+    // SAFETY: prctl only sets a number on the calling thread.
+    unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
-        let param = libc::sched_param {
-            sched_priority: PRIORITY,
-        };
-        libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0
+    }
+}
+
+/// Puts the calling thread, which feeds a sender, at a real-time
+/// priority ([`FEEDING_PRIORITY`]): starved behind real-time senders (fifty
+/// playouts on two cores), an ordinary thread would leave them nothing to
+/// send.
+pub fn feeding_priority() {
+    realtime(FEEDING_PRIORITY);
+}
+
+/// Puts the calling thread at a real-time priority (SCHED_FIFO) where the
+/// process may have one (root or CAP_SYS_NICE), so that busy cores (an
+/// archiver cutting segments beside it, other playouts) do not delay it.
+/// The threads that ask wait for their queues and the sender sleeps
+/// between datagrams, so none holds a core; the kernel caps real-time
+/// threads at 95% of the machine besides.
+fn realtime(priority: i32) {
+    let param = libc::sched_param {
+        sched_priority: priority,
     };
+    // SAFETY: sched_setscheduler only sets numbers on the calling thread
+    // (pid 0), from a parameter that lives across the call.
+    let realtime = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0;
     if !realtime {
         tracing::debug!(
-            "the sending thread runs without real-time priority (needs root or CAP_SYS_NICE)"
+            "a playout thread runs without real-time priority (needs root or CAP_SYS_NICE)"
         );
     }
 }
@@ -290,20 +310,15 @@ mod tests {
         (receiver, sender)
     }
 
-    /// Queues datagrams, from outside any runtime.
     fn queue(sender: &Sender, datagrams: Vec<Timed>, due_at: Option<SystemTime>) {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(sender.send(Batch { datagrams, due_at }))
-            .unwrap();
+        sender.send(Batch { datagrams, due_at }).unwrap();
     }
 
     fn datagrams(count: u64, every: Duration) -> Vec<Timed> {
         (0..count)
             .map(|i| Timed {
                 at: i * every.as_nanos() as u64,
-                bytes: vec![0x47; 1316],
+                bytes: vec![0x47; 1316].into(),
             })
             .collect()
     }

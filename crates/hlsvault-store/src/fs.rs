@@ -116,8 +116,26 @@ impl ObjectStore for FsStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.get_reusing(key, Vec::new()).await
+    }
+
+    async fn get_reusing(
+        &self,
+        key: &str,
+        mut buffer: Vec<u8>,
+    ) -> Result<Option<Bytes>, StoreError> {
         let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut file = std::fs::File::open(&path)?;
+            buffer.clear();
+            buffer.reserve(file.metadata()?.len() as usize);
+            file.read_to_end(&mut buffer)?;
+            Ok(buffer)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match read {
             Ok(data) => Ok(Some(Bytes::from(data))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io("get", key)(e)),

@@ -169,6 +169,16 @@ pub trait ObjectStore: Send + Sync {
     /// Reads the object under `key`, or `None` if there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
 
+    /// [`ObjectStore::get`], into `buffer` (its bytes dropped, its memory
+    /// reused) where the store reads into memory itself (the local
+    /// directory), so that a reader of one large object after another (a
+    /// playout) does not fault fresh pages in for each. The default
+    /// ignores it.
+    async fn get_reusing(&self, key: &str, buffer: Vec<u8>) -> Result<Option<Bytes>, StoreError> {
+        drop(buffer);
+        self.get(key).await
+    }
+
     /// The objects under `prefix` (a folder: it ends with `/`), in any
     /// order.
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError>;

@@ -550,6 +550,10 @@ impl ObjectStore for UploadQueue {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.get_reusing(key, Vec::new()).await
+    }
+
+    async fn get_reusing(&self, key: &str, buffer: Vec<u8>) -> Result<Option<Bytes>, StoreError> {
         let queued = {
             let s = self.state.lock().expect("queue lock");
             s.items
@@ -574,7 +578,7 @@ impl ObjectStore for UploadQueue {
                     key: key.to_string(),
                     source,
                 }),
-            None => self.inner.get(key).await,
+            None => self.inner.get_reusing(key, buffer).await,
         }
     }
 

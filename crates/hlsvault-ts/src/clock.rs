@@ -66,6 +66,39 @@ pub fn pcr_field(p: &crate::Packet) -> &[u8; 6] {
     field
 }
 
+/// The PCRs of one PID, the first one that carries a PCR: a pacer keeps
+/// to one clock, and a multiplex of several programs has several.
+///
+/// ```
+/// use hlsvault_ts::clock::PcrTrack;
+/// let with_pcr = |pid: u8, pcr: u8| {
+///     let mut p = [0xFFu8; 188];
+///     p[..12].copy_from_slice(&[0x47, 0x01, pid, 0x30, 7, 0x10, 0, 0, 0, pcr, 0x7E, 0]);
+///     p
+/// };
+/// let mut track = PcrTrack::default();
+/// assert_eq!(track.pcr(&with_pcr(0x00, 1)), Some(2 * 300));
+/// assert_eq!(track.pcr(&with_pcr(0x01, 2)), None, "another PID's clock");
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct PcrTrack {
+    pid: Option<u16>,
+}
+
+impl PcrTrack {
+    /// The PCR (27 MHz) that `p` carries on the tracked PID.
+    pub fn pcr(&mut self, p: &crate::Packet) -> Option<u64> {
+        let h = crate::Header::parse(p);
+        if !h.has_af || p[4] < 7 || p[5] & 0x10 == 0 {
+            return None;
+        }
+        if *self.pid.get_or_insert(h.pid) != h.pid {
+            return None;
+        }
+        Some(read_pcr(pcr_field(p)))
+    }
+}
+
 /// Signed distance `to - from` on the 33-bit PTS circle, in ticks.
 pub fn pts_diff(to: u64, from: u64) -> i64 {
     let d = to.wrapping_sub(from) & (PTS_WRAP - 1);

@@ -26,6 +26,7 @@ pub mod rtp;
 pub mod segment;
 pub mod splice;
 pub mod sps;
+pub mod stuff;
 
 pub use hour::Hour;
 

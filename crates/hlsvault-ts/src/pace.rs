@@ -31,7 +31,7 @@
 //! };
 //! let ts: Vec<u8> = (0..71).flat_map(packet).collect();
 //! let mut pacer = Pacer::new(7);
-//! let sent = pacer.push(&ts, false);
+//! let sent = pacer.push(ts.into(), false);
 //! // Datagrams of 7 packets (1316 bytes) every 7 ms, or when their PCR
 //! // is due: packets 7-13 leave with the PCR of packet 10.
 //! assert_eq!(sent[1].at, 10_000_000);
@@ -39,10 +39,13 @@
 //! assert_eq!(sent[1].bytes.len(), 7 * 188);
 //! ```
 
+use std::ops::Range;
 use std::time::Duration;
 
-use crate::clock::{pcr_field, pcr_forward, pts_diff, read_pcr, PCR_HZ};
-use crate::{packets, payload, pes, Header, Packet, PACKET_SIZE};
+use bytes::Bytes;
+
+use crate::clock::{pcr_field, pcr_forward, pts_diff, read_pcr, PcrTrack, PCR_HZ};
+use crate::{packets, payload, pes, Header, PACKET_SIZE};
 
 /// A presentation lead beyond this is not believed.
 const MAX_LEAD: Duration = Duration::from_secs(10);
@@ -94,7 +97,9 @@ pub const MAX_PCR_STEP: u64 = PCR_HZ;
 pub struct Timed {
     /// Nanoseconds from the stream's first packet.
     pub at: u64,
-    pub bytes: Vec<u8>,
+    /// Its packets: a slice of the stream as pushed (copied only when a
+    /// datagram spans two pushes).
+    pub bytes: Bytes,
 }
 
 /// A PCR and where it lies: its byte position in the stream and its time
@@ -109,9 +114,9 @@ struct Anchor {
 /// Times a stream's packets by its PCRs and groups them into datagrams.
 pub struct Pacer {
     per_datagram: usize,
-    /// Packets not timed yet (after the last PCR), and where the first
-    /// lies in the stream.
-    waiting: Vec<u8>,
+    /// Packets not timed yet (after the last PCR), as runs of the pushed
+    /// bytes, and where the first lies in the stream.
+    waiting: Vec<Run>,
     waiting_from: u64,
     /// The last PCR.
     anchor: Option<Anchor>,
@@ -119,10 +124,12 @@ pub struct Pacer {
     ns_per_byte: f64,
     /// The next PCR starts a new time base.
     splice: bool,
-    /// The PID whose PCRs pace: the first that carries one.
-    pcr_pid: Option<u16>,
-    /// A datagram being filled, and its time.
-    filling: Vec<u8>,
+    /// The PCRs that pace.
+    pcrs: PcrTrack,
+    /// A datagram being filled: its packets (one run unless it spans two
+    /// pushes), how many it has, and its time.
+    filling: Vec<Run>,
+    filled: usize,
     filling_at: u64,
 }
 
@@ -136,24 +143,32 @@ impl Pacer {
             anchor: None,
             ns_per_byte: 0.0,
             splice: false,
-            pcr_pid: None,
+            pcrs: PcrTrack::default(),
             filling: Vec::new(),
+            filled: 0,
             filling_at: 0,
         }
     }
 
-    /// Takes the next whole packets of the stream, `splice` if they do not
-    /// go on from the ones before; returns the datagrams now timed.
-    pub fn push(&mut self, ts: &[u8], splice: bool) -> Vec<Timed> {
+    /// Takes the next whole packets of the stream (a trailing part of a
+    /// packet is ignored), `splice` if they do not go on from the ones
+    /// before; returns the datagrams now timed.
+    pub fn push(&mut self, ts: Bytes, splice: bool) -> Vec<Timed> {
         self.splice |= splice;
         let mut out = Vec::new();
-        for p in packets(ts) {
-            let at_position = self.waiting_from + self.waiting.len() as u64;
-            if let Some(pcr) = self.pcr_of(p) {
-                self.anchor_at(pcr, at_position, &mut out);
+        let whole = packets(&ts).len() * PACKET_SIZE;
+        // The run of packets since the last PCR in this push.
+        let mut run_from = 0;
+        for (i, p) in packets(&ts).iter().enumerate() {
+            if let Some(pcr) = self.pcrs.pcr(p) {
+                let offset = i * PACKET_SIZE;
+                self.wait(&ts, run_from..offset);
+                run_from = offset;
+                let position = self.waiting_end();
+                self.anchor_at(pcr, position, &mut out);
             }
-            self.waiting.extend_from_slice(p);
         }
+        self.wait(&ts, run_from..whole);
         out
     }
 
@@ -161,28 +176,37 @@ impl Pacer {
     /// the last rate, and the last datagram, however short.
     pub fn finish(&mut self) -> Vec<Timed> {
         let mut out = Vec::new();
-        let end = self.waiting_from + self.waiting.len() as u64;
+        let end = self.waiting_end();
         let at = self.extrapolate(end);
         self.time_waiting(end, at, &mut out);
-        if !self.filling.is_empty() {
+        if self.filled > 0 {
+            self.filled = 0;
             out.push(Timed {
                 at: self.filling_at,
-                bytes: std::mem::take(&mut self.filling),
+                bytes: joined(std::mem::take(&mut self.filling)),
             });
         }
         out
     }
 
-    /// The PCR a packet carries on the pacing PID.
-    fn pcr_of(&mut self, p: &Packet) -> Option<u64> {
-        let h = Header::parse(p);
-        if !h.has_af || p[4] < 7 || p[5] & 0x10 == 0 {
-            return None;
+    /// Packets that wait for the next PCR.
+    fn wait(&mut self, pushed: &Bytes, range: Range<usize>) {
+        if !range.is_empty() {
+            self.waiting.push(Run {
+                of: pushed.clone(),
+                range,
+            });
         }
-        if *self.pcr_pid.get_or_insert(h.pid) != h.pid {
-            return None;
-        }
-        Some(read_pcr(pcr_field(p)))
+    }
+
+    /// Where the waiting packets end in the stream.
+    fn waiting_end(&self) -> u64 {
+        self.waiting_from
+            + self
+                .waiting
+                .iter()
+                .map(|r| r.range.len() as u64)
+                .sum::<u64>()
     }
 
     /// Where the schedule puts the byte at `position` by the last rate.
@@ -214,32 +238,77 @@ impl Pacer {
     /// Times the waiting packets, which end at `end`, where the schedule
     /// says `at`: evenly between the last anchor and there.
     fn time_waiting(&mut self, end: u64, at: u64, out: &mut Vec<Timed>) {
-        let waiting = std::mem::take(&mut self.waiting);
         let (from_position, from_at) = self
             .anchor
             .map_or((self.waiting_from, at), |a| (a.position, a.at));
         let span = end.saturating_sub(from_position).max(1) as f64;
-        for (i, p) in waiting.chunks_exact(PACKET_SIZE).enumerate() {
-            let position = self.waiting_from + (i * PACKET_SIZE) as u64;
-            let share = position.saturating_sub(from_position) as f64 / span;
-            let t = from_at + (at.saturating_sub(from_at) as f64 * share) as u64;
-            // A datagram leaves when its first packet is due, or when its
-            // PCR is: the PCR then arrives on time to the microsecond,
-            // wherever it lies in the datagram (the others move by less
-            // than a datagram's time).
-            let carries_pcr = self.anchor.is_some_and(|a| a.position == position);
-            if self.filling.is_empty() || carries_pcr {
-                self.filling_at = t;
+        let mut position = self.waiting_from;
+        for run in std::mem::take(&mut self.waiting) {
+            // Where the datagram being filled starts in this run.
+            let mut start = run.range.start;
+            for offset in run.range.clone().step_by(PACKET_SIZE) {
+                let share = position.saturating_sub(from_position) as f64 / span;
+                let t = from_at + (at.saturating_sub(from_at) as f64 * share) as u64;
+                // A datagram leaves when its first packet is due, or when
+                // its PCR is: the PCR then arrives on time to the
+                // microsecond, wherever it lies in the datagram (the others
+                // move by less than a datagram's time).
+                let carries_pcr = self.anchor.is_some_and(|a| a.position == position);
+                if self.filled == 0 || carries_pcr {
+                    self.filling_at = t;
+                }
+                self.filled += 1;
+                position += PACKET_SIZE as u64;
+                if self.filled == self.per_datagram {
+                    let end = offset + PACKET_SIZE;
+                    self.fill(&run.of, start..end);
+                    out.push(Timed {
+                        at: self.filling_at,
+                        bytes: joined(std::mem::take(&mut self.filling)),
+                    });
+                    self.filled = 0;
+                    start = end;
+                }
             }
-            self.filling.extend_from_slice(p);
-            if self.filling.len() == self.per_datagram * PACKET_SIZE {
-                out.push(Timed {
-                    at: self.filling_at,
-                    bytes: std::mem::take(&mut self.filling),
-                });
+            if start < run.range.end {
+                self.fill(&run.of, start..run.range.end);
             }
         }
         self.waiting_from = end;
+    }
+
+    /// Adds packets to the datagram being filled: to its last run when
+    /// they follow it in the same push.
+    fn fill(&mut self, pushed: &Bytes, range: Range<usize>) {
+        match self.filling.last_mut() {
+            Some(last) if last.of.as_ptr() == pushed.as_ptr() && last.range.end == range.start => {
+                last.range.end = range.end;
+            }
+            _ => self.filling.push(Run {
+                of: pushed.clone(),
+                range,
+            }),
+        }
+    }
+}
+
+/// Whole packets of one push.
+#[derive(Debug, Clone)]
+struct Run {
+    of: Bytes,
+    range: Range<usize>,
+}
+
+/// One datagram's packets as one slice: copied only when they lie in two
+/// pushes.
+fn joined(mut runs: Vec<Run>) -> Bytes {
+    match runs.len() {
+        1 => runs.pop().map(|r| r.of.slice(r.range)).unwrap_or_default(),
+        _ => runs
+            .iter()
+            .flat_map(|r| &r.of[r.range.clone()])
+            .copied()
+            .collect(),
     }
 }
 
@@ -248,7 +317,7 @@ mod tests {
     use super::*;
 
     /// A packet of PID 0x100, with a PCR of `pcr` (27 MHz) if given.
-    fn packet(pcr: Option<u64>) -> Packet {
+    fn packet(pcr: Option<u64>) -> crate::Packet {
         let mut p = [0xFFu8; PACKET_SIZE];
         match pcr {
             Some(pcr) => p.copy_from_slice(&crate::tests::Mux::new().pcr_only(0x100, pcr)),
@@ -287,7 +356,7 @@ mod tests {
         // 2 Mbit/s: a packet every 752 µs.
         let ts = stream(141, 20, 2_000_000, 0);
         let mut pacer = Pacer::new(7);
-        let mut sent = pacer.push(&ts, false);
+        let mut sent = pacer.push(ts.into(), false);
         sent.extend(pacer.finish());
         assert_eq!(
             sent.len(),
@@ -304,7 +373,7 @@ mod tests {
         let near_wrap = crate::clock::PCR_WRAP - 27_000 * 5;
         let ts = stream(140, 10, 2_000_000, near_wrap);
         let mut pacer = Pacer::new(7);
-        let mut sent = pacer.push(&ts, false);
+        let mut sent = pacer.push(ts.into(), false);
         sent.extend(pacer.finish());
         let expected: Vec<u64> = (0..20).map(|i| due(i, 10, 752_000)).collect();
         assert_eq!(times(&sent), expected);
@@ -313,17 +382,17 @@ mod tests {
     #[test]
     fn a_splice_lands_where_the_last_rate_puts_it() {
         let mut pacer = Pacer::new(7);
-        let mut sent = pacer.push(&stream(70, 10, 2_000_000, 5_000_000), false);
+        let mut sent = pacer.push(stream(70, 10, 2_000_000, 5_000_000).into(), false);
         // The next segment's clock starts anywhere (here: back at 0).
-        sent.extend(pacer.push(&stream(70, 10, 2_000_000, 0), true));
+        sent.extend(pacer.push(stream(70, 10, 2_000_000, 0).into(), true));
         sent.extend(pacer.finish());
         let t = times(&sent);
         let expected: Vec<u64> = (0..20).map(|i| due(i, 10, 752_000)).collect();
         assert_eq!(t, expected);
         // The same without saying so: a PCR that goes back is a splice.
         let mut pacer = Pacer::new(7);
-        let mut sent = pacer.push(&stream(70, 10, 2_000_000, 5_000_000), false);
-        sent.extend(pacer.push(&stream(70, 10, 2_000_000, 0), false));
+        let mut sent = pacer.push(stream(70, 10, 2_000_000, 5_000_000).into(), false);
+        sent.extend(pacer.push(stream(70, 10, 2_000_000, 0).into(), false));
         sent.extend(pacer.finish());
         assert_eq!(times(&sent), t);
     }
@@ -333,17 +402,38 @@ mod tests {
         let mut ts: Vec<u8> = (0..3).flat_map(|_| packet(None)).collect();
         ts.extend(stream(11, 10, 2_000_000, 0));
         let mut pacer = Pacer::new(1);
-        let mut sent = pacer.push(&ts, false);
+        let mut sent = pacer.push(ts.into(), false);
         sent.extend(pacer.finish());
         assert_eq!(&times(&sent)[..4], [0, 0, 0, 0]);
         assert_eq!(sent.len(), 14);
     }
 
     #[test]
+    fn datagrams_are_slices_of_what_was_pushed_but_one_across_two_pushes() {
+        let ts = Bytes::from(stream(30, 10, 2_000_000, 0));
+        let mut pacer = Pacer::new(7);
+        // 30 packets in pushes of 10 and 20: datagram 1 (packets 7-13)
+        // lies in both, the others in one (2 across the PCR of packet 20).
+        let mut sent = pacer.push(ts.slice(..10 * PACKET_SIZE), false);
+        sent.extend(pacer.push(ts.slice(10 * PACKET_SIZE..), false));
+        sent.extend(pacer.finish());
+        let within = |d: &Timed| {
+            let range = ts.as_ptr_range();
+            range.contains(&d.bytes.as_ptr())
+        };
+        assert_eq!(
+            sent.iter().map(within).collect::<Vec<_>>(),
+            [true, false, true, true, true]
+        );
+        let out: Vec<u8> = sent.iter().flat_map(|d| d.bytes.to_vec()).collect();
+        assert_eq!(out, ts, "every packet once, in order");
+    }
+
+    #[test]
     fn a_stream_without_pcr_is_not_paced() {
         let ts: Vec<u8> = (0..14).flat_map(|_| packet(None)).collect();
         let mut pacer = Pacer::new(7);
-        let mut sent = pacer.push(&ts, false);
+        let mut sent = pacer.push(ts.into(), false);
         assert!(sent.is_empty(), "nothing is timed before a PCR");
         sent.extend(pacer.finish());
         assert_eq!(times(&sent), [0, 0]);

@@ -12,6 +12,11 @@ pub const LONGEST: Duration = Duration::from_secs(120);
 /// Datagrams as they arrived.
 pub type Received = Vec<(Instant, Vec<u8>)>;
 
+/// The bytes received, in the order they arrived.
+pub fn bytes(received: Received) -> Vec<u8> {
+    received.into_iter().flat_map(|(_, d)| d).collect()
+}
+
 /// Receives on a loopback socket in a thread of its own: what arrived,
 /// with when, once it has been quiet for [`QUIET`].
 pub fn receiver() -> (u16, std::thread::JoinHandle<Received>) {

@@ -1,0 +1,207 @@
+//! The playout's timing thread: each segment read from the store is
+//! spliced, restamped, timed and queued to the sending thread here, at
+//! the sender's real-time priority.
+//!
+//! On a busy machine (fifty playouts on two cores) ordinary threads wait
+//! behind real-time ones for seconds; a feeder among them would leave its
+//! sender nothing to send. Only the reads stay on the async runtime, a
+//! segment ahead, which is seconds of slack rather than the sender's
+//! queue's one.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use hlsvault_send::{Batch, Sender};
+use hlsvault_ts::pace::Pacer;
+use hlsvault_ts::restamp::Restamper;
+use hlsvault_ts::splice::Splicer;
+use hlsvault_ts::stuff::Stuffer;
+use tokio::sync::mpsc;
+
+use super::{Replay, ReplayFigures};
+
+/// TS packets in a UDP datagram.
+const PACKETS_PER_DATAGRAM: usize = 7;
+/// A segment's datagrams go to the sender in batches of this many (about
+/// a thousand TS packets).
+const BATCH_DATAGRAMS: usize = 150;
+
+/// A segment read from the store, in playout order.
+#[derive(Debug)]
+pub struct Fetched {
+    pub bytes: Bytes,
+    /// It does not go on from the one before (a discontinuity, a skipped
+    /// segment, a loop wrap).
+    pub splice: bool,
+    /// When its program date-time says it is due on the wall clock
+    /// (following), or None to keep the stream's own clock.
+    pub due_at: Option<SystemTime>,
+}
+
+/// Read buffers whose datagrams have all been sent, for the next reads:
+/// a fresh 15 MB buffer a segment is page faults the kernel zeroes.
+#[derive(Debug, Default)]
+pub struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+/// Buffers kept at most (as many as segments are held: sent, timed,
+/// waiting, read).
+const KEPT_BUFFERS: usize = 4;
+
+impl Buffers {
+    /// A buffer to read into (empty if none is free).
+    pub fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut b| b.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, buffer: Vec<u8>) {
+        if let Ok(mut b) = self.0.lock() {
+            if b.len() < KEPT_BUFFERS {
+                b.push(buffer);
+            }
+        }
+    }
+}
+
+/// Starts the thread: segments go in by the returned channel; it ends
+/// when that closes (sending the last datagram) or the sender stops, and
+/// returns the sender's verdict. Each segment's buffer goes back to
+/// `buffers` once its datagrams are sent.
+pub fn start(
+    sender: Sender,
+    replay: &Replay,
+    figures: Arc<ReplayFigures>,
+    buffers: Arc<Buffers>,
+) -> io::Result<(mpsc::Sender<Fetched>, JoinHandle<io::Result<()>>)> {
+    let rate = replay.rate;
+    let cbr = replay.cbr;
+    // One segment waits here while the thread times the one before.
+    let (tx, rx) = mpsc::channel(1);
+    let thread = std::thread::Builder::new()
+        .name("playout timing".into())
+        .spawn(move || {
+            hlsvault_send::feeding_priority();
+            let mut timing = Timing {
+                splicer: Splicer::new(),
+                restamper: (rate != 1.0).then(|| Restamper::new(rate)),
+                stuffer: cbr.then(Stuffer::new),
+                pacer: Pacer::new(PACKETS_PER_DATAGRAM),
+                figures,
+                timed: VecDeque::new(),
+                buffers,
+            };
+            // A send that fails means the sender stopped: its verdict
+            // says why.
+            let _ = timing.run(rx, &sender);
+            sender.finish()
+        })?;
+    Ok((tx, thread))
+}
+
+struct Timing {
+    splicer: Splicer,
+    restamper: Option<Restamper>,
+    /// `cbr`: null packets back to the PCR-derived rate.
+    stuffer: Option<Stuffer>,
+    pacer: Pacer,
+    figures: Arc<ReplayFigures>,
+    /// The segments timed, oldest first, until their datagrams are sent.
+    timed: VecDeque<Bytes>,
+    buffers: Arc<Buffers>,
+}
+
+impl Timing {
+    fn run(
+        &mut self,
+        mut rx: mpsc::Receiver<Fetched>,
+        sender: &Sender,
+    ) -> Result<(), hlsvault_send::Stopped> {
+        while let Some(segment) = rx.blocking_recv() {
+            self.recycle();
+            self.segment(segment, sender)?;
+        }
+        let mut datagrams = Vec::new();
+        for run in self
+            .stuffer
+            .as_mut()
+            .map(Stuffer::finish)
+            .unwrap_or_default()
+        {
+            datagrams.extend(self.pacer.push(run, false));
+        }
+        datagrams.extend(self.pacer.finish());
+        sender.send(Batch {
+            datagrams,
+            due_at: None,
+        })
+    }
+
+    fn segment(&mut self, segment: Fetched, sender: &Sender) -> Result<(), hlsvault_send::Stopped> {
+        // Rewritten in place: the read's buffer is the datagrams'.
+        let mut ts = BytesMut::from(segment.bytes);
+        self.splicer.segment(segment.splice);
+        self.splicer.rewrite(&mut ts);
+        if let Some(r) = &mut self.restamper {
+            r.segment(segment.splice);
+            r.rewrite(&mut ts);
+        }
+        // Following: the segment's program date-time is its first
+        // frame's, which arrived ahead of it by the mux's presentation
+        // lead.
+        let mut due_at = segment.due_at.map(|t| {
+            let lead = hlsvault_ts::pace::presentation_lead(&ts).unwrap_or_default();
+            t.checked_sub(lead).unwrap_or(t)
+        });
+        let ts = ts.freeze();
+        self.timed.push_back(ts.clone());
+        let runs = match &mut self.stuffer {
+            Some(stuffer) => {
+                let runs = stuffer.push(ts, segment.splice);
+                self.figures.stuffed.store(stuffer.added(), Relaxed);
+                runs
+            }
+            None => vec![ts],
+        };
+        let mut datagrams = Vec::new();
+        for (i, run) in runs.into_iter().enumerate() {
+            datagrams.extend(self.pacer.push(run, segment.splice && i == 0));
+        }
+        let mut datagrams = datagrams.into_iter();
+        loop {
+            let batch: Vec<_> = datagrams.by_ref().take(BATCH_DATAGRAMS).collect();
+            if batch.is_empty() && due_at.is_none() {
+                return Ok(());
+            }
+            sender.send(Batch {
+                datagrams: batch,
+                due_at: due_at.take(),
+            })?;
+        }
+    }
+
+    /// Gives back the buffers of the oldest segments, once nothing else
+    /// holds them (their last datagram has been sent).
+    fn recycle(&mut self) {
+        while let Some(oldest) = self.timed.pop_front() {
+            match oldest.try_into_mut() {
+                Ok(mut buffer) => {
+                    buffer.clear();
+                    self.buffers.give(buffer.into());
+                }
+                Err(held) => {
+                    self.timed.push_front(held);
+                    return;
+                }
+            }
+        }
+    }
+}
