@@ -1,18 +1,21 @@
 //! Replay's join of archived segments: splicing, restamping to another
-//! speed and pacing by the PCR, fed segments of arbitrary packets.
+//! speed, null packets put back (cbr) and pacing by the PCR, fed segments
+//! of arbitrary packets.
 //!
-//! Input: a byte of speed (rate = 0.25 + byte / 32), then segments, each
+//! Input: a byte of speed (rate = 0.25 + byte / 32; odd: cbr), then segments, each
 //! a 2-byte header (packets, 0-511, and a splice bit) and that many
 //! 188-byte packets (short at the end). Archived segments are bytes from
 //! disk or a bucket: anything may be in them.
 //!
-//! Every whole packet goes out once, in order, the same length; the
-//! schedule never goes back; datagrams hold whole packets, 7 at most.
+//! Every whole packet goes out once, in order, the same length, with the
+//! nulls put back; the schedule never goes back; datagrams hold whole
+//! packets, 7 at most.
 #![no_main]
 
 use hlsvault_ts::pace::Pacer;
 use hlsvault_ts::restamp::Restamper;
 use hlsvault_ts::splice::Splicer;
+use hlsvault_ts::stuff::Stuffer;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
@@ -21,6 +24,7 @@ fuzz_target!(|input: &[u8]| {
     };
     let mut splicer = Splicer::new();
     let mut restamper = Restamper::new(0.25 + f64::from(speed) / 32.0);
+    let mut stuffer = (speed % 2 == 1).then(Stuffer::new);
     let mut pacer = Pacer::new(7);
     let (mut sent, mut packets_in) = (Vec::new(), 0usize);
     while let [a, b, tail @ ..] = rest {
@@ -35,11 +39,21 @@ fuzz_target!(|input: &[u8]| {
         splicer.rewrite(&mut ts);
         restamper.segment(splice);
         restamper.rewrite(&mut ts);
-        sent.extend(pacer.push(ts.into(), splice));
+        let runs = match &mut stuffer {
+            Some(s) => s.push(ts.into(), splice),
+            None => vec![ts.into()],
+        };
+        for (i, run) in runs.into_iter().enumerate() {
+            sent.extend(pacer.push(run, splice && i == 0));
+        }
+    }
+    for run in stuffer.as_mut().map(Stuffer::finish).unwrap_or_default() {
+        sent.extend(pacer.push(run, false));
     }
     sent.extend(pacer.finish());
+    let nulls = stuffer.map_or(0, |s| s.added()) as usize;
     let bytes: usize = sent.iter().map(|d| d.bytes.len()).sum();
-    assert_eq!(bytes, packets_in * 188, "every packet out once");
+    assert_eq!(bytes, (packets_in + nulls) * 188, "every packet out once");
     assert!(sent
         .iter()
         .all(|d| !d.bytes.is_empty() && d.bytes.len() % 188 == 0 && d.bytes.len() <= 7 * 188));

@@ -196,6 +196,13 @@ impl Follow {
                 humantime::format_rfc3339_millis(expected)
             );
         }
-        tokio::time::sleep(POLL).await;
+        // Near the live edge the next segment is stored once it ends: not
+        // before the last one's length after the last one's end. Until
+        // then a poll (two reads of a bucket) finds nothing.
+        let stored = self.last.as_ref().and_then(|l| {
+            let length = l.end().duration_since(l.start).ok()?;
+            (l.end() + length).duration_since(SystemTime::now()).ok()
+        });
+        tokio::time::sleep(POLL.max(stored.unwrap_or_default())).await;
     }
 }
