@@ -3,10 +3,11 @@
 //!
 //! A CBR multiplex sends the same number of bytes between any two PCRs
 //! for the same PCR interval; dropping its null packets leaves fewer in
-//! most intervals. The rate is the highest seen between two PCRs (an
-//! interval that had no stuffing to lose: a keyframe's), taken over each
-//! whole push before it is stuffed, so that the first segment is stuffed
-//! to its own peak. Each interval gets null packets for what it lacks of
+//! most intervals. The rate is the highest that two intervals between
+//! PCRs agree on (intervals that had no stuffing to lose: a keyframe's;
+//! one PCR off its time makes one interval alone look faster), taken
+//! over each whole push before it is stuffed, so that the first segment
+//! is stuffed to its own peak. Each interval gets null packets for what it lacks of
 //! that rate, spread evenly among its packets (a fraction of a packet
 //! carried to the next interval). The packets after the last PCR wait for
 //! the next one; nothing is stuffed across a splice, a PCR jump or before
@@ -24,18 +25,18 @@
 //!     }
 //!     p
 //! };
-//! // PCRs 10 ms (900 ticks of 90 kHz) apart: 10 packets in the first
-//! // interval (1.504 Mbit/s), 5 in the second (its nulls dropped).
+//! // PCRs 10 ms (900 ticks of 90 kHz) apart: 10 packets in the first two
+//! // intervals (1.504 Mbit/s), 5 in the third (its nulls dropped).
 //! let mut ts: Vec<u8> = Vec::new();
-//! ts.extend(packet(Some(0)));
-//! (0..9).for_each(|_| ts.extend(packet(None)));
-//! ts.extend(packet(Some(900)));
-//! (0..4).for_each(|_| ts.extend(packet(None)));
-//! ts.extend(packet(Some(1800)));
+//! for (pcr, after) in [(0, 9), (900, 9), (1800, 4)] {
+//!     ts.extend(packet(Some(pcr)));
+//!     (0..after).for_each(|_| ts.extend(packet(None)));
+//! }
+//! ts.extend(packet(Some(2700)));
 //! let mut stuffer = Stuffer::new();
 //! let out: Vec<u8> = stuffer.push(ts.into(), false).concat();
-//! // Both intervals now hold 10 packets; the last PCR's waits.
-//! assert_eq!(out.len(), 20 * 188);
+//! // All three intervals now hold 10 packets; the last PCR's waits.
+//! assert_eq!(out.len(), 30 * 188);
 //! assert_eq!(stuffer.added(), 5);
 //! assert_eq!(stuffer.bits_per_second(), 1_504_000);
 //! ```
@@ -46,11 +47,31 @@ use crate::clock::{pcr_forward, PcrTrack, PCR_HZ};
 use crate::pace::MAX_PCR_STEP;
 use crate::{packets, PACKET_SIZE, PID_NULL};
 
+/// An interval shorter than this (1 ms) is not a measure of the rate.
+const MIN_MEASURE: u64 = PCR_HZ / 1000;
+/// The highest rate believed (a PCR that lies cannot ask for more).
+const MAX_RATE: f64 = 1e9;
+/// Rates of two intervals within this share of each other agree.
+const AGREE: f64 = 0.001;
+
+/// The highest rate that two intervals agree on (to 0.1%): a multiplex's
+/// own rate shows in every interval that lost no stuffing, exactly,
+/// where one PCR off its time (a glitch, a re-multiplexer's jitter) makes
+/// one interval alone look faster. 0 if none agree.
+fn confirmed_peak(mut rates: Vec<f64>) -> f64 {
+    rates.retain(|r| r.is_finite() && *r <= MAX_RATE);
+    rates.sort_by(|a, b| b.total_cmp(a));
+    rates
+        .windows(2)
+        .find(|w| w[0] - w[1] <= w[0] * AGREE)
+        .map_or(0.0, |w| w[1])
+}
+
 /// Null packets, to hand out slices of.
-static NULLS: [u8; PACKET_SIZE * 8] = {
-    let mut nulls = [0xFFu8; PACKET_SIZE * 8];
+static NULLS: [u8; PACKET_SIZE * NULLS_AT_ONCE] = {
+    let mut nulls = [0xFFu8; PACKET_SIZE * NULLS_AT_ONCE];
     let mut i = 0;
-    while i < 8 {
+    while i < NULLS_AT_ONCE {
         nulls[i * PACKET_SIZE] = 0x47;
         nulls[i * PACKET_SIZE + 1] = (PID_NULL >> 8) as u8;
         nulls[i * PACKET_SIZE + 2] = PID_NULL as u8;
@@ -59,6 +80,9 @@ static NULLS: [u8; PACKET_SIZE * 8] = {
     }
     nulls
 };
+
+/// Null packets in one slice at most.
+const NULLS_AT_ONCE: usize = 64;
 
 /// Puts null packets back to the PCR-derived rate.
 #[derive(Debug, Default)]
@@ -112,13 +136,17 @@ impl Stuffer {
             from = offset;
         }
         self.held.push(ts.slice(from..whole));
-        for interval in &intervals {
-            if let Some(ticks) = interval.ticks {
-                let count = Self::count(&interval.packets) as f64;
-                let rate = count * (PACKET_SIZE * 8) as f64 * PCR_HZ as f64 / ticks as f64;
-                self.rate = self.rate.max(rate);
-            }
-        }
+        let rates: Vec<f64> = intervals
+            .iter()
+            .filter_map(|i| {
+                let ticks = i.ticks.filter(|&t| t >= MIN_MEASURE)?;
+                Some(
+                    Self::count(&i.packets) as f64 * (PACKET_SIZE * 8) as f64 * PCR_HZ as f64
+                        / ticks as f64,
+                )
+            })
+            .collect();
+        self.rate = self.rate.max(confirmed_peak(rates));
         let mut out = Vec::new();
         for interval in intervals {
             self.stuff(interval, &mut out);
@@ -264,7 +292,7 @@ mod tests {
     fn the_nulls_are_spread_among_the_interval_s_packets() {
         // Half of each second interval dropped: 10 packets get 10 nulls,
         // one after each.
-        let thinned = stream(60, 20, 2_000_000, |i| (i / 20) == 1 && i % 2 == 1);
+        let thinned = stream(80, 20, 2_000_000, |i| (i / 20) == 1 && i % 2 == 1);
         let mut out = Stuffer::new().push(thinned.into(), false);
         out.retain(|b| !b.is_empty());
         let all: Vec<u8> = out.concat();
@@ -282,8 +310,31 @@ mod tests {
     }
 
     #[test]
+    fn one_pcr_off_its_time_does_not_raise_the_rate() {
+        // The PCR of packet 40 is 2 ms early: its interval looks 11%
+        // faster, the next one slower.
+        let mut ts = stream(100, 20, 2_000_000, |_| false);
+        let early = crate::tests::Mux::new().pcr_only(0x100, 40 * 20_304 - 54_000);
+        ts[40 * PACKET_SIZE..41 * PACKET_SIZE].copy_from_slice(&early);
+        let mut stuffer = Stuffer::new();
+        stuffer.push(ts.into(), false);
+        assert_eq!(stuffer.bits_per_second(), 2_000_000);
+        // The interval after it spans 2 ms more: what 2 ms takes at 2
+        // Mbit/s (2.7 packets) goes in, the fraction carried.
+        assert_eq!(stuffer.added(), 2);
+    }
+
+    #[test]
+    fn a_rate_past_a_gigabit_or_seen_once_is_not_believed() {
+        // Found by fuzzing: two intervals claiming 300 Gbit/s set the rate,
+        // and the next long interval asked for billions of nulls.
+        assert_eq!(confirmed_peak(vec![3e11, 3e11, 2e6, 5e6, 2e6]), 2e6);
+        assert_eq!(confirmed_peak(vec![5e6, 2e6]), 0.0);
+    }
+
+    #[test]
     fn nothing_is_stuffed_across_a_splice() {
-        let first = stream(40, 20, 2_000_000, |_| false);
+        let first = stream(60, 20, 2_000_000, |_| false);
         // The next segment's clock starts over (back at 0), thinned.
         let second = stream(40, 20, 2_000_000, |i| i % 20 >= 10);
         let mut stuffer = Stuffer::new();
