@@ -1,10 +1,11 @@
 //! The playout's timing thread: each segment read from the store is
-//! spliced, restamped, timed and queued to the sending thread here, at
-//! the sender's real-time priority.
+//! spliced, restamped, stuffed (`cbr`), timed and queued to the sending
+//! thread here, at a real-time priority just below the sender's.
 //!
 //! On a busy machine (fifty playouts on two cores) ordinary threads wait
 //! behind real-time ones for seconds; a feeder among them would leave its
-//! sender nothing to send. Only the reads stay on the async runtime, a
+//! sender nothing to send. Below the senders, its work on a whole
+//! segment never holds a core that one of them is due on. Only the reads stay on the async runtime, a
 //! segment ahead, which is seconds of slack rather than the sender's
 //! queue's one.
 
