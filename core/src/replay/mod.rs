@@ -3,12 +3,13 @@
 //! fixed delay behind (timeshift).
 //!
 //! Segments are read from the store ahead of their turn (one ahead; each
-//! read tried again on a store error); a thread at the sender's priority
-//! (`timing.rs`) joins them by [`hlsvault_ts::splice::Splicer`] so that
+//! read tried again on a store error); a thread at a real-time priority
+//! just below the sender's (`timing.rs`) joins them by [`hlsvault_ts::splice::Splicer`] so that
 //! continuity counters go on and every discontinuity, gap, skipped
 //! segment and loop wrap is a clean splice (each segment opens with its
 //! PAT and PMT; the first PCR after the join has the discontinuity
-//! indicator), times them by [`hlsvault_ts::pace::Pacer`] and queues
+//! indicator), puts null packets back if asked (`cbr`), times them by
+//! [`hlsvault_ts::pace::Pacer`] and queues
 //! them to [`hlsvault_send::Sender`].
 
 mod entries;
@@ -132,7 +133,7 @@ impl Replay {
         })?;
         let logging = tokio::spawn(log_figures(
             self.stream.clone(),
-            self.sender.destination.to_string(),
+            to.clone(),
             figures.clone(),
             self.stats_interval,
         ));

@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use hlsvault_send::{Batch, Sender};
-use hlsvault_ts::pace::Pacer;
+use hlsvault_ts::pace::{Pacer, Timed};
 use hlsvault_ts::restamp::Restamper;
 use hlsvault_ts::splice::Splicer;
 use hlsvault_ts::stuff::Stuffer;
@@ -130,15 +130,12 @@ impl Timing {
             self.recycle();
             self.segment(segment, sender)?;
         }
-        let mut datagrams = Vec::new();
-        for run in self
+        let runs = self
             .stuffer
             .as_mut()
             .map(Stuffer::finish)
-            .unwrap_or_default()
-        {
-            datagrams.extend(self.pacer.push(run, false));
-        }
+            .unwrap_or_default();
+        let mut datagrams = self.pace(runs, false);
         datagrams.extend(self.pacer.finish());
         sender.send(Batch {
             datagrams,
@@ -172,11 +169,7 @@ impl Timing {
             }
             None => vec![ts],
         };
-        let mut datagrams = Vec::new();
-        for (i, run) in runs.into_iter().enumerate() {
-            datagrams.extend(self.pacer.push(run, segment.splice && i == 0));
-        }
-        let mut datagrams = datagrams.into_iter();
+        let mut datagrams = self.pace(runs, segment.splice).into_iter();
         loop {
             let batch: Vec<_> = datagrams.by_ref().take(BATCH_DATAGRAMS).collect();
             if batch.is_empty() && due_at.is_none() {
@@ -187,6 +180,15 @@ impl Timing {
                 due_at: due_at.take(),
             })?;
         }
+    }
+
+    /// Times runs of the stream (the first after a splice if `splice`).
+    fn pace(&mut self, runs: Vec<Bytes>, splice: bool) -> Vec<Timed> {
+        let mut datagrams = Vec::new();
+        for (i, run) in runs.into_iter().enumerate() {
+            datagrams.extend(self.pacer.push(run, splice && i == 0));
+        }
+        datagrams
     }
 
     /// Gives back the buffers of the oldest segments, once nothing else
