@@ -12,46 +12,31 @@
 //! packets, 7 at most.
 #![no_main]
 
-use hlsvault_ts::pace::Pacer;
-use hlsvault_ts::restamp::Restamper;
-use hlsvault_ts::splice::Splicer;
-use hlsvault_ts::stuff::Stuffer;
+use hlsvault_ts::join::{JoinSettings, Joiner};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
     let Some((&speed, mut rest)) = input.split_first() else {
         return;
     };
-    let mut splicer = Splicer::new();
-    let mut restamper = Restamper::new(0.25 + f64::from(speed) / 32.0);
-    let mut stuffer = (speed % 2 == 1).then(Stuffer::new);
-    let mut pacer = Pacer::new(7);
+    let mut joiner = Joiner::new(JoinSettings {
+        rate: 0.25 + f64::from(speed) / 32.0,
+        cbr: speed % 2 == 1,
+        per_datagram: 7,
+    });
     let (mut sent, mut packets_in) = (Vec::new(), 0usize);
     while let [a, b, tail @ ..] = rest {
         let count = usize::from(u16::from_be_bytes([*a, *b]) & 0x1FF);
         let splice = *a & 0x80 != 0;
         let (segment, next) = tail.split_at((count * 188).min(tail.len()));
         rest = next;
-        let mut ts = segment.to_vec();
+        let mut ts = bytes::BytesMut::from(segment);
         ts.iter_mut().step_by(188).for_each(|b| *b = 0x47);
         packets_in += ts.len() / 188;
-        splicer.segment(splice);
-        splicer.rewrite(&mut ts);
-        restamper.segment(splice);
-        restamper.rewrite(&mut ts);
-        let runs = match &mut stuffer {
-            Some(s) => s.push(ts.into(), splice),
-            None => vec![ts.into()],
-        };
-        for (i, run) in runs.into_iter().enumerate() {
-            sent.extend(pacer.push(run, splice && i == 0));
-        }
+        sent.extend(joiner.push(ts, splice).datagrams);
     }
-    for run in stuffer.as_mut().map(Stuffer::finish).unwrap_or_default() {
-        sent.extend(pacer.push(run, false));
-    }
-    sent.extend(pacer.finish());
-    let nulls = stuffer.map_or(0, |s| s.added()) as usize;
+    sent.extend(joiner.finish());
+    let nulls = joiner.nulls_added() as usize;
     let bytes: usize = sent.iter().map(|d| d.bytes.len()).sum();
     assert_eq!(bytes, (packets_in + nulls) * 188, "every packet out once");
     assert!(sent

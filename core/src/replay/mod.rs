@@ -160,36 +160,30 @@ impl Replay {
     }
 }
 
-/// Reads each segment (one ahead) and hands it to the timing thread.
+/// Reads each segment and hands it to the timing thread: one segment
+/// ahead, read once the thread has taken the one before, so that three
+/// read buffers (one sending, one timed, one read) go round and a
+/// playout faults in no fresh memory after its first three segments.
 async fn play(
     store: Arc<dyn ObjectStore>,
-    segments: futures_util::stream::BoxStream<'static, Result<entries::Planned, ReplayError>>,
+    mut segments: futures_util::stream::BoxStream<'static, Result<entries::Planned, ReplayError>>,
     timing: mpsc::Sender<timing::Fetched>,
     buffers: Arc<timing::Buffers>,
     figures: &Arc<ReplayFigures>,
 ) -> Result<(), ReplayError> {
-    // Each read is a task of its own, so that the next segment is read
-    // while this one waits for the timing thread.
-    let mut fetched = segments
-        .map(|planned| {
-            let store = store.clone();
-            let figures = figures.clone();
-            let buffer = buffers.take();
-            tokio::spawn(async move {
-                let planned = planned?;
-                let bytes = fetch::segment(store.as_ref(), &planned.key, &figures, buffer).await;
-                Ok::<_, ReplayError>((planned, bytes))
-            })
-        })
-        .buffered(1);
     let mut broken = false;
     let mut sent_any = false;
-    while let Some(joined) = fetched.next().await {
-        let (planned, bytes) = joined.map_err(|e| ReplayError::Send {
-            to: "the reader".into(),
-            source: std::io::Error::other(e),
-        })??;
-        let bytes = match bytes {
+    loop {
+        let Ok(slot) = timing.reserve().await else {
+            // The sender stopped: its verdict is the one to tell.
+            return Ok(());
+        };
+        let Some(planned) = segments.next().await else {
+            break;
+        };
+        let planned = planned?;
+        let read = fetch::segment(store.as_ref(), &planned.key, figures, buffers.take()).await;
+        let bytes = match read {
             Ok(b) => b,
             Err(reason) => {
                 tracing::warn!(key = %planned.key, %reason, "a segment cannot be read; the playout splices past it");
@@ -202,15 +196,11 @@ async fn play(
         if splice {
             figures.splices.fetch_add(1, Relaxed);
         }
-        let segment = timing::Fetched {
+        slot.send(timing::Fetched {
             bytes,
             splice,
             due_at: planned.due_at,
-        };
-        if timing.send(segment).await.is_err() {
-            // The sender stopped: its verdict is the one to tell.
-            return Ok(());
-        }
+        });
         figures.segments.fetch_add(1, Relaxed);
         sent_any = true;
     }

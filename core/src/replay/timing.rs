@@ -18,10 +18,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use hlsvault_send::{Batch, Sender};
-use hlsvault_ts::pace::{Pacer, Timed};
-use hlsvault_ts::restamp::Restamper;
-use hlsvault_ts::splice::Splicer;
-use hlsvault_ts::stuff::Stuffer;
+use hlsvault_ts::join::{JoinSettings, Joiner};
 use tokio::sync::mpsc;
 
 use super::{Replay, ReplayFigures};
@@ -49,9 +46,9 @@ pub struct Fetched {
 #[derive(Debug, Default)]
 pub struct Buffers(Mutex<Vec<Vec<u8>>>);
 
-/// Buffers kept at most (as many as segments are held: sent, timed,
-/// waiting, read).
-const KEPT_BUFFERS: usize = 4;
+/// Buffers kept at most (as many as segments are held: sending, timed,
+/// read).
+const KEPT_BUFFERS: usize = 3;
 
 impl Buffers {
     /// A buffer to read into (empty if none is free).
@@ -83,8 +80,11 @@ pub fn start(
     figures: Arc<ReplayFigures>,
     buffers: Arc<Buffers>,
 ) -> io::Result<(mpsc::Sender<Fetched>, JoinHandle<io::Result<()>>)> {
-    let rate = replay.rate;
-    let cbr = replay.cbr;
+    let settings = JoinSettings {
+        rate: replay.rate,
+        cbr: replay.cbr,
+        per_datagram: PACKETS_PER_DATAGRAM,
+    };
     // One segment waits here while the thread times the one before.
     let (tx, rx) = mpsc::channel(1);
     let thread = std::thread::Builder::new()
@@ -92,10 +92,7 @@ pub fn start(
         .spawn(move || {
             hlsvault_send::feeding_priority();
             let mut timing = Timing {
-                splicer: Splicer::new(),
-                restamper: (rate != 1.0).then(|| Restamper::new(rate)),
-                stuffer: cbr.then(Stuffer::new),
-                pacer: Pacer::new(PACKETS_PER_DATAGRAM),
+                joiner: Joiner::new(settings),
                 figures,
                 timed: VecDeque::new(),
                 buffers,
@@ -109,11 +106,7 @@ pub fn start(
 }
 
 struct Timing {
-    splicer: Splicer,
-    restamper: Option<Restamper>,
-    /// `cbr`: null packets back to the PCR-derived rate.
-    stuffer: Option<Stuffer>,
-    pacer: Pacer,
+    joiner: Joiner,
     figures: Arc<ReplayFigures>,
     /// The segments timed, oldest first, until their datagrams are sent.
     timed: VecDeque<Bytes>,
@@ -126,50 +119,37 @@ impl Timing {
         mut rx: mpsc::Receiver<Fetched>,
         sender: &Sender,
     ) -> Result<(), hlsvault_send::Stopped> {
-        while let Some(segment) = rx.blocking_recv() {
+        // Buffers go back before the next segment is taken, which is
+        // when the next read starts.
+        while let Some(segment) = {
             self.recycle();
+            rx.blocking_recv()
+        } {
             self.segment(segment, sender)?;
         }
-        let runs = self
-            .stuffer
-            .as_mut()
-            .map(Stuffer::finish)
-            .unwrap_or_default();
-        let mut datagrams = self.pace(runs, false);
-        datagrams.extend(self.pacer.finish());
         sender.send(Batch {
-            datagrams,
+            datagrams: self.joiner.finish(),
             due_at: None,
         })
     }
 
     fn segment(&mut self, segment: Fetched, sender: &Sender) -> Result<(), hlsvault_send::Stopped> {
         // Rewritten in place: the read's buffer is the datagrams'.
-        let mut ts = BytesMut::from(segment.bytes);
-        self.splicer.segment(segment.splice);
-        self.splicer.rewrite(&mut ts);
-        if let Some(r) = &mut self.restamper {
-            r.segment(segment.splice);
-            r.rewrite(&mut ts);
-        }
+        let joined = self
+            .joiner
+            .push(BytesMut::from(segment.bytes), segment.splice);
+        self.figures
+            .stuffed
+            .store(self.joiner.nulls_added(), Relaxed);
         // Following: the segment's program date-time is its first
         // frame's, which arrived ahead of it by the mux's presentation
         // lead.
         let mut due_at = segment.due_at.map(|t| {
-            let lead = hlsvault_ts::pace::presentation_lead(&ts).unwrap_or_default();
+            let lead = hlsvault_ts::pace::presentation_lead(&joined.segment).unwrap_or_default();
             t.checked_sub(lead).unwrap_or(t)
         });
-        let ts = ts.freeze();
-        self.timed.push_back(ts.clone());
-        let runs = match &mut self.stuffer {
-            Some(stuffer) => {
-                let runs = stuffer.push(ts, segment.splice);
-                self.figures.stuffed.store(stuffer.added(), Relaxed);
-                runs
-            }
-            None => vec![ts],
-        };
-        let mut datagrams = self.pace(runs, segment.splice).into_iter();
+        self.timed.push_back(joined.segment);
+        let mut datagrams = joined.datagrams.into_iter();
         loop {
             let batch: Vec<_> = datagrams.by_ref().take(BATCH_DATAGRAMS).collect();
             if batch.is_empty() && due_at.is_none() {
@@ -180,15 +160,6 @@ impl Timing {
                 due_at: due_at.take(),
             })?;
         }
-    }
-
-    /// Times runs of the stream (the first after a splice if `splice`).
-    fn pace(&mut self, runs: Vec<Bytes>, splice: bool) -> Vec<Timed> {
-        let mut datagrams = Vec::new();
-        for (i, run) in runs.into_iter().enumerate() {
-            datagrams.extend(self.pacer.push(run, splice && i == 0));
-        }
-        datagrams
     }
 
     /// Gives back the buffers of the oldest segments, once nothing else

@@ -222,7 +222,6 @@ impl Pacing {
             sent + Duration::from_nanos(d.at.saturating_sub(at)) / CATCH_UP
         });
         let leave = due.max(earliest);
-        let now = Instant::now();
         if leave > now {
             std::thread::sleep(leave - now);
         }

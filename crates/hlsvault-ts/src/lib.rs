@@ -15,6 +15,7 @@ pub mod audio;
 pub mod bits;
 pub mod clock;
 mod hour;
+pub mod join;
 pub mod keyframe;
 pub mod pace;
 pub mod pes;
