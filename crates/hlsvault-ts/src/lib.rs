@@ -24,6 +24,7 @@ pub mod program;
 pub mod psi;
 pub mod restamp;
 pub mod rtp;
+pub mod scte35;
 pub mod segment;
 pub mod splice;
 pub mod sps;
