@@ -145,7 +145,60 @@ pub struct Segmentation {
     pub segments_expected: u8,
 }
 
+/// What a section means for a playlist: a break's start (out), its end
+/// (in), or another signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cue {
+    /// Out of the network: a break (an ad, a placement opportunity)
+    /// starts; its planned length in 90 kHz ticks where given.
+    Out { event_id: u32, planned: Option<u64> },
+    /// Back in: the break `event_id` ends.
+    In { event_id: u32 },
+    /// A point with another meaning (a programme's start, a chapter), or
+    /// none given.
+    Signal { event_id: u32 },
+}
+
+/// Segmentation types that start a break (ads, placement opportunities,
+/// overlays, unscheduled events, network breaks); the type after each
+/// ends it.
+const BREAK_STARTS: &[u8] = &[
+    0x22, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A, 0x3C, 0x3E, 0x40, 0x44, 0x46, 0x50,
+];
+
 impl SpliceInfo {
+    /// What it means, or None for what is no marker (a `splice_null`
+    /// heartbeat, a cancellation, an unread command).
+    pub fn cue(&self) -> Option<Cue> {
+        match &self.command {
+            SpliceCommand::Insert(insert) if !insert.cancel => Some(if insert.out_of_network {
+                Cue::Out {
+                    event_id: insert.event_id,
+                    planned: insert.break_duration.map(|d| d.ticks),
+                }
+            } else {
+                Cue::In {
+                    event_id: insert.event_id,
+                }
+            }),
+            SpliceCommand::TimeSignal { .. } => {
+                let seg = self.segmentations.iter().find(|s| !s.cancel)?;
+                let event_id = seg.event_id;
+                Some(if BREAK_STARTS.contains(&seg.type_id) {
+                    Cue::Out {
+                        event_id,
+                        planned: seg.duration,
+                    }
+                } else if seg.type_id > 0 && BREAK_STARTS.contains(&(seg.type_id - 1)) {
+                    Cue::In { event_id }
+                } else {
+                    Cue::Signal { event_id }
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// The splice's PTS with the section's adjustment (modulo 2^33), if
     /// the command gives one.
     pub fn splice_pts(&self) -> Option<u64> {
@@ -409,6 +462,53 @@ mod tests {
                 segments_expected: 0,
             }]
         );
+    }
+
+    #[test]
+    fn breaks_start_and_end_by_splice_insert_or_segmentation_type() {
+        let start = parse(&hex(
+            "fc3034000000000000fffff00506fe72bd0050001e021c435545494800008e7fcf0001a599b00808000000002ca0a18a3402009ac9d17e",
+        ))
+        .unwrap();
+        assert_eq!(
+            start.cue(),
+            Some(Cue::Out {
+                event_id: 0x4800_008e,
+                planned: Some(0x01a5_99b0)
+            })
+        );
+        let mut end = start.clone();
+        end.segmentations[0].type_id = 0x35;
+        assert_eq!(
+            end.cue(),
+            Some(Cue::In {
+                event_id: 0x4800_008e
+            })
+        );
+        let mut programme = start.clone();
+        programme.segmentations[0].type_id = 0x10;
+        assert_eq!(
+            programme.cue(),
+            Some(Cue::Signal {
+                event_id: 0x4800_008e
+            })
+        );
+        let insert_out = parse(&hex(
+            "fc302000000000000000fff00f05000000017ffffe005265c0000100000000c38e9258",
+        ))
+        .unwrap();
+        assert_eq!(
+            insert_out.cue(),
+            Some(Cue::Out {
+                event_id: 1,
+                planned: Some(60 * 90_000)
+            })
+        );
+        let null = SpliceInfo {
+            command: SpliceCommand::Null,
+            ..insert_out
+        };
+        assert_eq!(null.cue(), None);
     }
 
     #[test]
