@@ -7,6 +7,7 @@
 
 mod hours_log;
 mod layout;
+mod markers;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -15,6 +16,7 @@ use std::time::SystemTime;
 pub use hlsvault_ts::Hour;
 pub use hours_log::{HoursLog, Urls};
 pub use layout::Layout;
+pub use markers::{MarkerStyle, Markers};
 
 use hlsvault_ts::clock::{format_seconds, parse_seconds, ticks_to_duration, writable, PTS_HZ};
 
