@@ -74,6 +74,9 @@ const PCR_JUMP: u64 = PCR_HZ;
 /// Give up looking for the first picture of an access unit after this many
 /// bytes; the unit is then treated as not a random access point.
 const MAX_SCAN: usize = 64 * 1024;
+/// SCTE-35 markers kept for [`Analyzer::take_markers`] at most (its
+/// caller takes them at each packet that says one came).
+const MAX_MARKERS: usize = 64;
 const UNSEEN: u8 = 0xFF;
 /// PAT repeats after which the program choice is final even if some PMTs
 /// listed never came (PATs repeat every 100 ms or so; PMTs every 500 ms at
@@ -226,6 +229,9 @@ pub struct Inspection {
     /// An audio unit starts on the fallback PID (see
     /// [`Analyzer::fallback_pid`]), with this PTS.
     pub audio_pts: Option<u64>,
+    /// A SCTE-35 marker completed with this packet (see
+    /// [`Analyzer::take_markers`]).
+    pub marker: bool,
 }
 
 /// Counters of what the analysis found wrong, kept by the analyzer.
@@ -241,6 +247,8 @@ pub struct TsCounters {
     pub bad_adaptation: u64,
     /// PCR jumps and announced discontinuities on the timed program.
     pub pcr_breaks: u64,
+    /// SCTE-35 sections refused (CRC, truncated, encrypted).
+    pub scte35_errors: u64,
 }
 
 /// How a PID is used, as learnt from PAT and PMTs.
@@ -256,6 +264,9 @@ enum Role {
     Fallback,
     /// Another PID of the chosen program.
     Program,
+    /// A SCTE-35 PID of the chosen program (stream type 0x86): its splice
+    /// information is read.
+    Scte35,
     /// A PID of another program.
     Other,
 }
@@ -312,6 +323,8 @@ pub struct Analyzer {
     sets: ParameterSets,
     /// What the latest access unit lacks to start a segment.
     cut_sets: Option<(usize, Vec<u8>)>,
+    /// SCTE-35 markers read and not taken yet.
+    markers: Vec<scte35::Marker>,
     counters: TsCounters,
 }
 
@@ -354,6 +367,7 @@ impl Analyzer {
             scan_awaits_start_code: false,
             sets: ParameterSets::default(),
             cut_sets: None,
+            markers: Vec::new(),
             counters: TsCounters::default(),
         };
         a.assign();
@@ -529,6 +543,7 @@ impl Analyzer {
             access_unit: None,
             key_resolved: None,
             audio_pts: None,
+            marker: false,
         };
         if header.tei {
             self.counters.tei_packets += 1;
@@ -580,6 +595,10 @@ impl Analyzer {
                         self.scan = None;
                     }
                 }
+                Role::Scte35 => {
+                    out.brk = out.brk.or(Some(Break::Continuity { pid: header.pid }));
+                    self.assembler(header.pid).reset();
+                }
                 Role::Pat | Role::Pmt => self.assembler(header.pid).reset(),
                 _ => {}
             }
@@ -594,9 +613,37 @@ impl Analyzer {
                 out.audio_pts = pes::parse_header(payload).and_then(|pes| pes.pts);
             }
             Role::Pat | Role::Pmt => self.psi_payload(header, payload),
+            Role::Scte35 => out.marker = self.scte35_payload(header, payload),
             _ => {}
         }
         out
+    }
+
+    /// The SCTE-35 markers read since the last call, in order.
+    pub fn take_markers(&mut self) -> Vec<scte35::Marker> {
+        std::mem::take(&mut self.markers)
+    }
+
+    /// Reads splice information; true when a marker completed.
+    fn scte35_payload(&mut self, h: Header, payload: &[u8]) -> bool {
+        let mut sections = Vec::new();
+        let mut errors = 0;
+        self.assembler(h.pid).push(
+            payload,
+            h.pusi,
+            |s| sections.push(s.to_vec()),
+            |_| errors += 1,
+        );
+        self.counters.scte35_errors += errors;
+        let before = self.markers.len();
+        for section in sections {
+            match scte35::Marker::read(section) {
+                Ok(Some(marker)) if self.markers.len() < MAX_MARKERS => self.markers.push(marker),
+                Ok(_) => {}
+                Err(_) => self.counters.scte35_errors += 1,
+            }
+        }
+        self.markers.len() > before
     }
 
     /// Checks and records the continuity counter; true when it skipped.
@@ -699,7 +746,11 @@ impl Analyzer {
         let at = match self.assemblers.iter().position(|(p, _)| *p == pid) {
             Some(at) => at,
             None => {
-                self.assemblers.push((pid, SectionAssembler::default()));
+                let assembler = match self.role[pid as usize] {
+                    Role::Scte35 => SectionAssembler::with_max(scte35::MAX_SECTION),
+                    _ => SectionAssembler::default(),
+                };
+                self.assemblers.push((pid, assembler));
                 self.assemblers.len() - 1
             }
         };
@@ -791,7 +842,7 @@ impl Analyzer {
         for r in self.role.iter_mut() {
             if matches!(
                 r,
-                Role::Timing | Role::Program | Role::Fallback | Role::Other
+                Role::Timing | Role::Program | Role::Fallback | Role::Scte35 | Role::Other
             ) {
                 *r = Role::Unknown;
             }
@@ -838,6 +889,11 @@ impl Analyzer {
             };
             pcr_pid = (pmt.pcr_pid != PID_NULL).then_some(pmt.pcr_pid);
             self.keep[*pmt_pid as usize] = true;
+            let scte35 = |pid: u16| {
+                pmt.streams
+                    .iter()
+                    .any(|s| s.pid == pid && s.stream_type == scte35::STREAM_TYPE_SCTE35)
+            };
             let pids = pmt.streams.iter().map(|s| s.pid).chain(pcr_pid);
             for pid in pids {
                 if pid == PID_NULL || matches!(self.role[pid as usize], Role::Pat | Role::Pmt) {
@@ -846,6 +902,7 @@ impl Analyzer {
                 self.role[pid as usize] = match timing {
                     Some((t, _)) if t == pid => Role::Timing,
                     _ if fallback == Some(pid) => Role::Fallback,
+                    _ if scte35(pid) => Role::Scte35,
                     _ => Role::Program,
                 };
                 self.keep[pid as usize] = true;

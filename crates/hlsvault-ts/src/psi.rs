@@ -55,13 +55,32 @@ pub fn crc32_mpeg2(data: &[u8]) -> u32 {
 }
 
 /// Reassembles sections of one PID from packet payloads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SectionAssembler {
     buf: Vec<u8>,
     active: bool,
+    /// The longest section body accepted (after the 3-byte header).
+    max: usize,
+}
+
+impl Default for SectionAssembler {
+    /// One for PAT and PMT sections (1024 bytes at most).
+    fn default() -> Self {
+        Self::with_max(MAX_SECTION)
+    }
 }
 
 impl SectionAssembler {
+    /// One for sections of up to `max` bytes after their header (4093 for
+    /// SCTE-35's).
+    pub fn with_max(max: usize) -> Self {
+        SectionAssembler {
+            buf: Vec::new(),
+            active: false,
+            max,
+        }
+    }
+
     /// Feeds one packet payload; calls `on_section` for each complete section
     /// (CRC checked) and `on_error` for each refused one.
     pub fn push(
@@ -114,7 +133,7 @@ impl SectionAssembler {
             }
             let len = 3 + (((self.buf[1] as usize) & 0x0F) << 8 | self.buf[2] as usize);
             // Shortest: 5 bytes of header extension, no body, 4 of CRC.
-            let fault = if len > MAX_SECTION + 3 {
+            let fault = if len > self.max + 3 {
                 Some(PsiError::Oversized)
             } else if len < 3 + 5 + 4 {
                 Some(PsiError::Malformed)

@@ -37,6 +37,8 @@ use crate::psi::crc32_mpeg2;
 pub const TABLE_SPLICE_INFO: u8 = 0xFC;
 /// The stream type a PMT gives a SCTE-35 PID.
 pub const STREAM_TYPE_SCTE35: u8 = 0x86;
+/// The longest section SCTE-35 allows, after its 3-byte header.
+pub const MAX_SECTION: usize = 4093;
 /// `segmentation_descriptor`'s tag.
 const TAG_SEGMENTATION: u8 = 0x02;
 /// The identifier every SCTE-35 descriptor carries ("CUEI").
@@ -143,6 +145,24 @@ pub struct Segmentation {
     pub type_id: u8,
     pub segment_num: u8,
     pub segments_expected: u8,
+}
+
+/// A marker read from a stream: the section as sent (for the playlist's
+/// `SCTE35-*` attributes), what it says and what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub section: Vec<u8>,
+    pub info: SpliceInfo,
+    pub cue: Cue,
+}
+
+impl Marker {
+    /// Reads a whole section; None if it is no marker (see
+    /// [`SpliceInfo::cue`]).
+    pub fn read(section: Vec<u8>) -> Result<Option<Marker>, Scte35Error> {
+        let info = parse(&section)?;
+        Ok(info.cue().map(|cue| Marker { section, info, cue }))
+    }
 }
 
 /// What a section means for a playlist: a break's start (out), its end
@@ -414,7 +434,7 @@ impl<'a> Fields<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn hex(text: &str) -> Vec<u8> {
@@ -426,7 +446,7 @@ mod tests {
 
     /// A section around `body` (from protocol_version to the descriptors),
     /// with its length and CRC.
-    fn section(body: &[u8]) -> Vec<u8> {
+    pub(crate) fn section(body: &[u8]) -> Vec<u8> {
         let length = body.len() + 4;
         let mut s = vec![0xFC, 0x30 | (length >> 8) as u8, length as u8];
         s.extend_from_slice(body);
@@ -534,7 +554,7 @@ mod tests {
 
     /// protocol_version 0, not encrypted, `pts_adjustment`, cw_index 0,
     /// tier 0xFFF, the command's length and type.
-    fn header(pts_adjustment: u8, command_length: u8, command: u8) -> Vec<u8> {
+    pub(crate) fn header(pts_adjustment: u8, command_length: u8, command: u8) -> Vec<u8> {
         vec![
             0,
             0,

@@ -5,6 +5,8 @@ use super::*;
 use crate::pes::tests::header as pes_header;
 use crate::program::Selection;
 use crate::psi::tests::{pat, pmt};
+use crate::scte35::tests::{header as splice_header, section as splice_section};
+use crate::scte35::Cue;
 
 pub const PMT_PID: u16 = 0x1000;
 pub const VIDEO_PID: u16 = 0x100;
@@ -484,4 +486,100 @@ fn packet_layouts_are_told_apart_by_their_sync_bytes() {
     assert_eq!(packet_layout(&packets(188, 0, 51)), (188, 0));
     // Neither: left to the plain path, which counts bytes without sync.
     assert_eq!(packet_layout(&[0u8; 1000]), (188, 0));
+}
+
+const SCTE35_PID: u16 = 0x1F0;
+
+/// PAT and a PMT with H.264 video and a SCTE-35 PID of stream type
+/// `scte35_type`.
+fn psi_with_scte35(scte35_type: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    psi::packetize(PID_PAT, &pat(&[(1, PMT_PID)]), 0, &mut out);
+    let streams = [(0x1B, VIDEO_PID), (scte35_type, SCTE35_PID)];
+    psi::packetize(PMT_PID, &pmt(1, VIDEO_PID, &streams), 0, &mut out);
+    out
+}
+
+/// A splice_insert out of the network: event `id` at `pts`, a 30 s break.
+fn splice_out(id: u32, pts: u64) -> Vec<u8> {
+    let mut body = splice_header(0, 20, 0x05);
+    body.extend(id.to_be_bytes());
+    body.extend([0x7F, 0xEF, 0xFE | (pts >> 32) as u8]);
+    body.extend((pts as u32).to_be_bytes());
+    body.extend([0xFE, 0x00, 0x29, 0x32, 0xE0]); // auto return, 2,700,000 ticks
+    body.extend([0, 1, 0, 0, 0, 0]);
+    splice_section(&body)
+}
+
+/// A time_signal now, a placement opportunity start (event `id`) whose
+/// 200-byte UPID makes the section span two packets.
+fn long_time_signal(id: u32) -> Vec<u8> {
+    let mut body = splice_header(0, 1, 0x06);
+    body.push(0x7F); // no time: now
+    body.extend([0, 217, 2, 215]);
+    body.extend(b"CUEI");
+    body.extend(id.to_be_bytes());
+    body.extend([0x7F, 0xBF, 0x0C, 200]);
+    body.extend([0xAA; 200]);
+    body.extend([0x34, 0, 0]);
+    splice_section(&body)
+}
+
+#[test]
+fn scte35_markers_are_read_on_the_pid_the_pmt_declares() {
+    let mut a = Analyzer::new();
+    let mut ts = psi_with_scte35(0x86);
+    let (out, signal) = (splice_out(5, 900_000), long_time_signal(6));
+    psi::packetize(SCTE35_PID, &out, 0, &mut ts);
+    psi::packetize(SCTE35_PID, &signal, 2, &mut ts);
+    let markers_at: Vec<usize> = inspect_all(&mut a, &ts)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| x.marker.then_some(i))
+        .collect();
+    // After PAT and PMT: the out's packet, and the second of the signal's.
+    assert_eq!(markers_at, [2, 4]);
+    let markers = a.take_markers();
+    assert_eq!(
+        markers[0].cue,
+        Cue::Out {
+            event_id: 5,
+            planned: Some(2_700_000)
+        }
+    );
+    assert_eq!(markers[0].info.splice_pts(), Some(900_000));
+    assert_eq!(markers[1].section, signal);
+    assert_eq!(
+        markers[1].cue,
+        Cue::Out {
+            event_id: 6,
+            planned: None
+        }
+    );
+    assert!(a.take_markers().is_empty(), "taken once");
+    assert_eq!(a.counters().scte35_errors, 0);
+}
+
+#[test]
+fn a_corrupt_scte35_section_is_counted_and_a_splice_null_is_no_marker() {
+    let mut a = Analyzer::new();
+    let mut ts = psi_with_scte35(0x86);
+    let mut bad = splice_out(5, 900_000);
+    *bad.last_mut().unwrap() ^= 1;
+    psi::packetize(SCTE35_PID, &bad, 0, &mut ts);
+    let mut null = splice_header(0, 0, 0x00);
+    null.extend([0, 0]);
+    psi::packetize(SCTE35_PID, &splice_section(&null), 1, &mut ts);
+    assert!(inspect_all(&mut a, &ts).iter().all(|x| !x.marker));
+    assert!(a.take_markers().is_empty());
+    assert_eq!(a.counters().scte35_errors, 1);
+}
+
+#[test]
+fn splice_information_on_a_pid_not_declared_scte35_is_not_read() {
+    let mut a = Analyzer::new();
+    let mut ts = psi_with_scte35(0x06);
+    psi::packetize(SCTE35_PID, &splice_out(5, 900_000), 0, &mut ts);
+    assert!(inspect_all(&mut a, &ts).iter().all(|x| !x.marker));
+    assert!(a.take_markers().is_empty());
 }
