@@ -34,6 +34,7 @@ pub struct StreamStats {
     stalls: AtomicU64,
     cc_errors: AtomicU64,
     psi_errors: AtomicU64,
+    scte35_errors: AtomicU64,
     tei_packets: AtomicU64,
     discontinuities: AtomicU64,
     skipped_packets: AtomicU64,
@@ -225,6 +226,8 @@ pub struct Snapshot {
     pub cc_errors: u64,
     /// PSI sections refused.
     pub psi_errors: u64,
+    /// SCTE-35 sections refused (CRC, truncated, encrypted).
+    pub scte35_errors: u64,
     /// Packets with the transport error indicator.
     pub tei_packets: u64,
     /// Breaks in the timeline.
@@ -284,6 +287,8 @@ pub struct InputProblems {
     pub cc_errors: u64,
     /// PSI sections and adaptation fields refused.
     pub psi_errors: u64,
+    /// SCTE-35 sections refused.
+    pub scte35_errors: u64,
     /// Bytes without TS sync inside TS datagrams.
     pub unsynced_bytes: u64,
     /// Packets with the transport error indicator.
@@ -302,6 +307,7 @@ impl StreamStats {
         InputProblems {
             cc_errors: self.cc_errors.load(Relaxed),
             psi_errors: self.psi_errors.load(Relaxed),
+            scte35_errors: self.scte35_errors.load(Relaxed),
             unsynced_bytes: self.unsynced_bytes.load(Relaxed),
             tei_packets: self.tei_packets.load(Relaxed),
             not_ts: self.not_ts.load(Relaxed),
@@ -377,6 +383,7 @@ impl StreamStats {
         self.cc_errors.store(ts.cc_errors, Relaxed);
         self.psi_errors
             .store(ts.psi_errors + ts.bad_adaptation, Relaxed);
+        self.scte35_errors.store(ts.scte35_errors, Relaxed);
         self.tei_packets.store(ts.tei_packets, Relaxed);
         self.discontinuities.store(cut.discontinuities, Relaxed);
         self.skipped_packets.store(cut.skipped_packets, Relaxed);
@@ -496,6 +503,7 @@ impl StreamStats {
             stalls: self.stalls.load(Relaxed),
             cc_errors: self.cc_errors.load(Relaxed),
             psi_errors: self.psi_errors.load(Relaxed),
+            scte35_errors: self.scte35_errors.load(Relaxed),
             tei_packets: self.tei_packets.load(Relaxed),
             discontinuities: self.discontinuities.load(Relaxed),
             skipped_packets: self.skipped_packets.load(Relaxed),
@@ -616,6 +624,7 @@ impl fmt::Display for Snapshot {
             ),
             (self.unsynced_bytes, "bytes without TS sync"),
             (self.psi_errors, "bad PSI/adaptation fields"),
+            (self.scte35_errors, "bad SCTE-35 sections"),
             (self.tei_packets, "packets with transport errors"),
             (self.forced_cuts, "cuts without keyframe"),
             (

@@ -254,6 +254,10 @@ impl ProblemLog {
                 "bad PSI sections or adaptation fields",
             ),
             (
+                n.scte35_errors - was.scte35_errors,
+                "bad SCTE-35 sections (skipped)",
+            ),
+            (
                 n.unsynced_bytes - was.unsynced_bytes,
                 "bytes without TS sync",
             ),
