@@ -183,6 +183,9 @@ pub struct StreamConfig {
     pub program: Option<ProgramKey>,
     /// Null packets (PID 8191): dropped (the default) or kept bit-exact.
     pub null_packets: NullPackets,
+    /// A SCTE-35 splice point starts a segment at its keyframe, so that a
+    /// break's edges fall on segment boundaries (default true).
+    pub cut_at_splice: bool,
     /// Segments listed in `live.m3u8`.
     pub live_window: usize,
     /// Silence between datagrams longer than this is a gap in the timeline.

@@ -45,6 +45,7 @@ pub(super) const DEFAULTABLE: &[&str] = &[
     "keyframes",
     "program",
     "null_packets",
+    "cut_at_splice",
     "live_window",
     "max_gap",
     "stall_timeout",
@@ -209,6 +210,8 @@ pub(super) struct StreamTable {
     pub program: Option<ProgramKey>,
     #[serde(default)]
     pub null_packets: NullPackets,
+    #[serde(default = "default_true")]
+    pub cut_at_splice: bool,
     #[serde(default = "default_window")]
     pub live_window: usize,
     #[serde(default = "default_gap", deserialize_with = "duration")]
@@ -218,6 +221,10 @@ pub(super) struct StreamTable {
     pub source: SourceTable,
     #[serde(default)]
     pub plugins: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_segment() -> Duration {

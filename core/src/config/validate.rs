@@ -343,6 +343,7 @@ pub(super) fn stream(s: &StreamTable, prefix: &str, p: &mut Problems) -> Option<
         keyframes: s.keyframes,
         program: s.program,
         null_packets: s.null_packets,
+        cut_at_splice: s.cut_at_splice,
         live_window: s.live_window,
         max_gap: s.max_gap,
         stall_timeout: s.stall_timeout,

@@ -33,6 +33,7 @@ pub(super) fn cut_policy(cfg: &StreamConfig) -> CutPolicy {
         recovery: cfg.keyframes == Keyframes::Recovery,
         selection: cfg.selection(),
         gap: cfg.max_gap,
+        cut_at_splice: cfg.cut_at_splice,
     }
 }
 

@@ -502,6 +502,7 @@ mod tests {
             duration: 6 * 90_000,
             discontinuity: false,
             keyframe: true,
+            markers: Vec::new(),
         })
     }
 

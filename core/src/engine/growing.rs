@@ -321,6 +321,7 @@ mod tests {
             recovery: false,
             selection: Default::default(),
             gap: Duration::from_secs(10),
+            cut_at_splice: true,
         })
     }
 

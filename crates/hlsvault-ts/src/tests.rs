@@ -11,6 +11,7 @@ use crate::scte35::Cue;
 pub const PMT_PID: u16 = 0x1000;
 pub const VIDEO_PID: u16 = 0x100;
 pub const AUDIO_PID: u16 = 0x101;
+pub const SCTE35_PID: u16 = 0x1F0;
 /// H.264 NAL units the muxer writes: an access unit delimiter, SPS and PPS,
 /// an IDR slice, a P slice.
 pub const AUD: [u8; 6] = [0, 0, 0, 1, 0x09, 0xF0];
@@ -30,6 +31,8 @@ pub struct Mux {
     sets_sent: bool,
     /// Video stream type in the PMT (0 for an audio-only program).
     pub video_type: u8,
+    /// The PMT declares a SCTE-35 PID ([`SCTE35_PID`]).
+    pub scte35: bool,
 }
 
 impl Mux {
@@ -41,6 +44,7 @@ impl Mux {
             sets_every_key: true,
             sets_sent: false,
             video_type: 0x1B,
+            scte35: false,
         }
     }
 
@@ -55,11 +59,14 @@ impl Mux {
         let mut out = Vec::new();
         let cc = self.next_cc(PID_PAT);
         psi::packetize(PID_PAT, &pat(&[(1, PMT_PID)]), cc, &mut out);
-        let streams: Vec<(u8, u16)> = if self.video_type == 0 {
+        let mut streams: Vec<(u8, u16)> = if self.video_type == 0 {
             vec![(0x0F, AUDIO_PID)]
         } else {
             vec![(self.video_type, VIDEO_PID), (0x0F, AUDIO_PID)]
         };
+        if self.scte35 {
+            streams.push((crate::scte35::STREAM_TYPE_SCTE35, SCTE35_PID));
+        }
         let pcr_pid = if self.video_type == 0 {
             AUDIO_PID
         } else {
@@ -67,6 +74,16 @@ impl Mux {
         };
         let cc = self.next_cc(PMT_PID);
         psi::packetize(PMT_PID, &pmt(1, pcr_pid, &streams), cc, &mut out);
+        out
+    }
+
+    /// A section as packets on `pid`, following its counter.
+    pub fn section(&mut self, pid: u16, section: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        psi::packetize(pid, section, 0, &mut out);
+        for p in out.chunks_mut(PACKET_SIZE) {
+            p[3] = (p[3] & 0xF0) | self.next_cc(pid);
+        }
         out
     }
 
@@ -488,8 +505,6 @@ fn packet_layouts_are_told_apart_by_their_sync_bytes() {
     assert_eq!(packet_layout(&[0u8; 1000]), (188, 0));
 }
 
-const SCTE35_PID: u16 = 0x1F0;
-
 /// PAT and a PMT with H.264 video and a SCTE-35 PID of stream type
 /// `scte35_type`.
 fn psi_with_scte35(scte35_type: u8) -> Vec<u8> {
@@ -501,7 +516,7 @@ fn psi_with_scte35(scte35_type: u8) -> Vec<u8> {
 }
 
 /// A splice_insert out of the network: event `id` at `pts`, a 30 s break.
-fn splice_out(id: u32, pts: u64) -> Vec<u8> {
+pub fn splice_out(id: u32, pts: u64) -> Vec<u8> {
     let mut body = splice_header(0, 20, 0x05);
     body.extend(id.to_be_bytes());
     body.extend([0x7F, 0xEF, 0xFE | (pts >> 32) as u8]);

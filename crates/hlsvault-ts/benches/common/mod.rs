@@ -13,6 +13,7 @@ pub fn cutter() -> SegmentCutter {
         recovery: false,
         selection: Default::default(),
         gap: Duration::from_secs(1),
+        cut_at_splice: true,
     })
 }
 

@@ -18,12 +18,15 @@
 
 mod outage;
 mod recut;
+mod splice_points;
 #[cfg(test)]
 mod tests;
 
 pub use recut::recut;
+pub use splice_points::Placed;
 
 use outage::{AudioRole, VideoWatch};
+use splice_points::SplicePoints;
 
 use std::time::{Duration, SystemTime};
 
@@ -61,6 +64,8 @@ pub struct CutPolicy {
     pub selection: Selection,
     /// A silence longer than this between datagrams breaks the timeline.
     pub gap: Duration,
+    /// A SCTE-35 splice point starts a segment at its keyframe.
+    pub cut_at_splice: bool,
 }
 
 /// Why a segment ended early and the next is marked discontinuous.
@@ -107,6 +112,9 @@ pub struct Segment {
     pub discontinuity: bool,
     /// It starts with a random access point (false after a hard-cap cut).
     pub keyframe: bool,
+    /// The SCTE-35 markers whose splice falls in it (or, at the end of a
+    /// run, after it), in the order they came.
+    pub markers: Vec<Placed>,
 }
 
 impl Segment {
@@ -206,6 +214,7 @@ struct Open {
     /// Parameter sets its first picture lacks, and where they go in that
     /// picture's elementary stream bytes.
     sets: Option<(usize, Vec<u8>)>,
+    markers: Vec<Placed>,
 }
 
 /// A cut segment still collecting the ends of its units. Without a segment
@@ -362,6 +371,9 @@ pub struct SegmentCutter {
     max: i64,
     gap: Duration,
     recovery: bool,
+    cut_at_splice: bool,
+    /// SCTE-35 markers waiting for their segment.
+    splices: SplicePoints,
     /// Times audio in for absent video.
     watch: VideoWatch,
     /// The next cut point cuts whatever the target says (timing changed
@@ -397,6 +409,8 @@ impl SegmentCutter {
             max: ticks(policy.max),
             gap: policy.gap,
             recovery: policy.recovery,
+            cut_at_splice: policy.cut_at_splice,
+            splices: SplicePoints::default(),
             watch: VideoWatch::new(ticks(VIDEO_WAIT)),
             force_cut: false,
             cur: None,
@@ -514,7 +528,7 @@ impl SegmentCutter {
     /// ```
     /// use hlsvault_ts::segment::{CutPolicy, SegmentCutter};
     /// # use std::time::{Duration, SystemTime};
-    /// # let policy = CutPolicy { target: Duration::from_secs(4), max: Duration::from_secs(30), recovery: false, selection: Default::default(), gap: Duration::from_secs(10) };
+    /// # let policy = CutPolicy { target: Duration::from_secs(4), max: Duration::from_secs(30), recovery: false, selection: Default::default(), gap: Duration::from_secs(10), cut_at_splice: true };
     /// let mut cutter = SegmentCutter::new(policy);
     /// cutter.push_datagram(&[0x47; 188], SystemTime::now(), false);
     /// let mut written = 0;
@@ -592,6 +606,11 @@ impl SegmentCutter {
         }
         if let Some(pcr) = ins.pcr {
             self.last_pcr = Some((pcr, at));
+        }
+        if ins.marker {
+            for marker in self.analyzer.take_markers() {
+                self.splices.add(marker, self.last_au);
+            }
         }
         if !self.analyzer.keeps(h.pid) {
             match h.pid {
@@ -744,6 +763,7 @@ impl SegmentCutter {
             }
         }
         self.last_au = Some(decode);
+        self.splices.access_unit(ext);
         match au.key.map(|p| self.starts(p)) {
             Some(true) => self.keyframe(ext, at),
             Some(false) => self.non_keyframe(ext, at),
@@ -849,7 +869,9 @@ impl SegmentCutter {
         match &self.cur {
             None => true,
             Some(cur) => {
-                ext - cur.first >= self.target || Hour::of(self.wall_of(ext, at)) != cur.hour
+                ext - cur.first >= self.target
+                    || Hour::of(self.wall_of(ext, at)) != cur.hour
+                    || (self.cut_at_splice && self.splices.due(cur.first, ext))
             }
         }
     }
@@ -883,7 +905,10 @@ impl SegmentCutter {
             self.anchor = Some(self.new_anchor(ext, at));
         }
         let start = self.wall_of(ext, at);
-        let cur = self.cur.take();
+        let mut cur = self.cur.take();
+        if let Some(cur) = &mut cur {
+            self.place_markers(cur, Some(ext), at);
+        }
         if cur.is_none() {
             self.log_skipped("a keyframe opened the stream");
         }
@@ -917,6 +942,7 @@ impl SegmentCutter {
             discontinuity: std::mem::take(&mut self.break_pending),
             keyframe,
             sets,
+            markers: Vec::new(),
         });
         self.opened += 1;
     }
@@ -993,12 +1019,49 @@ impl SegmentCutter {
             duration,
             discontinuity: open.discontinuity,
             keyframe: open.keyframe,
+            markers: open.markers,
         });
+    }
+
+    /// The run ends: the markers still waiting go with its last segment
+    /// (their times are on this run's clock, which the next one is not).
+    fn place_last_markers(&mut self) {
+        let at = self.last_capture.unwrap_or(SystemTime::UNIX_EPOCH);
+        if let Some(mut cur) = self.cur.take() {
+            self.place_markers(&mut cur, None, at);
+            self.cur = Some(cur);
+        } else if let Some(mut open) = self.tail.as_mut().and_then(|t| t.open.take()) {
+            self.place_markers(&mut open, None, at);
+            if let Some(tail) = &mut self.tail {
+                tail.open = Some(open);
+            }
+        } else {
+            let lost = self.splices.take_before(None).len();
+            if lost > 0 {
+                tracing::warn!(
+                    markers = lost,
+                    "SCTE-35 markers before any segment of the run: dropped"
+                );
+            }
+        }
+    }
+
+    /// Gives `open` (ending at `end`; None: the run ends with it) the
+    /// markers whose splice comes before that, on the wall clock.
+    fn place_markers(&mut self, open: &mut Open, end: Option<i64>, at: SystemTime) {
+        for (ext, marker) in self.splices.take_before(end) {
+            // An immediate splice with no frame after it: at the last.
+            let ext = ext.unwrap_or(open.last);
+            let at = self.wall_of(ext, at);
+            open.markers.push(Placed { marker, at });
+        }
     }
 
     /// The timeline broke: close everything; the next segment opens at the
     /// next keyframe, marked discontinuous, on a new wall-clock anchor.
     fn brk(&mut self, cause: Cause) {
+        // On this run's clock, before it is forgotten.
+        self.place_last_markers();
         self.anchor = None;
         self.watch.forget();
         if self.cur.is_none() && self.tail.is_none() && self.pending.is_none() {
@@ -1023,6 +1086,7 @@ impl SegmentCutter {
     /// Closes the tail and the open segment. With `unfinished`, units that
     /// may be cut short are dropped first (counted and logged).
     fn close_all(&mut self, unfinished: bool) {
+        self.place_last_markers();
         let timing = self.timing_pid();
         let mut dropped = 0;
         if let Some(tail) = &mut self.tail {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::clock::PTS_WRAP;
-use crate::tests::{Mux, AUD, AUDIO_PID, IDR, PMT_PID, SPS_PPS, VIDEO_PID};
+use crate::tests::{splice_out, Mux, AUD, AUDIO_PID, IDR, PMT_PID, SCTE35_PID, SPS_PPS, VIDEO_PID};
 use crate::{Header, PID_PAT};
 
 const FRAME: u64 = 3600; // 25 fps
@@ -30,6 +30,8 @@ struct Gen {
     drained: Option<std::collections::BTreeMap<u64, Vec<u8>>>,
     /// The most bytes a segment kept in memory to its end.
     kept_most: usize,
+    /// SCTE-35 sections sent just before a frame's packets.
+    sections: Vec<(u64, Vec<u8>)>,
 }
 
 impl Gen {
@@ -45,6 +47,7 @@ impl Gen {
             no_video: 0..0,
             drained: None,
             kept_most: 0,
+            sections: vec![],
         }
     }
 
@@ -84,6 +87,9 @@ impl Gen {
             let pts = (self.pts0 + f * FRAME) % PTS_WRAP;
             let key = f == 0 || (self.gop > 0 && f % self.gop == 0);
             let mut bytes = if f % 10 == 0 { self.mux.psi() } else { vec![] };
+            for (_, section) in self.sections.iter().filter(|(at, _)| *at == f) {
+                bytes.extend(self.mux.section(SCTE35_PID, section));
+            }
             // PCR 700 ms ahead of presentation.
             let pcr = ((pts + PTS_WRAP - 63_000) % PTS_WRAP) * 300;
             let audio = self.mux.pes(AUDIO_PID, pts, true, None, 400);
@@ -125,6 +131,7 @@ fn policy(target: u64) -> CutPolicy {
         recovery: false,
         selection: Default::default(),
         gap: Duration::from_secs(1),
+        cut_at_splice: true,
     }
 }
 
@@ -554,4 +561,71 @@ fn a_growing_segment_cut_short_by_a_crash_is_cut_again_into_a_whole_one() {
     // newest, which a tear may have cut, is dropped too.
     assert_eq!(seg.duration, (235 - 100) * FRAME);
     assert!(seg.data.len() <= grown.len() + 2 * PACKET_SIZE);
+}
+
+/// A stream with a keyframe every 10 frames (0.4 s) and a splice out
+/// announced at frame 20 for frame 80 (3.2 s in).
+fn spliced(cut_at_splice: bool) -> (Gen, SegmentCutter) {
+    let mut g = Gen::new(10);
+    g.mux.scte35 = true;
+    g.sections = vec![(20, splice_out(9, g.pts0 + 80 * FRAME))];
+    let cutter = SegmentCutter::new(CutPolicy {
+        cut_at_splice,
+        ..policy(6)
+    });
+    (g, cutter)
+}
+
+#[test]
+fn a_splice_point_starts_a_segment_at_its_keyframe_with_its_marker() {
+    let (mut g, mut c) = spliced(true);
+    let segs = g.run(&mut c, 400);
+    let frames: Vec<u64> = segs.iter().map(|s| s.duration / FRAME).collect();
+    // Cut at the hour (frame 60), at the splice (80), then every 6 s
+    // (150 frames) from there.
+    assert_eq!(frames, [60, 20, 150, 150, 19]);
+    let with: Vec<usize> = (0..segs.len())
+        .filter(|&i| !segs[i].markers.is_empty())
+        .collect();
+    assert_eq!(with, [2]);
+    let placed = &segs[2].markers[0];
+    assert_eq!(
+        placed.at, segs[2].start,
+        "the splice is the segment's first frame"
+    );
+    assert_eq!(
+        placed.marker.cue,
+        crate::scte35::Cue::Out {
+            event_id: 9,
+            planned: Some(2_700_000)
+        }
+    );
+}
+
+#[test]
+fn without_cut_at_splice_a_marker_goes_in_the_segment_its_time_falls_in() {
+    let (mut g, mut c) = spliced(false);
+    let segs = g.run(&mut c, 400);
+    let frames: Vec<u64> = segs.iter().map(|s| s.duration / FRAME).collect();
+    // Cut at the hour (frame 60), then every 6 s: the splice at 80 falls
+    // 20 frames into the second segment.
+    assert_eq!(frames, [60, 150, 150, 39]);
+    let with: Vec<usize> = (0..segs.len())
+        .filter(|&i| !segs[i].markers.is_empty())
+        .collect();
+    assert_eq!(with, [1]);
+    let offset = segs[1].markers[0].at.duration_since(segs[1].start).unwrap();
+    assert_eq!(offset, Duration::from_millis(20 * 40));
+}
+
+#[test]
+fn a_marker_past_the_end_of_the_stream_goes_with_the_last_segment() {
+    let (mut g, mut c) = spliced(true);
+    g.sections = vec![(20, splice_out(9, g.pts0 + 1000 * FRAME))];
+    let segs = g.run(&mut c, 200);
+    let last = segs.last().unwrap();
+    assert_eq!(last.markers.len(), 1);
+    assert!(segs[..segs.len() - 1].iter().all(|s| s.markers.is_empty()));
+    let ahead = last.markers[0].at.duration_since(segs[1].start).unwrap();
+    assert_eq!(ahead, Duration::from_millis((1000 - 60) * 40));
 }
