@@ -3,7 +3,7 @@
 //! Input: 3 bytes of settings, then TS bytes (seeds are real encoder
 //! output). Byte 0: packets per datagram (1-7) and whether they are 204
 //! bytes long; byte 1: milliseconds between datagrams; byte 2: keyframes
-//! with recovery points, the whole multiplex, null packets kept, a stall
+//! now and then, a lost datagram now and then, cuts at SCTE-35 splice points.
 //! now and then, a lost datagram now and then.
 //!
 //! Every segment must be whole 188-byte packets starting with the PAT, and
@@ -50,6 +50,7 @@ fuzz_target!(|input: &[u8]| {
             keep_nulls: flags & 4 != 0,
         },
         gap: Duration::from_secs(1),
+        cut_at_splice: flags & 32 != 0,
     };
     let mut cutter = SegmentCutter::new(policy);
     let mut draining = SegmentCutter::new(policy);
