@@ -3,8 +3,9 @@
 //! Input: 3 bytes of settings, then TS bytes (seeds are real encoder
 //! output). Byte 0: packets per datagram (1-7) and whether they are 204
 //! bytes long; byte 1: milliseconds between datagrams; byte 2: keyframes
-//! now and then, a lost datagram now and then, cuts at SCTE-35 splice points.
-//! now and then, a lost datagram now and then.
+//! with recovery points, the whole multiplex, null packets kept, a stall
+//! now and then, a lost datagram now and then, cuts at SCTE-35 splice
+//! points.
 //!
 //! Every segment must be whole 188-byte packets starting with the PAT, and
 //! be writable: its hour, name and program date time format. A second
