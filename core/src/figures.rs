@@ -35,6 +35,7 @@ pub struct StreamStats {
     cc_errors: AtomicU64,
     psi_errors: AtomicU64,
     scte35_errors: AtomicU64,
+    scte35_markers: AtomicU64,
     tei_packets: AtomicU64,
     discontinuities: AtomicU64,
     skipped_packets: AtomicU64,
@@ -228,6 +229,8 @@ pub struct Snapshot {
     pub psi_errors: u64,
     /// SCTE-35 sections refused (CRC, truncated, encrypted).
     pub scte35_errors: u64,
+    /// SCTE-35 markers stored with their segments.
+    pub scte35_markers: u64,
     /// Packets with the transport error indicator.
     pub tei_packets: u64,
     /// Breaks in the timeline.
@@ -474,6 +477,11 @@ impl StreamStats {
         self.lost_segments.fetch_add(1, Relaxed);
     }
 
+    /// `count` SCTE-35 markers went into the playlists with a segment.
+    pub fn markers(&self, count: u64) {
+        self.scte35_markers.fetch_add(count, Relaxed);
+    }
+
     /// The pipeline failed.
     pub fn fail(&self) {
         self.failed.store(true, Relaxed);
@@ -504,6 +512,7 @@ impl StreamStats {
             cc_errors: self.cc_errors.load(Relaxed),
             psi_errors: self.psi_errors.load(Relaxed),
             scte35_errors: self.scte35_errors.load(Relaxed),
+            scte35_markers: self.scte35_markers.load(Relaxed),
             tei_packets: self.tei_packets.load(Relaxed),
             discontinuities: self.discontinuities.load(Relaxed),
             skipped_packets: self.skipped_packets.load(Relaxed),

@@ -186,6 +186,8 @@ pub struct StreamConfig {
     /// A SCTE-35 splice point starts a segment at its keyframe, so that a
     /// break's edges fall on segment boundaries (default true).
     pub cut_at_splice: bool,
+    /// The tags SCTE-35 markers become in the playlists.
+    pub scte35_tags: Scte35Tags,
     /// Segments listed in `live.m3u8`.
     pub live_window: usize,
     /// Silence between datagrams longer than this is a gap in the timeline.
@@ -305,6 +307,29 @@ pub enum NullPackets {
     Drop,
     /// Stored: the archive is the stream bit for bit.
     Keep,
+}
+
+/// The `scte35_tags` key.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scte35Tags {
+    /// `#EXT-X-DATERANGE` with `SCTE35-OUT`/`-IN`/`-CMD`.
+    #[default]
+    Daterange,
+    /// `#EXT-X-CUE-OUT` and `#EXT-X-CUE-IN`, for older ad stacks.
+    Cue,
+    /// None (markers are still counted).
+    None,
+}
+
+impl From<Scte35Tags> for hlsvault_hls::MarkerStyle {
+    fn from(tags: Scte35Tags) -> Self {
+        match tags {
+            Scte35Tags::Daterange => hlsvault_hls::MarkerStyle::DateRange,
+            Scte35Tags::Cue => hlsvault_hls::MarkerStyle::Cue,
+            Scte35Tags::None => hlsvault_hls::MarkerStyle::None,
+        }
+    }
 }
 
 /// Which pictures may start a segment.

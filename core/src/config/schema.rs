@@ -10,7 +10,7 @@ use std::time::Duration;
 use figment::value::{Dict, Value};
 use serde::{Deserialize, Deserializer};
 
-use super::{HttpLimits, Keyframes, NullPackets, ProgramKey};
+use super::{HttpLimits, Keyframes, NullPackets, ProgramKey, Scte35Tags};
 use hlsvault_capture::Pace;
 use hlsvault_plugin::OnError;
 use hlsvault_store::Secret;
@@ -46,6 +46,7 @@ pub(super) const DEFAULTABLE: &[&str] = &[
     "program",
     "null_packets",
     "cut_at_splice",
+    "scte35_tags",
     "live_window",
     "max_gap",
     "stall_timeout",
@@ -212,6 +213,8 @@ pub(super) struct StreamTable {
     pub null_packets: NullPackets,
     #[serde(default = "default_true")]
     pub cut_at_splice: bool,
+    #[serde(default)]
+    pub scte35_tags: Scte35Tags,
     #[serde(default = "default_window")]
     pub live_window: usize,
     #[serde(default = "default_gap", deserialize_with = "duration")]

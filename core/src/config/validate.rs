@@ -344,6 +344,7 @@ pub(super) fn stream(s: &StreamTable, prefix: &str, p: &mut Problems) -> Option<
         program: s.program,
         null_packets: s.null_packets,
         cut_at_splice: s.cut_at_splice,
+        scte35_tags: s.scte35_tags,
         live_window: s.live_window,
         max_gap: s.max_gap,
         stall_timeout: s.stall_timeout,

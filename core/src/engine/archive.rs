@@ -11,7 +11,7 @@ use super::growing::Finished;
 use super::hours::{signed_by, HourPublisher};
 use crate::figures::StreamStats;
 use hlsvault_hls::Urls;
-use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
+use hlsvault_hls::{Entry, Hour, Kind, Layout, MarkerStyle, Markers, Playlist};
 use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
 use hlsvault_plugin::{Named, StreamPlugins};
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
@@ -56,6 +56,8 @@ pub struct ArchiveSettings {
     /// The stream's plugins (it calls their segment namer, playlist policy
     /// and URL signer hooks).
     pub plugins: Vec<Arc<hlsvault_plugin::Slot>>,
+    /// The tags SCTE-35 markers become.
+    pub markers: MarkerStyle,
 }
 
 /// One stream's archive in the store.
@@ -82,6 +84,8 @@ pub struct StreamArchive {
     plugins: std::sync::Mutex<StreamPlugins>,
     /// How long handed-out URLs stay valid (what a signer is told).
     url_expiry: Duration,
+    /// SCTE-35 markers to tags (pairing each break's in with its out).
+    markers: Markers,
 }
 
 impl StreamArchive {
@@ -102,6 +106,7 @@ impl StreamArchive {
             retention,
             url_expiry,
             plugins: _,
+            markers,
         } = settings;
         let layout = Layout::new(stream);
         let mut live = Playlist::new(Kind::Window(window), target_secs);
@@ -131,6 +136,7 @@ impl StreamArchive {
             next_sequence,
             plugins: std::sync::Mutex::new(plugins),
             url_expiry,
+            markers: Markers::new(markers),
         })
     }
 
@@ -200,6 +206,13 @@ impl StreamArchive {
         };
         let key = self.layout.segment_key(hour, &name);
         let (duration, start, discontinuity) = (seg.duration, seg.start, seg.discontinuity);
+        self.stats.markers(seg.markers.len() as u64);
+        let marker_tags: Vec<String> = seg
+            .markers
+            .iter()
+            .filter_map(|p| self.markers.tag(p.marker.cue, p.at, &p.marker.section))
+            .collect();
+        let markers = marker_tags.len();
         let stored = match &file.0 {
             Some(path) => {
                 let adopted = self
@@ -225,15 +238,19 @@ impl StreamArchive {
         self.stats.segment(bytes, duration);
         self.write_unwritten(false).await?;
         self.verify_hour().await?;
+        // Markers before the plugins' tags, in the hour and the window.
+        let mut tags = marker_tags;
+        tags.extend(self.plugins().entry_tags(&info, PlaylistKind::Hour));
         let entry = Entry {
             sequence,
             uri: name.clone(),
             duration,
             start,
             discontinuity: discontinuity || std::mem::take(&mut self.gap),
-            tags: self.plugins().entry_tags(&info, PlaylistKind::Hour),
+            tags,
         };
-        let live_tags = self.plugins().entry_tags(&info, PlaylistKind::Live);
+        let mut live_tags: Vec<String> = entry.tags[..markers].to_vec();
+        live_tags.extend(self.plugins().entry_tags(&info, PlaylistKind::Live));
         let open = self.hour.as_mut().expect("an hour is open");
         open.playlist.push(entry.clone());
         self.live.push(Entry {
@@ -481,6 +498,7 @@ mod tests {
             retention: None,
             url_expiry: Duration::from_secs(3600),
             plugins: Vec::new(),
+            markers: MarkerStyle::DateRange,
         }
     }
 
@@ -542,6 +560,37 @@ mod tests {
             store.get(&layout.hours_log_key()).await.unwrap().unwrap(),
             "2026-11-21T09 2026/11/21/09/index.m3u8\n"
         );
+    }
+
+    #[tokio::test]
+    async fn a_scte35_marker_is_a_daterange_before_its_segment_in_the_hour_and_the_window() {
+        let store = Arc::new(MemoryStore::default());
+        let layout = Layout::new("ch1");
+        let mut archive = open(&store).await;
+        // SCTE 35 (2019) 14.2: splice_insert out, a 60.293567 s break.
+        let hex = "fc302f000000000000fffff014054800008f7feffe7369c02efe0052ccf5\
+            00000000000a0008435545490000013562dba30a";
+        let section: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let marker = hlsvault_ts::scte35::Marker::read(section).unwrap().unwrap();
+        let mut spliced = segment(nine(), 6);
+        spliced.segment.markers.push(hlsvault_ts::segment::Placed {
+            marker,
+            at: nine().start() + Duration::from_millis(6_500),
+        });
+        archive.add(segment(nine(), 0)).await.unwrap();
+        archive.add(spliced).await.unwrap();
+        let expected = "#EXT-X-DATERANGE:ID=\"1207959695-1795251606500\",\
+            START-DATE=\"2026-11-21T09:00:06.500Z\",PLANNED-DURATION=60.293,\
+            SCTE35-OUT=0xFC302F000000000000FFFFF014054800008F7FEFFE7369C02EFE0052CCF5\
+            00000000000A0008435545490000013562DBA30A";
+        let hour = playlist(&store, &layout.hour_playlist_key(nine()), Kind::Event).await;
+        let tags: Vec<&[String]> = hour.entries().map(|e| &e.tags[..]).collect();
+        assert_eq!(tags, [&[][..], &[expected.to_string()][..]]);
+        let live = playlist(&store, &layout.live_key(), Kind::Window(3)).await;
+        assert_eq!(live.last().unwrap().tags, [expected]);
     }
 
     #[tokio::test]

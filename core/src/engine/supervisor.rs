@@ -492,6 +492,7 @@ impl Supervisor {
             retention: self.config.storage.retention,
             url_expiry: self.config.storage.url_expiry,
             plugins: stream_plugins(s, &self.plugins),
+            markers: s.scte35_tags.into(),
         };
         let span = tracing::info_span!("stream", name = %s.name);
         let shared = &self.shared;

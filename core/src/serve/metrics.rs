@@ -102,6 +102,7 @@ const COUNTERS: &[Field] = &[
     ("hlsvault_stream_rtp_reordered_datagrams_total", "RTP datagrams put back in order.", |s| s.rtp_reordered as f64),
     ("hlsvault_stream_cc_errors_total", "Continuity counter errors.", |s| s.cc_errors as f64),
     ("hlsvault_stream_psi_errors_total", "PSI sections or adaptation fields refused.", |s| s.psi_errors as f64),
+    ("hlsvault_stream_scte35_markers_total", "SCTE-35 markers stored in the playlists with their segments.", |s| s.scte35_markers as f64),
     ("hlsvault_stream_scte35_errors_total", "SCTE-35 sections refused (CRC, truncated, encrypted) and skipped.", |s| s.scte35_errors as f64),
     ("hlsvault_stream_transport_error_packets_total", "Packets with the transport error indicator.", |s| s.tei_packets as f64),
     ("hlsvault_stream_discontinuities_total", "Breaks in the timeline (marked in the playlists).", |s| s.discontinuities as f64),
