@@ -1,6 +1,7 @@
 //! Reading an archive back: playlists parsed independently of hlsvault's
 //! own parser, and segments checked with ffprobe and ffmpeg.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -54,6 +55,9 @@ pub struct Entry {
     pub pdt: Option<SystemTime>,
     /// Preceded by `#EXT-X-DISCONTINUITY`.
     pub discontinuity: bool,
+    /// The attributes of each `#EXT-X-DATERANGE` before it (quoted
+    /// values unquoted).
+    pub dateranges: Vec<BTreeMap<String, String>>,
     /// The segment file, resolved against the playlist's folder.
     pub path: PathBuf,
 }
@@ -69,6 +73,7 @@ impl Playlist {
             entries: vec![],
         };
         let (mut extinf, mut pdt, mut disc) = (None, None, false);
+        let mut dateranges = Vec::new();
         assert!(text.starts_with("#EXTM3U\n"));
         for line in text.lines() {
             if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
@@ -86,6 +91,8 @@ impl Playlist {
                 pdt = Some(humantime::parse_rfc3339(v).unwrap());
             } else if line == "#EXT-X-DISCONTINUITY" {
                 disc = true;
+            } else if let Some(v) = line.strip_prefix("#EXT-X-DATERANGE:") {
+                dateranges.push(attributes(v));
             } else if line == "#EXT-X-ENDLIST" {
                 p.ended = true;
             } else if !line.starts_with('#') && !line.is_empty() {
@@ -94,12 +101,32 @@ impl Playlist {
                     extinf: extinf.take().expect("EXTINF before URI"),
                     pdt: pdt.take(),
                     discontinuity: std::mem::take(&mut disc),
+                    dateranges: std::mem::take(&mut dateranges),
                     path: path.parent().unwrap().join(line),
                 });
             }
         }
         p
     }
+}
+
+/// An attribute list (RFC 8216 4.2): `KEY=VALUE` pairs split at commas
+/// outside quoted strings; quoted values are given without their quotes.
+pub fn attributes(list: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let (mut pair, mut quoted) = (String::new(), false);
+    for c in list.chars().chain([',']) {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                let (k, v) = pair.split_once('=').expect("KEY=VALUE");
+                out.insert(k.to_string(), v.to_string());
+                pair.clear();
+            }
+            c => pair.push(c),
+        }
+    }
+    out
 }
 
 /// What ffprobe says about one archived segment.

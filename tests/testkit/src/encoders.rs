@@ -280,8 +280,11 @@ pub fn add_ancillary_pids(path: &Path, pmt_pid: u16) -> Result<Vec<(u16, u64)>> 
         packet(TELETEXT_PID, true, &pes(0x10), &mut out);
         packet(SUBTITLE_PID, true, &pes(0x20), &mut out);
         if pats % 10 == 1 {
-            // splice_null(): protocol 0, no PTS adjustment, tier 0xFFF.
-            let scte35 = vec![0xFC, 0x30, 0x11, 0, 0, 0, 0, 0, 0, 0xFF, 0xF0, 0, 0, 0, 0];
+            // splice_null(): protocol 0, no PTS adjustment, cw_index 0,
+            // tier 0xFFF, no descriptors.
+            let scte35 = vec![
+                0xFC, 0x30, 0x11, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xF0, 0, 0, 0, 0,
+            ];
             packet(SCTE35_PID, true, &section(scte35), &mut out);
             // EIT present/following of service 1, empty.
             let eit = vec![0x4E, 0xF0, 0x0F, 0, 1, 0xC1, 0, 1, 0, 1, 0, 1, 0, 0x4E];
@@ -329,6 +332,45 @@ fn with_ancillary_streams(p: &[u8]) -> Result<Vec<u8>> {
     anyhow::ensure!(q.len() <= 188, "the PMT no longer fits one packet");
     q.resize(188, 0xFF);
     Ok(q)
+}
+
+/// Sends each of `sections` (whole, CRC included) on [`SCTE35_PID`]
+/// (which [`add_ancillary_pids`] declares) right after the first video
+/// PES of `video_pid` whose PTS is `after` seconds past the first one, as
+/// an encoder announces a splice ahead of it; the PID's continuity
+/// counters run on across them. Returns the first video PTS, against
+/// which splice times are given.
+pub fn insert_sections(path: &Path, video_pid: u16, sections: &[(f64, Vec<u8>)]) -> Result<u64> {
+    let data = std::fs::read(path)?;
+    let mut out = Vec::with_capacity(data.len() + sections.len() * 376);
+    let mut first = None;
+    let mut due: Vec<&(f64, Vec<u8>)> = sections.iter().collect();
+    for p in data.chunks_exact(188) {
+        out.extend_from_slice(p);
+        if pid(p) != video_pid || p[1] & 0x40 == 0 {
+            continue;
+        }
+        let Some(pts) = payload_at(p).and_then(|at| hlsvault_ts::pes::parse_header(&p[at..])?.pts)
+        else {
+            continue;
+        };
+        let secs = pts.wrapping_sub(*first.get_or_insert(pts)) as f64 / 90_000.0;
+        for (_, section) in due.iter().filter(|(after, _)| secs >= *after) {
+            hlsvault_ts::psi::packetize(SCTE35_PID, section, 0, &mut out);
+        }
+        due.retain(|(after, _)| secs < *after);
+    }
+    anyhow::ensure!(
+        due.is_empty(),
+        "the stream ended before every section was sent"
+    );
+    let mut cc = 0u8;
+    for p in out.chunks_exact_mut(188).filter(|p| pid(p) == SCTE35_PID) {
+        p[3] = (p[3] & 0xF0) | cc;
+        cc = (cc + 1) & 0x0F;
+    }
+    std::fs::write(path, out)?;
+    first.context("no video PES")
 }
 
 /// Rewrites every PAT to list `phantoms` (program number, PMT PID) around
