@@ -16,15 +16,20 @@ const FETCH_CONCURRENCY: usize = 16;
 const CONTIGUOUS: Duration = Duration::from_millis(250);
 
 /// The entries of `stream` that overlap `[start, end)`, as a closed
-/// playlist whose URIs are relative to the stream's folder; None when the
-/// range holds nothing.
+/// playlist whose URIs are relative to the stream's folder (`VOD` once
+/// the range is past, `EVENT` while it reaches beyond now); None when
+/// the range holds nothing.
 pub async fn range_playlist(
     store: &dyn ObjectStore,
     layout: &Layout,
     start: SystemTime,
     end: SystemTime,
 ) -> Result<Option<Playlist>, StoreError> {
-    let mut out = Playlist::new(Kind::Event, 1);
+    let kind = match end <= SystemTime::now() {
+        true => Kind::Vod,
+        false => Kind::Event,
+    };
+    let mut out = Playlist::new(kind, 1);
     let mut last: Option<Entry> = None;
     let last_hour = Hour::of(end - Duration::from_nanos(1)).index();
     // An entry that starts in the hour before may reach into the range.
@@ -137,6 +142,21 @@ mod tests {
             ]
         );
         assert!(p.is_ended());
+        assert!(
+            p.render().contains("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+            "a past range"
+        );
+        // A range that reaches beyond now may still grow.
+        let open = range_playlist(
+            &store,
+            &layout,
+            at(NINE, 3590),
+            SystemTime::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(open.render().contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"));
         // Nothing there: no playlist.
         let none = range_playlist(&store, &layout, at(NINE + 5, 0), at(NINE + 6, 0))
             .await

@@ -52,6 +52,8 @@ pub enum Kind {
     Event,
     /// The live window: the last `n` entries.
     Window(usize),
+    /// A closed past range: it never changes (`VOD`).
+    Vod,
 }
 
 /// A media playlist.
@@ -189,8 +191,10 @@ impl Playlist {
                 self.discontinuity_sequence
             );
         }
-        if self.kind == Kind::Event {
-            s.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n");
+        match self.kind {
+            Kind::Event => s.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+            Kind::Vod => s.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+            Kind::Window(_) => {}
         }
         for t in &self.header {
             let _ = writeln!(s, "{t}");
