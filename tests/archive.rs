@@ -87,6 +87,16 @@ impl Case {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Adds `keys` (TOML lines) to the config's `[storage]`.
+    fn storage_keys(&self, config: &Path, keys: &str) {
+        let text = std::fs::read_to_string(config).unwrap().replacen(
+            "backend = \"fs\"\n",
+            &format!("backend = \"fs\"\n{keys}\n"),
+            1,
+        );
+        std::fs::write(config, text).unwrap();
+    }
+
     /// Hour playlists of a stream, in hour order.
     fn hours(&self, stream: &str) -> Vec<(PathBuf, Playlist)> {
         hour_playlists(&self.archive().join(stream))
@@ -455,12 +465,7 @@ fn retention_deletes_whole_hours_past_it() {
     let later = humantime::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
     let new = c.capture("new", 14.0, later);
     let config = c.config(&new, &[("ch1", dst(1), "")]);
-    let text = std::fs::read_to_string(&config).unwrap().replacen(
-        "backend = \"fs\"\n",
-        "backend = \"fs\"\nretention = \"1d\"\n",
-        1,
-    );
-    std::fs::write(&config, text).unwrap();
+    c.storage_keys(&config, "retention = \"1d\"");
     c.run(&config);
     assert!(
         !c.archive().join("ch1/2026/11/21").exists(),
@@ -478,16 +483,68 @@ fn retention_deletes_whole_hours_past_it() {
 }
 
 #[test]
+fn a_hold_keeps_its_hours_from_retention_until_it_is_removed() {
+    let c = Case::new();
+    let old = c.capture("old", 14.0, start());
+    c.run(&c.config(&old, &[("ch1", dst(1), "")]));
+    let day = c.archive().join("ch1/2026/11/21");
+    assert!(day.join("09").is_dir() && day.join("10").is_dir());
+    // Two days later, with one day of retention; a hold on 09:59 only.
+    let later = |at: &str, name: &str| {
+        let pcap = c.capture(name, 4.0, humantime::parse_rfc3339(at).unwrap());
+        let config = c.config(&pcap, &[("ch1", dst(1), "")]);
+        c.storage_keys(&config, "retention = \"1d\"");
+        config
+    };
+    let config = later("2026-11-23T12:00:00Z", "later");
+    let hold = |args: &[&str]| {
+        let config = ["--config", config.to_str().unwrap()];
+        let out = c.hlsvault(&[&["hold"], args, &config[..]].concat());
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, held) = hold(&[
+        "add",
+        "--stream",
+        "ch1",
+        "--start",
+        "2026-11-21T09:59:00Z",
+        "--duration",
+        "1min",
+        "--reason",
+        "case 42",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(held.starts_with("held: ch1"), "{held}");
+    let (_, list) = hold(&["list"]);
+    let row = "ch1             1  2026-11-21T09:59:00Z  2026-11-21T10:00:00Z  case 42";
+    assert!(list.lines().any(|l| l == row), "{list}");
+    assert_eq!(
+        hold(&["list", "--stream", "ch9"]).0,
+        Some(2),
+        "no such stream"
+    );
+    c.run(&config);
+    assert!(day.join("09").is_dir(), "held");
+    assert!(!day.join("10").exists(), "not held: deleted");
+    let log = std::fs::read_to_string(c.archive().join("ch1/hours.log")).unwrap();
+    assert!(log.starts_with("2026-11-21T09 "), "{log}");
+
+    // Removed, the hour goes at the next sweep.
+    assert_eq!(hold(&["remove", "--stream", "ch1", "1"]).0, Some(0));
+    assert_eq!(hold(&["remove", "--stream", "ch1", "1"]).0, Some(1), "gone");
+    c.run(&later("2026-11-23T13:00:00Z", "next"));
+    assert!(!day.exists(), "the old day is gone");
+}
+
+#[test]
 fn public_urls_name_each_hour_under_the_base() {
     let c = Case::new();
     let pcap = c.capture("a", 14.0, start());
     let config = c.config(&pcap, &[("ch1", dst(1), "")]);
-    let text = std::fs::read_to_string(&config).unwrap().replacen(
-        "backend = \"fs\"\n",
-        "backend = \"fs\"\nurls = \"public\"\npublic_base_url = \"https://cdn.example.net/tv/\"\n",
-        1,
+    c.storage_keys(
+        &config,
+        "urls = \"public\"\npublic_base_url = \"https://cdn.example.net/tv/\"",
     );
-    std::fs::write(&config, text).unwrap();
     c.run(&config);
     let log = std::fs::read_to_string(c.archive().join("ch1/hours.log")).unwrap();
     assert_eq!(

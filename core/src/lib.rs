@@ -17,6 +17,7 @@ pub mod config;
 pub mod engine;
 pub mod export;
 pub mod figures;
+pub mod holds;
 pub mod probe;
 pub mod replay;
 pub mod serve;

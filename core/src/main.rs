@@ -111,25 +111,8 @@ enum Command {
     /// is longer than [serve] export_max (24 h), or MP4 cannot carry the
     /// stream's video (MPEG-2: export TS).
     Export {
-        /// The configuration file (TOML).
-        #[arg(short, long, value_name = "FILE")]
-        config: PathBuf,
-        /// The stream's name.
-        #[arg(long)]
-        stream: String,
-        /// Where the clip starts, RFC 3339 (e.g. 2026-11-21T09:59:50Z).
-        #[arg(long)]
-        start: String,
-        /// Where it ends, RFC 3339.
-        #[arg(
-            long,
-            required_unless_present = "duration",
-            conflicts_with = "duration"
-        )]
-        end: Option<String>,
-        /// Its length instead of an end (e.g. 90s, 1h 30m).
-        #[arg(long)]
-        duration: Option<String>,
+        #[command(flatten)]
+        range: StreamRange,
         /// The file to write (.mp4 or .ts), or - for standard output.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
@@ -196,6 +179,15 @@ enum Command {
         #[arg(long)]
         cbr: bool,
     },
+    /// Keep ranges of a stream from retention (legal holds).
+    ///
+    /// Holds live in the store, one object per stream: every process sees
+    /// them and they outlive restarts. Retention never deletes an hour
+    /// that overlaps one.
+    Hold {
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
     /// Work with WebAssembly plugins.
     Plugin {
         #[command(subcommand)]
@@ -243,6 +235,61 @@ enum Command {
     },
 }
 
+/// A stream of the config and a time range of it.
+#[derive(clap::Args)]
+struct StreamRange {
+    /// The configuration file (TOML).
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// The stream's name.
+    #[arg(long)]
+    stream: String,
+    /// Where the range starts, RFC 3339 (e.g. 2026-11-21T09:59:50Z).
+    #[arg(long)]
+    start: String,
+    /// Where it ends, RFC 3339.
+    #[arg(
+        long,
+        required_unless_present = "duration",
+        conflicts_with = "duration"
+    )]
+    end: Option<String>,
+    /// Its length instead of an end (e.g. 90s, 1h 30m).
+    #[arg(long)]
+    duration: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Hold a range: --start, with --end or --duration, and why.
+    Add {
+        #[command(flatten)]
+        range: StreamRange,
+        /// Why (kept with the hold and shown by `hold list`).
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the holds, of every stream or of one.
+    List {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only this stream's.
+        #[arg(long)]
+        stream: Option<String>,
+    },
+    /// Take a hold off (its ID as `hold list` shows it).
+    Remove {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The stream's name.
+        #[arg(long)]
+        stream: String,
+        id: u32,
+    },
+}
+
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Show which hooks a plugin implements and what it imports.
@@ -268,17 +315,13 @@ fn main() -> ExitCode {
             hour,
         } => sign(&config, &stream, &hour),
         Command::Export {
-            config,
-            stream,
-            start,
-            end,
-            duration,
+            range,
             output,
             format,
         } => export(
-            &config,
-            &stream,
-            [Some(start), end, duration],
+            &range.config,
+            &range.stream,
+            [Some(range.start), range.end, range.duration],
             &output,
             format,
         ),
@@ -302,6 +345,7 @@ fn main() -> ExitCode {
             to,
             (passes, rate, cbr),
         ),
+        Command::Hold { command } => hold(command),
         Command::Plugin {
             command: PluginCommand::Inspect { path },
         } => inspect_plugin(&path),
@@ -451,6 +495,82 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hlsvault serve: {}", explain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hold(command: HoldCommand) -> ExitCode {
+    use hlsvault::holds;
+    let (HoldCommand::Add {
+        range: StreamRange { config, .. },
+        ..
+    }
+    | HoldCommand::List { config, .. }
+    | HoldCommand::Remove { config, .. }) = &command;
+    let config = match config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let known = |name: &str| config.streams.iter().any(|s| s.name == name);
+    let asked = match &command {
+        HoldCommand::Add {
+            range: StreamRange { stream, .. },
+            ..
+        }
+        | HoldCommand::Remove { stream, .. } => Some(stream),
+        HoldCommand::List { stream, .. } => stream.as_ref(),
+    };
+    if let Some(stream) = asked.filter(|s| !known(s)) {
+        eprintln!("hlsvault hold: no stream named \"{stream}\" in the config");
+        return ExitCode::from(2);
+    }
+    let done = (|| -> anyhow::Result<()> {
+        let store = engine::open_store(&config)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            match command {
+                HoldCommand::Add { range, reason } => {
+                    let stream = range.stream;
+                    let query = hlsvault::serve::RangeQuery {
+                        start: Some(range.start),
+                        end: range.end,
+                        duration: range.duration,
+                    };
+                    let (start, end) = query.time_range().map_err(anyhow::Error::msg)?;
+                    let hold = holds::add(store.as_ref(), &stream, [start, end], &reason).await?;
+                    println!("held: {}", holds::row(&stream, &hold));
+                }
+                HoldCommand::List { stream, .. } => {
+                    println!(
+                        "{:<12} {:>4}  {:<20}  {:<20}  REASON",
+                        "STREAM", "ID", "START", "END"
+                    );
+                    let names = config.streams.iter().map(|s| &s.name);
+                    for name in names.filter(|n| stream.as_ref().is_none_or(|s| s == *n)) {
+                        let layout = hlsvault_hls::Layout::new(name);
+                        for hold in holds::load(store.as_ref(), &layout).await?.list() {
+                            println!("{}", holds::row(name, hold));
+                        }
+                    }
+                }
+                HoldCommand::Remove { stream, id, .. } => {
+                    let hold = holds::remove(store.as_ref(), &stream, id).await?;
+                    println!("removed: {}", holds::row(&stream, &hold));
+                }
+            }
+            Ok(())
+        })
+    })();
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hlsvault hold: {}", explain(&e));
             ExitCode::FAILURE
         }
     }

@@ -298,12 +298,33 @@ impl StreamArchive {
             return Ok(());
         }
         let oldest_kept = now.before(keep.as_secs().div_ceil(3600) - 1);
-        let old: Vec<Hour> = self
+        let expired: Vec<Hour> = self
             .hours
             .hours()
             .into_iter()
             .filter(|h| *h < oldest_kept)
             .collect();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        // Read at every sweep: another process may have added a hold.
+        // Holds that cannot be read delete nothing.
+        let holds = match crate::holds::load(self.store.as_ref(), &self.layout).await {
+            Ok(holds) => holds,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention: the holds cannot be read; nothing deleted");
+                return Ok(());
+            }
+        };
+        let mut old = Vec::new();
+        for hour in expired {
+            match holds.keeping(hour) {
+                Some(hold) => {
+                    tracing::info!(hour = %hour, hold = hold.id, reason = %hold.reason, "retention: the hour is held; kept")
+                }
+                None => old.push(hour),
+            }
+        }
         if old.is_empty() {
             return Ok(());
         }
@@ -623,10 +644,16 @@ mod tests {
         assert!(live.is_ended());
     }
 
-    #[tokio::test]
-    async fn retention_deletes_whole_hours_and_their_lines() {
-        let store = Arc::new(MemoryStore::default());
-        let layout = Layout::new("ch1");
+    /// Archives 09:00 to 12:00 with two hours of retention, the store
+    /// holding `holds` as the stream's holds; the hour playlists left.
+    async fn retained(store: &Arc<MemoryStore>, holds: Option<&str>) -> Vec<String> {
+        if let Some(text) = holds {
+            let text = Bytes::from(text.to_string());
+            store
+                .put("ch1/holds.txt", text, ObjectKind::Index)
+                .await
+                .unwrap();
+        }
         let mut archive = {
             let store: Arc<dyn ObjectStore> = store.clone();
             let plugins = StreamPlugins::new(&[], "ch1", "239.1.1.1".into(), 5000);
@@ -643,26 +670,51 @@ mod tests {
             archive.add(segment(hour, 0)).await.unwrap();
         }
         archive.finish(true).await.unwrap();
-        // Opening 12:00 keeps 11:00 and 12:00 (two hours).
-        let folders: Vec<String> = store
+        store
             .list("ch1/")
             .await
             .unwrap()
             .into_iter()
             .map(|o| o.key)
             .filter(|k| k.ends_with("index.m3u8"))
-            .collect();
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_whole_hours_and_their_lines() {
+        let store = Arc::new(MemoryStore::default());
+        // Opening 12:00 keeps 11:00 and 12:00 (two hours).
         assert_eq!(
-            folders,
+            retained(&store, None).await,
             [
                 "ch1/2026/11/21/11/index.m3u8",
                 "ch1/2026/11/21/12/index.m3u8"
             ]
         );
-        let log = store.get(&layout.hours_log_key()).await.unwrap().unwrap();
+        let log = store
+            .get(&Layout::new("ch1").hours_log_key())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             log,
             "2026-11-21T11 2026/11/21/11/index.m3u8\n2026-11-21T12 2026/11/21/12/index.m3u8\n"
         );
+    }
+
+    #[tokio::test]
+    async fn retention_keeps_a_held_hour_and_deletes_nothing_when_the_holds_are_corrupt() {
+        let held = "1 2026-11-21T09:30:00Z 2026-11-21T09:40:00Z case 42\n";
+        let store = Arc::new(MemoryStore::default());
+        assert_eq!(
+            retained(&store, Some(held)).await,
+            [
+                "ch1/2026/11/21/09/index.m3u8",
+                "ch1/2026/11/21/11/index.m3u8",
+                "ch1/2026/11/21/12/index.m3u8"
+            ]
+        );
+        let store = Arc::new(MemoryStore::default());
+        assert_eq!(retained(&store, Some("1 never\n")).await.len(), 4);
     }
 }

@@ -77,6 +77,11 @@ impl Layout {
         format!("{}/hours.log", self.stream)
     }
 
+    /// Key of the stream's holds.
+    pub fn holds_key(&self) -> String {
+        format!("{}/holds.txt", self.stream)
+    }
+
     /// URI of a segment as listed in `live.m3u8`.
     pub fn live_uri(hour: Hour, name: &str) -> String {
         format!("{}/{name}", hour.path())

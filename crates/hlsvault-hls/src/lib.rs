@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod holds;
 mod hours_log;
 mod layout;
 mod markers;
@@ -14,6 +15,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 pub use hlsvault_ts::Hour;
+pub use holds::{Hold, Holds, HoldsError};
 pub use hours_log::{HoursLog, Urls};
 pub use layout::Layout;
 pub use markers::{MarkerStyle, Markers};
