@@ -788,12 +788,8 @@ fn replay(
         },
         stats_interval: config.stats_interval,
     };
-    // This process only plays out: its reads (this thread and the
-    // blocking pool's) must not wait behind the real-time senders.
-    hlsvault_send::reading_priority();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_start(hlsvault_send::reading_priority)
         .build()
     {
         Ok(r) => r,

@@ -30,7 +30,6 @@ pub mod socket;
 pub use destination::{Destination, DestinationError};
 pub use figures::{SendFigures, SendSnapshot, LATE};
 pub use sender::{
-    feeding_priority, reading_priority, Batch, Sender, SenderSettings, Stopped, ANCHOR_TOLERANCE,
-    CATCH_UP, MAX_LATE,
+    feeding_priority, Batch, Sender, SenderSettings, Stopped, ANCHOR_TOLERANCE, CATCH_UP, MAX_LATE,
 };
 pub use socket::SocketError;

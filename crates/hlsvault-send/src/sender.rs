@@ -268,8 +268,6 @@ const PRIORITY: i32 = 10;
 /// that its work on a whole segment (milliseconds) never holds a core
 /// that one is due on, and above every ordinary thread.
 const FEEDING_PRIORITY: i32 = 5;
-/// The one of the threads that read what a feeder needs: the lowest.
-const READING_PRIORITY: i32 = 1;
 
 /// Makes this thread wake when asked, which is what pacing is: timer
 /// slack cut from 50 µs to 1 µs.
@@ -286,15 +284,6 @@ fn precise_sleeps() {
 /// send.
 pub fn feeding_priority() {
     realtime(FEEDING_PRIORITY);
-}
-
-/// Puts the calling thread, which reads segments for feeders and does
-/// nothing else (the `replay` command's), at the lowest real-time
-/// priority: on a machine busy with real-time senders an ordinary thread
-/// waits seconds for a core, and the read it owes a feeder with it (as
-/// multicat reads in its one real-time thread).
-pub fn reading_priority() {
-    realtime(READING_PRIORITY);
 }
 
 /// Puts the calling thread at a real-time priority (SCHED_FIFO) where the
