@@ -76,6 +76,25 @@ impl Case {
         )
     }
 
+    /// A capture of `seconds` of H.264 + AAC to `dst(1)` from `at`, whose
+    /// datagrams `lose` (by index, ~55 a second) the network lost.
+    fn lossy_capture(
+        &self,
+        seconds: f64,
+        at: SystemTime,
+        lose: Vec<std::ops::Range<u64>>,
+    ) -> PathBuf {
+        let spec = StreamSpec {
+            seconds,
+            ..Default::default()
+        };
+        let mut w = Wrap::new(self.ts("lossy.ts", &spec), dst(1));
+        w.lose = lose;
+        let pcap = self.path("lossy.pcap");
+        write_pcap(&pcap, at, &[w], false).unwrap();
+        pcap
+    }
+
     /// A capture of `seconds` of H.264 + AAC to `dst(1)`, starting at `at`.
     fn capture(&self, name: &str, seconds: f64, at: SystemTime) -> PathBuf {
         capture(self.dir.path(), name, seconds, at).unwrap()
@@ -284,18 +303,8 @@ fn h264_without_random_access_indicator_cuts_at_idr() {
 #[test]
 fn loss_ends_the_segment_and_marks_a_discontinuity() {
     let c = Case::new();
-    let ts = c.ts(
-        "a.ts",
-        &StreamSpec {
-            seconds: 30.0,
-            ..Default::default()
-        },
-    );
-    let pcap = c.path("a.pcap");
-    let mut w = Wrap::new(&ts, dst(1));
-    // About 4 s and 14 s in (the stream sends ~55 datagrams a second).
-    w.lose = vec![220..225, 770..771];
-    write_pcap(&pcap, start(), &[w], false).unwrap();
+    // About 4 s and 14 s in.
+    let pcap = c.lossy_capture(30.0, start(), vec![220..225, 770..771]);
     let summary = c.run(&c.config(&pcap, &[("ch1", dst(1), "")]));
     assert!(!summary.contains(" 0 CC errors"), "{summary}");
     assert!(summary.contains("2 discontinuities"), "{summary}");
@@ -534,6 +543,119 @@ fn a_hold_keeps_its_hours_from_retention_until_it_is_removed() {
     assert_eq!(hold(&["remove", "--stream", "ch1", "1"]).0, Some(1), "gone");
     c.run(&later("2026-11-23T13:00:00Z", "next"));
     assert!(!day.exists(), "the old day is gone");
+}
+
+/// `hlsvault ranges --json` of `stream`, parsed.
+fn ranges_json(c: &Case, config: &Path, stream: &str) -> serde_json::Value {
+    let out = c.hlsvault(&[
+        "ranges",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        stream,
+        "--json",
+    ]);
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn time_of(v: &serde_json::Value) -> SystemTime {
+    humantime::parse_rfc3339(v.as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn ranges_find_every_gap_with_its_cause_from_the_day_index_or_the_playlists() {
+    let c = Case::new();
+    // A short loss at ~8 s (a continuity error), then ~15 s lost at ~25 s
+    // (silence: a stall).
+    let first = humantime::parse_rfc3339("2026-11-21T09:59:40Z").unwrap();
+    let pcap = c.lossy_capture(60.0, first, vec![440..445, 1375..2200]);
+    let config = c.config(&pcap, &[("ch1", dst(1), "max_gap = \"2s\"")]);
+    c.run(&config);
+    // The recorder is down until 10:02, then records 20 s more.
+    let later = c.capture(
+        "b",
+        20.0,
+        humantime::parse_rfc3339("2026-11-21T10:02:00Z").unwrap(),
+    );
+    let config = c.config(&later, &[("ch1", dst(1), "max_gap = \"2s\"")]);
+    c.run(&config);
+
+    let report = ranges_json(&c, &config, "ch1");
+    let gaps = report["gaps"].as_array().unwrap();
+    let recorded = report["recorded"].as_array().unwrap();
+    let causes: Vec<&str> = gaps.iter().map(|g| g["cause"].as_str().unwrap()).collect();
+    assert_eq!(causes, ["discontinuity", "stall", "restart"], "{report:#}");
+    assert_eq!(recorded.len(), 4, "{report:#}");
+    // Each gap lies between the ranges around it, and lasts what was lost
+    // (and what waited for the next keyframe, at most a 2 s GOP).
+    let secs = |v: &serde_json::Value| v["seconds"].as_f64().unwrap();
+    for (i, g) in gaps.iter().enumerate() {
+        assert_eq!(g["start"], recorded[i]["end"]);
+        assert_eq!(g["end"], recorded[i + 1]["start"]);
+    }
+    assert!((0.05..3.0).contains(&secs(&gaps[0])), "{:#}", gaps[0]);
+    assert!((14.5..17.5).contains(&secs(&gaps[1])), "{:#}", gaps[1]);
+    // The second run's first picture: its first PCR plus the decoder delay.
+    let restart = time_of(&gaps[2]["end"]);
+    let second_run = humantime::parse_rfc3339("2026-11-21T10:02:00Z").unwrap();
+    let late = restart.duration_since(second_run).unwrap();
+    assert!(late < std::time::Duration::from_secs(1), "{late:?}");
+    // The recorded time is what the hour playlists list.
+    let listed: f64 = check_hours(&c.hours("ch1")).iter().map(|e| e.extinf).sum();
+    let total: f64 = recorded.iter().map(secs).sum();
+    assert!(
+        (total - listed).abs() < 0.01,
+        "{total} recorded, {listed} listed"
+    );
+
+    // The closed hour 09 came from its day's index; without the index it
+    // is read from its playlist, to the same answer; reindex writes the
+    // index again as it was.
+    let index = c.archive().join("ch1/2026/11/21/ranges.txt");
+    let written = std::fs::read_to_string(&index).unwrap();
+    assert!(written.starts_with("2026-11-21T09 run "), "{written}");
+    std::fs::remove_file(&index).unwrap();
+    let again = ranges_json(&c, &config, "ch1");
+    assert_eq!(again["recorded"], report["recorded"]);
+    assert_eq!(again["gaps"], report["gaps"]);
+    let out = c.hlsvault(&["reindex", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&index).unwrap(), written);
+
+    // A table for people; a range with nothing in it says so.
+    let out = c.hlsvault(&[
+        "ranges",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "ch1",
+        "--start",
+        "2026-11-21T09:59:50Z",
+        "--end",
+        "2026-11-21T10:03:00Z",
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.lines().any(|l| l.ends_with("gap: restart")),
+        "{table}"
+    );
+    assert!(table.starts_with("START "), "{table}");
+    assert!(table.lines().any(|l| l.ends_with("recorded")), "{table}");
+    let out = c.hlsvault(&[
+        "ranges",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "ch1",
+        "--start",
+        "2026-11-22T00:00:00Z",
+        "--end",
+        "2026-11-22T01:00:00Z",
+    ]);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("nothing of ch1 is recorded"));
 }
 
 #[test]

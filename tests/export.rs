@@ -684,6 +684,7 @@ fn two_hours_of(archive: &Path) -> u64 {
                 duration: *ticks,
                 start: at,
                 discontinuity: false,
+                gap: None,
                 tags: Vec::new(),
             });
             at += Duration::from_nanos(ticks * 100_000 / 9);

@@ -693,6 +693,45 @@ fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
         &["serve", "--config", config.to_str().unwrap()],
         &base,
     );
+    // What is recorded, over HTTP and from the command line: one range
+    // across 10:00 (the closed hour 09 from its day's index in the
+    // bucket, the newest from its playlist).
+    let ranges_url =
+        format!("{base}/streams/ch1/ranges?start=2026-11-21T09:00:00Z&end=2026-11-21T11:00:00Z");
+    let ranges: serde_json::Value = serde_json::from_str(&fetch(&ranges_url)).unwrap();
+    let recorded = ranges["recorded"].as_array().unwrap();
+    assert_eq!(recorded.len(), 1, "{ranges:#}");
+    assert!(ranges["gaps"].as_array().unwrap().is_empty(), "{ranges:#}");
+    assert!(recorded[0]["start"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-11-21T09:59:5"));
+    assert!(
+        recorded[0]["seconds"].as_f64().unwrap() >= 12.0,
+        "{ranges:#}"
+    );
+    let cli = hlsvault(&[
+        "ranges",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "ch1",
+        "--json",
+        "--start",
+        "2026-11-21T09:00:00Z",
+        "--end",
+        "2026-11-21T11:00:00Z",
+    ]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&cli.stdout).unwrap(),
+        ranges
+    );
+    let index = object(&runtime(), &client(&g), &g, "tv/ch1/2026/11/21/ranges.txt");
+    assert!(
+        index.starts_with(b"2026-11-21T09 run 2026-11-21T09:59:5"),
+        "{index:?}"
+    );
+
     let url = format!("{base}/streams/ch1/archive.m3u8?start=2026-11-21T09:59:50Z&duration=20s");
     let text = fetch(&url);
     // The segments are URLs signed just now, straight to the bucket.

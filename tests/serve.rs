@@ -212,14 +212,41 @@ fn a_range_across_the_hour_plays_and_segments_serve_byte_ranges() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v[0]["name"], "ch1");
     assert_eq!(v[0]["state"], "stopped");
-    assert!(
-        v[0]["last_segment_end"]
-            .as_str()
-            .unwrap()
-            .starts_with("2026-11-21T10:00:"),
-        "{v}"
-    );
+    let last_end_text = v[0]["last_segment_end"].as_str().unwrap();
+    assert!(last_end_text.starts_with("2026-11-21T10:00:"), "{v}");
+    assert_eq!(v[0]["recorded_hours"], 2, "{v}");
     assert_eq!(get(&format!("{base}/readyz"), &[]).0, 200);
+    // The same from /metrics, though no recorder runs in this process.
+    let m = metrics(&base);
+    let ch1 = [("stream", "ch1")];
+    assert_eq!(
+        sample(&m, "hlsvault_archive_recorded_hours", &ch1),
+        Some(2.0)
+    );
+    let newest = sample(
+        &m,
+        "hlsvault_archive_newest_segment_end_timestamp_seconds",
+        &ch1,
+    );
+    let last_end = humantime::parse_rfc3339(last_end_text).unwrap();
+    let unix = last_end
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((newest.unwrap() - unix).abs() < 0.001, "{newest:?} {unix}");
+    let age = sample(&m, "hlsvault_archive_newest_segment_age_seconds", &ch1).unwrap();
+    assert!(age > 86_400.0, "a capture of 2026-11-21: {age}");
+    assert_eq!(sample(&m, "hlsvault_store_readable", &[]), Some(1.0));
+    // What is recorded: one range across 10:00, no gap.
+    let (status, _, body) = get(&format!("{base}/streams/ch1/ranges"), &[]);
+    assert_eq!(status, 200);
+    let ranges: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ranges["recorded"].as_array().unwrap().len(), 1, "{ranges}");
+    assert_eq!(ranges["recorded"][0]["end"].as_str(), Some(last_end_text));
+    let bad =
+        format!("{base}/streams/ch1/ranges?start=2026-11-21T10:00:00Z&end=2026-11-21T09:00:00Z");
+    assert_eq!(get(&bad, &[]).0, 400);
+    assert_eq!(get(&format!("{base}/streams/nope/ranges"), &[]).0, 404);
 
     // Bad requests say what is wrong.
     let (status, _, body) = get(

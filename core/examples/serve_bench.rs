@@ -1,6 +1,7 @@
 //! The serving benchmark (run by `scripts/bench-serve`): writes a synthetic
 //! archive of `--streams` streams over `--days` days (hour playlists of
-//! 6 s segments, a discontinuity a day) to a local directory or to a Garage
+//! 6 s segments, a minute's gap a day; `hours.log` and the day indexes) to
+//! a local directory or to a Garage
 //! bucket started on loopback, serves it with `hlsvault serve` pinned to one
 //! core, and drives it with wrk (random streams and ranges) from another.
 //! Segment objects are not written: a range request reads playlists only.
@@ -14,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
 use futures_util::StreamExt;
-use hlsvault_hls::{Entry, Kind, Layout, Playlist};
+use hlsvault_hls::{Entry, GapCause, Hour, HoursLog, Kind, Layout, Playlist};
 use hlsvault_store::{ObjectKind, ObjectStore};
 
 #[derive(Parser)]
@@ -44,16 +45,20 @@ const SEGMENT_TICKS: u64 = 6 * 90_000;
 fn hour_playlist(hour: u64, first_seq: u64) -> Playlist {
     let mut p = Playlist::new(Kind::Event, 6);
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(hour * 3600);
-    for i in 0..600u64 {
+    // One break a day: the recorder restarts, a minute missing at 00:00.
+    let midnight = hour.is_multiple_of(24);
+    let first = if midnight { 10 } else { 0 };
+    for i in first..600u64 {
         let start = t0 + Duration::from_secs(i * 6);
         let sequence = first_seq + i;
+        let gap = (midnight && i == first).then_some(GapCause::Restart);
         p.push(Entry {
             sequence,
             uri: Layout::segment_name(sequence, start),
             duration: SEGMENT_TICKS,
             start,
-            // One break a day, at 00:00.
-            discontinuity: i == 0 && hour.is_multiple_of(24),
+            discontinuity: gap.is_some(),
+            gap,
             tags: Vec::new(),
         });
     }
@@ -78,7 +83,7 @@ async fn write_archive(
                 let text = hour_playlist(hour, (hour - hours.0) * 600).render();
                 store
                     .put(
-                        &Layout::new(&name).hour_playlist_key(hlsvault_hls::Hour::from_index(hour)),
+                        &Layout::new(&name).hour_playlist_key(Hour::from_index(hour)),
                         Bytes::from(text),
                         ObjectKind::ClosedPlaylist,
                     )
@@ -89,6 +94,28 @@ async fn write_archive(
     while let Some(r) = puts.next().await {
         r?;
     }
+    // What the recorder writes beside them: each stream's hours.log and
+    // the day indexes of the ranges (made by `reindex`, timed).
+    let t = Instant::now();
+    for name in names {
+        let layout = Layout::new(name);
+        let mut log = HoursLog::default();
+        for h in hours.0..hours.1 {
+            let hour = Hour::from_index(h);
+            log.set(hour, format!("{}/index.m3u8", hour.path()));
+        }
+        let text = Bytes::from(log.render());
+        store
+            .put(&layout.hours_log_key(), text, ObjectKind::Index)
+            .await?;
+        hlsvault::ranges::reindex(store.as_ref(), &layout).await?;
+    }
+    eprintln!(
+        "bench-serve: reindexed {} streams x {} hours in {:.1} s",
+        names.len(),
+        hours.1 - hours.0,
+        t.elapsed().as_secs_f64()
+    );
     Ok(count)
 }
 
@@ -198,7 +225,7 @@ fn main() -> Result<()> {
 
     let marker = args
         .dir
-        .join(format!("written-{}x{}", args.streams, args.days));
+        .join(format!("written-{}x{}-indexed", args.streams, args.days));
     let runtime = tokio::runtime::Runtime::new()?;
     if args.backend != "fs" || !marker.exists() {
         let t = Instant::now();
@@ -264,6 +291,7 @@ fn main() -> Result<()> {
         ]
     };
     let runs = [
+        ("ranges of 30 days", env("ranges", hours.1 - hours.0)),
         ("24-hour range", env("range", 24)),
         ("1-hour range", env("range", 1)),
         ("hour playlist", env("hour", 1)),

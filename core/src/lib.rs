@@ -10,8 +10,8 @@
 //! supervised by [`engine`], with WebAssembly hooks
 //! ([`hlsvault_plugin`]) along the way. The engine writes [`figures`];
 //! [`serve`] reads them and plays the archive back, with [`export`]
-//! (ranges and clips, read back by time); [`probe`] tells what a capture
-//! carries.
+//! (ranges and clips, read back by time) and [`ranges`] (what is
+//! recorded, and the gaps); [`probe`] tells what a capture carries.
 
 pub mod config;
 pub mod engine;
@@ -19,5 +19,6 @@ pub mod export;
 pub mod figures;
 pub mod holds;
 pub mod probe;
+pub mod ranges;
 pub mod replay;
 pub mod serve;

@@ -188,6 +188,42 @@ enum Command {
         #[command(subcommand)]
         command: HoldCommand,
     },
+    /// What is recorded of a stream: the recorded ranges, the gaps with
+    /// their causes (discontinuity, stall, store_outage, restart,
+    /// plugin_dropped, nothing_recorded) and the holds, as a table.
+    ///
+    /// The same as `GET /streams/{name}/ranges`. Closed hours are read
+    /// from the day indexes the recorder keeps, the others from their
+    /// playlists.
+    Ranges {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The stream's name.
+        #[arg(long)]
+        stream: String,
+        /// From, RFC 3339 (default: the archive's beginning).
+        #[arg(long)]
+        start: Option<String>,
+        /// Until, RFC 3339 (default: now).
+        #[arg(long)]
+        end: Option<String>,
+        /// Print JSON (as the HTTP API) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the day indexes of the ranges again from the hour playlists
+    /// (after a store outage the recorder could not write them in, or to
+    /// repair them). The playlists stay the truth; this only speeds up
+    /// `ranges`.
+    Reindex {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only this stream (default: every stream).
+        #[arg(long)]
+        stream: Option<String>,
+    },
     /// Work with WebAssembly plugins.
     Plugin {
         #[command(subcommand)]
@@ -346,6 +382,19 @@ fn main() -> ExitCode {
             (passes, rate, cbr),
         ),
         Command::Hold { command } => hold(command),
+        Command::Ranges {
+            config,
+            stream,
+            start,
+            end,
+            json,
+        } => ranges(
+            &config,
+            stream,
+            hlsvault::serve::BoundsQuery { start, end },
+            json,
+        ),
+        Command::Reindex { config, stream } => reindex(&config, stream),
         Command::Plugin {
             command: PluginCommand::Inspect { path },
         } => inspect_plugin(&path),
@@ -500,6 +549,73 @@ fn serve(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Runs `work` on the store of the config at `path`, after checking that
+/// the config names `stream` (if one is asked for). Exits 2 on a bad config
+/// or an unknown stream, 1 when `work` fails.
+fn with_store(
+    what: &str,
+    path: &std::path::Path,
+    stream: Option<&str>,
+    work: impl AsyncFnOnce(&config::Config, &dyn hlsvault_store::ObjectStore) -> anyhow::Result<()>,
+) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(stream) = stream.filter(|s| !config.streams.iter().any(|c| c.name == *s)) {
+        eprintln!("hlsvault {what}: no stream named \"{stream}\" in the config");
+        return ExitCode::from(2);
+    }
+    let done = (|| -> anyhow::Result<()> {
+        let store = engine::open_store(&config)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(work(&config, store.as_ref()))
+    })();
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hlsvault {what}: {}", explain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ranges(
+    path: &std::path::Path,
+    stream: String,
+    bounds: hlsvault::serve::BoundsQuery,
+    json: bool,
+) -> ExitCode {
+    with_store("ranges", path, Some(&stream), async |_, store| {
+        let (start, end) = bounds
+            .bounds(std::time::SystemTime::now())
+            .map_err(anyhow::Error::msg)?;
+        let report = hlsvault::ranges::Report::read(store, &stream, start, end).await?;
+        match json {
+            true => println!("{}", serde_json::to_string_pretty(&report)?),
+            false => print!("{}", report.table()),
+        }
+        Ok(())
+    })
+}
+
+fn reindex(path: &std::path::Path, stream: Option<String>) -> ExitCode {
+    with_store("reindex", path, stream.as_deref(), async |config, store| {
+        let names = config.streams.iter().map(|s| &s.name);
+        for name in names.filter(|n| stream.as_ref().is_none_or(|s| s == *n)) {
+            let layout = hlsvault_hls::Layout::new(name);
+            let days = hlsvault::ranges::reindex(store, &layout).await?;
+            println!("{name}: {days} day indexes written");
+        }
+        Ok(())
+    })
+}
+
 fn hold(command: HoldCommand) -> ExitCode {
     use hlsvault::holds;
     let (HoldCommand::Add {
@@ -508,72 +624,48 @@ fn hold(command: HoldCommand) -> ExitCode {
     }
     | HoldCommand::List { config, .. }
     | HoldCommand::Remove { config, .. }) = &command;
-    let config = match config::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let known = |name: &str| config.streams.iter().any(|s| s.name == name);
+    let config = config.clone();
     let asked = match &command {
         HoldCommand::Add {
             range: StreamRange { stream, .. },
             ..
         }
-        | HoldCommand::Remove { stream, .. } => Some(stream),
-        HoldCommand::List { stream, .. } => stream.as_ref(),
+        | HoldCommand::Remove { stream, .. } => Some(stream.clone()),
+        HoldCommand::List { stream, .. } => stream.clone(),
     };
-    if let Some(stream) = asked.filter(|s| !known(s)) {
-        eprintln!("hlsvault hold: no stream named \"{stream}\" in the config");
-        return ExitCode::from(2);
-    }
-    let done = (|| -> anyhow::Result<()> {
-        let store = engine::open_store(&config)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            match command {
-                HoldCommand::Add { range, reason } => {
-                    let stream = range.stream;
-                    let query = hlsvault::serve::RangeQuery {
-                        start: Some(range.start),
-                        end: range.end,
-                        duration: range.duration,
-                    };
-                    let (start, end) = query.time_range().map_err(anyhow::Error::msg)?;
-                    let hold = holds::add(store.as_ref(), &stream, [start, end], &reason).await?;
-                    println!("held: {}", holds::row(&stream, &hold));
-                }
-                HoldCommand::List { stream, .. } => {
-                    println!(
-                        "{:<12} {:>4}  {:<20}  {:<20}  REASON",
-                        "STREAM", "ID", "START", "END"
-                    );
-                    let names = config.streams.iter().map(|s| &s.name);
-                    for name in names.filter(|n| stream.as_ref().is_none_or(|s| s == *n)) {
-                        let layout = hlsvault_hls::Layout::new(name);
-                        for hold in holds::load(store.as_ref(), &layout).await?.list() {
-                            println!("{}", holds::row(name, hold));
-                        }
+    with_store("hold", &config, asked.as_deref(), async |config, store| {
+        match command {
+            HoldCommand::Add { range, reason } => {
+                let stream = range.stream;
+                let query = hlsvault::serve::RangeQuery {
+                    start: Some(range.start),
+                    end: range.end,
+                    duration: range.duration,
+                };
+                let (start, end) = query.time_range().map_err(anyhow::Error::msg)?;
+                let hold = holds::add(store, &stream, [start, end], &reason).await?;
+                println!("held: {}", holds::row(&stream, &hold));
+            }
+            HoldCommand::List { stream, .. } => {
+                println!(
+                    "{:<12} {:>4}  {:<20}  {:<20}  REASON",
+                    "STREAM", "ID", "START", "END"
+                );
+                let names = config.streams.iter().map(|s| &s.name);
+                for name in names.filter(|n| stream.as_ref().is_none_or(|s| s == *n)) {
+                    let layout = hlsvault_hls::Layout::new(name);
+                    for hold in holds::load(store, &layout).await?.list() {
+                        println!("{}", holds::row(name, hold));
                     }
                 }
-                HoldCommand::Remove { stream, id, .. } => {
-                    let hold = holds::remove(store.as_ref(), &stream, id).await?;
-                    println!("removed: {}", holds::row(&stream, &hold));
-                }
             }
-            Ok(())
-        })
-    })();
-    match done {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hlsvault hold: {}", explain(&e));
-            ExitCode::FAILURE
+            HoldCommand::Remove { stream, id, .. } => {
+                let hold = holds::remove(store, &stream, id).await?;
+                println!("removed: {}", holds::row(&stream, &hold));
+            }
         }
-    }
+        Ok(())
+    })
 }
 
 fn sign(path: &std::path::Path, stream: &str, hour: &str) -> ExitCode {

@@ -10,8 +10,9 @@ use bytes::Bytes;
 use super::growing::Finished;
 use super::hours::{signed_by, HourPublisher};
 use crate::figures::StreamStats;
+use crate::ranges::DayIndexes;
 use hlsvault_hls::Urls;
-use hlsvault_hls::{Entry, Hour, Kind, Layout, MarkerStyle, Markers, Playlist};
+use hlsvault_hls::{Entry, GapCause, Hour, Kind, Layout, MarkerStyle, Markers, Playlist};
 use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
 use hlsvault_plugin::{Named, StreamPlugins};
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
@@ -76,8 +77,9 @@ pub struct StreamArchive {
     /// The hour of the last retention sweep.
     swept: Option<Hour>,
     next_sequence: u64,
-    /// The next entry follows a restart or a lost segment: mark it.
-    gap: bool,
+    /// The next entry follows a restart or a lost segment: mark it, with
+    /// the first such cause.
+    gap: Option<GapCause>,
     /// The stream's segment namer, playlist policy and URL signer plugins
     /// (behind a lock only so that the archive is Sync; calls are quick and
     /// never span an await).
@@ -86,6 +88,8 @@ pub struct StreamArchive {
     url_expiry: Duration,
     /// SCTE-35 markers to tags (pairing each break's in with its out).
     markers: Markers,
+    /// Closed hours' runs, by day (what the ranges read).
+    days: DayIndexes,
 }
 
 impl StreamArchive {
@@ -121,6 +125,7 @@ impl StreamArchive {
         let hours = HourPublisher::open(store.clone(), layout.clone(), urls).await?;
         let next_sequence = live.last().map_or(0, |e| e.sequence + 1);
         live.set_header_tags(plugins.header_tags(PlaylistKind::Live));
+        let days = DayIndexes::new(store.clone(), layout.clone());
         Ok(StreamArchive {
             store,
             layout,
@@ -128,7 +133,7 @@ impl StreamArchive {
             stats,
             hour: None,
             unwritten: Vec::new(),
-            gap: live.last().is_some(),
+            gap: live.last().map(|_| GapCause::Restart),
             live,
             hours,
             retention,
@@ -137,6 +142,7 @@ impl StreamArchive {
             plugins: std::sync::Mutex::new(plugins),
             url_expiry,
             markers: Markers::new(markers),
+            days,
         })
     }
 
@@ -145,9 +151,10 @@ impl StreamArchive {
     }
 
     /// The next entry follows a gap (what came before it is not the
-    /// stream that went on to it): it is marked as a discontinuity.
-    pub fn mark_gap(&mut self) {
-        self.gap = true;
+    /// stream that went on to it): it is marked as a discontinuity, with
+    /// the gap's cause unless one is noted already.
+    pub fn mark_gap(&mut self, cause: GapCause) {
+        self.gap.get_or_insert(cause);
     }
 
     /// Stores a segment and updates the hour's playlist and the live window.
@@ -169,7 +176,7 @@ impl StreamArchive {
             };
             if let Err(e) = opened {
                 self.stats.lost_segment();
-                self.gap = true;
+                self.mark_gap(GapCause::StoreOutage);
                 return Err(e);
             }
         }
@@ -184,7 +191,7 @@ impl StreamArchive {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             duration_ms: (seg.duration / 90) as u32,
-            discontinuity: seg.discontinuity || self.gap,
+            discontinuity: seg.discontinuity.is_some() || self.gap.is_some(),
             default_name,
         };
         let open = self.hour.as_ref().map(|h| &h.playlist);
@@ -200,7 +207,7 @@ impl StreamArchive {
             Named::Dropped => {
                 // Fail-closed namer: the segment is not stored (counted).
                 self.stats.plugin_dropped_segment();
-                self.gap = true;
+                self.mark_gap(GapCause::PluginDropped);
                 return Ok(());
             }
         };
@@ -232,7 +239,7 @@ impl StreamArchive {
         };
         if let Err(e) = stored {
             // The playlists never list a segment that is not stored.
-            self.gap = true;
+            self.mark_gap(GapCause::StoreOutage);
             return Err(e);
         }
         self.stats.segment(bytes, duration);
@@ -241,12 +248,14 @@ impl StreamArchive {
         // Markers before the plugins' tags, in the hour and the window.
         let mut tags = marker_tags;
         tags.extend(self.plugins().entry_tags(&info, PlaylistKind::Hour));
+        let gap = self.gap.take().or(discontinuity.map(GapCause::from));
         let entry = Entry {
             sequence,
             uri: name.clone(),
             duration,
             start,
-            discontinuity: discontinuity || std::mem::take(&mut self.gap),
+            discontinuity: gap.is_some(),
+            gap,
             tags,
         };
         let mut live_tags: Vec<String> = entry.tags[..markers].to_vec();
@@ -345,7 +354,8 @@ impl StreamArchive {
         self.hours
             .forget(&old)
             .await
-            .inspect_err(|_| self.stats.store_error(false))
+            .inspect_err(|_| self.stats.store_error(false))?;
+        self.days.forget(&old, &self.hours.hours()).await
     }
 
     async fn open_hour(&mut self, hour: Hour) -> Result<(), StoreError> {
@@ -401,7 +411,7 @@ impl StreamArchive {
                 Ok(mut p) => {
                     tracing::info!(%key, entries = p.entries().count(), "continuing the hour's playlist from the store");
                     p.reopen();
-                    self.gap = true;
+                    self.mark_gap(GapCause::Restart);
                     if let Some(last) = p.last() {
                         self.next_sequence = self.next_sequence.max(last.sequence + 1);
                     }
@@ -424,8 +434,10 @@ impl StreamArchive {
         // ones, after a discontinuity when there were stored ones.
         let mut first = playlist.last().is_some();
         for e in ours.entries() {
+            let after_stored = std::mem::take(&mut first);
             playlist.push(Entry {
-                discontinuity: e.discontinuity || std::mem::take(&mut first),
+                discontinuity: e.discontinuity || after_stored,
+                gap: e.gap.or(after_stored.then_some(GapCause::Restart)),
                 ..e.clone()
             });
         }
@@ -454,6 +466,11 @@ impl StreamArchive {
                 open.playlist.end();
                 self.write_playlist(&open, ObjectKind::ClosedPlaylist)
                     .await?;
+                if let Err(e) = self.days.note(open.hour, &open.playlist).await {
+                    // The ranges read the hour's playlist instead.
+                    self.stats.store_error(false);
+                    tracing::warn!(hour = %open.hour, error = %e, "cannot note the hour in its day's index (hlsvault reindex writes it again)");
+                }
             } else {
                 self.unwritten.push(open);
             }
@@ -539,7 +556,7 @@ mod tests {
             data_offset: 0,
             start: hour.start() + Duration::from_secs(secs),
             duration: 6 * 90_000,
-            discontinuity: false,
+            discontinuity: None,
             keyframe: true,
             markers: Vec::new(),
         })

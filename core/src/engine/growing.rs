@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use hlsvault_ts::program::ProgramChoice;
-use hlsvault_ts::segment::{recut, Growing, Segment, SegmentCutter};
+use hlsvault_ts::segment::{recut, Cause, Growing, Segment, SegmentCutter};
 
 /// Growing files are synced this often: a machine crash loses at most
 /// this much of a stream (a killed process loses nothing written).
@@ -303,7 +303,9 @@ pub fn recover(left: &Leftover, program: ProgramChoice) -> std::io::Result<Vec<S
     let bytes = std::fs::read(&left.path)?;
     let mut segments = recut(&bytes, left.start, program);
     if let Some(first) = segments.first_mut() {
-        first.discontinuity |= left.discontinuity;
+        if left.discontinuity {
+            first.discontinuity.get_or_insert(Cause::BeforeRestart);
+        }
     }
     Ok(segments)
 }

@@ -11,6 +11,7 @@ use super::growing::{left_by_earlier_runs, recover, Finished};
 use super::plugins::plugins_of;
 use crate::config::StreamConfig;
 use crate::figures::StreamStats;
+use hlsvault_hls::GapCause;
 use hlsvault_store::{ObjectStore, QueueLimits, StoreError, UploadQueue};
 
 /// A stream's archive task, as the supervisor holds it: it ends with the
@@ -203,7 +204,7 @@ impl Publish {
             if let Err(e) = tokio::fs::remove_file(&left.path).await {
                 tracing::warn!(path = %left.path.display(), error = %e, "cannot remove a recovered segment's file");
             }
-            archive.mark_gap();
+            archive.mark_gap(GapCause::Restart);
         }
     }
 }

@@ -7,13 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
-use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist};
+use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist, CONTIGUOUS};
 use hlsvault_store::{ObjectStore, StoreError};
 
 /// Hour playlists read at once for one range.
 const FETCH_CONCURRENCY: usize = 16;
-/// A gap between two entries longer than this is a discontinuity.
-const CONTIGUOUS: Duration = Duration::from_millis(250);
 
 /// The entries of `stream` that overlap `[start, end)`, as a closed
 /// playlist whose URIs are relative to the stream's folder (`VOD` once
@@ -101,6 +99,7 @@ mod tests {
                 duration: 6 * 90_000,
                 start: at(h, *s),
                 discontinuity: false,
+                gap: None,
                 tags: Vec::new(),
             });
         }

@@ -14,6 +14,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::export::ExportSnapshot;
 use crate::figures::{Figures, Snapshot};
+use crate::ranges::Glance;
 use hlsvault_store::LATENCY_BOUNDS;
 
 /// The families of one scrape, in order.
@@ -84,6 +85,87 @@ fn gauge(pairs: &[(&str, &str)], v: f64) -> Metric {
     let mut m = Metric::from_label(labels(pairs));
     m.set_gauge(g);
     m
+}
+
+/// What the store says of one stream's archive.
+pub struct ArchiveGlance<'a> {
+    /// The stream.
+    pub stream: &'a str,
+    /// The end of its newest segment (from the live window).
+    pub newest_end: Option<SystemTime>,
+    /// Its hours and its last gap.
+    pub glance: Glance,
+}
+
+/// Families of what the store says of each stream's archive (`None`: the
+/// store could not be read). A lone `serve` shows these too: alerting
+/// works when the recorder and the server are separate processes.
+fn archive_families(out: &mut Scrape, archives: Option<&[ArchiveGlance]>, now: SystemTime) {
+    out.family(
+        "hlsvault_store_readable",
+        "1 when the store answered the reads of this scrape.",
+        MetricType::GAUGE,
+        vec![gauge(&[], f64::from(u8::from(archives.is_some())))],
+    );
+    let archives = archives.unwrap_or_default();
+    let per_stream = |read: &dyn Fn(&ArchiveGlance) -> Option<f64>| -> Vec<Metric> {
+        archives
+            .iter()
+            .filter_map(|a| Some(gauge(&[("stream", a.stream)], read(a)?)))
+            .collect()
+    };
+    out.family(
+        "hlsvault_archive_newest_segment_end_timestamp_seconds",
+        "When the newest stored segment ends (Unix time), from the store.",
+        MetricType::GAUGE,
+        per_stream(&|a| a.newest_end.map(unix)),
+    );
+    out.family(
+        "hlsvault_archive_newest_segment_age_seconds",
+        "Seconds since the newest stored segment ended, from the store.",
+        MetricType::GAUGE,
+        per_stream(&|a| Some(now.duration_since(a.newest_end?).ok()?.as_secs_f64())),
+    );
+    out.family(
+        "hlsvault_archive_recorded_hours",
+        "Hours the archive lists (hours.log).",
+        MetricType::GAUGE,
+        per_stream(&|a| Some(a.glance.hours as f64)),
+    );
+    let last_gap = |read: fn(&hlsvault_hls::Gap) -> f64| -> Vec<Metric> {
+        archives
+            .iter()
+            .filter_map(|a| {
+                let gap = a.glance.last_gap?;
+                let labels = [("stream", a.stream), ("cause", gap.cause.as_str())];
+                Some(gauge(&labels, read(&gap)))
+            })
+            .collect()
+    };
+    out.family(
+        "hlsvault_archive_last_gap_seconds",
+        "How long the newest gap of the last 24 h between recorded ranges lasted, by its cause.",
+        MetricType::GAUGE,
+        last_gap(|g| {
+            g.end
+                .duration_since(g.start)
+                .unwrap_or_default()
+                .as_secs_f64()
+        }),
+    );
+    out.family(
+        "hlsvault_archive_last_gap_end_timestamp_seconds",
+        "When the newest gap of the last 24 h ended (Unix time), by its cause.",
+        MetricType::GAUGE,
+        last_gap(|g| unix(g.end)),
+    );
+}
+
+/// Unix time in seconds.
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// How to read a figure from a snapshot of `S`.
@@ -368,6 +450,7 @@ pub struct ServerFigures {
 pub fn render(
     process: &ProcessCollector,
     figures: Option<&Figures>,
+    archives: Option<&[ArchiveGlance]>,
     server: ServerFigures,
 ) -> String {
     let mut out = Scrape::default();
@@ -421,6 +504,7 @@ pub fn render(
         .map(|(outcome, n)| counter(&[("outcome", outcome)], *n as f64))
         .collect(),
     );
+    archive_families(&mut out, archives, SystemTime::now());
     if let Some(f) = figures {
         stream_families(&mut out, f);
         plugin_families(&mut out, f);

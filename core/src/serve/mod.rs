@@ -22,7 +22,7 @@ use axum::Router;
 use bytes::Bytes;
 
 pub use listen::{MAX_HEADERS, MAX_HEADER_BYTES};
-pub use query::{ByteRange, RangeQuery, MAX_RANGE};
+pub use query::{BoundsQuery, ByteRange, RangeQuery, MAX_RANGE};
 
 use crate::config::{Config, Store, DEFAULT_EXPORT_MAX};
 use crate::export::range_playlist;
@@ -94,6 +94,7 @@ pub async fn serve(
         .route("/streams/{name}/export.ts", get(export::ts))
         .route("/streams/{name}/export.mp4", get(export::mp4))
         .route("/streams/{name}/preview.mp4", get(export::preview))
+        .route("/streams/{name}/ranges", get(ranges))
         .route("/streams/{name}/{*path}", get(object))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(gate, auth::require));
@@ -200,6 +201,13 @@ struct StreamReport {
     age_seconds: Option<f64>,
     #[serde(skip)]
     last: Option<SystemTime>,
+    /// Hours the archive lists (from the store).
+    recorded_hours: usize,
+    /// The newest gap between recorded ranges of the last 24 h, with its
+    /// cause (from the store).
+    last_gap: Option<crate::ranges::Stretch>,
+    #[serde(skip)]
+    glance: crate::ranges::Glance,
     /// Received TS bit rate over the last sample (while archiving).
     bitrate_bps: Option<f64>,
     /// The engine's counters (while archiving).
@@ -211,10 +219,14 @@ struct StreamReport {
     stats: Option<Arc<StreamStats>>,
 }
 
+/// How far back `/streams` and `/metrics` look for a stream's last gap.
+const GLANCE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 async fn stream_states(s: &Status) -> Result<Vec<StreamReport>, StoreError> {
     let mut out = Vec::new();
     for (name, stall, stats) in s.streams.streams() {
-        let live = s.store.get(&Layout::new(&name).live_key()).await?;
+        let layout = Layout::new(&name);
+        let live = s.store.get(&layout.live_key()).await?;
         let parsed = live.and_then(|t| {
             hlsvault_hls::Playlist::parse(
                 hlsvault_hls::Kind::Window(usize::MAX),
@@ -223,7 +235,9 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamReport>, StoreError> {
             .ok()
         });
         let last = parsed.as_ref().and_then(|p| p.last().map(|e| e.end()));
-        let age = last.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        let now = SystemTime::now();
+        let age = last.map(|t| now.duration_since(t).unwrap_or_default());
+        let glance = crate::ranges::glance(s.store.as_ref(), &layout, now, GLANCE_WINDOW).await?;
         let state = StreamState::of(parsed.as_ref(), age, stall);
         out.push(StreamReport {
             name,
@@ -232,6 +246,9 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamReport>, StoreError> {
                 .map(|t| humantime::format_rfc3339_millis(writable(t)).to_string()),
             age_seconds: age.map(|a| a.as_secs_f64()),
             last,
+            recorded_hours: glance.hours,
+            last_gap: glance.last_gap.as_ref().map(crate::ranges::Stretch::of_gap),
+            glance,
             bitrate_bps: stats
                 .as_ref()
                 .and_then(|f| f.bitrate_history().last().map(|b| b.1)),
@@ -253,9 +270,24 @@ async fn streams(State(s): State<Status>) -> Response {
 
 /// `GET /metrics`: Prometheus text.
 async fn metrics(State(s): State<Status>) -> Response {
+    let states = stream_states(&s)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "metrics: the store cannot be read"))
+        .ok();
+    let archives: Option<Vec<metrics::ArchiveGlance>> = states.as_ref().map(|states| {
+        states
+            .iter()
+            .map(|st| metrics::ArchiveGlance {
+                stream: &st.name,
+                newest_end: st.last,
+                glance: st.glance.clone(),
+            })
+            .collect()
+    });
     let text = metrics::render(
         &s.process,
         s.streams.figures(),
+        archives.as_deref(),
         metrics::ServerFigures {
             auth_failures: s.gate.failures(),
             open_connections: s.connections.open(),
@@ -420,6 +452,26 @@ async fn archive(
                 humantime::format_rfc3339(end)
             ),
         ),
+        Err(e) => store_failed(e),
+    }
+}
+
+/// `GET /streams/{name}/ranges?start=&end=`: what is recorded, the gaps
+/// and their causes, and the holds, as JSON.
+async fn ranges(
+    State(s): State<Served>,
+    Path(name): Path<String>,
+    Query(q): Query<BoundsQuery>,
+) -> Response {
+    if s.known(&name).is_none() {
+        return unknown(&name);
+    }
+    let (start, end) = match q.bounds(SystemTime::now()) {
+        Ok(r) => r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
+    };
+    match crate::ranges::Report::read(s.store.as_ref(), &name, start, end).await {
+        Ok(report) => axum::Json(report).into_response(),
         Err(e) => store_failed(e),
     }
 }

@@ -36,10 +36,6 @@ impl RangeQuery {
     /// assert_eq!(end.duration_since(start).unwrap().as_secs(), 90);
     /// ```
     pub fn time_range(&self) -> Result<(SystemTime, SystemTime), String> {
-        let time = |key: &str, v: &str| {
-            humantime::parse_rfc3339_weak(v)
-                .map_err(|e| format!("{key}={v} is not an RFC 3339 time ({e})"))
-        };
         let start = time(
             "start",
             self.start
@@ -72,6 +68,46 @@ impl RangeQuery {
         }
         if end.duration_since(start).unwrap_or_default() > MAX_RANGE {
             return Err(too_long());
+        }
+        Ok((start, end))
+    }
+}
+
+/// A time a client wrote for `key`.
+fn time(key: &str, v: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(v).map_err(|e| format!("{key}={v} is not an RFC 3339 time ({e})"))
+}
+
+/// The bounds of a catalogue query: `start` and `end`, each optional.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct BoundsQuery {
+    /// RFC 3339; the archive's beginning if absent.
+    pub start: Option<String>,
+    /// RFC 3339; `now` if absent.
+    pub end: Option<String>,
+}
+
+impl BoundsQuery {
+    /// The range `[start, end)` asked for, or what is wrong with it.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use hlsvault::serve::BoundsQuery;
+    /// let q = BoundsQuery { start: Some("2026-11-21T09:00:00Z".into()), end: None };
+    /// let now = SystemTime::now();
+    /// assert_eq!(q.bounds(now).unwrap().1, now);
+    /// ```
+    pub fn bounds(&self, now: SystemTime) -> Result<(SystemTime, SystemTime), String> {
+        let start = match &self.start {
+            Some(v) => time("start", v)?,
+            None => SystemTime::UNIX_EPOCH,
+        };
+        let end = match &self.end {
+            Some(v) => time("end", v)?,
+            None => now,
+        };
+        if end <= start {
+            return Err("the range ends before it starts".into());
         }
         Ok((start, end))
     }

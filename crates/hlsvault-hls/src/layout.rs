@@ -3,8 +3,10 @@
 //! ```text
 //! {stream}/{YYYY}/{MM}/{DD}/{HH}/{segment}.ts
 //! {stream}/{YYYY}/{MM}/{DD}/{HH}/index.m3u8
+//! {stream}/{YYYY}/{MM}/{DD}/ranges.txt
 //! {stream}/live.m3u8
 //! {stream}/hours.log
+//! {stream}/holds.txt
 //! ```
 
 use std::time::SystemTime;
@@ -60,6 +62,20 @@ impl Layout {
     /// Key of an hour's playlist.
     pub fn hour_playlist_key(&self, hour: Hour) -> String {
         format!("{}/index.m3u8", self.hour_folder(hour))
+    }
+
+    /// Key of the index of the day an hour is in (outside every hour's
+    /// folder: deleting an hour leaves it).
+    ///
+    /// ```
+    /// use hlsvault_hls::{Hour, Layout};
+    /// let nine = Hour::parse("2026-11-21T09").unwrap();
+    /// assert_eq!(Layout::new("ch1").day_index_key(nine), "ch1/2026/11/21/ranges.txt");
+    /// ```
+    pub fn day_index_key(&self, hour: Hour) -> String {
+        let path = hour.path();
+        let day = path.rsplit_once('/').map_or(path.as_str(), |(day, _)| day);
+        format!("{}/{day}/ranges.txt", self.stream)
     }
 
     /// Key of an hour's signed copy (presigned segment URIs).

@@ -1,24 +1,31 @@
 //! HLS media playlists: the hourly archive playlist and the live window,
 //! rendered per RFC 8216 and read back when a restart continues an hour;
-//! the archive's [`Layout`] in the store, and its index of hours
-//! ([`HoursLog`]). Hours are [`Hour`]s. Pure code: no I/O.
+//! the archive's [`Layout`] in the store, its index of hours
+//! ([`HoursLog`]), and what it holds over time ([`Ranges`], indexed by
+//! day in a [`DayIndex`]). Hours are [`Hour`]s. Pure code: no I/O.
 
 #![forbid(unsafe_code)]
 
+mod day_index;
+mod gap;
 mod holds;
 mod hours_log;
 mod layout;
 mod markers;
+mod ranges;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+pub use day_index::DayIndex;
+pub use gap::GapCause;
 pub use hlsvault_ts::Hour;
 pub use holds::{Hold, Holds, HoldsError};
 pub use hours_log::{HoursLog, Urls};
 pub use layout::Layout;
 pub use markers::{MarkerStyle, Markers};
+pub use ranges::{Gap, Ranges, Run, Span, CONTIGUOUS};
 
 use hlsvault_ts::clock::{format_seconds, parse_seconds, ticks_to_duration, writable, PTS_HZ};
 
@@ -35,6 +42,9 @@ pub struct Entry {
     pub start: SystemTime,
     /// `#EXT-X-DISCONTINUITY` precedes it.
     pub discontinuity: bool,
+    /// Why media before it is missing, when the recorder knew (written
+    /// with the discontinuity only).
+    pub gap: Option<GapCause>,
     /// Extra tags just before its `#EXTINF` (playlist policy plugins).
     pub tags: Vec<String>,
 }
@@ -71,6 +81,7 @@ pub enum Kind {
 ///     duration: 6 * 90_000,
 ///     start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_251_600),
 ///     discontinuity: false,
+///     gap: None,
 ///     tags: Vec::new(),
 /// });
 /// hour.end();
@@ -204,6 +215,9 @@ impl Playlist {
         for e in &self.entries {
             if e.discontinuity {
                 s.push_str("#EXT-X-DISCONTINUITY\n");
+                if let Some(gap) = e.gap {
+                    let _ = writeln!(s, "{}{gap}", gap::GAP_COMMENT);
+                }
             }
             let _ = writeln!(
                 s,
@@ -226,6 +240,7 @@ impl Playlist {
         let mut p = Playlist::new(kind, 1);
         let mut seq = 0u64;
         let mut pending_disc = false;
+        let mut pending_gap: Option<GapCause> = None;
         let mut pending_pdt: Option<SystemTime> = None;
         let mut pending_dur: Option<u64> = None;
         let mut pending_tags: Vec<String> = Vec::new();
@@ -259,6 +274,8 @@ impl Playlist {
                 let secs = v.split(',').next().unwrap_or_default();
                 pending_dur =
                     Some(parse_seconds(secs).ok_or_else(|| err(n, "bad EXTINF duration"))?);
+            } else if let Some(v) = line.strip_prefix(gap::GAP_COMMENT) {
+                pending_gap = GapCause::parse(v);
             } else if line == "#EXT-X-ENDLIST" {
                 p.ended = true;
             } else if line.starts_with('#') && !OWN_TAGS.iter().any(|t| line.starts_with(t)) {
@@ -285,6 +302,7 @@ impl Playlist {
                     duration,
                     start,
                     discontinuity: std::mem::take(&mut pending_disc),
+                    gap: pending_gap.take(),
                     tags: std::mem::take(&mut pending_tags),
                 });
                 seq = seq.saturating_add(1);
@@ -307,6 +325,7 @@ mod tests {
             start: SystemTime::UNIX_EPOCH
                 + Duration::from_millis(1_795_255_197_700 + (sequence % 10) * 6006),
             discontinuity,
+            gap: discontinuity.then_some(GapCause::Stall),
             tags: Vec::new(),
         }
     }
@@ -323,7 +342,7 @@ mod tests {
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:10\n\
              #EXT-X-PLAYLIST-TYPE:EVENT\n\
              #EXT-X-PROGRAM-DATE-TIME:2026-11-21T09:59:57.700Z\n#EXTINF:6.006000,\n10.ts\n\
-             #EXT-X-DISCONTINUITY\n\
+             #EXT-X-DISCONTINUITY\n#HLSVAULT-GAP:stall\n\
              #EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:03.706Z\n#EXTINF:10.006000,\n11.ts\n\
              #EXT-X-ENDLIST\n"
         );

@@ -79,6 +79,12 @@ pub enum Cause {
     CaptureGap(Duration),
     /// A segment grew past the size bound without a cut.
     Oversized,
+    /// No keyframe came within the hard cap: the segment was cut without one.
+    HardCap,
+    /// Video came back after audio timed the stream, on another timeline.
+    VideoJump,
+    /// A killed run saw a break before it (which one is not kept).
+    BeforeRestart,
 }
 
 impl std::fmt::Display for Cause {
@@ -88,6 +94,9 @@ impl std::fmt::Display for Cause {
             Cause::LostDatagrams => f.write_str("lost datagrams"),
             Cause::CaptureGap(d) => write!(f, "capture gap of {}", humantime::format_duration(*d)),
             Cause::Oversized => f.write_str("segment size bound reached"),
+            Cause::HardCap => f.write_str("no keyframe within the hard cap"),
+            Cause::VideoJump => f.write_str("video came back on another timeline"),
+            Cause::BeforeRestart => f.write_str("a break before a restart"),
         }
     }
 }
@@ -108,8 +117,8 @@ pub struct Segment {
     pub start: SystemTime,
     /// Media duration in 90 kHz ticks.
     pub duration: u64,
-    /// The timeline broke just before this segment.
-    pub discontinuity: bool,
+    /// Why the timeline broke just before this segment, if it did.
+    pub discontinuity: Option<Cause>,
     /// It starts with a random access point (false after a hard-cap cut).
     pub keyframe: bool,
     /// The SCTE-35 markers whose splice falls in it (or, at the end of a
@@ -209,7 +218,7 @@ struct Open {
     units: Vec<Unit>,
     hour: Hour,
     start: SystemTime,
-    discontinuity: bool,
+    discontinuity: Option<Cause>,
     keyframe: bool,
     /// Parameter sets its first picture lacks, and where they go in that
     /// picture's elementary stream bytes.
@@ -310,7 +319,7 @@ impl Open {
         Growing {
             id: self.id,
             start: self.start,
-            discontinuity: self.discontinuity,
+            discontinuity: self.discontinuity.is_some(),
             keyframe: self.keyframe,
         }
     }
@@ -390,7 +399,8 @@ pub struct SegmentCutter {
     last_capture: Option<SystemTime>,
     unit_pid: Box<[bool; 8192]>,
     unit_pids: Vec<u16>,
-    break_pending: bool,
+    /// The next segment follows a break, for this cause.
+    break_pending: Option<Cause>,
     started: bool,
     /// Segments opened so far (the next one's id).
     opened: u64,
@@ -424,7 +434,7 @@ impl SegmentCutter {
             last_capture: None,
             unit_pid: Box::new([false; 8192]),
             unit_pids: Vec::new(),
-            break_pending: false,
+            break_pending: None,
             started: false,
             opened: 0,
             skipped_since_log: 0,
@@ -690,7 +700,7 @@ impl SegmentCutter {
         tracing::info!(contiguous, "video is back: it times the segments again");
         if !contiguous && self.cur.is_some() {
             self.counters.discontinuities += 1;
-            self.break_pending = true;
+            self.break_pending = Some(Cause::VideoJump);
         }
         self.last_au = None;
         self.frame = None;
@@ -894,7 +904,7 @@ impl SegmentCutter {
             // Its first pictures need the previous segment's: players must
             // not take them as continuing it.
             self.counters.discontinuities += 1;
-            self.break_pending = true;
+            self.break_pending = Some(Cause::HardCap);
             self.cut(ext, at, false);
         }
     }
@@ -1080,7 +1090,7 @@ impl SegmentCutter {
         // short. An announced discontinuity or a size bound loses nothing.
         let unfinished = !matches!(cause, Cause::Stream(Break::Announced) | Cause::Oversized);
         self.close_all(unfinished);
-        self.break_pending = had_media;
+        self.break_pending = had_media.then_some(cause);
     }
 
     /// Closes the tail and the open segment. With `unfinished`, units that
@@ -1124,7 +1134,7 @@ impl SegmentCutter {
         }
         // Before the very first keyframe this is how every capture starts;
         // after a break it is data lost to the break.
-        if self.break_pending {
+        if self.break_pending.is_some() {
             tracing::warn!(
                 packets = n,
                 "dropped packets that no segment could start with until {why}"

@@ -166,7 +166,7 @@ fn cuts_at_keyframes_with_exact_durations_and_psi_first() {
         let h = packets(s);
         assert_eq!((h[0].pid, h[1].pid), (PID_PAT, PMT_PID));
         assert!(first_video_is_key(s));
-        assert!(!s.discontinuity);
+        assert!(s.discontinuity.is_none());
         assert!(s.keyframe);
     }
     // Program date times follow the media timeline exactly.
@@ -238,7 +238,7 @@ fn pts_wrap_is_seamless() {
         durs,
         vec![4 * 90_000, 6 * 90_000, 6 * 90_000, 4 * 90_000 - FRAME]
     );
-    assert!(segs.iter().all(|s| !s.discontinuity));
+    assert!(segs.iter().all(|s| s.discontinuity.is_none()));
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn continuity_error_ends_the_segment_and_marks_the_next() {
     let mut g = Gen::new(50);
     g.drop_frames = vec![130]; // 5.2 s in, inside the second segment
     let segs = g.run(&mut c, 25 * 20);
-    let marks: Vec<bool> = segs.iter().map(|s| s.discontinuity).collect();
+    let marks: Vec<bool> = segs.iter().map(|s| s.discontinuity.is_some()).collect();
     assert_eq!(marks, vec![false, false, true, false, false]);
     // The broken segment ends after its last whole frame: frame 129 was in
     // flight when frame 130 was lost, so 4 s .. 5.16 s.
@@ -266,7 +266,7 @@ fn capture_gap_breaks_the_timeline_and_reanchors_the_clock() {
     let segs = g.run(&mut c, 25 * 20);
     let i = segs
         .iter()
-        .position(|s| s.discontinuity)
+        .position(|s| s.discontinuity.is_some())
         .expect("a discontinuity");
     let before = &segs[i - 1];
     let gap = segs[i].start.duration_since(before.start).unwrap()
@@ -296,9 +296,12 @@ fn a_stall_ends_the_segment_at_once_and_the_return_is_one_discontinuity() {
             .is_ok_and(|d| d <= ticks_to_duration(FRAME as i64)),
         "ends at {end:?}, stall at {stall:?}"
     );
-    assert!(!last.discontinuity);
-    assert!(segs[k].discontinuity, "the first segment after the stall");
-    assert_eq!(segs.iter().filter(|s| s.discontinuity).count(), 1);
+    assert!(last.discontinuity.is_none());
+    assert!(
+        matches!(segs[k].discontinuity, Some(Cause::CaptureGap(_))),
+        "the first segment after the stall"
+    );
+    assert_eq!(segs.iter().filter(|s| s.discontinuity.is_some()).count(), 1);
     assert_eq!(c.counters().discontinuities, 1);
 }
 
@@ -314,7 +317,9 @@ fn hard_cap_cuts_without_keyframe() {
     assert!(c.counters().forced_cuts >= 1);
     // A segment that starts without a keyframe does not continue the one
     // before it for a player.
-    assert!(segs[1..].iter().all(|s| s.keyframe != s.discontinuity));
+    assert!(segs[1..]
+        .iter()
+        .all(|s| s.keyframe != s.discontinuity.is_some()));
     assert_eq!(c.counters().discontinuities, c.counters().forced_cuts);
 }
 
@@ -360,7 +365,7 @@ fn long_gop_with_short_target_cuts_only_at_keyframes() {
     });
     let segs = Gen::new(250).run(&mut c, 25 * 41);
     assert_eq!(c.counters().forced_cuts, 0);
-    assert!(segs.iter().all(|s| s.keyframe && !s.discontinuity));
+    assert!(segs.iter().all(|s| s.keyframe && s.discontinuity.is_none()));
     assert_eq!(segs[1].duration, 250 * FRAME);
 }
 
@@ -426,7 +431,7 @@ fn video_outage_is_timed_by_audio_at_the_target() {
         .iter()
         .all(|s| s.duration == 6 * 90_000));
     // Video takes back at its keyframe at 30 s, contiguous: no discontinuity.
-    assert!(segs.iter().all(|s| !s.discontinuity));
+    assert!(segs.iter().all(|s| s.discontinuity.is_none()));
     // The segment open when video comes back carries it from its keyframe.
     let back = segs
         .iter()

@@ -1,0 +1,158 @@
+//! The answer to "what is recorded between these times": the recorded
+//! ranges, the gaps with their causes, and the holds that overlap, as JSON
+//! (`GET /streams/{name}/ranges`) or a table (`hlsvault ranges`).
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use hlsvault_hls::{Gap, Layout, Span};
+use hlsvault_store::{ObjectStore, StoreError};
+use hlsvault_ts::clock::writable;
+
+/// A stretch of time in a report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stretch {
+    /// RFC 3339, milliseconds.
+    pub start: String,
+    /// RFC 3339, milliseconds.
+    pub end: String,
+    /// Its length.
+    pub seconds: f64,
+    /// For a gap: why nothing is recorded (`discontinuity`, `stall`,
+    /// `store_outage`, `restart`, `plugin_dropped`, `nothing_recorded`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'static str>,
+}
+
+impl Stretch {
+    /// A gap, with its cause.
+    pub fn of_gap(gap: &Gap) -> Self {
+        Stretch::new(gap.start, gap.end, Some(gap.cause.as_str()))
+    }
+
+    fn new(start: SystemTime, end: SystemTime, cause: Option<&'static str>) -> Self {
+        Stretch {
+            start: time(start),
+            end: time(end),
+            seconds: end.duration_since(start).unwrap_or_default().as_secs_f64(),
+            cause,
+        }
+    }
+}
+
+/// A hold in a report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HeldRange {
+    /// The hold's id (`hlsvault hold remove ID`).
+    pub id: u32,
+    /// RFC 3339.
+    pub start: String,
+    /// RFC 3339.
+    pub end: String,
+    /// Why it is held.
+    pub reason: String,
+}
+
+/// What a stream's archive holds within a time range.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    /// The stream.
+    pub stream: String,
+    /// The range asked for, RFC 3339.
+    pub start: String,
+    /// The range asked for, RFC 3339.
+    pub end: String,
+    /// Contiguous recorded ranges, oldest first.
+    pub recorded: Vec<Stretch>,
+    /// The gaps between them, oldest first, each with its cause.
+    pub gaps: Vec<Stretch>,
+    /// Holds that overlap the range (retention keeps their hours).
+    pub holds: Vec<HeldRange>,
+}
+
+fn time(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(writable(t)).to_string()
+}
+
+impl Report {
+    /// Reads the stream's ranges and holds within `[start, end)`. Holds
+    /// that cannot be read leave the list empty (logged), not the answer.
+    pub async fn read(
+        store: &dyn ObjectStore,
+        stream: &str,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> Result<Report, StoreError> {
+        let layout = Layout::new(stream);
+        let ranges = super::read(store, &layout, start, end).await?;
+        let holds = match crate::holds::load(store, &layout).await {
+            Ok(holds) => holds.list().to_vec(),
+            Err(crate::holds::HoldsUnreadable::Store(e)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "the holds cannot be read; the ranges are answered without them");
+                Vec::new()
+            }
+        };
+        Ok(Report {
+            stream: stream.to_string(),
+            start: time(start),
+            end: time(end),
+            recorded: ranges
+                .recorded
+                .iter()
+                .map(|Span { start, end }| Stretch::new(*start, *end, None))
+                .collect(),
+            gaps: ranges.gaps.iter().map(Stretch::of_gap).collect(),
+            holds: holds
+                .into_iter()
+                .filter(|h| h.start < end && start < h.end)
+                .map(|h| HeldRange {
+                    id: h.id,
+                    start: time(h.start),
+                    end: time(h.end),
+                    reason: h.reason,
+                })
+                .collect(),
+        })
+    }
+
+    /// The report as a table: recorded ranges and gaps in time order, then
+    /// the holds.
+    pub fn table(&self) -> String {
+        let mut rows: Vec<(&Stretch, String)> = self
+            .recorded
+            .iter()
+            .map(|s| (s, "recorded".to_string()))
+            .chain(
+                self.gaps
+                    .iter()
+                    .map(|g| (g, format!("gap: {}", g.cause.unwrap_or_default()))),
+            )
+            .collect();
+        rows.sort_by(|a, b| a.0.start.cmp(&b.0.start));
+        let mut s = format!("{:<24}  {:<24}  {:>14}  WHAT\n", "START", "END", "LENGTH");
+        for (stretch, what) in rows {
+            let length = humantime::format_duration(Duration::from_millis(
+                (stretch.seconds * 1000.0).round() as u64,
+            ));
+            let _ = writeln!(
+                s,
+                "{:<24}  {:<24}  {:>14}  {what}",
+                stretch.start,
+                stretch.end,
+                length.to_string()
+            );
+        }
+        if self.recorded.is_empty() {
+            let _ = writeln!(s, "(nothing of {} is recorded in this range)", self.stream);
+        }
+        for h in &self.holds {
+            let _ = writeln!(
+                s,
+                "{:<24}  {:<24}  {:>14}  hold {}: {}",
+                h.start, h.end, "", h.id, h.reason
+            );
+        }
+        s
+    }
+}
