@@ -817,4 +817,38 @@ fn scte35_splices_cut_segments_and_become_dateranges_at_their_times() {
     assert_eq!(b["DURATION"], "6.000");
     assert_eq!(b["SCTE35-IN"], format!("0x{}", upper_hex(&back)));
     assert!(!summary.contains("bad SCTE-35"), "{summary}");
+    // The ranges list both, at the same times: the out from the day's
+    // index (09:00 is closed), the in from the newest hour's playlist.
+    let config = d.path().join("hlsvault.toml");
+    let out = output_shown(Command::new(env!("CARGO_BIN_EXE_hlsvault")).args([
+        "ranges",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "s1",
+        "--json",
+    ]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let markers = report["markers"].as_array().unwrap();
+    let seen: Vec<(&str, &str, f64, &str)> = markers
+        .iter()
+        .map(|m| {
+            let text = |k: &str| m[k].as_str().unwrap();
+            (
+                text("kind"),
+                text("at"),
+                m["seconds"].as_f64().unwrap(),
+                text("id"),
+            )
+        })
+        .collect();
+    let back_at = humantime::format_rfc3339_millis(video_at(11)).to_string();
+    assert_eq!(
+        seen,
+        [
+            ("out", start.as_str(), 6.0, o["ID"].as_str()),
+            ("in", back_at.as_str(), 6.0, o["ID"].as_str())
+        ],
+        "{report:#}"
+    );
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::{day_index, listed_hours, runs_of_playlist, FETCH_CONCURRENCY};
-use hlsvault_hls::{DayIndex, Hour, Layout, Playlist, Run};
+use hlsvault_hls::{DayIndex, Hour, HourIndex, Layout, Playlist};
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 
 /// The day index a recorder keeps up to date as its hours close: the
@@ -37,7 +37,7 @@ impl DayIndexes {
             Some(day) if day.0 == key => day,
             day => day.insert((key.clone(), day_index(self.store.as_ref(), &key).await?)),
         };
-        index.set(hour, Run::of_entries(playlist.entries()));
+        index.set(hour, HourIndex::of_entries(playlist.entries()));
         let text = Bytes::from(index.render());
         self.store.put(&key, text, ObjectKind::Index).await
     }
@@ -76,7 +76,7 @@ pub async fn reindex(store: &dyn ObjectStore, layout: &Layout) -> Result<usize, 
         if told.closed {
             days.entry(layout.day_index_key(hour))
                 .or_default()
-                .set(hour, told.runs);
+                .set(hour, told.index);
         }
     }
     for (key, index) in &days {

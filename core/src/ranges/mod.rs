@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
-use hlsvault_hls::{DayIndex, Gap, Hour, HoursLog, Kind, Layout, Playlist, Ranges, Run};
+use hlsvault_hls::{DayIndex, Gap, Hour, HourIndex, HoursLog, Kind, Layout, Playlist, Ranges};
 use hlsvault_store::{ObjectStore, StoreError};
 
 /// Objects read at once for one answer.
@@ -37,12 +37,13 @@ async fn listed_hours(store: &dyn ObjectStore, layout: &Layout) -> Result<Vec<Ho
 /// An hour as its playlist tells it.
 #[derive(Default)]
 struct HourRuns {
-    runs: Vec<Run>,
+    index: HourIndex,
     /// The playlist is ended (`#EXT-X-ENDLIST`): the hour is closed.
     closed: bool,
 }
 
-/// An hour's runs, from its playlist (none if it is missing or unreadable).
+/// What an hour holds, from its playlist (nothing if it is missing or
+/// unreadable).
 async fn runs_of_playlist(
     store: &dyn ObjectStore,
     layout: &Layout,
@@ -53,7 +54,7 @@ async fn runs_of_playlist(
     };
     match Playlist::parse(Kind::Event, &String::from_utf8_lossy(&text)) {
         Ok(p) => Ok(HourRuns {
-            runs: Run::of_entries(p.entries()),
+            index: HourIndex::of_entries(p.entries()),
             closed: p.is_ended(),
         }),
         Err(e) => {
@@ -146,7 +147,7 @@ async fn read_listed(
         .collect::<Result<_, _>>()?;
     let indexed = |h: Hour| {
         (Some(h) != newest)
-            .then(|| days.get(&layout.day_index_key(h))?.runs(h))
+            .then(|| days.get(&layout.day_index_key(h))?.hour(h))
             .flatten()
     };
     let unindexed: Vec<Hour> = hours
@@ -161,11 +162,11 @@ async fn read_listed(
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    let runs = hours.iter().flat_map(|h| match indexed(*h) {
-        Some(runs) => runs.to_vec(),
-        None => read.remove(h).map(|r| r.runs).unwrap_or_default(),
+    let told = hours.iter().map(|h| match indexed(*h) {
+        Some(index) => index.clone(),
+        None => read.remove(h).map(|r| r.index).unwrap_or_default(),
     });
-    Ok(Ranges::build(runs, start, end))
+    Ok(Ranges::of_hours(told, start, end))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The answer to "what is recorded between these times": the recorded
-//! ranges, the gaps with their causes, and the holds that overlap, as JSON
+//! ranges, the gaps with their causes, the SCTE-35 markers, and the holds
+//! that overlap, as JSON
 //! (`GET /streams/{name}/ranges`) or a table (`hlsvault ranges`).
 
 use std::fmt::Write as _;
@@ -40,6 +41,21 @@ impl Stretch {
     }
 }
 
+/// A SCTE-35 marker in a report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Marker {
+    /// When its splice happens, RFC 3339.
+    pub at: String,
+    /// `out` (a break starts), `in` (it ends) or `signal`.
+    pub kind: &'static str,
+    /// The break's length: planned at an out, as it turned out at an in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// The playlist's `DATERANGE` `ID` (an out and its in share it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
 /// A hold in a report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HeldRange {
@@ -66,6 +82,8 @@ pub struct Report {
     pub recorded: Vec<Stretch>,
     /// The gaps between them, oldest first, each with its cause.
     pub gaps: Vec<Stretch>,
+    /// SCTE-35 markers within the range, in time order.
+    pub markers: Vec<Marker>,
     /// Holds that overlap the range (retention keeps their hours).
     pub holds: Vec<HeldRange>,
 }
@@ -103,6 +121,16 @@ impl Report {
                 .map(|Span { start, end }| Stretch::new(*start, *end, None))
                 .collect(),
             gaps: ranges.gaps.iter().map(Stretch::of_gap).collect(),
+            markers: ranges
+                .marks
+                .iter()
+                .map(|m| Marker {
+                    at: time(m.at),
+                    kind: m.kind.as_str(),
+                    seconds: m.duration.map(|d| d.as_secs_f64()),
+                    id: m.id.clone(),
+                })
+                .collect(),
             holds: holds
                 .into_iter()
                 .filter(|h| h.start < end && start < h.end)
@@ -145,6 +173,18 @@ impl Report {
         }
         if self.recorded.is_empty() {
             let _ = writeln!(s, "(nothing of {} is recorded in this range)", self.stream);
+        }
+        for m in &self.markers {
+            let length = m.seconds.map(|s| format!(" {s:.3} s")).unwrap_or_default();
+            let id =
+                m.id.as_deref()
+                    .map(|id| format!(" ({id})"))
+                    .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "{:<24}  {:<24}  {:>14}  marker {}{length}{id}",
+                m.at, "", "", m.kind
+            );
         }
         for h in &self.holds {
             let _ = writeln!(

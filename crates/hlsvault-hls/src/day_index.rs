@@ -1,14 +1,16 @@
-//! `{stream}/{YYYY}/{MM}/{DD}/ranges.txt`: the runs of a day's closed
-//! hours, so that the ranges of a month are read from 30 small objects
-//! rather than 720 playlists. One line per run:
+//! `{stream}/{YYYY}/{MM}/{DD}/ranges.txt`: the runs and markers of a
+//! day's closed hours, so that the ranges of a month are read from 30
+//! small objects rather than 720 playlists. One line per run or marker:
 //!
 //! ```text
 //! HOUR run START END CAUSE
+//! HOUR mark AT KIND SECONDS ID
 //! ```
 //!
-//! with times in RFC 3339 (milliseconds) and `-` for no cause. The hour
-//! playlists stay the truth: an hour the index does not list is read from
-//! its playlist, and `hlsvault reindex` writes the index again from them.
+//! with times in RFC 3339 (milliseconds) and `-` for no cause, length or
+//! id. The hour playlists stay the truth: an hour the index does not list
+//! is read from its playlist, and `hlsvault reindex` writes the index
+//! again from them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,13 +18,13 @@ use std::fmt::Write as _;
 use hlsvault_ts::clock::writable;
 use hlsvault_ts::Hour;
 
-use crate::{GapCause, Run};
+use crate::{GapCause, HourIndex, Mark, MarkKind, Run};
 
-/// The runs of a day's hours.
+/// The runs and markers of a day's hours.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use hlsvault_hls::{DayIndex, GapCause, Hour, Run};
+/// use hlsvault_hls::{DayIndex, GapCause, Hour, HourIndex, Run};
 ///
 /// let nine = Hour::parse("2026-11-21T09").unwrap();
 /// let run = Run {
@@ -31,33 +33,38 @@ use crate::{GapCause, Run};
 ///     cause: Some(GapCause::Restart),
 /// };
 /// let mut day = DayIndex::default();
-/// day.set(nine, vec![run]);
+/// day.set(nine, HourIndex { runs: vec![run], marks: Vec::new() });
 /// let text = day.render();
 /// assert_eq!(
 ///     text,
 ///     "2026-11-21T09 run 2026-11-21T09:00:00.000Z 2026-11-21T09:10:00.000Z restart\n"
 /// );
-/// assert_eq!(DayIndex::parse(&text).runs(nine), Some(&[run][..]));
+/// assert_eq!(DayIndex::parse(&text).hour(nine).unwrap().runs, [run]);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayIndex {
-    hours: BTreeMap<Hour, Vec<Run>>,
+    hours: BTreeMap<Hour, HourIndex>,
 }
 
 impl DayIndex {
     /// Reads the text back. A line that cannot be read drops its hour
     /// (which is then read from its playlist).
     pub fn parse(text: &str) -> Self {
-        let mut hours: BTreeMap<Hour, Vec<Run>> = BTreeMap::new();
+        let mut hours: BTreeMap<Hour, HourIndex> = BTreeMap::new();
         let mut broken = Vec::new();
         for line in text.lines() {
             let mut words = line.split(' ');
             let Some(hour) = words.next().and_then(Hour::parse) else {
                 continue;
             };
-            match parse_run(words) {
-                Some(run) => hours.entry(hour).or_default().push(run),
-                None => broken.push(hour),
+            let index = hours.entry(hour).or_default();
+            let read = match words.next() {
+                Some("run") => parse_run(words).map(|r| index.runs.push(r)),
+                Some("mark") => parse_mark(words).map(|m| index.marks.push(m)),
+                _ => None,
+            };
+            if read.is_none() {
+                broken.push(hour);
             }
         }
         for hour in broken {
@@ -66,40 +73,51 @@ impl DayIndex {
         DayIndex { hours }
     }
 
-    /// Sets an hour's runs.
-    pub fn set(&mut self, hour: Hour, runs: Vec<Run>) {
-        self.hours.insert(hour, runs);
+    /// Sets what an hour holds.
+    pub fn set(&mut self, hour: Hour, index: HourIndex) {
+        self.hours.insert(hour, index);
     }
 
-    /// An hour's runs, if the index lists it.
-    pub fn runs(&self, hour: Hour) -> Option<&[Run]> {
-        self.hours.get(&hour).map(Vec::as_slice)
+    /// What an hour holds, if the index lists it.
+    pub fn hour(&self, hour: Hour) -> Option<&HourIndex> {
+        self.hours.get(&hour)
     }
 
     /// The text.
     pub fn render(&self) -> String {
+        let time = |t| humantime::format_rfc3339_millis(writable(t));
         let mut s = String::new();
-        for (hour, runs) in &self.hours {
-            for run in runs {
+        for (hour, index) in &self.hours {
+            let label = hour.label();
+            for run in &index.runs {
+                let cause = run.cause.map_or("-", GapCause::as_str);
                 let _ = writeln!(
                     s,
-                    "{} run {} {} {}",
-                    hour.label(),
-                    humantime::format_rfc3339_millis(writable(run.start)),
-                    humantime::format_rfc3339_millis(writable(run.end)),
-                    run.cause.map_or("-", GapCause::as_str)
+                    "{label} run {} {} {cause}",
+                    time(run.start),
+                    time(run.end)
                 );
+            }
+            for mark in &index.marks {
+                let seconds = mark.duration.map_or("-".to_string(), |d| {
+                    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+                });
+                let id = mark.id.as_deref().filter(|id| is_word(id)).unwrap_or("-");
+                let kind = mark.kind.as_str();
+                let _ = writeln!(s, "{label} mark {} {kind} {seconds} {id}", time(mark.at));
             }
         }
         s
     }
 }
 
-/// `run START END CAUSE`.
+/// Whether `text` can stand as one word of a line.
+fn is_word(text: &str) -> bool {
+    !text.is_empty() && text != "-" && !text.contains(char::is_whitespace)
+}
+
+/// `START END CAUSE` of a run.
 fn parse_run<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<Run> {
-    if words.next()? != "run" {
-        return None;
-    }
     let start = humantime::parse_rfc3339(words.next()?).ok()?;
     let end = humantime::parse_rfc3339(words.next()?).ok()?;
     let cause = match words.next()? {
@@ -109,21 +127,46 @@ fn parse_run<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<Run> {
     (words.next().is_none() && start <= end).then_some(Run { start, end, cause })
 }
 
+/// `AT KIND SECONDS ID` of a marker.
+fn parse_mark<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<Mark> {
+    let at = humantime::parse_rfc3339(words.next()?).ok()?;
+    let kind = MarkKind::parse(words.next()?)?;
+    let duration = match words.next()? {
+        "-" => None,
+        secs => Some(crate::marks::seconds(secs)?),
+    };
+    let id = match words.next()? {
+        "-" => None,
+        id => Some(id.to_string()),
+    };
+    words.next().is_none().then_some(Mark {
+        at,
+        kind,
+        duration,
+        id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_damaged_line_drops_its_hour_only() {
         let text = "2026-11-21T09 run 2026-11-21T09:00:00.000Z 2026-11-21T09:10:00.000Z -\n\
                     2026-11-21T09 run 2026-11-21T09:20:00.000Z 2026-11-21T09:3\n\
                     2026-11-21T10 run 2026-11-21T10:00:00.000Z 2026-11-21T10:59:59.000Z stall\n\
+                    2026-11-21T10 mark 2026-11-21T10:10:00.000Z out 30.000 7-1795255800000\n\
                     garbage\n";
         let day = DayIndex::parse(text);
         let nine = Hour::parse("2026-11-21T09").unwrap();
-        assert_eq!(day.runs(nine), None);
-        let ten = day.runs(nine.next()).unwrap();
-        assert_eq!(ten.len(), 1);
-        assert_eq!(ten[0].cause, Some(GapCause::Stall));
+        assert_eq!(day.hour(nine), None);
+        let ten = day.hour(nine.next()).unwrap();
+        assert_eq!(ten.runs.len(), 1);
+        assert_eq!(ten.runs[0].cause, Some(GapCause::Stall));
+        assert_eq!(ten.marks[0].kind, MarkKind::Out);
+        assert_eq!(ten.marks[0].duration, Some(Duration::from_secs(30)));
+        assert_eq!(DayIndex::parse(&day.render()), day);
     }
 }

@@ -12,6 +12,7 @@ mod holds;
 mod hours_log;
 mod layout;
 mod markers;
+mod marks;
 mod ranges;
 
 use std::collections::VecDeque;
@@ -25,7 +26,8 @@ pub use holds::{Hold, Holds, HoldsError};
 pub use hours_log::{HoursLog, Urls};
 pub use layout::Layout;
 pub use markers::{MarkerStyle, Markers};
-pub use ranges::{Gap, Ranges, Run, Span, CONTIGUOUS};
+pub use marks::{Mark, MarkKind};
+pub use ranges::{Gap, HourIndex, Ranges, Run, Span, CONTIGUOUS};
 
 use hlsvault_ts::clock::{format_seconds, parse_seconds, ticks_to_duration, writable, PTS_HZ};
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::{Entry, GapCause};
+use crate::{Entry, GapCause, Mark};
 
 /// Entries closer than this follow on from each other: the wall-clock
 /// times of a playlist are rounded to the millisecond, and a new anchor
@@ -64,6 +64,29 @@ impl Run {
     }
 }
 
+/// What an hour holds, as the ranges need it: its runs and its markers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HourIndex {
+    /// Its runs of contiguous media, in time order.
+    pub runs: Vec<Run>,
+    /// Its SCTE-35 markers, in the order they came.
+    pub marks: Vec<Mark>,
+}
+
+impl HourIndex {
+    /// The index of an hour playlist's entries.
+    pub fn of_entries<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
+        let entries: Vec<&Entry> = entries.into_iter().collect();
+        HourIndex {
+            runs: Run::of_entries(entries.iter().copied()),
+            marks: entries
+                .iter()
+                .flat_map(|e| e.tags.iter().filter_map(|t| Mark::of_tag(t, e.start)))
+                .collect(),
+        }
+    }
+}
+
 /// Whether media starting at `start` follows on from media ending at `end`.
 fn follows(end: SystemTime, start: SystemTime) -> bool {
     start <= end + CONTIGUOUS
@@ -96,9 +119,34 @@ pub struct Ranges {
     pub recorded: Vec<Span>,
     /// The gaps between them, oldest first.
     pub gaps: Vec<Gap>,
+    /// The SCTE-35 markers within the range, in time order.
+    pub marks: Vec<Mark>,
 }
 
 impl Ranges {
+    /// The ranges of hours in time order within `[start, end)`, with their
+    /// markers.
+    pub fn of_hours(
+        hours: impl IntoIterator<Item = HourIndex>,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> Self {
+        let (mut runs, mut marks) = (Vec::new(), Vec::new());
+        for hour in hours {
+            runs.extend(hour.runs);
+            marks.extend(
+                hour.marks
+                    .into_iter()
+                    .filter(|m| (start..end).contains(&m.at)),
+            );
+        }
+        marks.sort_by_key(|m| m.at);
+        Ranges {
+            marks,
+            ..Ranges::build(runs, start, end)
+        }
+    }
+
     /// Joins runs in time order (from any number of hours) within
     /// `[start, end)`.
     ///
