@@ -102,8 +102,12 @@ impl Report {
         end: SystemTime,
     ) -> Result<Report, StoreError> {
         let layout = Layout::new(stream);
-        let ranges = super::read(store, &layout, start, end).await?;
-        let holds = match crate::holds::load(store, &layout).await {
+        let (ranges, holds) = futures_util::join!(
+            super::read(store, &layout, start, end),
+            crate::holds::load(store, &layout)
+        );
+        let ranges = ranges?;
+        let holds = match holds {
             Ok(holds) => holds.list().to_vec(),
             Err(crate::holds::HoldsUnreadable::Store(e)) => return Err(e),
             Err(e) => {

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 pub use listen::{MAX_HEADERS, MAX_HEADER_BYTES};
 pub use query::{BoundsQuery, ByteRange, RangeQuery, MAX_RANGE};
@@ -223,41 +224,59 @@ struct StreamReport {
 const GLANCE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 async fn stream_states(s: &Status) -> Result<Vec<StreamReport>, StoreError> {
-    let mut out = Vec::new();
-    for (name, stall, stats) in s.streams.streams() {
-        let layout = Layout::new(&name);
-        let live = s.store.get(&layout.live_key()).await?;
-        let parsed = live.and_then(|t| {
-            hlsvault_hls::Playlist::parse(
-                hlsvault_hls::Kind::Window(usize::MAX),
-                &String::from_utf8_lossy(&t),
-            )
-            .ok()
-        });
-        let last = parsed.as_ref().and_then(|p| p.last().map(|e| e.end()));
-        let now = SystemTime::now();
-        let age = last.map(|t| now.duration_since(t).unwrap_or_default());
-        let glance = crate::ranges::glance(s.store.as_ref(), &layout, now, GLANCE_WINDOW).await?;
-        let state = StreamState::of(parsed.as_ref(), age, stall);
-        out.push(StreamReport {
-            name,
-            state,
-            last_segment_end: last
-                .map(|t| humantime::format_rfc3339_millis(writable(t)).to_string()),
-            age_seconds: age.map(|a| a.as_secs_f64()),
-            last,
-            recorded_hours: glance.hours,
-            last_gap: glance.last_gap.as_ref().map(crate::ranges::Stretch::of_gap),
-            glance,
-            bitrate_bps: stats
-                .as_ref()
-                .and_then(|f| f.bitrate_history().last().map(|b| b.1)),
-            figures: stats.as_ref().map(|f| f.snapshot()),
-            pids: stats.as_ref().map(|f| f.pids()),
-            stats,
-        });
-    }
-    Ok(out)
+    // The streams are read at once: a store's latency is paid about once.
+    futures_util::stream::iter(s.streams.streams())
+        .map(|(name, stall, stats)| stream_state(s, name, stall, stats))
+        .buffered(STATE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Streams whose state is read from the store at once.
+const STATE_CONCURRENCY: usize = 16;
+
+/// What the store (and, while archiving, the engine) says of one stream.
+async fn stream_state(
+    s: &Status,
+    name: String,
+    stall: Duration,
+    stats: Option<Arc<StreamStats>>,
+) -> Result<StreamReport, StoreError> {
+    let layout = Layout::new(&name);
+    let now = SystemTime::now();
+    let live_key = layout.live_key();
+    let (live, glance) = futures_util::try_join!(
+        s.store.get(&live_key),
+        crate::ranges::glance(s.store.as_ref(), &layout, now, GLANCE_WINDOW)
+    )?;
+    let parsed = live.and_then(|t| {
+        hlsvault_hls::Playlist::parse(
+            hlsvault_hls::Kind::Window(usize::MAX),
+            &String::from_utf8_lossy(&t),
+        )
+        .ok()
+    });
+    let last = parsed.as_ref().and_then(|p| p.last().map(|e| e.end()));
+    let age = last.map(|t| now.duration_since(t).unwrap_or_default());
+    let state = StreamState::of(parsed.as_ref(), age, stall);
+    Ok(StreamReport {
+        name,
+        state,
+        last_segment_end: last.map(|t| humantime::format_rfc3339_millis(writable(t)).to_string()),
+        age_seconds: age.map(|a| a.as_secs_f64()),
+        last,
+        recorded_hours: glance.hours,
+        last_gap: glance.last_gap.as_ref().map(crate::ranges::Stretch::of_gap),
+        glance,
+        bitrate_bps: stats
+            .as_ref()
+            .and_then(|f| f.bitrate_history().last().map(|b| b.1)),
+        figures: stats.as_ref().map(|f| f.snapshot()),
+        pids: stats.as_ref().map(|f| f.pids()),
+        stats,
+    })
 }
 
 /// `GET /streams`: every stream and its state, as JSON.
