@@ -851,4 +851,34 @@ fn scte35_splices_cut_segments_and_become_dateranges_at_their_times() {
         ],
         "{report:#}"
     );
+    // A range playlist with the break plays in hls.js, which reads the
+    // break as one date range (the in merged into its out), and in ffmpeg.
+    let port = hlsvault_testkit::free_tcp_port();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let serve = format!("\n[serve]\nlisten = \"127.0.0.1:{port}\"\ncors_origins = [\"*\"]\n");
+    std::fs::write(&config, text + &serve).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = hlsvault_testkit::started_server(
+        env!("CARGO_BIN_EXE_hlsvault"),
+        &["serve", "--config", config.to_str().unwrap()],
+        &base,
+    );
+    let url = format!("{base}/streams/s1/archive.m3u8?start=2026-11-21T09:59:50Z&duration=30s");
+    assert_eq!(hlsvault_testkit::decode_errors(&url).unwrap().trim(), "");
+    let seen = hlsvault_testkit::play_in_browser(&url, hlsvault_testkit::Player::HlsJs);
+    assert_eq!(seen["fatal"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["ended"], true, "{seen}");
+    let ranges = seen["dateRanges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 1, "{seen}");
+    let r = &ranges[0];
+    assert_eq!(r["id"].as_str(), Some(o["ID"].as_str()), "{r}");
+    assert_eq!(r["valid"], true, "{r}");
+    assert_eq!(r["start"].as_str(), Some(start.as_str()), "{r}");
+    assert_eq!(r["duration"].as_f64(), Some(6.0), "{r}");
+    assert_eq!(r["plannedDuration"].as_f64(), Some(6.0), "{r}");
+    let attributes = r["attributes"].to_string();
+    assert!(
+        attributes.contains("\"SCTE35-OUT\"") && attributes.contains("\"SCTE35-IN\""),
+        "{r}"
+    );
 }

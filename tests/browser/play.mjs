@@ -2,7 +2,8 @@
 // (--plain), in Debian's Chromium (driven by playwright-core; no browser
 // download) and prints what happened as JSON: whether it played to the
 // end, the media duration and position, decoded frames, the media time of
-// the first picture shown, fragments loaded and errors.
+// the first picture shown, fragments loaded, errors and (hls.js) the
+// playlist's date ranges as hls.js parsed them.
 //
 // usage: node play.mjs URL [--plain]
 //
@@ -44,6 +45,16 @@ const page = plain ? plainPage : `<!doctype html><meta charset="utf-8">
     if (d.fatal) result.fatal = d.details;
   });
   hls.on(Hls.Events.FRAG_BUFFERED, () => { result.fragments += 1; });
+  hls.on(Hls.Events.LEVEL_LOADED, (_, d) => {
+    result.dateRanges = Object.values(d.details.dateRanges).map((r) => ({
+      id: r.id,
+      start: r.startDate.toISOString(),
+      duration: r.duration,
+      plannedDuration: r.plannedDuration,
+      valid: r.isValid,
+      attributes: Object.keys(r.attr),
+    }));
+  });
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
     v.play().catch((e) => { result.fatal = 'play() refused: ' + e; });
   });
