@@ -266,6 +266,18 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
     assert!(!list(&g, "tv/ch1/2026/11/21/09/").is_empty(), "held");
     assert_eq!(list(&g, "tv/ch1/2026/11/21/10/"), Vec::<String>::new());
     assert!(!list(&g, "tv/ch1/2026/11/23/12/").is_empty());
+    // The ranges show what is left (the held 09:59 and the new run, after
+    // a restart) and the hold.
+    let out = hlsvault(&[&["ranges", "--stream", "ch1", "--json"][..], &config_arg].concat());
+    let ranges: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        ranges["recorded"].as_array().unwrap().len(),
+        2,
+        "{ranges:#}"
+    );
+    assert_eq!(ranges["gaps"][0]["cause"], "restart", "{ranges:#}");
+    assert_eq!(ranges["holds"][0]["reason"], "case 42", "{ranges:#}");
+    assert_eq!(ranges["holds"][0]["start"], "2026-11-21T09:59:00.000Z");
     // Lifted, the held hour goes at the next sweep (an hour on).
     let remove = ["hold", "remove", "--stream", "ch1", "1"];
     assert!(hlsvault(&[&remove[..], &config_arg].concat())
@@ -937,6 +949,30 @@ fn a_restart_while_the_store_is_down_loses_nothing_without_a_spool() {
     );
     let breaks = entries.iter().filter(|e| e.discontinuity).count();
     assert_eq!(breaks, 1, "one break, at the restart: {entries:#?}");
+    // Its cause is in the playlist in the bucket, and the ranges give it
+    // to the gap, if the restart lost enough time to make one.
+    let texts: String = hour_playlists(&copy.join("tv/ch1"))
+        .iter()
+        .map(|(path, _)| std::fs::read_to_string(path).unwrap())
+        .collect();
+    assert!(
+        texts.contains("#EXT-X-DISCONTINUITY\n#HLSVAULT-GAP:restart\n"),
+        "{texts}"
+    );
+    let out = hlsvault(&[
+        "ranges",
+        "--config",
+        config.to_str().unwrap(),
+        "--stream",
+        "ch1",
+        "--json",
+    ]);
+    let ranges: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gaps = ranges["gaps"].as_array().unwrap();
+    assert!(
+        gaps.len() <= 1 && gaps.iter().all(|g| g["cause"] == "restart"),
+        "{ranges:#}"
+    );
     let media: f64 = entries.iter().map(|e| e.extinf).sum();
     assert!(
         (17.9..=20.05).contains(&media),
