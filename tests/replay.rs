@@ -21,6 +21,16 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_hlsvault")
 }
 
+/// The test that measures the pace against the PCR runs alone: on two
+/// cores, the other tests of this file beside it would measure their
+/// load, not the pacer. It takes this for writing, the others for reading.
+static PACE_MEASURED: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held by every test but the one that measures the pace.
+fn beside_others() -> std::sync::RwLockReadGuard<'static, ()> {
+    PACE_MEASURED.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The archive of [`archive_across_the_hour`]: the config's path.
 fn archived(d: &Path) -> String {
     archive_across_the_hour(bin(), d).0
@@ -56,6 +66,7 @@ const RANGE: [&str; 4] = [
 
 #[test]
 fn a_range_across_the_hour_and_a_discontinuity_arrives_as_the_spliced_clip() {
+    let _beside = beside_others();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let config = archived(d);
@@ -82,6 +93,7 @@ fn a_range_across_the_hour_and_a_discontinuity_arrives_as_the_spliced_clip() {
 
 #[test]
 fn a_looped_range_wraps_twice_with_rtp_numbered_across_the_splices() {
+    let _beside = beside_others();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let config = archived(d);
@@ -126,6 +138,7 @@ fn a_looped_range_wraps_twice_with_rtp_numbered_across_the_splices() {
 
 #[test]
 fn four_times_as_fast_restamps_the_clocks_and_still_decodes() {
+    let _beside = beside_others();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let config = archived(d);
@@ -186,6 +199,7 @@ fn four_times_as_fast_restamps_the_clocks_and_still_decodes() {
 
 #[test]
 fn cbr_puts_the_null_packets_the_archive_dropped_back_to_the_multiplex_rate() {
+    let _beside = beside_others();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A 1.5 Mbit/s CBR multiplex (a third of it null packets), archived
@@ -253,6 +267,7 @@ fn cbr_puts_the_null_packets_the_archive_dropped_back_to_the_multiplex_rate() {
 
 #[test]
 fn a_segment_gone_from_the_store_becomes_a_clean_splice_counted_and_logged() {
+    let _beside = beside_others();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let config = archived(d);
@@ -285,6 +300,7 @@ fn a_segment_gone_from_the_store_becomes_a_clean_splice_counted_and_logged() {
 
 #[test]
 fn nothing_archived_or_a_destination_that_cannot_work_exits_2_saying_why() {
+    let _beside = beside_others();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let config = archived(d);
@@ -353,6 +369,7 @@ fn sniff(interface: &str, port: u16) -> std::thread::JoinHandle<Vec<Seen>> {
 
 #[test]
 fn a_replay_through_a_veth_pair_archives_again_as_the_original_paced_by_its_pcr() {
+    let _alone = PACE_MEASURED.write().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // 20 Mbit/s CBR, kept whole (null packets too).
@@ -484,6 +501,7 @@ fn pcrs(datagram: &[u8]) -> Vec<u64> {
 
 #[test]
 fn following_a_live_archive_keeps_the_delay_within_a_segment() {
+    let _beside = beside_others();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ts = d.join("live.ts");
@@ -607,6 +625,7 @@ fn metric(base: &str, metric: &str) -> Option<f64> {
 
 #[test]
 fn a_playout_added_by_reload_follows_the_archive_and_stops_when_removed() {
+    let _beside = beside_others();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ts = d.join("live.ts");
