@@ -626,14 +626,7 @@ impl Analyzer {
 
     /// Reads splice information; true when a marker completed.
     fn scte35_payload(&mut self, h: Header, payload: &[u8]) -> bool {
-        let mut sections = Vec::new();
-        let mut errors = 0;
-        self.assembler(h.pid).push(
-            payload,
-            h.pusi,
-            |s| sections.push(s.to_vec()),
-            |_| errors += 1,
-        );
+        let (sections, errors) = self.sections(h, payload);
         self.counters.scte35_errors += errors;
         let before = self.markers.len();
         for section in sections {
@@ -742,6 +735,20 @@ impl Analyzer {
         self.cut_sets.take()
     }
 
+    /// The sections a packet's payload completes on its PID, and how many
+    /// the assembler refused.
+    fn sections(&mut self, h: Header, payload: &[u8]) -> (Vec<Vec<u8>>, u64) {
+        let mut sections = Vec::new();
+        let mut errors = 0;
+        self.assembler(h.pid).push(
+            payload,
+            h.pusi,
+            |s| sections.push(s.to_vec()),
+            |_| errors += 1,
+        );
+        (sections, errors)
+    }
+
     fn assembler(&mut self, pid: u16) -> &mut SectionAssembler {
         let at = match self.assemblers.iter().position(|(p, _)| *p == pid) {
             Some(at) => at,
@@ -758,14 +765,7 @@ impl Analyzer {
     }
 
     fn psi_payload(&mut self, h: Header, payload: &[u8]) {
-        let mut sections = Vec::new();
-        let mut errors = 0;
-        self.assembler(h.pid).push(
-            payload,
-            h.pusi,
-            |s| sections.push(s.to_vec()),
-            |_| errors += 1,
-        );
+        let (sections, errors) = self.sections(h, payload);
         self.counters.psi_errors += errors;
         for s in sections {
             let ok = match s[0] {
