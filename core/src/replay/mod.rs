@@ -140,7 +140,7 @@ impl Replay {
         let played = tokio::select! {
             played = play(store, segments, segments_tx, buffers, &figures) => played,
             () = stop => {
-                stopper.store(true, Relaxed);
+                stopper.stop();
                 Ok(())
             }
         };

@@ -3,9 +3,10 @@
 //!
 //! A [`Destination`] (`udp://239.1.1.1:5000?ttl=8&interface=eth1`) opens
 //! a socket with its options checked ([`socket::open`]); a [`Sender`]
-//! owns it and a thread that sends each [`Batch`] of datagrams, timed by
-//! [`hlsvault_ts::pace::Pacer`], when they are due, counting in
-//! [`SendFigures`] how late they left.
+//! owns it and queues each [`Batch`] of datagrams, timed by
+//! [`hlsvault_ts::pace::Pacer`], to a pacing thread that the process's
+//! senders share (one per core at most), which sends each when it is due,
+//! counting in [`SendFigures`] how late it left.
 //!
 //! ```no_run
 //! use hlsvault_send::{Batch, Sender, SenderSettings};
@@ -24,12 +25,14 @@
 
 mod destination;
 mod figures;
+mod lane;
+mod pacing;
 mod sender;
 pub mod socket;
 
 pub use destination::{Destination, DestinationError};
 pub use figures::{SendFigures, SendSnapshot, LATE};
-pub use sender::{
-    feeding_priority, Batch, Sender, SenderSettings, Stopped, ANCHOR_TOLERANCE, CATCH_UP, MAX_LATE,
-};
+pub use lane::{ANCHOR_TOLERANCE, CATCH_UP, MAX_LATE};
+pub use pacing::TOGETHER;
+pub use sender::{feeding_priority, Batch, Sender, SenderSettings, Stopped, Stopper};
 pub use socket::SocketError;

@@ -1,36 +1,22 @@
-//! The sending thread: datagrams leave when their schedule says, against
-//! the monotonic clock.
+//! A sender: one destination's socket and queue, sent from by a shared
+//! pacing thread (`pacing.rs`) when each datagram is due.
 //!
-//! One thread per destination sleeps until each datagram is due (timer
-//! slack cut to a microsecond, so a wake-up is not rounded 50 µs late)
-//! and sends it; nothing sleeps per TS packet. It runs at a real-time
-//! priority where the process may have one. A sender that falls behind
-//! (the reader was slow, the machine busy) catches up at most
-//! [`CATCH_UP`] times the stream's own rate, so a receiver sees a
-//! steeper stream for a while rather than a line-rate burst; one more
-//! than [`MAX_LATE`] behind moves its schedule on instead (counted as
-//! rebased): the stream pauses, it does not rush.
+//! Batches go in by [`Sender::send`] (blocking while its queue is full,
+//! which is how a feeder keeps pace); [`Sender::finish`] waits until what
+//! is queued has left.
 
-use std::io::{self, IoSlice};
-use std::net::UdpSocket;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::thread::Thread;
+use std::time::SystemTime;
 
 use hlsvault_ts::pace::Timed;
 use hlsvault_ts::rtp::RtpHeaders;
 use tokio::sync::mpsc;
 
-use crate::{socket, Destination, SendFigures, SocketError};
-
-/// A late sender sends at most this many times the stream's rate.
-pub const CATCH_UP: u32 = 2;
-/// Further behind than this, the schedule moves on.
-pub const MAX_LATE: Duration = Duration::from_millis(500);
-/// A batch's wall-clock time is kept to within this; closer, the
-/// stream's own clock rules (capture times jitter by a few ms).
-pub const ANCHOR_TOLERANCE: Duration = Duration::from_millis(100);
+use crate::lane::Lane;
+use crate::{pacing, socket, Destination, SendFigures, SocketError};
 
 /// Datagrams to send, in schedule order.
 #[derive(Debug, Clone, Default)]
@@ -54,10 +40,41 @@ pub struct SenderSettings {
 
 /// A running sender: batches go in with [`Sender::send`].
 pub struct Sender {
-    tx: mpsc::Sender<Batch>,
-    thread: JoinHandle<io::Result<()>>,
+    queue: Queue,
+    verdict: std::sync::mpsc::Receiver<io::Result<()>>,
     figures: Arc<SendFigures>,
-    stop: Arc<AtomicBool>,
+    stopper: Stopper,
+}
+
+/// The sender's end of its queue; the pacing thread is woken when a
+/// batch comes and when the queue closes.
+struct Queue {
+    /// Always Some until dropped.
+    tx: Option<mpsc::Sender<Batch>>,
+    pacer: Thread,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // Closed first, so that the woken thread finds it closed.
+        self.tx = None;
+        self.pacer.unpark();
+    }
+}
+
+/// Stops a sender at its next datagram boundary.
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    pacer: Thread,
+}
+
+impl Stopper {
+    /// Stops it: nothing more leaves.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.pacer.unpark();
+    }
 }
 
 /// The sender has stopped (asked to, or its socket failed).
@@ -67,42 +84,44 @@ pub struct Stopped;
 
 impl Sender {
     /// Opens the destination's socket (failing on a wrong option) and
-    /// starts the thread.
+    /// hands it to a pacing thread.
     pub fn start(settings: &SenderSettings) -> Result<Sender, SocketError> {
+        let failed = |e: io::Error| SocketError {
+            option: format!("to {}", settings.destination),
+            reason: e.to_string(),
+        };
         let socket = socket::open(&settings.destination)?;
+        // A destination whose socket is full must not hold up the
+        // others its pacing thread sends to.
+        socket.set_nonblocking(true).map_err(failed)?;
         let (tx, rx) = mpsc::channel(settings.queue.max(1));
         let figures = Arc::new(SendFigures::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = Pacing {
-            socket,
-            rtp: settings
-                .destination
-                .rtp
-                .then(|| RtpHeaders::new(settings.ssrc, (settings.ssrc >> 16) as u16)),
-            figures: figures.clone(),
-            stop: stop.clone(),
-            base: None,
-            last: None,
-        };
-        let thread = std::thread::Builder::new()
-            .name(format!("send {}", settings.destination.addr))
-            .spawn(move || thread.run(rx))
-            .map_err(|e| SocketError {
-                option: format!("to {}", settings.destination),
-                reason: e.to_string(),
-            })?;
+        let flag = Arc::new(AtomicBool::new(false));
+        let rtp = settings
+            .destination
+            .rtp
+            .then(|| RtpHeaders::new(settings.ssrc, (settings.ssrc >> 16) as u16));
+        let lane = Lane::new(socket, rtp, figures.clone(), flag.clone(), rx);
+        let (verdict_tx, verdict) = std::sync::mpsc::sync_channel(1);
+        let pacer = pacing::join(lane, verdict_tx).map_err(failed)?;
         Ok(Sender {
-            tx,
-            thread,
+            queue: Queue {
+                tx: Some(tx),
+                pacer: pacer.clone(),
+            },
+            verdict,
             figures,
-            stop,
+            stopper: Stopper { flag, pacer },
         })
     }
 
     /// Queues a batch, blocking while the queue is full (so not from an
     /// async task: the thread that times the datagrams calls it).
     pub fn send(&self, batch: Batch) -> Result<(), Stopped> {
-        self.tx.blocking_send(batch).map_err(|_| Stopped)
+        let tx = self.queue.tx.as_ref().ok_or(Stopped)?;
+        tx.blocking_send(batch).map_err(|_| Stopped)?;
+        self.queue.pacer.unpark();
+        Ok(())
     }
 
     /// Its counters.
@@ -110,168 +129,30 @@ impl Sender {
         self.figures.clone()
     }
 
-    /// A handle that stops the thread at its next datagram boundary.
-    pub fn stopper(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
+    /// A handle that stops it at its next datagram boundary.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
-    /// Sends what is queued and ends the thread; its socket's failure if
-    /// one stopped it.
+    /// Sends what is queued and ends; its socket's failure if one stopped
+    /// it.
     pub fn finish(self) -> io::Result<()> {
-        drop(self.tx);
-        self.thread
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the sending thread panicked")))
+        drop(self.queue);
+        self.verdict
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the pacing thread panicked")))
     }
 }
 
-/// The thread's state.
-struct Pacing {
-    socket: UdpSocket,
-    rtp: Option<RtpHeaders>,
-    figures: Arc<SendFigures>,
-    stop: Arc<AtomicBool>,
-    /// The instant of schedule time 0.
-    base: Option<Instant>,
-    /// The last datagram sent: its schedule time and when it left.
-    last: Option<(u64, Instant)>,
-}
-
-impl Pacing {
-    fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> io::Result<()> {
-        precise_sleeps();
-        realtime(PRIORITY);
-        loop {
-            let batch = match rx.try_recv() {
-                Ok(b) => b,
-                Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    let Some(b) = rx.blocking_recv() else {
-                        return Ok(());
-                    };
-                    if self
-                        .base
-                        .is_some_and(|_| self.due(&b).is_some_and(|d| d < Instant::now()))
-                    {
-                        self.figures.underrun();
-                    }
-                    b
-                }
-            };
-            if let Some(wall) = batch.due_at {
-                self.anchor(&batch, wall);
-            }
-            for (i, d) in batch.datagrams.iter().enumerate() {
-                if self.stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                self.send(d)?;
-                if let Some(next) = batch.datagrams.get(i + 1) {
-                    prefetch(&next.bytes);
-                }
-            }
-        }
-    }
-
-    /// The instant a batch's first datagram is due.
-    fn due(&self, batch: &Batch) -> Option<Instant> {
-        let first = batch.datagrams.first()?;
-        Some(self.base? + Duration::from_nanos(first.at))
-    }
-
-    /// Moves the schedule so that the batch leaves at `wall`, when it is
-    /// off by more than [`ANCHOR_TOLERANCE`]: ahead, it waits; behind, it
-    /// catches up (by half of [`MAX_LATE`] at most, the rest later).
-    fn anchor(&mut self, batch: &Batch, wall: SystemTime) {
-        let Some(first) = batch.datagrams.first() else {
-            return;
-        };
-        let now = Instant::now();
-        let target = match wall.duration_since(SystemTime::now()) {
-            Ok(ahead) => now + ahead,
-            Err(e) => now.checked_sub(e.duration()).unwrap_or(now),
-        };
-        let Some(base) = self.base else {
-            self.base = target.checked_sub(Duration::from_nanos(first.at));
-            return;
-        };
-        let due = base + Duration::from_nanos(first.at);
-        if target > due + ANCHOR_TOLERANCE {
-            self.base = Some(base + (target - due));
-        } else if due > target + ANCHOR_TOLERANCE {
-            let back = (due - target).min(MAX_LATE / 2);
-            self.base = base.checked_sub(back).or(self.base);
-        }
-    }
-
-    fn send(&mut self, d: &Timed) -> io::Result<()> {
-        let now = Instant::now();
-        let at = Duration::from_nanos(d.at);
-        let base = *self
-            .base
-            .get_or_insert_with(|| now.checked_sub(at).unwrap_or(now));
-        let mut due = base + at;
-        if now > due + MAX_LATE {
-            self.base = Some(base + (now - due));
-            self.figures.rebased();
-            due = now;
-            self.last = None;
-        }
-        // Catching up: no faster than CATCH_UP times the stream's rate.
-        let earliest = self.last.map_or(due, |(at, sent)| {
-            sent + Duration::from_nanos(d.at.saturating_sub(at)) / CATCH_UP
-        });
-        let leave = due.max(earliest);
-        if leave > now {
-            std::thread::sleep(leave - now);
-        }
-        // The datagram as it is, behind its RTP header if any: no copy.
-        let header = self.rtp.as_mut().map(|rtp| {
-            let ticks = at.as_nanos() * 9 / 100_000;
-            rtp.next(ticks as u32)
-        });
-        let sent = Instant::now();
-        let result = match &header {
-            Some(h) => socket2::SockRef::from(&self.socket)
-                .send_vectored(&[IoSlice::new(h), IoSlice::new(&d.bytes)]),
-            None => self.socket.send(&d.bytes),
-        };
-        let len = match result {
-            Ok(len) => len,
-            Err(e) => {
-                self.stop.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
-        };
-        self.figures.sent(len, sent.saturating_duration_since(due));
-        self.last = Some((d.at, sent));
-        Ok(())
-    }
-}
-
-/// Starts loading a datagram into the cache while the thread sleeps until
-/// it is due: read from the store seconds before, it is in memory, not in
-/// the cache, and the send would wait for it.
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        // SAFETY: a prefetch is a hint: it reads nothing into the program
-        // and never faults, and the address lies in a live slice.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast()) };
-    }
-}
-
-/// The real-time priority the sending thread asks for (as `multicat -i`).
-const PRIORITY: i32 = 10;
-/// The one of the thread that feeds it: below every sending thread, so
-/// that its work on a whole segment (milliseconds) never holds a core
-/// that one is due on, and above every ordinary thread.
+/// The real-time priority of a thread that feeds a sender: below the
+/// pacing threads, so that its work on a whole segment (milliseconds)
+/// never holds a core one of them is due on, and above every ordinary
+/// thread.
 const FEEDING_PRIORITY: i32 = 5;
 
 /// Makes this thread wake when asked, which is what pacing is: timer
 /// slack cut from 50 µs to 1 µs.
-fn precise_sleeps() {
+pub(crate) fn precise_sleeps() {
     // SAFETY: prctl only sets a number on the calling thread.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
@@ -289,10 +170,10 @@ pub fn feeding_priority() {
 /// Puts the calling thread at a real-time priority (SCHED_FIFO) where the
 /// process may have one (root or CAP_SYS_NICE), so that busy cores (an
 /// archiver cutting segments beside it, other playouts) do not delay it.
-/// The threads that ask wait for their queues and the sender sleeps
-/// between datagrams, so none holds a core; the kernel caps real-time
+/// The threads that ask wait for their queues and the pacing threads
+/// sleep between datagrams, so none holds a core; the kernel caps real-time
 /// threads at 95% of the machine besides.
-fn realtime(priority: i32) {
+pub(crate) fn realtime(priority: i32) {
     let param = libc::sched_param {
         sched_priority: priority,
     };
@@ -310,6 +191,8 @@ fn realtime(priority: i32) {
 mod tests {
     use super::*;
     use hlsvault_ts::rtp::{classify, Payload};
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
 
     /// A sender to a receiver on loopback.
     fn started(rtp: bool) -> (UdpSocket, Sender) {
@@ -411,5 +294,44 @@ mod tests {
         let got = receive(&receiver, 5);
         sender.finish().unwrap();
         assert!(got[2].0 - began >= Duration::from_millis(299));
+    }
+
+    #[test]
+    fn senders_that_share_pacing_threads_each_keep_their_own_schedule() {
+        // More senders than cores: the pacing threads hold several each.
+        let pairs: Vec<_> = (0..9).map(|_| started(false)).collect();
+        let queued = Instant::now();
+        for (i, (_, sender)) in pairs.iter().enumerate() {
+            let mut own = datagrams(20, Duration::from_millis(5));
+            // Each one's schedule is offset from the others'.
+            own.iter_mut().for_each(|d| d.at += i as u64 * 300_000);
+            queue(sender, own, None);
+        }
+        for (receiver, sender) in pairs {
+            let got = receive(&receiver, 20);
+            let figures = sender.figures().snapshot();
+            sender.finish().unwrap();
+            assert_eq!(figures.datagrams, 20);
+            // 19 intervals of 5 ms after the first: never early by more
+            // than the TOGETHER a shared wake-up allows.
+            assert!(got[19].0 - queued >= Duration::from_millis(95) - crate::TOGETHER);
+        }
+    }
+
+    #[test]
+    fn a_stopped_sender_ends_at_once_while_one_beside_it_goes_on() {
+        let (_, stopped) = started(false);
+        let (receiver, going) = started(false);
+        // Due a minute from now: the pacing thread would sleep till then.
+        queue(
+            &stopped,
+            datagrams(2, Duration::from_secs(1)),
+            Some(SystemTime::now() + Duration::from_secs(60)),
+        );
+        queue(&going, datagrams(10, Duration::from_millis(5)), None);
+        stopped.stopper().stop();
+        stopped.finish().unwrap();
+        assert_eq!(receive(&receiver, 10).len(), 10);
+        going.finish().unwrap();
     }
 }

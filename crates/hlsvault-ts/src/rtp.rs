@@ -205,7 +205,7 @@ impl Reorder {
 /// assert!(matches!(classify(&datagram), Payload::Rtp { seq: 65_535, .. }));
 /// assert_eq!(rtp.next(93_600)[2..4], [0, 0], "the sequence wraps");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct RtpHeaders {
     ssrc: u32,
     seq: u16,
