@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::SystemTime;
 
 use hlsvault_testkit::archive::{
-    check_timeline, hour_playlists, probe, Entry, Playlist, Probed, PTS_WRAP_SECS,
+    bytes_under, check_timeline, hour_playlists, probe, Entry, Playlist, Probed, PTS_WRAP_SECS,
 };
 use hlsvault_testkit::{
     capture, make_ts, output_shown, write_pcap, PacketFormat, StreamSpec, Video, Wrap,
@@ -543,6 +543,73 @@ fn a_hold_keeps_its_hours_from_retention_until_it_is_removed() {
     assert_eq!(hold(&["remove", "--stream", "ch1", "1"]).0, Some(1), "gone");
     c.run(&later("2026-11-23T13:00:00Z", "next"));
     assert!(!day.exists(), "the old day is gone");
+}
+
+#[test]
+fn over_its_size_a_stream_loses_its_oldest_unheld_hours_and_says_what_each_freed() {
+    let c = Case::new();
+    let day = c.archive().join("ch1/2026/11/21");
+    // 09:59:50-10:00:04 and 11:59:50-12:00:04: four hours, two of them
+    // long (10 s) and two short (4 s).
+    let at = |t: &str| humantime::parse_rfc3339(t).unwrap();
+    for (name, t) in [("a", "2026-11-21T09:59:50Z"), ("b", "2026-11-21T11:59:50Z")] {
+        c.run(&c.config(&c.capture(name, 14.0, at(t)), &[("ch1", dst(1), "")]));
+    }
+    let size = |h: &str| bytes_under(&day.join(h));
+    let (s09, s10, s11, s12) = (size("09"), size("10"), size("11"), size("12"));
+    // 13:59:50-14:00:04 will be as big as 11-12 (the same capture): with
+    // 09 held, fitting in s09 + s11 + s12 (and less than a short hour
+    // more) leaves 09, 13 and 14, and 10, 11, 12 must go, oldest first.
+    let cap = s09 + s11 + s12 + s12 / 2;
+    let config = c.config(
+        &c.capture("c", 14.0, at("2026-11-21T13:59:50Z")),
+        &[("ch1", dst(1), &format!("retention_size = \"{cap}B\""))],
+    );
+    let config_arg = config.to_str().unwrap();
+    let held = c.hlsvault(&[
+        "hold",
+        "add",
+        "--stream",
+        "ch1",
+        "--start",
+        "2026-11-21T09:59:55Z",
+        "--duration",
+        "1s",
+        "--reason",
+        "case 7",
+        "--config",
+        config_arg,
+    ]);
+    assert!(held.status.success());
+    let out = c.hlsvault(&["run", "--config", config_arg]);
+    assert!(out.status.success());
+    let left: Vec<String> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 2)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(left, ["09", "13", "14"]);
+    assert!(bytes_under(&day.join("09")) + size("13") + size("14") <= cap);
+    // Each deletion is logged with its hour and what it freed.
+    let log = String::from_utf8_lossy(&out.stderr);
+    for (hour, freed) in [("10", s10), ("11", s11), ("12", s12)] {
+        let line = log
+            .lines()
+            .find(|l| {
+                l.contains("retention: deleted the hour")
+                    && l.contains(&format!("hour=2026-11-21T{hour}"))
+            })
+            .unwrap_or_else(|| panic!("no deletion of {hour} logged:\n{log}"));
+        assert!(line.contains(&format!("bytes={freed}")), "{line}");
+    }
+    // The day index sizes the hours it lists as the folders hold them.
+    let index = std::fs::read_to_string(day.join("ranges.txt")).unwrap();
+    assert!(
+        index.contains(&format!("2026-11-21T13 size {}\n", size("13"))),
+        "{index}"
+    );
 }
 
 /// `hlsvault ranges --json` of `stream`, parsed.

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::SystemTime;
 
 use futures_util::StreamExt;
-use hlsvault_testkit::archive::{check_timeline, hour_playlists};
+use hlsvault_testkit::archive::{bytes_under, check_timeline, hour_playlists};
 use hlsvault_testkit::garage::Garage;
 use hlsvault_testkit::kill_loop::{archive_after_kills, kill_loop, report_losses, spooled_objects};
 use hlsvault_testkit::{
@@ -291,6 +291,59 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
         .status
         .success());
     assert_eq!(list(&g, "tv/ch1/2026/11/21/"), Vec::<String>::new());
+}
+
+#[test]
+fn over_the_total_size_the_oldest_hours_leave_the_bucket_first() {
+    let (g, dir, pcap) = garage_and_capture();
+    let plain = storage(&g, "archive", &g.secret_key, "");
+    let config = write_config(dir.path(), "plain.toml", &plain, &pcap);
+    assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
+        .status
+        .success());
+    let sized = |name: &str, hour: &str| {
+        let to = dir.path().join(name);
+        mirror(&g, &format!("tv/ch1/2026/11/21/{hour}/"), &to);
+        bytes_under(&to.join(format!("tv/ch1/2026/11/21/{hour}")))
+    };
+    let (s09, s10) = (sized("before", "09"), sized("before", "10"));
+    // Two hours later the same capture makes 11 (as 09) and 12 (as 10):
+    // with the whole archive capped at s09 + s10 and less than an hour
+    // more, 09 and 10 must go.
+    let cap = s09 + s10 + s09.min(s10) / 2;
+    let later = dir.path().join("later.pcap");
+    let at = humantime::parse_rfc3339("2026-11-21T11:59:52Z").unwrap();
+    write_pcap(
+        &later,
+        at,
+        &[Wrap::new(dir.path().join("a.ts"), DST)],
+        false,
+    )
+    .unwrap();
+    let capped = storage(
+        &g,
+        "archive",
+        &g.secret_key,
+        &format!("retention_size = \"{cap}B\""),
+    );
+    let config = write_config(dir.path(), "capped.toml", &capped, &later);
+    assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(list(&g, "tv/ch1/2026/11/21/09/"), Vec::<String>::new());
+    assert_eq!(list(&g, "tv/ch1/2026/11/21/10/"), Vec::<String>::new());
+    let (s11, s12) = (sized("after", "11"), sized("after", "12"));
+    assert!(s11 + s12 <= cap);
+    // The day index sizes the hours as the bucket holds them.
+    let rt = runtime();
+    let index = object(&rt, &client(&g), &g, "tv/ch1/2026/11/21/ranges.txt");
+    let index = String::from_utf8_lossy(&index);
+    assert!(
+        index.contains(&format!("2026-11-21T11 size {s11}\n")),
+        "{index}"
+    );
+    let hours: Vec<String> = hours_log(&g).into_iter().map(|(h, _)| h).collect();
+    assert_eq!(hours, ["2026-11-21T11", "2026-11-21T12"]);
 }
 
 #[test]

@@ -109,6 +109,9 @@ pub struct Storage {
     pub url_expiry: Duration,
     /// Whole hours older than this are deleted (both backends).
     pub retention: Option<Duration>,
+    /// The oldest unheld hours of any stream are deleted while the
+    /// archive holds more.
+    pub retention_size: Option<u64>,
 }
 
 /// The backend that holds the archive.
@@ -190,6 +193,8 @@ pub struct StreamConfig {
     pub scte35_tags: Scte35Tags,
     /// Segments listed in `live.m3u8`.
     pub live_window: usize,
+    /// The stream's oldest unheld hours are deleted while it holds more.
+    pub retention_size: Option<u64>,
     /// Silence between datagrams longer than this is a gap in the timeline.
     pub max_gap: Duration,
     /// A live stream silent this long ends its segment and is "stalled".

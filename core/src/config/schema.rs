@@ -48,6 +48,7 @@ pub(super) const DEFAULTABLE: &[&str] = &[
     "cut_at_splice",
     "scte35_tags",
     "live_window",
+    "retention_size",
     "max_gap",
     "stall_timeout",
     "plugins",
@@ -87,6 +88,8 @@ pub(super) struct StorageTable {
     pub public_base_url: Option<String>,
     #[serde(default, deserialize_with = "opt_duration")]
     pub retention: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_size")]
+    pub retention_size: Option<u64>,
 }
 
 impl Default for StorageTable {
@@ -109,6 +112,7 @@ impl Default for StorageTable {
             url_expiry: default_expiry(),
             public_base_url: None,
             retention: None,
+            retention_size: None,
         }
     }
 }
@@ -217,6 +221,8 @@ pub(super) struct StreamTable {
     pub scte35_tags: Scte35Tags,
     #[serde(default = "default_window")]
     pub live_window: usize,
+    #[serde(default, deserialize_with = "opt_size")]
+    pub retention_size: Option<u64>,
     #[serde(default = "default_gap", deserialize_with = "duration")]
     pub max_gap: Duration,
     #[serde(default = "default_stall", deserialize_with = "duration")]

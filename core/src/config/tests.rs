@@ -507,3 +507,54 @@ delay = \"2h\"
         "{problems:#?}"
     );
 }
+
+#[test]
+fn size_caps_are_read_per_stream_by_default_and_for_the_whole_archive() {
+    let c = load_str(
+        &GOOD
+            .replace(
+                "root = \"archive\"",
+                "root = \"archive\"\nretention_size = \"20TB\"",
+            )
+            .replace(
+                "segment_duration = \"4s\"",
+                "segment_duration = \"4s\"\nretention_size = \"2TiB\"",
+            )
+            .replace(
+                "live_window = 5",
+                "live_window = 5\nretention_size = \"500MB\"",
+            ),
+    )
+    .unwrap();
+    assert_eq!(c.storage.retention_size, Some(20_000_000_000_000));
+    assert_eq!(c.streams[0].retention_size, Some(500_000_000));
+    assert_eq!(
+        c.streams[1].retention_size,
+        Some(2 << 40),
+        "from [defaults]"
+    );
+    let got = keys(
+        load_str(
+            &GOOD
+                .replace(
+                    "root = \"archive\"",
+                    "root = \"archive\"\nretention_size = \"0\"",
+                )
+                .replace(
+                    "live_window = 5",
+                    "live_window = 5\nretention_size = \"lots\"",
+                ),
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        got.iter()
+            .any(|k| k.starts_with("storage.retention_size: must be more than 0")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|k| k.starts_with("streams[0] (\"ch1\").retention_size: \"lots\" is not a size")),
+        "{got:?}"
+    );
+}

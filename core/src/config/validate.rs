@@ -118,6 +118,9 @@ pub(super) fn storage(s: &StorageTable, p: &mut Problems) -> Option<Storage> {
             "must be at least 1h (hours are deleted whole)",
         );
     }
+    if s.retention_size == Some(0) {
+        p.add("storage.retention_size", "must be more than 0 bytes");
+    }
     if s.url_expiry < Duration::from_secs(1) || s.url_expiry > MAX_EXPIRY {
         p.add(
             "storage.url_expiry",
@@ -153,6 +156,7 @@ pub(super) fn storage(s: &StorageTable, p: &mut Problems) -> Option<Storage> {
         urls,
         url_expiry: s.url_expiry,
         retention: s.retention,
+        retention_size: s.retention_size,
     })
 }
 
@@ -329,6 +333,12 @@ pub(super) fn stream(s: &StreamTable, prefix: &str, p: &mut Problems) -> Option<
     if s.live_window == 0 {
         p.add(format!("{prefix}.live_window"), "must be at least 1");
     }
+    if s.retention_size == Some(0) {
+        p.add(
+            format!("{prefix}.retention_size"),
+            "must be more than 0 bytes",
+        );
+    }
     if s.max_gap < Duration::from_millis(100) {
         p.add(format!("{prefix}.max_gap"), "must be at least 100ms");
     }
@@ -346,6 +356,7 @@ pub(super) fn stream(s: &StreamTable, prefix: &str, p: &mut Problems) -> Option<
         cut_at_splice: s.cut_at_splice,
         scte35_tags: s.scte35_tags,
         live_window: s.live_window,
+        retention_size: s.retention_size,
         max_gap: s.max_gap,
         stall_timeout: s.stall_timeout,
         source: source?,

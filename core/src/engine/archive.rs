@@ -9,8 +9,9 @@ use bytes::Bytes;
 
 use super::growing::Finished;
 use super::hours::{signed_by, HourPublisher};
+use super::sizes::{Deletions, Sizes};
 use crate::figures::StreamStats;
-use crate::ranges::DayIndexes;
+use crate::ranges::{hour_bytes, hour_sizes, DayIndexes};
 use hlsvault_hls::Urls;
 use hlsvault_hls::{Entry, GapCause, Hour, Kind, Layout, MarkerStyle, Markers, Playlist};
 use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
@@ -39,6 +40,12 @@ struct OpenHour {
     /// the playlist is not written: it could overwrite entries of an
     /// earlier run.
     verified: bool,
+    /// The bytes of its segments (with those of an earlier run it goes on
+    /// from, listed as it went on).
+    bytes: u64,
+    /// It went on from entries an earlier run stored, whose bytes could
+    /// not be listed then: listed as it closes instead.
+    continued: bool,
 }
 
 /// How a stream's archive is kept.
@@ -52,6 +59,10 @@ pub struct ArchiveSettings {
     pub urls: Urls,
     /// Hours older than this are deleted.
     pub retention: Option<Duration>,
+    /// The oldest unheld hours are deleted while the stream holds more.
+    pub retention_size: Option<u64>,
+    /// The run's archive sizes (retention by size, across streams).
+    pub sizes: Arc<Sizes>,
     /// How long handed-out URLs stay valid.
     pub url_expiry: Duration,
     /// The stream's plugins (it calls their segment namer, playlist policy
@@ -76,6 +87,11 @@ pub struct StreamArchive {
     retention: Option<Duration>,
     /// The hour of the last retention sweep.
     swept: Option<Hour>,
+    /// The run's archive sizes; None when no size is capped.
+    sizes: Option<Arc<Sizes>>,
+    /// What retention by size asks this stream to delete (taken by the
+    /// task that drives the archive).
+    deletions: Option<Deletions>,
     next_sequence: u64,
     /// The next entry follows a restart or a lost segment: mark it, with
     /// the first such cause.
@@ -108,6 +124,8 @@ impl StreamArchive {
             window,
             urls,
             retention,
+            retention_size,
+            sizes,
             url_expiry,
             plugins: _,
             markers,
@@ -126,6 +144,16 @@ impl StreamArchive {
         let next_sequence = live.last().map_or(0, |e| e.sequence + 1);
         live.set_header_tags(plugins.header_tags(PlaylistKind::Live));
         let days = DayIndexes::new(store.clone(), layout.clone());
+        // Sizes only when a size is capped: reading them costs a read a
+        // day of archive (and a listing for each hour not sized yet).
+        let (sizes, deletions) = match sizes.wanted(retention_size) {
+            true => {
+                let closed = hour_sizes(store.as_ref(), &layout, &hours.hours()).await?;
+                let deletions = sizes.open(stream, retention_size, closed);
+                (Some(sizes), Some(deletions))
+            }
+            false => (None, None),
+        };
         Ok(StreamArchive {
             store,
             layout,
@@ -138,12 +166,28 @@ impl StreamArchive {
             hours,
             retention,
             swept: None,
+            sizes,
+            deletions,
             next_sequence,
             plugins: std::sync::Mutex::new(plugins),
             url_expiry,
             markers: Markers::new(markers),
             days,
         })
+    }
+
+    /// What retention by size will ask this stream to delete, for the
+    /// task that drives the archive to hand to [`Self::delete_by_size`].
+    pub fn deletions(&mut self) -> Option<Deletions> {
+        self.deletions.take()
+    }
+
+    /// Asks the ledger what the size caps want gone now (each stream's
+    /// share comes by its mailbox).
+    pub fn enforce_sizes(&self) {
+        if let Some(sizes) = &self.sizes {
+            sizes.enforce();
+        }
     }
 
     fn plugins(&self) -> std::sync::MutexGuard<'_, StreamPlugins> {
@@ -243,6 +287,13 @@ impl StreamArchive {
             return Err(e);
         }
         self.stats.segment(bytes, duration);
+        if let Some(open) = self.hour.as_mut() {
+            open.bytes += bytes as u64;
+        }
+        if let Some(sizes) = &self.sizes {
+            sizes.grew(self.layout.stream(), bytes as u64);
+        }
+        self.enforce_sizes();
         self.write_unwritten(false).await?;
         self.verify_hour().await?;
         // Markers before the plugins' tags, in the hour and the window.
@@ -313,29 +364,70 @@ impl StreamArchive {
             .into_iter()
             .filter(|h| *h < oldest_kept)
             .collect();
-        if expired.is_empty() {
-            return Ok(());
+        let (deleted, _) = self.delete_hours(&expired, "age").await?;
+        if let Some(sizes) = &self.sizes {
+            sizes.settled(self.layout.stream(), &deleted, &[]);
+        }
+        Ok(())
+    }
+
+    /// Deletes the hours retention by size asks for (oldest first), but
+    /// those a hold keeps, and tells the ledger which went.
+    pub async fn delete_by_size(&mut self, hours: Vec<Hour>) {
+        let (deleted, held) = match self.delete_hours(&hours, "size").await {
+            Ok(settled) => settled,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention by size failed; trying again after the next segment");
+                (Vec::new(), Vec::new())
+            }
+        };
+        if let Some(sizes) = &self.sizes {
+            // Not deleted nor held (the store failed): asked for again.
+            let failed: Vec<Hour> = hours
+                .iter()
+                .filter(|h| !deleted.contains(h) && !held.contains(h))
+                .copied()
+                .collect();
+            sizes.settled(self.layout.stream(), &deleted, &held);
+            sizes.retry(self.layout.stream(), &failed);
+            if !held.is_empty() {
+                // The next oldest instead, now that these are known held.
+                sizes.enforce();
+            }
+        }
+    }
+
+    /// Deletes `hours` whole, by their folder, but those a hold keeps (holds
+    /// that cannot be read delete nothing); logs each with the bytes it
+    /// freed. Returns the hours deleted and those held.
+    async fn delete_hours(
+        &mut self,
+        hours: &[Hour],
+        why: &str,
+    ) -> Result<(Vec<Hour>, Vec<Hour>), StoreError> {
+        if hours.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         // Read at every sweep: another process may have added a hold.
-        // Holds that cannot be read delete nothing.
         let holds = match crate::holds::load(self.store.as_ref(), &self.layout).await {
             Ok(holds) => holds,
             Err(e) => {
                 tracing::warn!(error = %e, "retention: the holds cannot be read; nothing deleted");
-                return Ok(());
+                return Ok((Vec::new(), Vec::new()));
             }
         };
-        let mut old = Vec::new();
-        for hour in expired {
+        let (mut old, mut held) = (Vec::new(), Vec::new());
+        for &hour in hours {
             match holds.keeping(hour) {
                 Some(hold) => {
-                    tracing::info!(hour = %hour, hold = hold.id, reason = %hold.reason, "retention: the hour is held; kept")
+                    tracing::info!(hour = %hour, hold = hold.id, reason = %hold.reason, "retention: the hour is held; kept");
+                    held.push(hour);
                 }
                 None => old.push(hour),
             }
         }
         if old.is_empty() {
-            return Ok(());
+            return Ok((old, held));
         }
         for &hour in &old {
             let keys = self
@@ -348,6 +440,8 @@ impl StreamArchive {
             tracing::info!(
                 hour = %hour,
                 objects = keys.len(),
+                bytes = keys.iter().map(|k| k.size).sum::<u64>(),
+                by = why,
                 "retention: deleted the hour"
             );
         }
@@ -355,7 +449,8 @@ impl StreamArchive {
             .forget(&old)
             .await
             .inspect_err(|_| self.stats.store_error(false))?;
-        self.days.forget(&old, &self.hours.hours()).await
+        self.days.forget(&old, &self.hours.hours()).await?;
+        Ok((old, held))
     }
 
     async fn open_hour(&mut self, hour: Hour) -> Result<(), StoreError> {
@@ -367,7 +462,12 @@ impl StreamArchive {
             hour,
             playlist: Playlist::new(Kind::Event, self.target_secs),
             verified: false,
+            bytes: 0,
+            continued: false,
         });
+        if let Some(sizes) = &self.sizes {
+            sizes.opened(self.layout.stream(), hour);
+        }
         self.verify_hour().await?;
         let tags = self.plugins().header_tags(PlaylistKind::Hour);
         if let Some(open) = self.hour.as_mut() {
@@ -411,6 +511,10 @@ impl StreamArchive {
                 Ok(mut p) => {
                     tracing::info!(%key, entries = p.entries().count(), "continuing the hour's playlist from the store");
                     p.reopen();
+                    if p.last().is_some() {
+                        self.size_earlier_run(open, ours.entries().count() == 0)
+                            .await;
+                    }
                     self.mark_gap(GapCause::Restart);
                     if let Some(last) = p.last() {
                         self.next_sequence = self.next_sequence.max(last.sequence + 1);
@@ -464,9 +568,15 @@ impl StreamArchive {
                     tracing::warn!(hour = %open.hour, "the store never let the hour's playlist be read back; writing it as this run knows it");
                 }
                 open.playlist.end();
-                self.write_playlist(&open, ObjectKind::ClosedPlaylist)
+                let written = self
+                    .write_playlist(&open, ObjectKind::ClosedPlaylist)
                     .await?;
-                if let Err(e) = self.days.note(open.hour, &open.playlist).await {
+                let bytes = self.closed_bytes(&open, written).await;
+                if let Some(sizes) = &self.sizes {
+                    let known = bytes.unwrap_or(open.bytes + written);
+                    sizes.closed(self.layout.stream(), open.hour, known);
+                }
+                if let Err(e) = self.days.note(open.hour, &open.playlist, bytes).await {
                     // Derived data, not a loss (the run's status stays
                     // clean): the ranges read the hour's playlist instead.
                     tracing::warn!(hour = %open.hour, error = %e, "cannot note the hour in its day's index (hlsvault reindex writes it again)");
@@ -478,6 +588,40 @@ impl StreamArchive {
         Ok(())
     }
 
+    /// Counts what an earlier run stored in the hour `open` goes on
+    /// with, by listing its folder: only while this run has stored
+    /// nothing in it (else the listing could count that twice, and the
+    /// hour is listed again as it closes).
+    async fn size_earlier_run(&self, open: &mut OpenHour, nothing_stored_yet: bool) {
+        let earlier = match nothing_stored_yet {
+            // Its segments: the playlist is counted as this run writes it.
+            true => hour_bytes(self.store.as_ref(), &self.layout, open.hour)
+                .await
+                .map(|b| b.segments)
+                .ok(),
+            false => None,
+        };
+        match earlier {
+            Some(bytes) => open.bytes += bytes,
+            None => open.continued = true,
+        }
+    }
+
+    /// What a closed hour holds: its segments and its playlist
+    /// (`written`), or, for an hour an earlier run began that could not
+    /// be sized then, what a listing of its folder says (None if the store
+    /// cannot list it).
+    async fn closed_bytes(&self, open: &OpenHour, written: u64) -> Option<u64> {
+        if !open.continued {
+            return Some(open.bytes + written);
+        }
+        hour_bytes(self.store.as_ref(), &self.layout, open.hour)
+            .await
+            .inspect_err(|e| tracing::warn!(hour = %open.hour, error = %e, "cannot list the hour to size it"))
+            .ok()
+            .map(|b| b.total())
+    }
+
     /// Writes the open hour's playlist once it has been read back (or with
     /// `force`).
     async fn write_hour(&mut self, force: bool) -> Result<(), StoreError> {
@@ -485,7 +629,10 @@ impl StreamArchive {
             return Ok(());
         };
         let result = match open.verified || force {
-            true => self.write_playlist(&open, ObjectKind::OpenPlaylist).await,
+            true => self
+                .write_playlist(&open, ObjectKind::OpenPlaylist)
+                .await
+                .map(|_| ()),
             false => Ok(()),
         };
         self.hour = Some(open);
@@ -493,21 +640,22 @@ impl StreamArchive {
     }
 
     /// Writes an hour's playlist, what its URLs need beside it, and its
-    /// line in `hours.log` when that changed.
+    /// line in `hours.log` when that changed; returns the playlist's size.
     async fn write_playlist(
         &mut self,
         open: &OpenHour,
         kind: ObjectKind,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let key = self.layout.hour_playlist_key(open.hour);
-        self.put(&key, Bytes::from(open.playlist.render()), kind)
-            .await?;
+        let text = Bytes::from(open.playlist.render());
+        let written = text.len() as u64;
+        self.put(&key, text, kind).await?;
         let sign = signed_by(&self.plugins, &key, self.url_expiry);
         self.hours
             .publish(open.hour, &open.playlist, kind, sign)
             .await
             .inspect_err(|_| self.stats.store_error(false))?;
-        Ok(())
+        Ok(written)
     }
 
     async fn write_live(&mut self) -> Result<(), StoreError> {
@@ -534,6 +682,8 @@ mod tests {
             window: 3,
             urls: Urls::Relative,
             retention: None,
+            retention_size: None,
+            sizes: Arc::default(),
             url_expiry: Duration::from_secs(3600),
             plugins: Vec::new(),
             markers: MarkerStyle::DateRange,
@@ -661,9 +811,15 @@ mod tests {
         assert!(live.is_ended());
     }
 
-    /// Archives 09:00 to 12:00 with two hours of retention, the store
-    /// holding `holds` as the stream's holds; the hour playlists left.
-    async fn retained(store: &Arc<MemoryStore>, holds: Option<&str>) -> Vec<String> {
+    /// Archives 09:00 to 12:00 (a segment an hour) with `settings`, the
+    /// store holding `holds` as the stream's holds, each deletion that
+    /// retention by size asks for done as the driving task would; the
+    /// hour playlists left.
+    async fn retained(
+        store: &Arc<MemoryStore>,
+        holds: Option<&str>,
+        settings: ArchiveSettings,
+    ) -> Vec<String> {
         if let Some(text) = holds {
             let text = Bytes::from(text.to_string());
             store
@@ -674,17 +830,17 @@ mod tests {
         let mut archive = {
             let store: Arc<dyn ObjectStore> = store.clone();
             let plugins = StreamPlugins::new(&[], "ch1", "239.1.1.1".into(), 5000);
-            let settings = ArchiveSettings {
-                retention: Some(Duration::from_secs(2 * 3600)),
-                ..settings()
-            };
             StreamArchive::open(store, "ch1", settings, Arc::default(), plugins)
                 .await
                 .unwrap()
         };
+        let mut asked = archive.deletions();
         for h in 0..4 {
             let hour = Hour::from_index(nine().index() + h);
             archive.add(segment(hour, 0)).await.unwrap();
+            while let Some(hours) = asked.as_mut().and_then(|a| a.try_recv().ok()) {
+                archive.delete_by_size(hours).await;
+            }
         }
         archive.finish(true).await.unwrap();
         store
@@ -697,12 +853,72 @@ mod tests {
             .collect()
     }
 
+    /// Two hours of retention by age.
+    fn two_hours() -> ArchiveSettings {
+        ArchiveSettings {
+            retention: Some(Duration::from_secs(2 * 3600)),
+            ..settings()
+        }
+    }
+
+    /// At most 900 bytes.
+    fn nine_hundred_bytes() -> ArchiveSettings {
+        ArchiveSettings {
+            retention_size: Some(900),
+            ..settings()
+        }
+    }
+
+    #[tokio::test]
+    async fn over_its_size_a_stream_loses_its_oldest_unheld_hours_first() {
+        let store = Arc::new(MemoryStore::default());
+        // A closed hour is a 188-byte segment and its playlist (385
+        // bytes): two closed hours and the open one's segment are over
+        // 900; one and the segment are not.
+        assert_eq!(
+            retained(&store, None, nine_hundred_bytes()).await,
+            [
+                "ch1/2026/11/21/11/index.m3u8",
+                "ch1/2026/11/21/12/index.m3u8"
+            ]
+        );
+        let index = store
+            .get("ch1/2026/11/21/ranges.txt")
+            .await
+            .unwrap()
+            .unwrap();
+        let index = hlsvault_hls::DayIndex::parse(&String::from_utf8_lossy(&index));
+        let eleven = index.hour(Hour::from_index(nine().index() + 2)).unwrap();
+        let listed: u64 = store
+            .list("ch1/2026/11/21/11/")
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.size)
+            .sum();
+        assert_eq!(
+            eleven.bytes,
+            Some(listed),
+            "the size noted is what the hour holds"
+        );
+        // 09:00 held: 10:00 and 11:00 go instead.
+        let held = "1 2026-11-21T09:30:00Z 2026-11-21T09:40:00Z case 42\n";
+        let store = Arc::new(MemoryStore::default());
+        assert_eq!(
+            retained(&store, Some(held), nine_hundred_bytes()).await,
+            [
+                "ch1/2026/11/21/09/index.m3u8",
+                "ch1/2026/11/21/12/index.m3u8"
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn retention_deletes_whole_hours_and_their_lines() {
         let store = Arc::new(MemoryStore::default());
         // Opening 12:00 keeps 11:00 and 12:00 (two hours).
         assert_eq!(
-            retained(&store, None).await,
+            retained(&store, None, two_hours()).await,
             [
                 "ch1/2026/11/21/11/index.m3u8",
                 "ch1/2026/11/21/12/index.m3u8"
@@ -724,7 +940,7 @@ mod tests {
         let held = "1 2026-11-21T09:30:00Z 2026-11-21T09:40:00Z case 42\n";
         let store = Arc::new(MemoryStore::default());
         assert_eq!(
-            retained(&store, Some(held)).await,
+            retained(&store, Some(held), two_hours()).await,
             [
                 "ch1/2026/11/21/09/index.m3u8",
                 "ch1/2026/11/21/11/index.m3u8",
@@ -732,6 +948,9 @@ mod tests {
             ]
         );
         let store = Arc::new(MemoryStore::default());
-        assert_eq!(retained(&store, Some("1 never\n")).await.len(), 4);
+        assert_eq!(
+            retained(&store, Some("1 never\n"), two_hours()).await.len(),
+            4
+        );
     }
 }

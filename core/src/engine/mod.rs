@@ -27,6 +27,7 @@ mod publish;
 mod reader;
 mod run;
 mod sign;
+mod sizes;
 mod state;
 mod store;
 mod supervisor;

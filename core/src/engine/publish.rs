@@ -147,9 +147,24 @@ impl Publish {
         if recover_leftovers {
             self.recover_leftovers(&mut archive).await;
         }
-        while let Some(seg) = rx.recv().await {
-            if let Err(e) = archive.add(seg).await {
-                tracing::error!(error = %e, "store write failed");
+        // Retention by size asks this stream to delete hours between its
+        // segments, and while it receives nothing.
+        let mut deletions = archive.deletions();
+        loop {
+            let asked = async {
+                match deletions.as_mut() {
+                    Some(d) => d.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                seg = rx.recv() => {
+                    let Some(seg) = seg else { break };
+                    if let Err(e) = archive.add(seg).await {
+                        tracing::error!(error = %e, "store write failed");
+                    }
+                }
+                Some(hours) = asked => archive.delete_by_size(hours).await,
             }
         }
         // Stopped by a signal or restarted, the hour stays open for the
@@ -157,6 +172,15 @@ impl Publish {
         let end = !(self.stop.load(Ordering::Relaxed) || self.restart.load(Ordering::Relaxed));
         if let Err(e) = archive.finish(end).await {
             tracing::error!(error = %e, "cannot write the final playlists");
+        }
+        // What retention by size asked for meanwhile (a capture file's
+        // segments come faster than deletions), and what the last hour,
+        // now closed, puts over.
+        if let Some(asked) = deletions.as_mut() {
+            archive.enforce_sizes();
+            while let Ok(hours) = asked.try_recv() {
+                archive.delete_by_size(hours).await;
+            }
         }
     }
 }

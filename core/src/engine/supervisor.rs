@@ -20,6 +20,7 @@ use super::plugins::plugin_problem;
 use super::publish::{ArchiveTask, Publish};
 use super::reader::SourceReport;
 use super::reader::{self, Control, Input, Progress, ReaderKey, Route};
+use super::sizes::Sizes;
 use super::watch::{absolute, Wake};
 use crate::config::{Config, ConfigErrors, StreamConfig};
 use crate::figures::{Figures, StreamFigures, StreamStats};
@@ -91,6 +92,8 @@ pub struct Supervisor {
     analysis: Vec<std::thread::JoinHandle<()>>,
     next_id: usize,
     playouts: Playouts,
+    /// The archive's sizes, for retention by size.
+    sizes: Arc<Sizes>,
 }
 
 /// How a run ended: every incarnation's figures and every reader's.
@@ -127,6 +130,7 @@ impl Supervisor {
             reports: Vec::new(),
             analysis: Vec::new(),
             next_id: 0,
+            sizes: Arc::new(Sizes::new(config.storage.retention_size)),
             config: config.clone(),
         };
         s.launch(config.streams)?;
@@ -490,6 +494,8 @@ impl Supervisor {
             window: s.live_window,
             urls: self.config.storage.urls.clone(),
             retention: self.config.storage.retention,
+            retention_size: s.retention_size,
+            sizes: self.sizes.clone(),
             url_expiry: self.config.storage.url_expiry,
             plugins: stream_plugins(s, &self.plugins),
             markers: s.scte35_tags.into(),

@@ -12,7 +12,7 @@
 mod day_indexes;
 mod report;
 
-pub use day_indexes::{reindex, DayIndexes};
+pub use day_indexes::{hour_bytes, hour_sizes, reindex, DayIndexes, HourBytes};
 pub use report::{Report, Stretch};
 
 use std::collections::BTreeMap;

@@ -5,10 +5,12 @@
 //! ```text
 //! HOUR run START END CAUSE
 //! HOUR mark AT KIND SECONDS ID
+//! HOUR size BYTES
 //! ```
 //!
 //! with times in RFC 3339 (milliseconds) and `-` for no cause, length or
-//! id. The hour playlists stay the truth: an hour the index does not list
+//! id. `size` is what the hour's objects hold, as the recorder wrote
+//! them (retention by size adds them up). The hour playlists stay the truth: an hour the index does not list
 //! is read from its playlist, and `hlsvault reindex` writes the index
 //! again from them.
 
@@ -33,13 +35,16 @@ use crate::{GapCause, HourIndex, Mark, MarkKind, Run};
 ///     cause: Some(GapCause::Restart),
 /// };
 /// let mut day = DayIndex::default();
-/// day.set(nine, HourIndex { runs: vec![run], marks: Vec::new() });
+/// day.set(nine, HourIndex { runs: vec![run], marks: Vec::new(), bytes: Some(7_520_000) });
 /// let text = day.render();
 /// assert_eq!(
 ///     text,
-///     "2026-11-21T09 run 2026-11-21T09:00:00.000Z 2026-11-21T09:10:00.000Z restart\n"
+///     "2026-11-21T09 run 2026-11-21T09:00:00.000Z 2026-11-21T09:10:00.000Z restart\n\
+///      2026-11-21T09 size 7520000\n"
 /// );
-/// assert_eq!(DayIndex::parse(&text).hour(nine).unwrap().runs, [run]);
+/// let read = DayIndex::parse(&text);
+/// assert_eq!(read.hour(nine).unwrap().runs, [run]);
+/// assert_eq!(read.hour(nine).unwrap().bytes, Some(7_520_000));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayIndex {
@@ -61,6 +66,7 @@ impl DayIndex {
             let read = match words.next() {
                 Some("run") => parse_run(words).map(|r| index.runs.push(r)),
                 Some("mark") => parse_mark(words).map(|m| index.marks.push(m)),
+                Some("size") => parse_size(words).map(|b| index.bytes = Some(b)),
                 _ => None,
             };
             if read.is_none() {
@@ -106,6 +112,9 @@ impl DayIndex {
                 let kind = mark.kind.as_str();
                 let _ = writeln!(s, "{label} mark {} {kind} {seconds} {id}", time(mark.at));
             }
+            if let Some(bytes) = index.bytes {
+                let _ = writeln!(s, "{label} size {bytes}");
+            }
         }
         s
     }
@@ -114,6 +123,12 @@ impl DayIndex {
 /// Whether `text` can stand as one word of a line.
 fn is_word(text: &str) -> bool {
     !text.is_empty() && text != "-" && !text.contains(char::is_whitespace)
+}
+
+/// `BYTES` of a size.
+fn parse_size<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<u64> {
+    let bytes = words.next()?.parse().ok()?;
+    words.next().is_none().then_some(bytes)
 }
 
 /// `START END CAUSE` of a run.

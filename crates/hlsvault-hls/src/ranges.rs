@@ -64,13 +64,16 @@ impl Run {
     }
 }
 
-/// What an hour holds, as the ranges need it: its runs and its markers.
+/// What an hour holds, as the ranges and retention need it: its runs,
+/// its markers and its size.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HourIndex {
     /// Its runs of contiguous media, in time order.
     pub runs: Vec<Run>,
     /// Its SCTE-35 markers, in the order they came.
     pub marks: Vec<Mark>,
+    /// The bytes its objects hold, where known (retention by size).
+    pub bytes: Option<u64>,
 }
 
 impl HourIndex {
@@ -83,6 +86,7 @@ impl HourIndex {
                 .iter()
                 .flat_map(|e| e.tags.iter().filter_map(|t| Mark::of_tag(t, e.start)))
                 .collect(),
+            bytes: None,
         }
     }
 }

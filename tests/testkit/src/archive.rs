@@ -192,3 +192,11 @@ pub fn check_timeline(entries: &[Entry], timing: &str, frame: f64) {
         );
     }
 }
+
+/// What the files directly in `dir` hold, in bytes.
+pub fn bytes_under(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
