@@ -11,13 +11,12 @@ use std::process::Command;
 
 use hlsvault_testkit::archive::{check_timeline, hour_playlists, Entry};
 use hlsvault_testkit::encoders::{
-    add_ancillary_pids, ffmpeg, gstreamer, hide_parameter_sets, insert_sections, phantom_programs,
-    rai_on_every_pes, video_outage, Nal, SCTE35_PID, SUBTITLE_PID, TELETEXT_PID,
+    ad_break, add_ancillary_pids, ffmpeg, gstreamer, hide_parameter_sets, phantom_programs,
+    rai_on_every_pes, upper_hex, video_outage, x264_with, Nal, FFMPEG_VIDEO_PID, SCTE35_PID,
+    SUBTITLE_PID, TELETEXT_PID,
 };
 use hlsvault_testkit::{decode_errors, output_shown, probe_packets, write_pcap, Wrap};
 
-/// ffmpeg's video PID.
-const FFMPEG_VIDEO_PID: u16 = 0x100;
 /// One frame at 25 fps, the rate of every corpus stream.
 const FRAME: f64 = 0.04;
 
@@ -170,28 +169,7 @@ fn segment_starts(entries: &[Entry]) -> Vec<Vec<u8>> {
 /// `seconds` of H.264 (libx264) with a keyframe every `gop` frames, no
 /// scene cuts, and AAC, muxed by ffmpeg.
 fn x264(t: &Path, seconds: f64, gop: u32) {
-    x264_with(t, seconds, gop, &[]);
-}
-
-/// [`x264`] with more ffmpeg options (after the encoder's).
-fn x264_with(t: &Path, seconds: f64, gop: u32, more: &[&str]) {
-    let gop = gop.to_string();
-    let video = [
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        &gop,
-        "-keyint_min",
-        &gop,
-    ];
-    ffmpeg(
-        t,
-        seconds,
-        &[&video[..], &["-sc_threshold", "0"], more].concat(),
-    )
-    .unwrap();
+    x264_with(t, seconds, gop, &[]).unwrap();
 }
 
 /// `seconds` of H.264 with periodic intra refresh (x264: no keyframe after
@@ -728,72 +706,11 @@ fn an_mpeg2_sequence_header_sent_once_is_given_to_every_segment() {
     }
 }
 
-/// A `splice_insert` built byte by byte: event `id`, out of the network
-/// (or back in) at `pts`, with a planned break of `seconds`; its CRC
-/// appended.
-fn splice_insert(id: u32, out: bool, pts: u64, seconds: Option<u64>) -> Vec<u8> {
-    let mut command = id.to_be_bytes().to_vec();
-    // Not cancelled; program splice, a duration if given, not immediate.
-    command.push(0x7F);
-    command.push(u8::from(out) << 7 | 0x40 | u8::from(seconds.is_some()) << 5 | 0x0F);
-    command.push(0xFE | (pts >> 32) as u8);
-    command.extend((pts as u32).to_be_bytes());
-    if let Some(secs) = seconds {
-        let ticks = secs * 90_000;
-        command.push(0xFE | (ticks >> 32) as u8);
-        command.extend((ticks as u32).to_be_bytes());
-    }
-    command.extend([0, 1, 0, 0]); // unique_program_id 1, no avails
-                                  // Table id, length (below), protocol 0, no PTS adjustment, cw_index 0,
-                                  // tier 0xFFF, the command's length and type.
-    let mut s = vec![
-        0xFC,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0xFF,
-        0xF0,
-        command.len() as u8,
-        0x05,
-    ];
-    s.extend(command);
-    s.extend([0, 0]); // no descriptors
-    let length = s.len() - 3 + 4;
-    s[1] = 0x30 | (length >> 8) as u8;
-    s[2] = length as u8;
-    let crc = hlsvault_ts::psi::crc32_mpeg2(&s);
-    s.extend(crc.to_be_bytes());
-    s
-}
-
-fn upper_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 #[test]
 fn scte35_splices_cut_segments_and_become_dateranges_at_their_times() {
     let d = tmp();
     let t = ts(d.path(), "break.ts");
-    // IDRs every 2 s and at the splice points (out at 5 s, back in at 11
-    // s), as an encoder told of the break places them.
-    x264_with(&t, 20.0, 50, &["-force_key_frames", "5,11"]);
-    add_ancillary_pids(&t, 0x1000).unwrap();
-    let first = insert_sections(&t, FFMPEG_VIDEO_PID, &[]).unwrap();
-    let out = splice_insert(77, true, first + 5 * 90_000, Some(6));
-    let back = splice_insert(77, false, first + 11 * 90_000, None);
-    // Announced 2 s ahead, on the PID the PMT declares.
-    insert_sections(
-        &t,
-        FFMPEG_VIDEO_PID,
-        &[(3.0, out.clone()), (9.0, back.clone())],
-    )
-    .unwrap();
+    let (out, back) = ad_break(&t).unwrap();
     let summary = archive(d.path(), &[(&t, "segment_duration = \"4s\"")]);
     // Every segment decodes alone, starts at a keyframe, EXTINF = PTS.
     let entries = judged(d.path(), "s1");

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use futures_util::StreamExt;
 use hlsvault_testkit::archive::{bytes_under, check_timeline, hour_playlists};
+use hlsvault_testkit::encoders::{ad_break, upper_hex};
 use hlsvault_testkit::garage::Garage;
 use hlsvault_testkit::kill_loop::{archive_after_kills, kill_loop, report_losses, spooled_objects};
 use hlsvault_testkit::{
@@ -344,6 +345,62 @@ fn over_the_total_size_the_oldest_hours_leave_the_bucket_first() {
     );
     let hours: Vec<String> = hours_log(&g).into_iter().map(|(h, _)| h).collect();
     assert_eq!(hours, ["2026-11-21T11", "2026-11-21T12"]);
+}
+
+#[test]
+fn a_scte35_break_is_kept_in_the_bucket_as_date_ranges_and_listed_by_the_ranges() {
+    let g = Garage::start("archive").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ts = dir.path().join("break.ts");
+    let (out, back) = ad_break(&ts).unwrap();
+    let pcap = dir.path().join("break.pcap");
+    let at = humantime::parse_rfc3339("2026-11-21T09:59:50Z").unwrap();
+    write_pcap(&pcap, at, &[Wrap::new(&ts, DST)], false).unwrap();
+    let config = write_config(
+        dir.path(),
+        "break.toml",
+        &storage(&g, "archive", &g.secret_key, ""),
+        &pcap,
+    );
+    let config_arg = ["--config", config.to_str().unwrap()];
+    assert!(hlsvault(&[&["run"][..], &config_arg].concat())
+        .status
+        .success());
+    // The out in the closed 09:00, the in in 10:00, as the bucket holds them.
+    mirror(&g, "tv/ch1/2026/11/21/", dir.path());
+    let entries: Vec<_> = hour_playlists(&dir.path().join("tv/ch1"))
+        .into_iter()
+        .flat_map(|(_, p)| p.entries)
+        .collect();
+    let video_at = |secs: u64| entries[0].pdt.unwrap() + std::time::Duration::from_secs(secs);
+    let ranges: Vec<_> = entries.iter().flat_map(|e| e.dateranges.iter()).collect();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    let start = humantime::format_rfc3339_millis(video_at(5)).to_string();
+    assert_eq!(ranges[0]["START-DATE"], start);
+    assert_eq!(ranges[0]["SCTE35-OUT"], format!("0x{}", upper_hex(&out)));
+    assert_eq!(ranges[1]["SCTE35-IN"], format!("0x{}", upper_hex(&back)));
+    assert_eq!(ranges[1]["DURATION"], "6.000");
+    // The ranges list both: the out from the day index in the bucket,
+    // the in from the newest hour's playlist.
+    let listed = hlsvault(&[&["ranges", "--stream", "ch1", "--json"][..], &config_arg].concat());
+    let report: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let index = object(&runtime(), &client(&g), &g, "tv/ch1/2026/11/21/ranges.txt");
+    assert!(
+        String::from_utf8_lossy(&index).contains(" mark "),
+        "the out is indexed"
+    );
+    let markers: Vec<(&str, &str)> = report["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["kind"].as_str().unwrap(), m["at"].as_str().unwrap()))
+        .collect();
+    let back_at = humantime::format_rfc3339_millis(video_at(11)).to_string();
+    assert_eq!(
+        markers,
+        [("out", start.as_str()), ("in", back_at.as_str())],
+        "{report:#}"
+    );
 }
 
 #[test]

@@ -20,6 +20,31 @@ fn ffmpeg_sources(cmd: &mut Command, seconds: f64) {
     ));
 }
 
+/// ffmpeg's video PID.
+pub const FFMPEG_VIDEO_PID: u16 = 0x100;
+
+/// H.264 (libx264) with a keyframe every `gop` frames, no scene cuts,
+/// and `more` ffmpeg options (after the encoder's), and AAC, muxed by
+/// ffmpeg.
+pub fn x264_with(t: &Path, seconds: f64, gop: u32, more: &[&str]) -> Result<()> {
+    let gop = gop.to_string();
+    let video = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        &gop,
+        "-keyint_min",
+        &gop,
+    ];
+    ffmpeg(
+        t,
+        seconds,
+        &[&video[..], &["-sc_threshold", "0"], more].concat(),
+    )
+}
+
 /// Encodes `seconds` of 25 fps video with ffmpeg's `video` encoder
 /// arguments, AAC audio, into an MPEG-TS file.
 pub fn ffmpeg(out: &Path, seconds: f64, video: &[&str]) -> Result<()> {
@@ -410,4 +435,71 @@ pub fn phantom_programs(path: &Path, phantoms: &[(u16, u16)]) -> Result<()> {
     }
     std::fs::write(path, data)?;
     Ok(())
+}
+
+/// A `splice_insert` built byte by byte: event `id`, out of the network
+/// (or back in) at `pts`, with a planned break of `seconds`; its CRC
+/// appended.
+pub fn splice_insert(id: u32, out: bool, pts: u64, seconds: Option<u64>) -> Vec<u8> {
+    let mut command = id.to_be_bytes().to_vec();
+    // Not cancelled; program splice, a duration if given, not immediate.
+    command.push(0x7F);
+    command.push(u8::from(out) << 7 | 0x40 | u8::from(seconds.is_some()) << 5 | 0x0F);
+    command.push(0xFE | (pts >> 32) as u8);
+    command.extend((pts as u32).to_be_bytes());
+    if let Some(secs) = seconds {
+        let ticks = secs * 90_000;
+        command.push(0xFE | (ticks >> 32) as u8);
+        command.extend((ticks as u32).to_be_bytes());
+    }
+    command.extend([0, 1, 0, 0]); // unique_program_id 1, no avails
+                                  // Table id, length (below), protocol 0, no PTS adjustment, cw_index 0,
+                                  // tier 0xFFF, the command's length and type.
+    let mut s = vec![
+        0xFC,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0xFF,
+        0xF0,
+        command.len() as u8,
+        0x05,
+    ];
+    s.extend(command);
+    s.extend([0, 0]); // no descriptors
+    let length = s.len() - 3 + 4;
+    s[1] = 0x30 | (length >> 8) as u8;
+    s[2] = length as u8;
+    let crc = hlsvault_ts::psi::crc32_mpeg2(&s);
+    s.extend(crc.to_be_bytes());
+    s
+}
+
+pub fn upper_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// `seconds` of 25 fps H.264 (x264, IDRs every 2 s and at the splice
+/// points) and AAC, with a SCTE-35 PID declared in the PMT and a break
+/// on it: out at 5 s for a planned 6 s, back in at 11 s (IDRs there, as
+/// an encoder told of the break places them), each announced 2 s ahead.
+/// Returns the two sections as inserted.
+pub fn ad_break(t: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    x264_with(t, 20.0, 50, &["-force_key_frames", "5,11"])?;
+    add_ancillary_pids(t, 0x1000)?;
+    let first = insert_sections(t, FFMPEG_VIDEO_PID, &[])?;
+    let out = splice_insert(77, true, first + 5 * 90_000, Some(6));
+    let back = splice_insert(77, false, first + 11 * 90_000, None);
+    insert_sections(
+        t,
+        FFMPEG_VIDEO_PID,
+        &[(3.0, out.clone()), (9.0, back.clone())],
+    )?;
+    Ok((out, back))
 }
