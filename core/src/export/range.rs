@@ -8,10 +8,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt;
 
 use hlsvault_hls::{Entry, Hour, Kind, Layout, Playlist, CONTIGUOUS};
-use hlsvault_store::{ObjectStore, StoreError};
-
-/// Hour playlists read at once for one range.
-const FETCH_CONCURRENCY: usize = 16;
+use hlsvault_store::{ObjectStore, StoreError, READS_AT_ONCE};
 
 /// The entries of `stream` that overlap `[start, end)`, as a closed
 /// playlist whose URIs are relative to the stream's folder (`VOD` once
@@ -39,7 +36,7 @@ pub async fn range_playlist(
             let text = store.get(&layout.hour_playlist_key(hour)).await?;
             Ok::<_, StoreError>((hour, text))
         })
-        .buffered(FETCH_CONCURRENCY);
+        .buffered(READS_AT_ONCE);
     while let Some(fetched) = hours.next().await {
         let (hour, Some(text)) = fetched? else {
             continue;

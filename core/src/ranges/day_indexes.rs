@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::{day_index, listed_hours, runs_of_playlist, FETCH_CONCURRENCY};
+use super::{day_index, listed_hours, runs_of_playlist};
 use hlsvault_hls::{DayIndex, Hour, HourIndex, Layout, Playlist};
-use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
+use hlsvault_store::{ObjectKind, ObjectStore, StoreError, READS_AT_ONCE};
 
 /// The day index a recorder keeps up to date as its hours close: the
 /// current day's is kept in memory (its writes go through the upload
@@ -84,7 +84,7 @@ pub async fn reindex(store: &dyn ObjectStore, layout: &Layout) -> Result<usize, 
             let bytes = hour_bytes(store, layout, h).await?.total();
             Ok::<_, StoreError>((h, told, bytes))
         })
-        .buffered(FETCH_CONCURRENCY);
+        .buffered(READS_AT_ONCE);
     while let Some(hour) = read.next().await {
         let (hour, told, bytes) = hour?;
         if told.closed {

@@ -21,10 +21,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt;
 
 use hlsvault_hls::{DayIndex, Gap, Hour, HourIndex, HoursLog, Kind, Layout, Playlist, Ranges};
-use hlsvault_store::{ObjectStore, StoreError};
-
-/// Objects read at once for one answer.
-const FETCH_CONCURRENCY: usize = 16;
+use hlsvault_store::{ObjectStore, StoreError, READS_AT_ONCE};
 
 /// The hours `hours.log` lists (none if it is missing).
 async fn listed_hours(store: &dyn ObjectStore, layout: &Layout) -> Result<Vec<Hour>, StoreError> {
@@ -140,7 +137,7 @@ async fn read_listed(
     };
     let days: BTreeMap<String, DayIndex> = futures_util::stream::iter(day_keys)
         .map(|key| async move { Ok::<_, StoreError>((key.clone(), day_index(store, &key).await?)) })
-        .buffered(FETCH_CONCURRENCY)
+        .buffered(READS_AT_ONCE)
         .collect::<Vec<_>>()
         .await
         .into_iter()
@@ -157,7 +154,7 @@ async fn read_listed(
         .collect();
     let mut read: BTreeMap<Hour, HourRuns> = futures_util::stream::iter(unindexed)
         .map(|h| async move { Ok::<_, StoreError>((h, runs_of_playlist(store, layout, h).await?)) })
-        .buffered(FETCH_CONCURRENCY)
+        .buffered(READS_AT_ONCE)
         .collect::<Vec<_>>()
         .await
         .into_iter()

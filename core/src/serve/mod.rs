@@ -227,15 +227,12 @@ async fn stream_states(s: &Status) -> Result<Vec<StreamReport>, StoreError> {
     // The streams are read at once: a store's latency is paid about once.
     futures_util::stream::iter(s.streams.streams())
         .map(|(name, stall, stats)| stream_state(s, name, stall, stats))
-        .buffered(STATE_CONCURRENCY)
+        .buffered(hlsvault_store::READS_AT_ONCE)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect()
 }
-
-/// Streams whose state is read from the store at once.
-const STATE_CONCURRENCY: usize = 16;
 
 /// What the store (and, while archiving, the engine) says of one stream.
 async fn stream_state(

@@ -14,6 +14,12 @@ mod secret;
 use bytes::Bytes;
 
 pub use fs::FsStore;
+
+/// Objects one answer (a range, a status page) reads from a store at
+/// once: enough to hide a bucket's latency per request, few enough not
+/// to flood it.
+pub const READS_AT_ONCE: usize = 16;
+
 pub use memory::MemoryStore;
 pub use queue::{PublishLatency, QueueCounters, QueueLimits, UploadQueue, LATENCY_BOUNDS};
 pub use s3::{CheckFailure, S3Settings, S3Store};
