@@ -619,3 +619,125 @@ fn connections_beyond_the_cap_are_closed_and_counted() {
         "{metrics}"
     );
 }
+
+/// The colour of the pixel at `(x, y)` of a PNG, read by ffmpeg.
+fn pixel(png: &Path, x: i64, y: i64) -> [u8; 3] {
+    let out = output_shown(Command::new("ffmpeg").args([
+        "-v",
+        "error",
+        "-i",
+        png.to_str().unwrap(),
+        "-vf",
+        &format!("crop=1:1:{x}:{y}"),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]));
+    out.stdout[..3].try_into().unwrap()
+}
+
+#[test]
+fn the_timeline_draws_what_the_ranges_say_and_a_click_plays_the_stretch() {
+    let d = tempfile::tempdir().unwrap();
+    let at = |t: &str| humantime::parse_rfc3339(t).unwrap();
+    // Two runs of five minutes, two hours apart: on the day's 960 pixels
+    // two recorded stretches of about 3 px and a restart gap of 80 px.
+    let first = capture(d.path(), "a", 300.0, at("2026-11-21T09:00:00Z")).unwrap();
+    let (config, base) = config(d.path(), &first, "", "", "");
+    let run = || {
+        let bin = env!("CARGO_BIN_EXE_hlsvault");
+        let out = output_shown(Command::new(bin).args(["run", "--config", &config]));
+        assert!(out.status.success());
+    };
+    run();
+    let second = capture(d.path(), "b", 300.0, at("2026-11-21T11:00:00Z")).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(first.to_str().unwrap(), second.to_str().unwrap());
+    std::fs::write(&config, text).unwrap();
+    run();
+    let _server = started(&["serve", "--config", &config], &base);
+    let day = "start=2026-11-21T00:00:00Z&end=2026-11-22T00:00:00Z";
+    let (_, _, body) = get(&format!("{base}/streams/ch1/ranges?{day}"), &[]);
+    let api: serde_json::Value = serde_json::from_slice(&body).unwrap();
+
+    let shot = d.path().join("page.png");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/timeline.mjs");
+    let out = output_shown(
+        Command::new("node")
+            .arg(script)
+            .arg(format!("{base}/?day=2026-11-21"))
+            .arg(&shot),
+    );
+    assert!(out.status.success(), "the browser run failed");
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shapes = seen["shapes"].as_array().unwrap();
+    let of = |kind: &str| -> Vec<(String, String, serde_json::Value)> {
+        shapes
+            .iter()
+            .filter(|s| s["kind"] == kind)
+            .map(|s| {
+                (
+                    s["start"].to_string(),
+                    s["end"].to_string(),
+                    s["cause"].clone(),
+                )
+            })
+            .collect()
+    };
+    let listed = |key: &str| -> Vec<(String, String, serde_json::Value)> {
+        api[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let cause = s.get("cause").cloned().unwrap_or(serde_json::Value::Null);
+                (s["start"].to_string(), s["end"].to_string(), cause)
+            })
+            .collect()
+    };
+    assert_eq!(of("recorded"), listed("recorded"));
+    assert_eq!(of("gap"), listed("gaps"));
+    assert_eq!((of("recorded").len(), of("gap").len()), (2, 1), "{api:#}");
+    assert_eq!(of("gap")[0].2, "restart");
+    let midnight = at("2026-11-21T00:00:00Z");
+    for s in shapes {
+        let secs = |k: &str| {
+            at(s[k].as_str().unwrap())
+                .duration_since(midnight)
+                .unwrap()
+                .as_secs_f64()
+        };
+        let scale = s["rowWidth"].as_f64().unwrap() / 86_400.0;
+        let x = secs("start") * scale;
+        let width = ((secs("end") - secs("start")) * scale).max(1.0);
+        assert!((s["x"].as_f64().unwrap() - x).abs() < 0.5, "{s} at {x}");
+        assert!(
+            (s["width"].as_f64().unwrap() - width).abs() < 0.5,
+            "{s} {width} wide"
+        );
+        // In the screenshot too: the middle of each shape is its colour.
+        let want = match s["kind"].as_str() {
+            Some("recorded") => [0x2e, 0x9e, 0x5b],
+            _ => [0xd6, 0x45, 0x41],
+        };
+        let got = pixel(&shot, s["cx"].as_i64().unwrap(), s["cy"].as_i64().unwrap());
+        let near = got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 12);
+        assert!(near, "{s}: {got:?} where {want:?} was drawn");
+    }
+    // A click on the first stretch plays its range in hls.js on the page.
+    let played = &seen["played"];
+    assert_eq!(played["hlsJs"], true, "{played}");
+    assert_eq!(played["error"], serde_json::Value::Null, "{played}");
+    assert!(
+        played["ended"] == true || played["currentTime"].as_f64().unwrap() > 1.0,
+        "{played}"
+    );
+    let first_start = api["recorded"][0]["start"].as_str().unwrap();
+    let playing = played["playing"].as_str().unwrap();
+    assert!(
+        playing.contains(&format!("start={first_start}")),
+        "{playing}"
+    );
+}

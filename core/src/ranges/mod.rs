@@ -13,7 +13,7 @@ mod day_indexes;
 mod report;
 
 pub use day_indexes::{hour_bytes, hour_sizes, reindex, DayIndexes, HourBytes};
-pub use report::{Report, Stretch};
+pub use report::{time, Catalogue, Report, Stretch};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use hlsvault_hls::{Gap, Layout, Span};
+use hlsvault_hls::{Gap, Hold, Layout, Ranges, Span};
 use hlsvault_store::{ObjectStore, StoreError};
 use hlsvault_ts::clock::writable;
 
@@ -88,11 +88,23 @@ pub struct Report {
     pub holds: Vec<HeldRange>,
 }
 
-fn time(t: SystemTime) -> String {
+/// RFC 3339, milliseconds.
+pub fn time(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(writable(t)).to_string()
 }
 
-impl Report {
+/// What a stream's archive holds within a time range, as read: its
+/// ranges and the holds that overlap (what a report and the status
+/// page's timeline are made of).
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub ranges: Ranges,
+    pub holds: Vec<Hold>,
+}
+
+impl Catalogue {
     /// Reads the stream's ranges and holds within `[start, end)`. Holds
     /// that cannot be read leave the list empty (logged), not the answer.
     pub async fn read(
@@ -100,7 +112,7 @@ impl Report {
         stream: &str,
         start: SystemTime,
         end: SystemTime,
-    ) -> Result<Report, StoreError> {
+    ) -> Result<Catalogue, StoreError> {
         let layout = Layout::new(stream);
         let (ranges, holds) = futures_util::join!(
             super::read(store, &layout, start, end),
@@ -115,17 +127,47 @@ impl Report {
                 Vec::new()
             }
         };
-        Ok(Report {
+        let holds = holds
+            .into_iter()
+            .filter(|h| h.start < end && start < h.end)
+            .collect();
+        Ok(Catalogue {
+            start,
+            end,
+            ranges,
+            holds,
+        })
+    }
+}
+
+impl Report {
+    /// Reads the stream's ranges and holds within `[start, end)` (see
+    /// [`Catalogue::read`]).
+    pub async fn read(
+        store: &dyn ObjectStore,
+        stream: &str,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> Result<Report, StoreError> {
+        let catalogue = Catalogue::read(store, stream, start, end).await?;
+        Ok(Report::of(stream, &catalogue))
+    }
+
+    /// The report of what was read.
+    pub fn of(stream: &str, c: &Catalogue) -> Report {
+        Report {
             stream: stream.to_string(),
-            start: time(start),
-            end: time(end),
-            recorded: ranges
+            start: time(c.start),
+            end: time(c.end),
+            recorded: c
+                .ranges
                 .recorded
                 .iter()
                 .map(|Span { start, end }| Stretch::new(*start, *end, None))
                 .collect(),
-            gaps: ranges.gaps.iter().map(Stretch::of_gap).collect(),
-            markers: ranges
+            gaps: c.ranges.gaps.iter().map(Stretch::of_gap).collect(),
+            markers: c
+                .ranges
                 .marks
                 .iter()
                 .map(|m| Marker {
@@ -135,17 +177,17 @@ impl Report {
                     id: m.id.clone(),
                 })
                 .collect(),
-            holds: holds
-                .into_iter()
-                .filter(|h| h.start < end && start < h.end)
+            holds: c
+                .holds
+                .iter()
                 .map(|h| HeldRange {
                     id: h.id,
                     start: time(h.start),
                     end: time(h.end),
-                    reason: h.reason,
+                    reason: h.reason.clone(),
                 })
                 .collect(),
-        })
+        }
     }
 
     /// The report as a table: recorded ranges and gaps in time order, then

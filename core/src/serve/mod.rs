@@ -10,6 +10,7 @@ mod listen;
 mod metrics;
 mod page;
 mod query;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -101,6 +102,7 @@ pub async fn serve(
         .layer(axum::middleware::from_fn_with_state(gate, auth::require));
     let status = Router::new()
         .route("/", get(status_page))
+        .route("/assets/hls.min.js", get(hls_js))
         .route("/metrics", get(metrics))
         .route("/streams", get(streams))
         .route("/readyz", get(readyz))
@@ -314,10 +316,55 @@ async fn metrics(State(s): State<Status>) -> Response {
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response()
 }
 
-/// `GET /`: the status page.
-async fn status_page(State(s): State<Status>) -> Response {
+/// hls.js (Apache-2.0, `core/assets/hls.js-LICENSE`), for the status
+/// page's player: served from the binary, nothing fetched elsewhere.
+async fn hls_js() -> Response {
+    const HLS_JS: &[u8] = include_bytes!("../../assets/hls.min.js");
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        HLS_JS,
+    )
+        .into_response()
+}
+
+/// The timeline's rows: each stream's catalogue of `window`, read a few
+/// streams at once.
+async fn timeline_rows(
+    s: &Status,
+    names: Vec<String>,
+    window: timeline::Window,
+) -> Result<Vec<(String, String)>, StoreError> {
+    futures_util::stream::iter(names)
+        .map(|name| async move {
+            let c =
+                crate::ranges::Catalogue::read(s.store.as_ref(), &name, window.start, window.end)
+                    .await?;
+            let row = timeline::row(&name, &c, &window);
+            Ok((name, row))
+        })
+        .buffered(hlsvault_store::READS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// `GET /?day=`: the status page.
+async fn status_page(State(s): State<Status>, Query(q): Query<query::PageQuery>) -> Response {
+    let window = match q.window(SystemTime::now()) {
+        Ok(w) => w,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
+    };
     match stream_states(&s).await {
         Ok(states) => {
+            let names = states.iter().map(|st| st.name.clone()).collect();
+            let timeline = match timeline_rows(&s, names, window).await {
+                Ok(rows) => page::Timeline { window, rows },
+                Err(e) => return store_failed(e),
+            };
             let rows: Vec<page::Row> = states
                 .iter()
                 .map(|st| page::Row {
@@ -343,7 +390,7 @@ async fn status_page(State(s): State<Status>) -> Response {
                     now: p.figures.snapshot(),
                 })
                 .collect();
-            let html = page::render(&rows, &playout_rows, SystemTime::now());
+            let html = page::render(&rows, &playout_rows, &timeline, SystemTime::now());
             let mut r = axum::response::Html(html).into_response();
             r.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));

@@ -3,12 +3,16 @@
 //! sparkline drawn here, its newest picture (a one-frame MP4 in a
 //! `<video>`, see `preview.mp4`), and links to its playlists; under it, a
 //! strip of pictures across its last recorded hour, each linking to the
-//! ten minutes it opens. Plain HTML that refreshes itself; no script at
-//! all.
+//! ten minutes it opens. Below the table, the timeline of a day
+//! (`timeline.rs`), whose recorded stretches play on the page in hls.js
+//! (served by hlsvault, `assets/hls.min.js`). Plain HTML; the only script
+//! plays a clicked stretch and reloads the page after 10 s unless one is
+//! playing.
 
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
+use super::timeline::Window;
 use crate::figures::{StreamState, HISTORY};
 use hlsvault_hls::Hour;
 use hlsvault_ts::clock::writable;
@@ -30,6 +34,64 @@ pub struct Row<'a> {
 pub struct PlayoutRow<'a> {
     pub config: &'a crate::config::PlayoutConfig,
     pub now: crate::replay::ReplaySnapshot,
+}
+
+/// The timeline under the table: a day and each stream's row.
+pub struct Timeline {
+    pub window: Window,
+    /// Each stream's name and SVG row, in config order.
+    pub rows: Vec<(String, String)>,
+}
+
+/// Plays a clicked stretch of the timeline in the page's `<video>` (by
+/// hls.js, or natively where it cannot run); reloads the page after 10 s
+/// unless one was.
+const SCRIPT: &str = r#"<script src="assets/hls.min.js"></script>
+<script>
+var video = document.getElementById("player"), hls = null;
+document.addEventListener("click", function (e) {
+  var a = e.target.closest ? e.target.closest("a.play") : null;
+  if (!a) return;
+  e.preventDefault();
+  var url = a.getAttribute("href");
+  video.hidden = false;
+  document.getElementById("playing").textContent = url;
+  if (window.Hls && Hls.isSupported()) {
+    if (hls) hls.destroy();
+    hls = new Hls();
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  } else {
+    video.src = url;
+  }
+  video.play().catch(function () {});
+});
+// Fresh figures every 10 s, until a stretch is played.
+setTimeout(function () { if (video.hidden) location.reload(); }, 10000);
+</script>
+"#;
+
+/// The timeline's section: the day picker, the rows, the player.
+fn timeline_section(t: &Timeline) -> String {
+    let (before, after) = t.window.neighbours();
+    let day = t.window.label();
+    let mut html = format!(
+        r#"<h2>timeline</h2>
+<form class="day" method="get"><a href="?day={before}">&larr; {before}</a> <input type="date" name="day" value="{day}"> <button>show</button> <a href="?day={after}">{after} &rarr;</a> · <a href="./">last 24 h</a></form>
+<p class="legend"><span style="color:{}">&#9632;</span> recorded (click to play) <span style="color:{}">&#9632;</span> gap <span style="color:#7c4dff">&#9633;</span> held | SCTE-35 marker</p>
+<table class="timeline">
+"#,
+        super::timeline::RECORDED,
+        super::timeline::GAP,
+    );
+    for (name, svg) in &t.rows {
+        let _ = writeln!(html, "<tr><td>{name}</td><td>{svg}</td></tr>");
+    }
+    html.push_str(
+        "</table>
+<p id=\"playing\"></p><video id=\"player\" controls width=\"640\" hidden></video>\n",
+    );
+    html
 }
 
 /// Pictures in a stream's strip across its last hour, one per
@@ -61,11 +123,16 @@ fn sparkline(samples: &[(SystemTime, f64)], now: SystemTime) -> String {
     )
 }
 
-/// The page for `rows` and `playouts`, drawn at `now`.
-pub fn render(rows: &[Row], playouts: &[PlayoutRow], now: SystemTime) -> String {
+/// The page for `rows`, `playouts` and `timeline`, drawn at `now`.
+pub fn render(
+    rows: &[Row],
+    playouts: &[PlayoutRow],
+    timeline: &Timeline,
+    now: SystemTime,
+) -> String {
     let mut html = String::from(
         r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
+<html lang="en"><head><meta charset="utf-8">
 <title>hlsvault</title>
 <style>
 body{font:14px system-ui,sans-serif;margin:24px;color:#1d2530}
@@ -129,6 +196,9 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
         }
     }
     html.push_str("</table>\n");
+    if !timeline.rows.is_empty() {
+        html.push_str(&timeline_section(timeline));
+    }
     if !playouts.is_empty() {
         html.push_str("<h2>playouts</h2>\n<table><tr><th>playout</th><th>stream</th><th>to</th><th>delay</th><th>state</th><th class=\"num\">datagrams</th><th class=\"num\">jitter p50 / p99 / max</th><th class=\"num\">late</th><th class=\"num\">splices</th><th class=\"num\">skipped</th></tr>\n");
         for p in playouts {
@@ -155,12 +225,13 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
         }
         html.push_str("</table>\n");
     }
+    html.push_str(SCRIPT);
     html.push_str("</body></html>\n");
     html
 }
 
 /// `&`, `<`, `>` and `"` as HTML entities: a playout's URL has `&`.
-fn html_escape(text: &str) -> String {
+pub(super) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -203,6 +274,30 @@ mod tests {
         assert!(svg.contains("peak 4.00 Mbit/s"), "{svg}");
     }
 
+    fn no_timeline() -> Timeline {
+        Timeline {
+            window: Window::last_day(SystemTime::UNIX_EPOCH),
+            rows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_timeline_has_a_day_picker_its_rows_and_the_player() {
+        let timeline = Timeline {
+            window: Window::day("2026-11-21").unwrap(),
+            rows: vec![("ch1".into(), "<svg class=\"timeline\"></svg>".into())],
+        };
+        let html = render(&[], &[], &timeline, SystemTime::UNIX_EPOCH);
+        assert!(
+            html.contains(r#"<input type="date" name="day" value="2026-11-21">"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"<a href="?day=2026-11-20">"#), "{html}");
+        assert!(html.contains(r#"<tr><td>ch1</td><td><svg class="timeline"></svg></td></tr>"#));
+        assert!(html.contains(r#"<script src="assets/hls.min.js"></script>"#));
+        assert!(html.contains(r#"<video id="player""#));
+    }
+
     #[test]
     fn a_row_shows_the_newest_picture_and_links_to_the_live_window_and_the_hour() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -214,6 +309,7 @@ mod tests {
                 bitrate: vec![],
             }],
             &[],
+            &no_timeline(),
             now,
         );
         assert!(html.contains(r#"href="streams/ch1/live.m3u8""#));
@@ -229,7 +325,7 @@ mod tests {
         );
         assert!(html.contains("start=2027-01-15T03:59:18Z&amp;duration=1h"));
         assert!(html.contains(r#"<td class="stalled">stalled</td><td>3h 42s ago</td>"#));
-        assert!(!html.contains("<script"));
+        assert!(!html.contains("<h2>timeline"), "no row, no timeline");
         assert!(!html.contains("playouts"), "no playout, no table");
     }
 
@@ -249,6 +345,7 @@ mod tests {
                 config: &config,
                 now: figures.snapshot(),
             }],
+            &no_timeline(),
             SystemTime::UNIX_EPOCH,
         );
         assert!(

@@ -200,3 +200,21 @@ mod tests {
         assert_eq!(ByteRange::parse("bytes=1-2,4-5", 100), ByteRange::Whole);
     }
 }
+
+/// The status page's query: `day=YYYY-MM-DD` for the timeline (the last
+/// 24 h if absent).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageQuery {
+    pub day: Option<String>,
+}
+
+impl PageQuery {
+    /// The timeline's window, or what is wrong with `day`.
+    pub fn window(&self, now: SystemTime) -> Result<super::timeline::Window, String> {
+        match &self.day {
+            None => Ok(super::timeline::Window::last_day(now)),
+            Some(day) => super::timeline::Window::day(day)
+                .ok_or_else(|| format!("day: \"{day}\" is not a date (YYYY-MM-DD)")),
+        }
+    }
+}
