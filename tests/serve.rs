@@ -478,8 +478,16 @@ fn a_running_archiver_shows_its_figures_as_metrics_json_and_a_status_page() {
         .and_then(|p| p.split('"').next())
         .unwrap_or_default();
     assert!(points.split(' ').count() >= 2, "a line of samples: {html}");
-    assert!(!html.contains("<script"), "no script on the page");
-    let (row, strip) = html.split_once(r#"<tr class="strip">"#).unwrap();
+    // The one script it loads is hls.js, from this server (for the
+    // timeline's player).
+    assert_eq!(html.matches("<script src=").count(), 1, "{html}");
+    let (status, headers, _) = get(&format!("{base}/assets/hls.min.js"), &[]);
+    assert!(
+        status == 200 && headers.contains("text/javascript"),
+        "{headers}"
+    );
+    let (row, rest) = html.split_once(r#"<tr class="strip">"#).unwrap();
+    let strip = rest.split("</tr>").next().unwrap();
     let attributes = |html: &str, name: &str| -> Vec<String> {
         html.split(&format!(r#"{name}=""#))
             .skip(1)
