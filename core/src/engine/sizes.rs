@@ -41,7 +41,8 @@ pub struct StreamHours {
     pub closed: BTreeMap<Hour, u64>,
     /// What the open hour holds so far.
     pub open: u64,
-    /// Hours a hold kept from deletion (until the next hour opens).
+    /// Hours a hold kept from deletion (until the stream next closes an
+    /// hour, when the holds are asked again).
     pub held: BTreeSet<Hour>,
     /// Hours asked to be deleted and not yet done.
     pub pending: BTreeSet<Hour>,
