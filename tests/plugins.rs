@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use hlsvault_testkit::archive::{check_timeline, hour_playlists, Playlist};
+use hlsvault_testkit::encoders::{ad_break, upper_hex};
 use hlsvault_testkit::{
     capture, count_pid, make_ts, output_shown, write_pcap, StreamSpec, Wrap, DST,
 };
@@ -308,13 +309,146 @@ port = {port}
     assert!(plain_log.contains("https://origin.example/archive/plain/2026/11/21/09/index.m3u8"));
 
     // Per-plugin figures in the summary.
-    for name in ["nulls", "names", "tags", "cdn"] {
+    assert_no_call_failed(&stdout, &["nulls", "names", "tags", "cdn"]);
+}
+
+/// The run's summary (`stdout`) has a line for each plugin of `names`,
+/// and none failed a call.
+fn assert_no_call_failed(stdout: &str, names: &[&str]) {
+    for name in names {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(&format!("plugin {name}: ")))
             .unwrap_or_else(|| panic!("no summary for {name}: {stdout}"));
         assert!(line.contains(" 0 failed"), "{line}");
     }
+}
+
+#[test]
+fn a_policy_plugin_of_0_2_0_sees_the_markers_and_one_built_against_0_1_0_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ts = d.join("break.ts");
+    let (out, back) = ad_break(&ts).unwrap();
+    let pcap = d.join("break.pcap");
+    write_pcap(&pcap, start(), &[Wrap::new(&ts, DST)], false).unwrap();
+    let config = d.join("hlsvault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r##"
+[storage]
+root = "{archive}"
+
+[plugins.ads]
+path = "{markers}"
+timeout = "500ms"
+config = {{ cue_out = "#EXT-OATCLS-SCTE35:{{base64}}\n#X-AD:EVENT={{event}},AT={{at}},DURATION={{duration}},HEX={{hex}}", live = false }}
+
+[plugins.tags]
+path = "{tags}"
+timeout = "500ms"
+config = {{ entry = "#X-ENTRY:{{stream}}-{{sequence}}", live = false }}
+
+[[streams]]
+name = "ch1"
+plugins = ["ads", "tags"]
+[streams.source]
+kind = "pcap-file"
+path = "{pcap}"
+group = "{group}"
+port = {port}
+"##,
+            archive = d.join("archive").display(),
+            markers = example("marker-tags").display(),
+            tags = example("playlist-tags").display(),
+            pcap = pcap.display(),
+            group = DST.ip(),
+            port = DST.port(),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(&config);
+    assert!(ok, "the run is clean: {stderr}");
+    let entries: Vec<_> = hour_playlists(&d.join("archive/ch1"))
+        .into_iter()
+        .flat_map(|(_, p)| p.entries)
+        .collect();
+    // The 0.1.0 build tags every entry, as before 0.2.0.
+    for (sequence, e) in entries.iter().enumerate() {
+        let own = format!("#X-ENTRY:ch1-{sequence}");
+        assert_eq!(
+            e.tags.iter().filter(|t| **t == own).count(),
+            1,
+            "{:?}",
+            e.tags
+        );
+    }
+    // The 0.2.0 build is told both markers: the cue-out's tags (its
+    // template) and the cue-in's (the default), on the entries whose
+    // DATERANGE the host wrote, after it.
+    let with = |attribute: &str| {
+        entries
+            .iter()
+            .find(|e| e.dateranges.iter().any(|r| r.contains_key(attribute)))
+            .unwrap_or_else(|| panic!("an entry with {attribute}"))
+    };
+    let (out_entry, in_entry) = (with("SCTE35-OUT"), with("SCTE35-IN"));
+    let oatcls = |e: &hlsvault_testkit::archive::Entry| -> Vec<u8> {
+        let tag = e
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix("#EXT-OATCLS-SCTE35:"));
+        decode_base64(tag.unwrap_or_else(|| panic!("no OATCLS tag in {:?}", e.tags)))
+    };
+    assert_eq!(oatcls(out_entry), out);
+    assert_eq!(oatcls(in_entry), back);
+    let range = &out_entry.dateranges[0];
+    let ad = format!(
+        "#X-AD:EVENT=77,AT={},DURATION=6.000,HEX=0x{}",
+        range["START-DATE"],
+        upper_hex(&out)
+    );
+    let position = |e: &hlsvault_testkit::archive::Entry, prefix: &str| {
+        e.tags.iter().position(|t| t.starts_with(prefix)).unwrap()
+    };
+    assert!(out_entry.tags.contains(&ad), "{:?}", out_entry.tags);
+    assert!(
+        position(out_entry, "#EXT-X-DATERANGE") < position(out_entry, "#EXT-OATCLS-SCTE35"),
+        "the host's marker tags come first: {:?}",
+        out_entry.tags
+    );
+    let oatcls_tags = entries
+        .iter()
+        .flat_map(|e| &e.tags)
+        .filter(|t| t.starts_with("#EXT-OATCLS-SCTE35:"))
+        .count();
+    assert_eq!(oatcls_tags, 2, "one per marker");
+    // live = false: the live window has none of either plugin's tags.
+    let live = std::fs::read_to_string(d.join("archive/ch1/live.m3u8")).unwrap();
+    assert!(!live.contains("#X-") && !live.contains("OATCLS"), "{live}");
+    check_timeline(&entries, "video", 0.04);
+    assert_no_call_failed(&stdout, &["ads", "tags"]);
+}
+
+/// `text` as base64, decoded by coreutils' `base64`.
+fn decode_base64(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("base64")
+        .arg("--decode")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{text:?} is base64");
+    out.stdout
 }
 
 /// One stream per misbehaviour, all from the same capture in one run
@@ -700,6 +834,12 @@ fn check_says_which_plugin_cannot_be_used_and_why() {
     let text = String::from_utf8_lossy(&good.stdout);
     assert!(good.status.success());
     assert!(text.contains("hooks:\n  packet-filter\n"), "{text}");
+    assert!(text.contains("contract: hlsvault:plugin@0.2.0\n"), "{text}");
+    assert!(text.contains("hlsvault:plugin/host@0.2.0"), "{text}");
+    // playlist-tags is built against 0.1.0, which the host still serves.
+    let old = inspect(&example("playlist-tags"));
+    let text = String::from_utf8_lossy(&old.stdout);
+    assert!(text.contains("contract: hlsvault:plugin@0.1.0\n"), "{text}");
     assert!(text.contains("hlsvault:plugin/host@0.1.0"), "{text}");
     assert_eq!(inspect(&d.join("junk.wasm")).status.code(), Some(2));
 }

@@ -331,7 +331,8 @@ enum PluginCommand {
     /// Show which hooks a plugin implements and what it imports.
     ///
     /// Exits 2 when the file is not a component, implements no hook of
-    /// hlsvault:plugin@0.1.0, or imports what the host does not offer.
+    /// hlsvault:plugin@0.1.0 or @0.2.0, mixes them, or imports what the
+    /// host does not offer.
     Inspect {
         /// The plugin (a WebAssembly component, .wasm).
         path: PathBuf,
@@ -447,8 +448,9 @@ fn inspect_plugin(path: &std::path::Path) -> ExitCode {
             let list = |v: &[String]| v.join("\n  ");
             let hooks: Vec<String> = i.hooks.iter().map(|h| h.to_string()).collect();
             println!(
-                "{}\nhooks:\n  {}\nimports:\n  {}\nexports:\n  {}",
+                "{}\ncontract: hlsvault:plugin@{}\nhooks:\n  {}\nimports:\n  {}\nexports:\n  {}",
                 path.display(),
+                i.version,
                 list(&hooks),
                 list(&i.imports),
                 list(&i.exports)

@@ -14,7 +14,7 @@ use crate::figures::StreamStats;
 use crate::ranges::{hour_bytes, hour_sizes, DayIndexes};
 use hlsvault_hls::Urls;
 use hlsvault_hls::{Entry, GapCause, Hour, Kind, Layout, MarkerStyle, Markers, Playlist};
-use hlsvault_plugin::host::{PlaylistKind, SegmentInfo};
+use hlsvault_plugin::host::{MarkerInfo, MarkerKind, PlaylistKind, SegmentInfo};
 use hlsvault_plugin::{Named, StreamPlugins};
 use hlsvault_store::{ObjectKind, ObjectStore, StoreError};
 
@@ -264,6 +264,7 @@ impl StreamArchive {
             .filter_map(|p| self.markers.tag(p.marker.cue, p.at, &p.marker.section))
             .collect();
         let markers = marker_tags.len();
+        let marker_infos: Vec<MarkerInfo> = seg.markers.iter().map(marker_info).collect();
         let stored = match &file.0 {
             Some(path) => {
                 let adopted = self
@@ -298,7 +299,10 @@ impl StreamArchive {
         self.verify_hour().await?;
         // Markers before the plugins' tags, in the hour and the window.
         let mut tags = marker_tags;
-        tags.extend(self.plugins().entry_tags(&info, PlaylistKind::Hour));
+        tags.extend(
+            self.plugins()
+                .entry_tags(&info, &marker_infos, PlaylistKind::Hour),
+        );
         let gap = self.gap.take().or(discontinuity.map(GapCause::from));
         let entry = Entry {
             sequence,
@@ -310,7 +314,10 @@ impl StreamArchive {
             tags,
         };
         let mut live_tags: Vec<String> = entry.tags[..markers].to_vec();
-        live_tags.extend(self.plugins().entry_tags(&info, PlaylistKind::Live));
+        live_tags.extend(
+            self.plugins()
+                .entry_tags(&info, &marker_infos, PlaylistKind::Live),
+        );
         let open = self.hour.as_mut().expect("an hour is open");
         open.playlist.push(entry.clone());
         self.live.push(Entry {
@@ -662,6 +669,29 @@ impl StreamArchive {
         let text = Bytes::from(self.live.render());
         self.put(&self.layout.live_key(), text, ObjectKind::OpenPlaylist)
             .await
+    }
+}
+
+/// What a playlist policy plugin is told of a marker.
+fn marker_info(placed: &hlsvault_ts::segment::Placed) -> MarkerInfo {
+    use hlsvault_ts::scte35::Cue;
+    let marker = &placed.marker;
+    let (kind, event_id, planned) = match marker.cue {
+        Cue::Out { event_id, planned } => (MarkerKind::CueOut, event_id, planned),
+        Cue::In { event_id } => (MarkerKind::CueIn, event_id, None),
+        Cue::Signal { event_id } => (MarkerKind::Signal, event_id, None),
+    };
+    let segmentation_type = marker.info.segmentation().map(|s| s.type_id);
+    MarkerInfo {
+        kind,
+        event_id,
+        at_ms: placed
+            .at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        planned_duration_ms: planned.map(|ticks| ticks / 90),
+        segmentation_type,
+        section: marker.section.clone(),
     }
 }
 

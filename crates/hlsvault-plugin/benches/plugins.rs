@@ -131,7 +131,10 @@ fn main() {
         (
             "playlist policy (one DATERANGE entry tag)",
             per_call(50_000, || {
-                assert_eq!(others.entry_tags(&segment, PlaylistKind::Hour).len(), 1);
+                assert_eq!(
+                    others.entry_tags(&segment, &[], PlaylistKind::Hour).len(),
+                    1
+                );
             }),
         ),
         (

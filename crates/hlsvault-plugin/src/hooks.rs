@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::host::{PlaylistKind, SegmentInfo, StreamInfo};
+use super::host::{MarkerInfo, PlaylistKind, SegmentInfo, StreamInfo};
 use super::runtime::{Failure, Instance, Slot};
 use super::{validate, Hook};
 use crate::settings::OnError;
@@ -147,13 +147,7 @@ impl StreamPlugins {
             let on_error = inst.on_error();
             let result = inst.call(
                 Hook::PacketFilter,
-                |b, store| {
-                    b.filter
-                        .as_ref()
-                        .expect("bound")
-                        .hlsvault_plugin_filter()
-                        .call_filter(store, info, current)
-                },
+                |b, store| b.filter(store, info, current),
                 |verdict| apply(verdict, current),
             );
             match result {
@@ -210,13 +204,7 @@ impl StreamPlugins {
         let on_error = inst.on_error();
         let result = inst.call(
             Hook::SegmentNamer,
-            |b, store| {
-                b.namer
-                    .as_ref()
-                    .expect("bound")
-                    .hlsvault_plugin_namer()
-                    .call_name(store, segment)
-            },
+            |b, store| b.name(store, segment),
             |name| {
                 validate::segment_name(&name)?;
                 match taken(&name) {
@@ -237,24 +225,19 @@ impl StreamPlugins {
     /// else to drop).
     pub fn header_tags(&mut self, kind: PlaylistKind) -> Vec<String> {
         let stream = self.info.name.clone();
-        self.tags(|b, store| {
-            b.policy
-                .as_ref()
-                .expect("bound")
-                .hlsvault_plugin_policy()
-                .call_header_tags(&mut *store, &stream, kind)
-        })
+        self.tags(|b, store| b.header_tags(store, &stream, kind))
     }
 
-    /// Tags before a segment's entry, from every policy plugin in order.
-    pub fn entry_tags(&mut self, segment: &SegmentInfo, kind: PlaylistKind) -> Vec<String> {
-        self.tags(|b, store| {
-            b.policy
-                .as_ref()
-                .expect("bound")
-                .hlsvault_plugin_policy()
-                .call_entry_tags(&mut *store, segment, kind)
-        })
+    /// Tags before a segment's entry, from every policy plugin in order;
+    /// `markers` are the SCTE-35 markers in the segment (plugins built
+    /// against 0.1.0 are not told them).
+    pub fn entry_tags(
+        &mut self,
+        segment: &SegmentInfo,
+        markers: &[MarkerInfo],
+        kind: PlaylistKind,
+    ) -> Vec<String> {
+        self.tags(|b, store| b.entry_tags(store, segment, markers, kind))
     }
 
     fn tags(
@@ -299,13 +282,7 @@ impl StreamPlugins {
         };
         let result = inst.call(
             Hook::UrlSigner,
-            |b, store| {
-                b.signer
-                    .as_ref()
-                    .expect("bound")
-                    .hlsvault_plugin_signer()
-                    .call_sign(store, &request)
-            },
+            |b, store| b.sign(store, &request),
             |u| validate::url(&u).map(|()| u),
         );
         match (result, on_error) {

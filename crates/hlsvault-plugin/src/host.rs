@@ -1,5 +1,9 @@
-//! The host side of the contract: bindings for the four worlds, and the
-//! `host` interface every plugin imports (log, its config, time, HMAC).
+//! The host side of the contract: its types, and the `host` interface
+//! every plugin imports (log, its config, time, HMAC), for each version of
+//! the contract the host serves.
+//!
+//! The hooks' own types come from the current version's bindings; a 0.1.0
+//! plugin's hooks take the same shapes (see `exports`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,8 +52,16 @@ pub mod signer {
     });
 }
 
+/// The first version of the contract (`wit/0.1.0/plugin.wit`): its `host`
+/// and `types`, which plugins built against it import.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({ path: "../../wit/0.1.0", world: "packet-filter" });
+}
+
 pub use filter::hlsvault::plugin::host::Level;
-pub use filter::hlsvault::plugin::types::{PlaylistKind, SegmentInfo, StreamInfo};
+pub use filter::hlsvault::plugin::types::{
+    MarkerInfo, MarkerKind, PlaylistKind, SegmentInfo, StreamInfo,
+};
 
 /// Longest log line a plugin may write (longer ones are cut).
 const LOG_LINE_MAX: usize = 1024;
@@ -159,12 +171,47 @@ impl filter::hlsvault::plugin::host::Host for HostState {
     }
 }
 
-/// A linker with everything a plugin may import: `host` (and `types`),
-/// and WASI 0.2 against the empty context.
+impl v0_1::hlsvault::plugin::types::Host for HostState {}
+
+/// 0.1.0's `host` is the current one.
+impl v0_1::hlsvault::plugin::host::Host for HostState {
+    fn log(&mut self, level: v0_1::hlsvault::plugin::host::Level, message: String) {
+        use v0_1::hlsvault::plugin::host::Level as Old;
+        let level = match level {
+            Old::Trace => Level::Trace,
+            Old::Debug => Level::Debug,
+            Old::Info => Level::Info,
+            Old::Warn => Level::Warn,
+            Old::Error => Level::Error,
+        };
+        filter::hlsvault::plugin::host::Host::log(self, level, message)
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        filter::hlsvault::plugin::host::Host::config(self, key)
+    }
+
+    fn config_entries(&mut self) -> Vec<(String, String)> {
+        filter::hlsvault::plugin::host::Host::config_entries(self)
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        filter::hlsvault::plugin::host::Host::now_ms(self)
+    }
+
+    fn hmac_sha256(&mut self, key: Vec<u8>, data: Vec<u8>) -> Vec<u8> {
+        filter::hlsvault::plugin::host::Host::hmac_sha256(self, key, data)
+    }
+}
+
+/// A linker with everything a plugin may import: `host` (and `types`) of
+/// every version served, and WASI 0.2 against the empty context.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     filter::hlsvault::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     filter::hlsvault::plugin::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    v0_1::hlsvault::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    v0_1::hlsvault::plugin::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
 }

@@ -1,8 +1,10 @@
 //! hlsvault's WebAssembly plugins: components that implement one or more worlds of the
-//! contract in `wit/plugin.wit` (`hlsvault:plugin@0.1.0`). This part loads
-//! a component and says which hooks it implements and what it imports,
-//! refusing anything the host does not offer (it gets `host`, and WASI 0.2
-//! linked to an empty context; no files, network or environment).
+//! contract in `wit/plugin.wit` (`hlsvault:plugin@0.2.0`; plugins built
+//! against `wit/0.1.0/plugin.wit` are served too). This part loads a
+//! component and says which hooks it implements, of which version, and
+//! what it imports, refusing anything the host does not offer (it gets
+//! `host`, and WASI 0.2 linked to an empty context; no files, network or
+//! environment).
 
 use std::fmt;
 use std::path::Path;
@@ -11,6 +13,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 mod cache;
+mod exports;
 mod hooks;
 pub mod host;
 mod runtime;
@@ -24,8 +27,12 @@ pub use settings::{CacheLocation, OnError, PluginSettings};
 
 /// The contract's package, as it prefixes import and export names.
 const PACKAGE: &str = "hlsvault:plugin/";
-/// The contract's version.
-pub const VERSION: &str = "0.1.0";
+/// The contract's current version.
+pub const VERSION: &str = "0.2.0";
+/// Every version the host serves, oldest first. A plugin keeps the version
+/// it was built against: 0.2.0 added the markers `policy.entry-tags` is
+/// told.
+pub const VERSIONS: [&str; 2] = ["0.1.0", VERSION];
 
 /// A hook a plugin can implement: one world of the contract each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +56,7 @@ impl Hook {
     ];
 
     /// The interface the hook's world exports.
-    fn interface(self) -> &'static str {
+    pub(crate) fn interface(self) -> &'static str {
         match self {
             Hook::PacketFilter => "filter",
             Hook::SegmentNamer => "namer",
@@ -78,6 +85,9 @@ impl fmt::Display for Hook {
 /// What a plugin is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
+    /// The version of the contract it was built against (one of
+    /// [`VERSIONS`]).
+    pub version: &'static str,
     /// The hooks it implements (at least one).
     pub hooks: Vec<Hook>,
     /// Everything it imports, by name.
@@ -114,9 +124,15 @@ pub enum PluginError {
     /// It imports what the host does not offer.
     #[error("{path}: imports {import}, which hlsvault does not offer (plugins get hlsvault:plugin/host and an empty WASI 0.2)")]
     Import { path: String, import: String },
-    /// It implements no hook of this contract version.
-    #[error("{path}: implements no hook of hlsvault:plugin@{VERSION} (exports: {exports})")]
+    /// It implements no hook of a contract version the host serves.
+    #[error(
+        "{path}: implements no hook of hlsvault:plugin {} (exports: {exports})",
+        served()
+    )]
     NoHook { path: String, exports: String },
+    /// Its hooks are of different versions of the contract.
+    #[error("{path}: mixes versions of hlsvault:plugin ({exports}); build it against one")]
+    MixedVersions { path: String, exports: String },
 }
 
 /// The engine every plugin is compiled for.
@@ -130,11 +146,18 @@ pub fn engine() -> Engine {
     Engine::new(&config).expect("the engine's config is valid")
 }
 
-/// Whether the host offers `import`: its own interfaces (of this version)
-/// and WASI 0.2.
+/// The versions served, for messages: `@0.1.0 or @0.2.0`.
+fn served() -> String {
+    VERSIONS.map(|v| format!("@{v}")).join(" or ")
+}
+
+/// Whether the host offers `import`: its own interfaces (of a version it
+/// serves) and WASI 0.2.
 fn offered(import: &str) -> bool {
     match import.strip_prefix(PACKAGE) {
-        Some(rest) => rest == format!("host@{VERSION}") || rest == format!("types@{VERSION}"),
+        Some(rest) => rest.split_once('@').is_some_and(|(interface, version)| {
+            ["host", "types"].contains(&interface) && VERSIONS.contains(&version)
+        }),
         None => import.starts_with("wasi:") && import.contains("@0.2."),
     }
 }
@@ -166,6 +189,28 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The name of the interface `hook` exports at `version` of the contract:
+/// `hlsvault:plugin/filter@0.2.0`.
+fn export_name(hook: Hook, version: &str) -> String {
+    format!("{PACKAGE}{}@{version}", hook.interface())
+}
+
+/// The hooks `exports` implement, by each version they are of (a plugin is
+/// built against one).
+fn hooks_by_version(exports: &[String]) -> Vec<(&'static str, Vec<Hook>)> {
+    VERSIONS
+        .into_iter()
+        .map(|version| {
+            let hooks = Hook::ALL
+                .into_iter()
+                .filter(|h| exports.contains(&export_name(*h, version)))
+                .collect::<Vec<_>>();
+            (version, hooks)
+        })
+        .filter(|(_, hooks)| !hooks.is_empty())
+        .collect()
+}
+
 /// What `component` (from `path`) implements and imports; refuses imports
 /// the host does not offer and components without a hook.
 fn describe(engine: &Engine, component: &Component, path: &str) -> Result<Inspection, PluginError> {
@@ -178,20 +223,18 @@ fn describe(engine: &Engine, component: &Component, path: &str) -> Result<Inspec
             import: bad.clone(),
         });
     }
-    let hooks: Vec<Hook> = Hook::ALL
-        .into_iter()
-        .filter(|h| {
-            let name = format!("{PACKAGE}{}@{VERSION}", h.interface());
-            exports.contains(&name)
-        })
-        .collect();
-    if hooks.is_empty() {
-        return Err(PluginError::NoHook {
-            path: path.to_string(),
-            exports: exports.join(", "),
-        });
-    }
+    let (version, hooks) = match <[_; 1]>::try_from(hooks_by_version(&exports)) {
+        Ok([one]) => one,
+        Err(found) => {
+            let (path, exports) = (path.to_string(), exports.join(", "));
+            return Err(match found.is_empty() {
+                true => PluginError::NoHook { path, exports },
+                false => PluginError::MixedVersions { path, exports },
+            });
+        }
+    };
     Ok(Inspection {
+        version,
         hooks,
         imports,
         exports,
@@ -205,10 +248,37 @@ mod tests {
     #[test]
     fn the_host_offers_its_interfaces_and_wasi_only() {
         assert!(offered("hlsvault:plugin/host@0.1.0"));
+        assert!(offered("hlsvault:plugin/types@0.2.0"));
         assert!(offered("wasi:io/streams@0.2.6"));
-        assert!(!offered("hlsvault:plugin/host@0.2.0"));
+        assert!(!offered("hlsvault:plugin/host@0.3.0"));
+        assert!(!offered("hlsvault:plugin/filter@0.2.0"));
         assert!(!offered("wasi:http/outgoing-handler@0.3.0"));
         assert!(!offered("evil:net/socket"));
+    }
+
+    #[test]
+    fn hooks_are_found_by_the_version_they_were_built_against() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let old = names(&["hlsvault:plugin/policy@0.1.0", "wasi:cli/run@0.2.0"]);
+        assert_eq!(
+            hooks_by_version(&old),
+            [("0.1.0", vec![Hook::PlaylistPolicy])]
+        );
+        let new = names(&[
+            "hlsvault:plugin/signer@0.2.0",
+            "hlsvault:plugin/filter@0.2.0",
+        ]);
+        assert_eq!(
+            hooks_by_version(&new),
+            [("0.2.0", vec![Hook::PacketFilter, Hook::UrlSigner])]
+        );
+        let mixed = names(&[
+            "hlsvault:plugin/filter@0.1.0",
+            "hlsvault:plugin/namer@0.2.0",
+        ]);
+        assert_eq!(hooks_by_version(&mixed).len(), 2, "refused as mixed");
+        let future = names(&["hlsvault:plugin/filter@0.3.0", "hlsvault:plugin/filter"]);
+        assert!(hooks_by_version(&future).is_empty(), "no hook");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
+use super::exports::Exports;
 use super::host::{self, HostState};
 use super::{describe, one_line, Hook, PluginError};
 use crate::cache::CompiledCache;
@@ -91,8 +92,11 @@ impl std::fmt::Display for PluginSnapshot {
 pub struct Loaded {
     /// Its settings.
     pub settings: PluginSettings,
+    /// The version of the contract it was built against.
+    pub version: &'static str,
     /// The hooks it implements.
     pub hooks: Vec<Hook>,
+    exports: Exports,
     pre: InstancePre<HostState>,
     /// Its figures, shared by its instances.
     pub figures: Arc<PluginFigures>,
@@ -175,6 +179,13 @@ impl Runtime {
             source: e.into(),
         })?;
         let inspection = describe(&self.engine, &component, &shown)?;
+        let exports =
+            Exports::find(&component, inspection.version, &inspection.hooks).map_err(|e| {
+                PluginError::Link {
+                    path: shown.clone(),
+                    source: e.into(),
+                }
+            })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -184,7 +195,9 @@ impl Runtime {
             })?;
         Ok(Arc::new(Loaded {
             settings: config.clone(),
+            version: inspection.version,
             hooks: inspection.hooks,
+            exports,
             pre,
             figures,
             values: Arc::new(config.values.clone()),
@@ -216,15 +229,6 @@ impl Runtime {
     }
 }
 
-/// The bindings of an instance, by hook.
-#[derive(Default)]
-pub(super) struct Bound {
-    pub filter: Option<host::filter::PacketFilter>,
-    pub namer: Option<host::namer::SegmentNamer>,
-    pub policy: Option<host::policy::PlaylistPolicy>,
-    pub signer: Option<host::signer::UrlSigner>,
-}
-
 /// A plugin as the streams see it: its current build, replaced when its
 /// file or its config table changes.
 #[derive(Debug)]
@@ -252,6 +256,9 @@ impl Slot {
         *c = (loaded, c.1 + 1);
     }
 }
+
+/// An instance's hook functions.
+pub(super) type Bound = Exports<wasmtime::component::Func>;
 
 /// One plugin's instance for one stream.
 pub struct Instance {
@@ -446,22 +453,6 @@ fn instantiate(loaded: &Loaded, stream: &Arc<str>) -> wasmtime::Result<(Store<Ho
     // Instantiation runs guest code too (start functions): deadline it.
     store.set_epoch_deadline(ticks(INSTANTIATE_TIMEOUT.max(loaded.settings.timeout)));
     let instance = loaded.pre.instantiate(&mut store)?;
-    let mut bound = Bound::default();
-    for hook in &loaded.hooks {
-        match hook {
-            Hook::PacketFilter => {
-                bound.filter = Some(host::filter::PacketFilter::new(&mut store, &instance)?)
-            }
-            Hook::SegmentNamer => {
-                bound.namer = Some(host::namer::SegmentNamer::new(&mut store, &instance)?)
-            }
-            Hook::PlaylistPolicy => {
-                bound.policy = Some(host::policy::PlaylistPolicy::new(&mut store, &instance)?)
-            }
-            Hook::UrlSigner => {
-                bound.signer = Some(host::signer::UrlSigner::new(&mut store, &instance)?)
-            }
-        }
-    }
+    let bound = loaded.exports.bind(&instance, &mut store)?;
     Ok((store, bound))
 }

@@ -202,7 +202,7 @@ impl SpliceInfo {
                 }
             }),
             SpliceCommand::TimeSignal { .. } => {
-                let seg = self.segmentations.iter().find(|s| !s.cancel)?;
+                let seg = self.segmentation()?;
                 let event_id = seg.event_id;
                 Some(if BREAK_STARTS.contains(&seg.type_id) {
                     Cue::Out {
@@ -215,6 +215,15 @@ impl SpliceInfo {
                     Cue::Signal { event_id }
                 })
             }
+            _ => None,
+        }
+    }
+
+    /// What a `time_signal` marks: its first segmentation descriptor that
+    /// cancels nothing.
+    pub fn segmentation(&self) -> Option<&Segmentation> {
+        match self.command {
+            SpliceCommand::TimeSignal { .. } => self.segmentations.iter().find(|s| !s.cancel),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@
 
 use plugin_support::{fill, Utc};
 
-wit_bindgen::generate!({ path: "../../wit", world: "playlist-policy" });
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "playlist-policy" });
 
 use exports::hlsvault::plugin::policy::Guest;
 use hlsvault::plugin::host::{self, Level};

@@ -58,6 +58,9 @@ pub struct Entry {
     /// The attributes of each `#EXT-X-DATERANGE` before it (quoted
     /// values unquoted).
     pub dateranges: Vec<BTreeMap<String, String>>,
+    /// Every line between the previous entry's URI (or the playlist's
+    /// start) and its own, in order, but `#EXTINF`.
+    pub tags: Vec<String>,
     /// The segment file, resolved against the playlist's folder.
     pub path: PathBuf,
 }
@@ -73,9 +76,12 @@ impl Playlist {
             entries: vec![],
         };
         let (mut extinf, mut pdt, mut disc) = (None, None, false);
-        let mut dateranges = Vec::new();
+        let (mut dateranges, mut tags) = (Vec::new(), Vec::new());
         assert!(text.starts_with("#EXTM3U\n"));
         for line in text.lines() {
+            if line.starts_with('#') && !line.starts_with("#EXTINF:") {
+                tags.push(line.to_string());
+            }
             if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
                 p.target = v.parse().unwrap();
             } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
@@ -102,6 +108,7 @@ impl Playlist {
                     pdt: pdt.take(),
                     discontinuity: std::mem::take(&mut disc),
                     dateranges: std::mem::take(&mut dateranges),
+                    tags: std::mem::take(&mut tags),
                     path: path.parent().unwrap().join(line),
                 });
             }

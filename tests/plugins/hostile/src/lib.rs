@@ -11,9 +11,9 @@ wit_bindgen::generate!({
     inline: r#"
         package test:hostile;
         world hostile {
-            include hlsvault:plugin/packet-filter@0.1.0;
-            include hlsvault:plugin/segment-namer@0.1.0;
-            include hlsvault:plugin/playlist-policy@0.1.0;
+            include hlsvault:plugin/packet-filter@0.2.0;
+            include hlsvault:plugin/segment-namer@0.2.0;
+            include hlsvault:plugin/playlist-policy@0.2.0;
         }
     "#,
     path: "../../../wit",
@@ -23,7 +23,7 @@ wit_bindgen::generate!({
 
 use exports::hlsvault::plugin::{filter, namer, policy};
 use hlsvault::plugin::host;
-use hlsvault::plugin::types::{PlaylistKind, SegmentInfo, StreamInfo};
+use hlsvault::plugin::types::{MarkerInfo, PlaylistKind, SegmentInfo, StreamInfo};
 
 fn mode() -> String {
     host::config("mode").unwrap_or_default()
@@ -68,7 +68,11 @@ impl policy::Guest for Hostile {
         Vec::new()
     }
 
-    fn entry_tags(_segment: SegmentInfo, _kind: PlaylistKind) -> Vec<String> {
+    fn entry_tags(
+        _segment: SegmentInfo,
+        _markers: Vec<MarkerInfo>,
+        _kind: PlaylistKind,
+    ) -> Vec<String> {
         match mode().as_str() {
             "multiline" => vec!["#EXT-X-FOO\n#EXTINF:1,\nevil.ts".to_string()],
             "key" => vec!["#EXT-X-KEY:METHOD=AES-128,URI=\"https://evil.example/key\"".to_string()],
