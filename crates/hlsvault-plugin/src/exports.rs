@@ -1,10 +1,12 @@
 //! A plugin's hook functions: found by the names its version of the
-//! contract gives them, type-checked when an instance is made, and called
-//! with the current version's types. Every version's hooks take the same
+//! contract gives them, type-checked once when an instance is made, and
+//! called with the current version's types. Every version's hooks take the same
 //! shapes but one: 0.2.0's `entry-tags` is also told the segment's markers,
 //! which a 0.1.0 plugin is not.
 
-use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, TypedFunc};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, Func, Instance, Lift, Lower, TypedFunc,
+};
 use wasmtime::Store;
 
 use crate::host::filter::exports::hlsvault::plugin::filter::Verdict;
@@ -84,23 +86,24 @@ impl Exports {
             entry_tags: func(&self.entry_tags)?,
             sign: func(&self.sign)?,
         };
+        let check = Some(&*store);
         if let Some(f) = &bound.filter {
-            filter(f, store)?;
+            filter(f, check)?;
         }
         if let Some(f) = &bound.name {
-            name(f, store)?;
+            name(f, check)?;
         }
         if let Some(f) = &bound.header_tags {
-            header_tags(f, store)?;
+            header_tags(f, check)?;
         }
         if let Some(f) = &bound.entry_tags {
             match bound.version {
-                "0.1.0" => entry_tags_0_1(f, store).map(drop)?,
-                _ => entry_tags(f, store).map(drop)?,
+                "0.1.0" => entry_tags_0_1(f, check).map(drop)?,
+                _ => entry_tags(f, check).map(drop)?,
             }
         }
         if let Some(f) = &bound.sign {
-            sign(f, store)?;
+            sign(f, check)?;
         }
         Ok(bound)
     }
@@ -120,7 +123,7 @@ impl Exports<Func> {
         info: &StreamInfo,
         packets: &[u8],
     ) -> wasmtime::Result<Verdict> {
-        let f = filter(some(&self.filter)?, store)?;
+        let f = filter(some(&self.filter)?, None)?;
         Ok(f.call(store, (info, packets))?.0)
     }
 
@@ -130,7 +133,7 @@ impl Exports<Func> {
         store: &mut Store<HostState>,
         segment: &SegmentInfo,
     ) -> wasmtime::Result<String> {
-        let f = name(some(&self.name)?, store)?;
+        let f = name(some(&self.name)?, None)?;
         Ok(f.call(store, (segment,))?.0)
     }
 
@@ -141,7 +144,7 @@ impl Exports<Func> {
         stream: &str,
         kind: PlaylistKind,
     ) -> wasmtime::Result<Vec<String>> {
-        let f = header_tags(some(&self.header_tags)?, store)?;
+        let f = header_tags(some(&self.header_tags)?, None)?;
         Ok(f.call(store, (stream, kind))?.0)
     }
 
@@ -155,9 +158,9 @@ impl Exports<Func> {
     ) -> wasmtime::Result<Vec<String>> {
         let func = some(&self.entry_tags)?;
         Ok(match self.version {
-            "0.1.0" => entry_tags_0_1(func, store)?.call(store, (segment, kind))?.0,
+            "0.1.0" => entry_tags_0_1(func, None)?.call(store, (segment, kind))?.0,
             _ => {
-                entry_tags(func, store)?
+                entry_tags(func, None)?
                     .call(store, (segment, markers, kind))?
                     .0
             }
@@ -170,46 +173,66 @@ impl Exports<Func> {
         store: &mut Store<HostState>,
         request: &SignRequest,
     ) -> wasmtime::Result<String> {
-        let f = sign(some(&self.sign)?, store)?;
+        let f = sign(some(&self.sign)?, None)?;
         Ok(f.call(store, (request,))?.0)
     }
 }
 
-// The contract's function types, each written once: checked when an
-// instance is made, and again (cheaply) at each call.
+// The contract's function types, each written once: checked against the
+// component when an instance is bound, and taken as checked at each call
+// (as wasmtime's generated bindings do), so a call costs no type check.
 
 /// A function taking `P` and returning `R`, or why it does not.
 type Typed<P, R> = wasmtime::Result<TypedFunc<P, (R,)>>;
 
-fn filter<'a>(f: &Func, store: &Store<HostState>) -> Typed<(&'a StreamInfo, &'a [u8]), Verdict> {
-    f.typed(store)
+/// `f` as a function of `P` to `R`: checked against the component's types
+/// with `check` (as an instance is bound), else taken as checked then.
+fn typed<P, R>(f: &Func, check: Option<&Store<HostState>>) -> Typed<P, R>
+where
+    P: ComponentNamedList + Lower,
+    (R,): ComponentNamedList + Lift,
+{
+    match check {
+        Some(store) => f.typed(store),
+        // SAFETY: `f` was bound by `Exports::bind`, which checked it with
+        // the same `P` and `R`: each hook's types are written once, in its
+        // function below, which both the check and the call go through.
+        None => Ok(unsafe { TypedFunc::new_unchecked(*f) }),
+    }
 }
 
-fn name<'a>(f: &Func, store: &Store<HostState>) -> Typed<(&'a SegmentInfo,), String> {
-    f.typed(store)
+fn filter<'a>(
+    f: &Func,
+    check: Option<&Store<HostState>>,
+) -> Typed<(&'a StreamInfo, &'a [u8]), Verdict> {
+    typed(f, check)
+}
+
+fn name<'a>(f: &Func, check: Option<&Store<HostState>>) -> Typed<(&'a SegmentInfo,), String> {
+    typed(f, check)
 }
 
 fn header_tags<'a>(
     f: &Func,
-    store: &Store<HostState>,
+    check: Option<&Store<HostState>>,
 ) -> Typed<(&'a str, PlaylistKind), Vec<String>> {
-    f.typed(store)
+    typed(f, check)
 }
 
 fn entry_tags<'a>(
     f: &Func,
-    store: &Store<HostState>,
+    check: Option<&Store<HostState>>,
 ) -> Typed<(&'a SegmentInfo, &'a [MarkerInfo], PlaylistKind), Vec<String>> {
-    f.typed(store)
+    typed(f, check)
 }
 
 fn entry_tags_0_1<'a>(
     f: &Func,
-    store: &Store<HostState>,
+    check: Option<&Store<HostState>>,
 ) -> Typed<(&'a SegmentInfo, PlaylistKind), Vec<String>> {
-    f.typed(store)
+    typed(f, check)
 }
 
-fn sign<'a>(f: &Func, store: &Store<HostState>) -> Typed<(&'a SignRequest,), String> {
-    f.typed(store)
+fn sign<'a>(f: &Func, check: Option<&Store<HostState>>) -> Typed<(&'a SignRequest,), String> {
+    typed(f, check)
 }
