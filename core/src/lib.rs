@@ -13,6 +13,7 @@
 //! (ranges and clips, read back by time) and [`ranges`] (what is
 //! recorded, and the gaps); [`probe`] tells what a capture carries.
 
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod export;

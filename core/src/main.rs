@@ -188,6 +188,12 @@ enum Command {
         #[command(subcommand)]
         command: HoldCommand,
     },
+    /// Several machines, one archive: the members and where each stream is
+    /// recorded, and drains (with a [cluster] table).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// What is recorded of a stream: the recorded ranges, the gaps with
     /// their causes (discontinuity, stall, store_outage, restart,
     /// plugin_dropped, nothing_recorded) and the holds, as a table.
@@ -296,6 +302,27 @@ struct StreamRange {
 }
 
 #[derive(Subcommand)]
+enum ClusterCommand {
+    /// The live members, and each stream's owner and standby.
+    Status {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Move every stream off a node, or with --undo give it streams again.
+    /// A drained node keeps only streams no other node may record.
+    Drain {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The node's name ([cluster] node).
+        node: String,
+        #[arg(long)]
+        undo: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum HoldCommand {
     /// Hold a range: --start, with --end or --duration, and why.
     Add {
@@ -383,6 +410,7 @@ fn main() -> ExitCode {
             (passes, rate, cbr),
         ),
         Command::Hold { command } => hold(command),
+        Command::Cluster { command } => cluster(command),
         Command::Ranges {
             config,
             stream,
@@ -668,6 +696,54 @@ fn hold(command: HoldCommand) -> ExitCode {
         }
         Ok(())
     })
+}
+
+fn cluster(command: ClusterCommand) -> ExitCode {
+    let (ClusterCommand::Status { config } | ClusterCommand::Drain { config, .. }) = &command;
+    let config = match config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(settings) = &config.cluster else {
+        eprintln!("hlsvault cluster: the config has no [cluster] table");
+        return ExitCode::from(2);
+    };
+    let done = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                match command {
+                    ClusterCommand::Status { .. } => {
+                        print!(
+                            "{}",
+                            hlsvault::cluster::status(settings, &config.streams).await?
+                        );
+                    }
+                    ClusterCommand::Drain { node, undo, .. } => {
+                        hlsvault::cluster::drain(settings, &node, undo).await?;
+                        let done = if undo {
+                            "takes streams again"
+                        } else {
+                            "drained"
+                        };
+                        println!("{node}: {done}");
+                    }
+                }
+                Ok(())
+            })
+        });
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hlsvault cluster: {}", explain(&e));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn sign(path: &std::path::Path, stream: &str, hour: &str) -> ExitCode {

@@ -10,7 +10,7 @@ use figment::value::Value;
 use figment::Figment;
 use serde::Deserialize;
 
-use super::schema::{ServeTable, StorageTable, StreamTable, TopLevel, DEFAULTABLE};
+use super::schema::{ClusterTable, ServeTable, StorageTable, StreamTable, TopLevel, DEFAULTABLE};
 use super::{validate, Config, ConfigErrors, Problem};
 
 /// Default of `stats_interval`.
@@ -175,6 +175,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         .as_ref()
         .and_then(|v| problems.parse::<ServeTable>("serve", v))
         .map(|s| validate::serve(s, &mut problems));
+    let cluster_table = top
+        .cluster
+        .as_ref()
+        .and_then(|v| problems.parse::<ClusterTable>("cluster", v));
+    let declared = top.cluster.is_some();
+    let cluster = validate::cluster(cluster_table, declared, &tables, &mut problems);
     let stats_interval = top.stats_interval.unwrap_or(DEFAULT_STATS_INTERVAL);
     if stats_interval < Duration::from_secs(1) {
         problems.add("stats_interval", "must be at least 1s");
@@ -190,6 +196,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             plugins,
             plugin_cache: top.plugin_cache.or_else(default_plugin_cache),
             state_dir: top.state_dir.unwrap_or_else(default_state_dir),
+            cluster,
         }),
         _ => Err(errors(problems.0)),
     }

@@ -58,6 +58,9 @@ pub struct Config {
     /// `/var/lib/hlsvault` for root, else `$XDG_STATE_HOME/hlsvault` or
     /// `~/.local/state/hlsvault`): the spool, the plugin cache's key.
     pub state_dir: PathBuf,
+    /// Several machines, one archive (`[cluster]`); None: this process
+    /// records every stream.
+    pub cluster: Option<hlsvault_cluster::ClusterSettings>,
 }
 
 impl Config {
@@ -203,6 +206,8 @@ pub struct StreamConfig {
     pub source: Source,
     /// The plugins this stream runs, by `[plugins.NAME]`, in order.
     pub plugins: Vec<String>,
+    /// The cluster's nodes that may record it (`nodes`; empty: any).
+    pub nodes: Vec<String>,
 }
 
 impl StreamConfig {

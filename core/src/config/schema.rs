@@ -36,6 +36,28 @@ pub(super) struct TopLevel {
     #[serde(default)]
     pub plugin_cache: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub cluster: Option<Value>,
+}
+
+/// The `[cluster]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClusterTable {
+    pub etcd: Vec<String>,
+    pub node: Option<String>,
+    #[serde(default = "one")]
+    pub redundancy: u8,
+    #[serde(default = "default_lease", deserialize_with = "duration")]
+    pub lease: Duration,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(4)
 }
 
 /// Keys a `[defaults]` table may set for every stream.
@@ -230,6 +252,8 @@ pub(super) struct StreamTable {
     pub source: SourceTable,
     #[serde(default)]
     pub plugins: Vec<String>,
+    #[serde(default)]
+    pub nodes: Vec<String>,
 }
 
 fn default_true() -> bool {

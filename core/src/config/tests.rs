@@ -558,3 +558,75 @@ fn size_caps_are_read_per_stream_by_default_and_for_the_whole_archive() {
         "{got:?}"
     );
 }
+
+#[test]
+fn a_cluster_table_names_the_node_and_its_defaults_fit_a_two_second_election() {
+    let c = load_str(&format!(
+        "{GOOD}\n[cluster]\netcd = [\"http://127.0.0.1:2379\", \"http://10.0.0.2:2379\"]\nnode = \"rec-a\"\n"
+    ))
+    .unwrap();
+    let cluster = c.cluster.unwrap();
+    assert_eq!(cluster.node, "rec-a");
+    assert_eq!(cluster.redundancy, 1);
+    assert_eq!(cluster.lease, Duration::from_secs(4));
+    assert_eq!(cluster.etcd.len(), 2);
+    // Without node, the host's name.
+    let c = load_str(&format!(
+        "{GOOD}\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\n"
+    ))
+    .unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(c.cluster.unwrap().node, host.trim());
+    assert!(load_str(GOOD).unwrap().cluster.is_none(), "one process");
+}
+
+#[test]
+fn cluster_mistakes_are_named_by_key() {
+    let pinned = GOOD.replace("live_window = 5", "live_window = 5\nnodes = [\"rec-a\"]");
+    let got = keys(load_str(&pinned).unwrap_err());
+    assert_eq!(
+        got,
+        ["streams[0] (\"ch1\").nodes: pins the stream to nodes of a cluster, but there is no [cluster] table"]
+    );
+    let got = keys(
+        load_str(&format!(
+            "{pinned}\n[cluster]\netcd = []\nnode = \"rec a\"\nredundancy = 3\nlease = \"1s\"\n"
+        ))
+        .unwrap_err(),
+    );
+    assert_eq!(
+        got,
+        [
+            "cluster.etcd: needs at least one endpoint, e.g. [\"http://127.0.0.1:2379\"]",
+            "cluster.redundancy: must be 1 (an owner) or 2 (an owner and a standby)",
+            "cluster.lease: must be at least 2s: a shorter lease does not survive an election of etcd's leader",
+            "cluster.node: \"rec a\" is not a node name (letters, digits, '-', '_' and '.', at most 64)",
+        ],
+        "{got:#?}"
+    );
+    let got = keys(
+        load_str(&format!(
+            "{pinned}\n[cluster]\netcd = [\"http://127.0.0.1:2379\", \"nowhere\"]\nredundancy = 2\nsurprise = 1\n"
+        ))
+        .unwrap_err(),
+    );
+    assert!(
+        got.iter()
+            .any(|k| k.starts_with("cluster: unknown field `surprise`")),
+        "{got:#?}"
+    );
+    let got = keys(
+        load_str(&format!(
+            "{pinned}\n[cluster]\netcd = [\"http://127.0.0.1:2379\", \"nowhere\"]\nredundancy = 2\n"
+        ))
+        .unwrap_err(),
+    );
+    assert_eq!(
+        got,
+        [
+            "streams[0] (\"ch1\").nodes: redundancy 2 needs at least two nodes to place an owner and a standby on",
+            "cluster.etcd: \"nowhere\" is not an endpoint (http://HOST:PORT)",
+        ],
+        "{got:#?}"
+    );
+}

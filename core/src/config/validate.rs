@@ -10,8 +10,8 @@ use figment::value::Dict;
 
 use super::load::Problems;
 use super::schema::{
-    Backend, PlayoutTable, PluginTable, ServeTable, SourceKind, SourceTable, StorageTable,
-    StreamTable, UrlMode, MAX_EXPIRY,
+    Backend, ClusterTable, PlayoutTable, PluginTable, ServeTable, SourceKind, SourceTable,
+    StorageTable, StreamTable, UrlMode, MAX_EXPIRY,
 };
 use super::{HttpLimits, PlayoutConfig, ServeConfig, Source, Storage, Store, StreamConfig};
 use hlsvault_capture::Endpoint;
@@ -256,6 +256,110 @@ fn credentials(s: &StorageTable) -> Option<(Secret, Secret)> {
     Some((access, secret))
 }
 
+/// The shortest lease etcd keeps through an election of its leader.
+const MIN_LEASE: Duration = Duration::from_secs(2);
+
+/// A node's name as keys and logs carry it.
+fn node_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The `[cluster]` table (None: a single process, or `declared` but
+/// unreadable), and the streams' pins (`nodes`), which need it.
+pub(super) fn cluster(
+    table: Option<ClusterTable>,
+    declared: bool,
+    streams: &[StreamTable],
+    p: &mut Problems,
+) -> Option<hlsvault_cluster::ClusterSettings> {
+    let name_rule = "letters, digits, '-', '_' and '.', at most 64";
+    for (i, s) in streams.iter().enumerate() {
+        let key = format!("streams[{i}] (\"{}\").nodes", s.name);
+        if !s.nodes.is_empty() && !declared {
+            p.add(
+                &key,
+                "pins the stream to nodes of a cluster, but there is no [cluster] table",
+            );
+        }
+        if let Some(bad) = s.nodes.iter().find(|n| !node_name_ok(n)) {
+            p.add(&key, format!("{bad:?} is not a node name ({name_rule})"));
+        }
+        if table.as_ref().is_some_and(|t| t.redundancy == 2) && s.nodes.len() == 1 {
+            p.add(
+                &key,
+                "redundancy 2 needs at least two nodes to place an owner and a standby on",
+            );
+        }
+    }
+    let t = table?;
+    if t.etcd.is_empty() {
+        p.add(
+            "cluster.etcd",
+            "needs at least one endpoint, e.g. [\"http://127.0.0.1:2379\"]",
+        );
+    }
+    for e in &t.etcd {
+        let hostport = e.strip_prefix("http://").unwrap_or(e);
+        if hostport.parse::<SocketAddr>().is_err()
+            && !hostport
+                .rsplit_once(':')
+                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok())
+        {
+            p.add(
+                "cluster.etcd",
+                format!("{e:?} is not an endpoint (http://HOST:PORT)"),
+            );
+        }
+    }
+    if !(1..=2).contains(&t.redundancy) {
+        p.add(
+            "cluster.redundancy",
+            "must be 1 (an owner) or 2 (an owner and a standby)",
+        );
+    }
+    if t.lease < MIN_LEASE {
+        p.add(
+            "cluster.lease",
+            "must be at least 2s: a shorter lease does not survive an election of etcd's leader",
+        );
+    }
+    let node = match t.node {
+        Some(n) => n,
+        None => match host_name() {
+            Some(h) => h,
+            None => {
+                p.add(
+                    "cluster.node",
+                    "is not set, and the host has no name to take",
+                );
+                String::new()
+            }
+        },
+    };
+    if !node.is_empty() && !node_name_ok(&node) {
+        p.add(
+            "cluster.node",
+            format!("{node:?} is not a node name ({name_rule})"),
+        );
+    }
+    Some(hlsvault_cluster::ClusterSettings {
+        etcd: t.etcd,
+        node,
+        redundancy: t.redundancy,
+        lease: t.lease,
+    })
+}
+
+/// The host's name, the default node name.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
 /// More connections than this would exhaust any process's descriptors.
 const MAX_CONNECTIONS: usize = 65_536;
 
@@ -361,6 +465,7 @@ pub(super) fn stream(s: &StreamTable, prefix: &str, p: &mut Problems) -> Option<
         stall_timeout: s.stall_timeout,
         source: source?,
         plugins: s.plugins.clone(),
+        nodes: s.nodes.clone(),
     })
 }
 

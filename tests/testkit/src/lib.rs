@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 pub mod archive;
 pub mod daemon;
 pub mod encoders;
+pub mod etcd;
 pub mod garage;
 pub mod kill_loop;
 pub mod net;

@@ -1,0 +1,49 @@
+//! Where the cluster keeps its state in etcd: one prefix, one folder per
+//! kind of key.
+//!
+//! ```
+//! use hlsvault_cluster::Keys;
+//! let keys = Keys::default();
+//! assert_eq!(keys.member("rec-a"), "/hlsvault/members/rec-a");
+//! assert_eq!(keys.node_of(&keys.member("rec-a"), "members"), Some("rec-a"));
+//! ```
+
+/// The cluster's keys.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys {
+            prefix: "/hlsvault/".to_string(),
+        }
+    }
+}
+
+impl Keys {
+    /// A live member: bound to its lease, so it goes when the node does.
+    pub fn member(&self, node: &str) -> String {
+        format!("{}members/{node}", self.prefix)
+    }
+
+    /// An operator's drain of a node (kept until undone).
+    pub fn drain(&self, node: &str) -> String {
+        format!("{}drain/{node}", self.prefix)
+    }
+
+    /// The folder of a kind of key (`members`, `drain`), with its slash:
+    /// a prefix to read or watch.
+    pub fn folder(&self, kind: &str) -> String {
+        format!("{}{kind}/", self.prefix)
+    }
+
+    /// The name a key of the folder `kind` is about, if it is one.
+    pub fn node_of<'a>(&self, key: &'a str, kind: &str) -> Option<&'a str> {
+        key.strip_prefix(&self.prefix)?
+            .strip_prefix(kind)?
+            .strip_prefix('/')
+            .filter(|n| !n.is_empty())
+    }
+}

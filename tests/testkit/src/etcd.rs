@@ -1,0 +1,128 @@
+//! A real etcd cluster for tests: Debian's `etcd-server`, three members on
+//! loopback, each with its own data directory, killed when dropped.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A running etcd cluster.
+pub struct EtcdCluster {
+    _dir: tempfile::TempDir,
+    members: Vec<Option<Child>>,
+    /// Each member's client endpoint, `http://127.0.0.1:PORT`.
+    pub endpoints: Vec<String>,
+}
+
+/// `n` distinct ports, free when chosen.
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+impl EtcdCluster {
+    /// Starts `size` members and waits until the cluster has a leader.
+    pub fn start(size: usize) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let ports = free_ports(size * 2)?;
+        let (clients, peers) = ports.split_at(size);
+        let initial: Vec<String> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{i}=http://127.0.0.1:{p}"))
+            .collect();
+        let mut members = Vec::new();
+        for i in 0..size {
+            let log = std::fs::File::create(dir.path().join(format!("m{i}.log")))?;
+            let child = Command::new("etcd")
+                .args(["--name", &format!("m{i}")])
+                .arg("--data-dir")
+                .arg(dir.path().join(format!("m{i}")))
+                .args([
+                    "--listen-client-urls",
+                    &format!("http://127.0.0.1:{}", clients[i]),
+                ])
+                .args([
+                    "--advertise-client-urls",
+                    &format!("http://127.0.0.1:{}", clients[i]),
+                ])
+                .args([
+                    "--listen-peer-urls",
+                    &format!("http://127.0.0.1:{}", peers[i]),
+                ])
+                .args([
+                    "--initial-advertise-peer-urls",
+                    &format!("http://127.0.0.1:{}", peers[i]),
+                ])
+                .args(["--initial-cluster", &initial.join(",")])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", "hlsvault-test"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("starting etcd (Debian's etcd-server; scripts/test installs it)")?;
+            members.push(Some(child));
+        }
+        let cluster = EtcdCluster {
+            _dir: dir,
+            members,
+            endpoints: clients
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
+        };
+        cluster.wait_healthy(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    /// Waits until every member still running says the cluster is healthy.
+    pub fn wait_healthy(&self, within: Duration) -> Result<()> {
+        let until = Instant::now() + within;
+        loop {
+            let out = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args(["--endpoints", &self.running_endpoints().join(",")])
+                .args(["endpoint", "health"])
+                .output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                bail!(
+                    "etcd is not healthy: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn running_endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .zip(&self.endpoints)
+            .filter(|(m, _)| m.is_some())
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Kills member `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
