@@ -29,17 +29,21 @@ fn margin(ttl: Duration) -> Duration {
     (ttl / 4).max(Duration::from_millis(200))
 }
 
-/// Connects to etcd's `endpoints`.
+/// Connects to etcd's `endpoints`, and asks one for its status: a client
+/// connects lazily, and an endpoint that does not answer is said here.
 pub async fn connect(settings: &ClusterSettings) -> Result<Client, ClusterError> {
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_timeout(Duration::from_secs(2));
-    Client::connect(&settings.etcd, Some(options))
+    let unreachable = |source| ClusterError::Connect {
+        endpoints: settings.etcd.join(","),
+        source,
+    };
+    let mut client = Client::connect(&settings.etcd, Some(options))
         .await
-        .map_err(|source| ClusterError::Connect {
-            endpoints: settings.etcd.join(","),
-            source,
-        })
+        .map_err(unreachable)?;
+    client.status().await.map_err(unreachable)?;
+    Ok(client)
 }
 
 impl Membership {

@@ -79,23 +79,24 @@ impl EtcdCluster {
         Ok(cluster)
     }
 
-    /// Waits until every member still running says the cluster is healthy.
+    /// Waits until every member still running says the cluster is healthy
+    /// (etcd's `/health`: it has a leader and answers).
     pub fn wait_healthy(&self, within: Duration) -> Result<()> {
         let until = Instant::now() + within;
         loop {
-            let out = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &self.running_endpoints().join(",")])
-                .args(["endpoint", "health"])
-                .output()?;
-            if out.status.success() {
+            let sick: Vec<String> = self
+                .running_endpoints()
+                .into_iter()
+                .filter(|e| {
+                    let (status, _, body) = crate::http_get(&format!("{e}/health"), &["-m", "2"]);
+                    status != 200 || !String::from_utf8_lossy(&body).contains("\"health\":\"true\"")
+                })
+                .collect();
+            if sick.is_empty() {
                 return Ok(());
             }
             if Instant::now() > until {
-                bail!(
-                    "etcd is not healthy: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                bail!("etcd is not healthy at {}", sick.join(", "));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
