@@ -15,4 +15,10 @@ pub enum ClusterError {
     /// A live member already has this node's name.
     #[error("a live member is already called {node:?}: give each node its own [cluster] node")]
     NameTaken { node: String },
+    /// This node no longer owns the stream: nothing was committed.
+    #[error("{stream}: no longer this node's (owner now: {}): not committed", .holder.as_deref().unwrap_or("none, or unknown"))]
+    Fenced {
+        stream: String,
+        holder: Option<String>,
+    },
 }

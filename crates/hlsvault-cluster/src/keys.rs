@@ -28,6 +28,17 @@ impl Keys {
         format!("{}members/{node}", self.prefix)
     }
 
+    /// A stream's owner: bound to the owner's lease; its create revision
+    /// is the fencing token.
+    pub fn owner(&self, stream: &str) -> String {
+        format!("{}owners/{stream}", self.prefix)
+    }
+
+    /// What a stream's owners committed last (kept across owners).
+    pub fn progress(&self, stream: &str) -> String {
+        format!("{}progress/{stream}", self.prefix)
+    }
+
     /// An operator's drain of a node (kept until undone).
     pub fn drain(&self, node: &str) -> String {
         format!("{}drain/{node}", self.prefix)

@@ -16,6 +16,7 @@
 mod error;
 mod keys;
 mod membership;
+mod ownership;
 mod placement;
 mod settings;
 mod view;
@@ -23,6 +24,7 @@ mod view;
 pub use error::ClusterError;
 pub use keys::Keys;
 pub use membership::{connect, Membership};
+pub use ownership::{progress, Claim, Claimed};
 pub use placement::{place, Member, Placement};
 pub use settings::ClusterSettings;
 pub use view::{drain, members};

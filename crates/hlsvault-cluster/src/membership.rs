@@ -18,6 +18,7 @@ use crate::{ClusterError, ClusterSettings, Keys};
 /// left to expire) or at once by [`Membership::leave`].
 pub struct Membership {
     client: Client,
+    node: String,
     lease: i64,
     alive_until: watch::Receiver<Option<Instant>>,
     renewing: tokio::task::JoinHandle<()>,
@@ -72,6 +73,7 @@ impl Membership {
         tracing::info!(node = %settings.node, lease = %humantime::format_duration(ttl), "joined the cluster");
         Ok(Membership {
             client,
+            node: settings.node.clone(),
             lease,
             alive_until,
             renewing,
@@ -87,6 +89,21 @@ impl Membership {
     /// Until when the lease surely lives; None once it is gone.
     pub fn alive_until(&self) -> Option<Instant> {
         *self.alive_until.borrow()
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The lease's id at etcd.
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
+    /// A client of the cluster's etcd.
+    pub(crate) fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// Leaves now: the lease is revoked, and the member key with it.

@@ -1,10 +1,11 @@
-//! Membership against a real three-member etcd cluster (Debian's
-//! `etcd-server`, started on loopback by the test).
+//! Membership and ownership against a real three-member etcd cluster
+//! (Debian's `etcd-server`, started on loopback by the test).
 
 use std::time::{Duration, Instant};
 
 use hlsvault_cluster::{
-    connect, drain, members, place, ClusterError, ClusterSettings, Keys, Membership,
+    connect, drain, members, place, progress, Claimed, ClusterError, ClusterSettings, Keys,
+    Membership,
 };
 use hlsvault_testkit::etcd::EtcdCluster;
 
@@ -120,4 +121,84 @@ async fn a_node_cut_from_etcd_knows_it_is_out_before_etcd_drops_it() {
         out_at < gone_at,
         "rec-a counted on its lease after etcd dropped it"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_owner_at_a_time_and_an_old_claim_never_commits() {
+    let etcd = EtcdCluster::start(3).unwrap();
+    let keys = Keys::default();
+    let a = Membership::join(&settings("rec-a", &etcd.endpoints), &keys)
+        .await
+        .unwrap();
+    let b = Membership::join(&settings("rec-b", &etcd.endpoints), &keys)
+        .await
+        .unwrap();
+    let Claimed::Held(claim) = a.claim(&keys, "ch1").await.unwrap() else {
+        panic!("the first claim holds");
+    };
+    assert_eq!(
+        b.claim(&keys, "ch1").await.unwrap(),
+        Claimed::Taken { by: "rec-a".into() }
+    );
+    a.commit(&claim, "seq 41").await.unwrap();
+    a.commit(&claim, "seq 42").await.unwrap();
+    let mut reader = connect(&settings("x", &etcd.endpoints)).await.unwrap();
+    assert_eq!(
+        progress(&mut reader, &keys, "ch1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("seq 42")
+    );
+
+    // Handed over: the new owner's token is another, and the old claim's
+    // commits are refused, naming the new owner; the progress is the new
+    // owner's.
+    a.release(claim.clone()).await.unwrap();
+    let Claimed::Held(taken) = b.claim(&keys, "ch1").await.unwrap() else {
+        panic!("free again");
+    };
+    assert_ne!(taken.token(), claim.token());
+    let refused = a.commit(&claim, "seq 43 (zombie)").await.unwrap_err();
+    assert!(
+        matches!(&refused, ClusterError::Fenced { holder: Some(h), .. } if h == "rec-b"),
+        "{refused}"
+    );
+    b.commit(&taken, "seq 43").await.unwrap();
+    assert_eq!(
+        progress(&mut reader, &keys, "ch1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("seq 43")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_whose_lease_is_gone_at_etcd_is_fenced_though_it_still_believes() {
+    let etcd = EtcdCluster::start(3).unwrap();
+    let keys = Keys::default();
+    let a = Membership::join(&settings("rec-a", &etcd.endpoints), &keys)
+        .await
+        .unwrap();
+    let b = Membership::join(&settings("rec-b", &etcd.endpoints), &keys)
+        .await
+        .unwrap();
+    let Claimed::Held(claim) = a.claim(&keys, "ch1").await.unwrap() else {
+        panic!("the first claim holds");
+    };
+    // What an expiry does, at once: the lease and every key bound to it go.
+    let mut admin = connect(&settings("x", &etcd.endpoints)).await.unwrap();
+    admin.lease_revoke(a.lease()).await.unwrap();
+    let Claimed::Held(_) = b.claim(&keys, "ch1").await.unwrap() else {
+        panic!("free once rec-a's lease is gone");
+    };
+    // rec-a's own deadline has not passed, but etcd refuses the commit.
+    assert!(a.alive(), "rec-a does not know yet");
+    let refused = a.commit(&claim, "seq 9 (zombie)").await.unwrap_err();
+    assert!(
+        matches!(&refused, ClusterError::Fenced { holder: Some(h), .. } if h == "rec-b"),
+        "{refused}"
+    );
+    assert_eq!(progress(&mut admin, &keys, "ch1").await.unwrap(), None);
 }

@@ -1,0 +1,131 @@
+//! A stream's ownership: one key per stream, created by its owner and bound
+//! to the owner's lease. The key's create revision is the fencing token:
+//! every commit is a transaction that checks the key still has it, so a
+//! node whose lease is gone (it froze, or was cut off) can never commit
+//! after another node took the stream, whatever it believes; and before
+//! asking, a node whose lease may have expired by its own clock does not.
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+
+use crate::{ClusterError, Keys, Membership};
+
+/// This node's hold on a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    stream: String,
+    owner: String,
+    progress: String,
+    /// The owner key's create revision.
+    token: i64,
+}
+
+impl Claim {
+    /// The stream it is for.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The fencing token: the owner key's create revision at etcd.
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The stream is this node's.
+    Held(Claim),
+    /// Another node (or this one, under an older lease) holds it.
+    Taken { by: String },
+}
+
+impl Membership {
+    /// Claims `stream` for this node, unless a live owner holds it.
+    pub async fn claim(&self, keys: &Keys, stream: &str) -> Result<Claimed, ClusterError> {
+        let owner = keys.owner(stream);
+        let put = PutOptions::new().with_lease(self.lease());
+        let txn = Txn::new()
+            .when([Compare::create_revision(owner.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(owner.clone(), self.node(), Some(put))])
+            .or_else([TxnOp::get(owner.clone(), None)]);
+        let answer = self.client().txn(txn).await?;
+        if !answer.succeeded() {
+            return Ok(Claimed::Taken {
+                by: holder(&answer).unwrap_or_default(),
+            });
+        }
+        let token = answer.header().map_or(0, |h| h.revision());
+        Ok(Claimed::Held(Claim {
+            stream: stream.to_string(),
+            owner,
+            progress: keys.progress(stream),
+            token,
+        }))
+    }
+
+    /// Commits `progress` (what the owner published last) under `claim`:
+    /// refused, and nothing written, unless this node's lease surely lives
+    /// and the owner key still has the claim's token.
+    pub async fn commit(&self, claim: &Claim, progress: &str) -> Result<(), ClusterError> {
+        let fenced = |holder: Option<String>| ClusterError::Fenced {
+            stream: claim.stream.clone(),
+            holder,
+        };
+        if !self.alive() {
+            return Err(fenced(None));
+        }
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                claim.owner.clone(),
+                CompareOp::Equal,
+                claim.token,
+            )])
+            .and_then([TxnOp::put(claim.progress.clone(), progress, None)])
+            .or_else([TxnOp::get(claim.owner.clone(), None)]);
+        let answer = self.client().txn(txn).await?;
+        match answer.succeeded() {
+            true => Ok(()),
+            false => Err(fenced(holder(&answer))),
+        }
+    }
+
+    /// Gives `claim`'s stream up (if it is still this node's).
+    pub async fn release(&self, claim: Claim) -> Result<(), ClusterError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                claim.owner.clone(),
+                CompareOp::Equal,
+                claim.token,
+            )])
+            .and_then([TxnOp::delete(claim.owner, None)]);
+        self.client().txn(txn).await?;
+        Ok(())
+    }
+}
+
+/// What the stream's owners committed last, if anything.
+pub async fn progress(
+    client: &mut etcd_client::Client,
+    keys: &Keys,
+    stream: &str,
+) -> Result<Option<String>, ClusterError> {
+    let answer = client.get(keys.progress(stream), None).await?;
+    Ok(answer
+        .kvs()
+        .first()
+        .and_then(|kv| kv.value_str().ok())
+        .map(str::to_string))
+}
+
+/// The owner a failed transaction's `get` found.
+fn holder(answer: &etcd_client::TxnResponse) -> Option<String> {
+    answer.op_responses().into_iter().find_map(|r| match r {
+        etcd_client::TxnOpResponse::Get(get) => get
+            .kvs()
+            .first()
+            .and_then(|kv| kv.value_str().ok())
+            .map(str::to_string),
+        _ => None,
+    })
+}
