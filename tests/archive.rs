@@ -1419,3 +1419,70 @@ fn every_reason_an_archive_stays_empty_is_told() {
         "program = 7, but the PAT lists program 1 (PMT PID 4096)",
     );
 }
+
+#[test]
+fn with_aligned_cuts_a_recorder_that_joined_late_archives_the_same_segments() {
+    let c = Case::new();
+    let spec = StreamSpec {
+        seconds: 30.0,
+        gop: 25,
+        ..Default::default()
+    };
+    let ts = c.ts("joined.ts", &spec);
+    // Four recorders of one stream: two from its start, two that joined
+    // about 7 s in (the datagrams before never reached them).
+    let late = |to: SocketAddrV4| {
+        let mut w = Wrap::new(ts.clone(), to);
+        w.lose.push(0..400);
+        w
+    };
+    let pcap = c.path("joined.pcap");
+    let at = humantime::parse_rfc3339("2026-11-21T10:20:00Z").unwrap();
+    let wraps = [
+        Wrap::new(ts.clone(), dst(1)),
+        late(dst(2)),
+        Wrap::new(ts.clone(), dst(3)),
+        late(dst(4)),
+    ];
+    write_pcap(&pcap, at, &wraps, false).unwrap();
+    let aligned = "segment_duration = \"3s\"\naligned_cuts = true";
+    let by_length = "segment_duration = \"3s\"";
+    let config = c.config(
+        &pcap,
+        &[
+            ("early", dst(1), aligned),
+            ("late", dst(2), aligned),
+            ("early-by-length", dst(3), by_length),
+            ("late-by-length", dst(4), by_length),
+        ],
+    );
+    c.run(&config);
+    // (program date time, EXTINF) of each segment.
+    let cuts = |stream: &str| -> Vec<(SystemTime, String)> {
+        let entries: Vec<_> = hour_playlists(&c.archive().join(stream))
+            .into_iter()
+            .flat_map(|(_, p)| p.entries)
+            .collect();
+        check_timeline(&entries, "video", 0.04);
+        entries
+            .iter()
+            .map(|e| (e.pdt.unwrap(), format!("{:.3}", e.extinf)))
+            .collect()
+    };
+    let (early, late) = (cuts("early"), cuts("late"));
+    assert!(late.len() >= 5, "{late:?}");
+    // The late recorder's first segment is the rest of a slot; from its
+    // second on, it cut where the early one did.
+    let from = early
+        .iter()
+        .position(|s| *s == late[1])
+        .expect("a common cut");
+    assert_eq!(&early[from..], &late[1..]);
+    // Cut by length from their own first keyframe, the two disagree.
+    let (early, late) = (cuts("early-by-length"), cuts("late-by-length"));
+    let from = early.iter().position(|s| s.0 == late[1].0);
+    assert!(
+        from.is_none_or(|from| early[from..] != late[1..]),
+        "{early:?} {late:?}"
+    );
+}

@@ -101,6 +101,7 @@ fuzz_target!(|input: &[u8]| {
         // A datagram holds up to 7 frames: at 1 fps, 7 s apart.
         gap: Duration::from_secs(10),
         cut_at_splice: true,
+        aligned: false,
     });
     let pat = section(0, 1, &[0, 1, 0xE0 | (PMT >> 8) as u8, PMT as u8]);
     let pmt = section(

@@ -5,7 +5,7 @@
 //! bytes long; byte 1: milliseconds between datagrams; byte 2: keyframes
 //! with recovery points, the whole multiplex, null packets kept, a stall
 //! now and then, a lost datagram now and then, cuts at SCTE-35 splice
-//! points.
+//! points, cuts aligned to the PTS timeline.
 //!
 //! Every segment must be whole 188-byte packets starting with the PAT, and
 //! be writable: its hour, name and program date time format. A second
@@ -52,6 +52,7 @@ fuzz_target!(|input: &[u8]| {
         },
         gap: Duration::from_secs(1),
         cut_at_splice: flags & 32 != 0,
+        aligned: flags & 64 != 0,
     };
     let mut cutter = SegmentCutter::new(policy);
     let mut draining = SegmentCutter::new(policy);

@@ -192,6 +192,10 @@ pub struct StreamConfig {
     /// A SCTE-35 splice point starts a segment at its keyframe, so that a
     /// break's edges fall on segment boundaries (default true).
     pub cut_at_splice: bool,
+    /// Cuts fall at the first keyframe at or after each multiple of the
+    /// segment duration on the stream's PTS timeline (`aligned_cuts`), so
+    /// that independent recorders of one stream cut the same segments.
+    pub aligned_cuts: bool,
     /// The tags SCTE-35 markers become in the playlists.
     pub scte35_tags: Scte35Tags,
     /// Segments listed in `live.m3u8`.

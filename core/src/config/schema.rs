@@ -68,6 +68,7 @@ pub(super) const DEFAULTABLE: &[&str] = &[
     "program",
     "null_packets",
     "cut_at_splice",
+    "aligned_cuts",
     "scte35_tags",
     "live_window",
     "retention_size",
@@ -239,6 +240,8 @@ pub(super) struct StreamTable {
     pub null_packets: NullPackets,
     #[serde(default = "default_true")]
     pub cut_at_splice: bool,
+    #[serde(default)]
+    pub aligned_cuts: bool,
     #[serde(default)]
     pub scte35_tags: Scte35Tags,
     #[serde(default = "default_window")]

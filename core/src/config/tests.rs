@@ -66,6 +66,10 @@ fn good_config_with_defaults_table() {
         }
     );
     assert_eq!(c.streams[0].stall_timeout, Duration::from_secs(5));
+    assert!(!c.streams[0].aligned_cuts, "cut by length unless asked");
+    let aligned = GOOD.replace("[defaults]\n", "[defaults]\naligned_cuts = true\n");
+    let c = load_str(&aligned).unwrap();
+    assert!(c.streams.iter().all(|s| s.aligned_cuts), "from [defaults]");
 }
 
 #[test]

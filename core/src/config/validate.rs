@@ -458,6 +458,7 @@ pub(super) fn stream(s: &StreamTable, prefix: &str, p: &mut Problems) -> Option<
         program: s.program,
         null_packets: s.null_packets,
         cut_at_splice: s.cut_at_splice,
+        aligned_cuts: s.aligned_cuts,
         scte35_tags: s.scte35_tags,
         live_window: s.live_window,
         retention_size: s.retention_size,

@@ -34,6 +34,7 @@ pub(super) fn cut_policy(cfg: &StreamConfig) -> CutPolicy {
         selection: cfg.selection(),
         gap: cfg.max_gap,
         cut_at_splice: cfg.cut_at_splice,
+        aligned: cfg.aligned_cuts,
     }
 }
 

@@ -324,6 +324,7 @@ mod tests {
             selection: Default::default(),
             gap: Duration::from_secs(10),
             cut_at_splice: true,
+            aligned: false,
         })
     }
 

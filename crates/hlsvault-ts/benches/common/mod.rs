@@ -14,6 +14,7 @@ pub fn cutter() -> SegmentCutter {
         selection: Default::default(),
         gap: Duration::from_secs(1),
         cut_at_splice: true,
+        aligned: false,
     })
 }
 

@@ -66,6 +66,11 @@ pub struct CutPolicy {
     pub gap: Duration,
     /// A SCTE-35 splice point starts a segment at its keyframe.
     pub cut_at_splice: bool,
+    /// Cut at the first keyframe at or after each multiple of `target` on
+    /// the stream's own 33-bit PTS timeline, instead of `target` after the
+    /// segment's start: recorders of the same stream that started at
+    /// different times then cut the same segments (after their first).
+    pub aligned: bool,
 }
 
 /// Why a segment ended early and the next is marked discontinuous.
@@ -381,6 +386,7 @@ pub struct SegmentCutter {
     gap: Duration,
     recovery: bool,
     cut_at_splice: bool,
+    aligned: bool,
     /// SCTE-35 markers waiting for their segment.
     splices: SplicePoints,
     /// Times audio in for absent video.
@@ -420,6 +426,7 @@ impl SegmentCutter {
             gap: policy.gap,
             recovery: policy.recovery,
             cut_at_splice: policy.cut_at_splice,
+            aligned: policy.aligned,
             splices: SplicePoints::default(),
             watch: VideoWatch::new(ticks(VIDEO_WAIT)),
             force_cut: false,
@@ -538,7 +545,7 @@ impl SegmentCutter {
     /// ```
     /// use hlsvault_ts::segment::{CutPolicy, SegmentCutter};
     /// # use std::time::{Duration, SystemTime};
-    /// # let policy = CutPolicy { target: Duration::from_secs(4), max: Duration::from_secs(30), recovery: false, selection: Default::default(), gap: Duration::from_secs(10), cut_at_splice: true };
+    /// # let policy = CutPolicy { target: Duration::from_secs(4), max: Duration::from_secs(30), recovery: false, selection: Default::default(), gap: Duration::from_secs(10), cut_at_splice: true, aligned: false };
     /// let mut cutter = SegmentCutter::new(policy);
     /// cutter.push_datagram(&[0x47; 188], SystemTime::now(), false);
     /// let mut written = 0;
@@ -879,10 +886,23 @@ impl SegmentCutter {
         match &self.cur {
             None => true,
             Some(cur) => {
-                ext - cur.first >= self.target
+                self.target_reached(cur.first, ext)
                     || Hour::of(self.wall_of(ext, at)) != cur.hour
                     || (self.cut_at_splice && self.splices.due(cur.first, ext))
             }
+        }
+    }
+
+    /// Whether a keyframe at `ext` ends the segment that began at `first`
+    /// by its length: `target` after it, or (aligned) in a later multiple
+    /// of `target` on the PTS timeline, which the 33-bit wrap also starts.
+    fn target_reached(&self, first: i64, ext: i64) -> bool {
+        match self.aligned {
+            true => {
+                let slot = |t: i64| t.rem_euclid(1 << 33) / self.target.max(1);
+                slot(ext) != slot(first)
+            }
+            false => ext - first >= self.target,
         }
     }
 

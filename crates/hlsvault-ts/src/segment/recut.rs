@@ -36,6 +36,7 @@ pub fn recut(bytes: &[u8], start: SystemTime, program: ProgramChoice) -> Vec<Seg
         },
         gap: whole,
         cut_at_splice: false,
+        aligned: false,
     });
     let packets = bytes.len() / PACKET_SIZE * PACKET_SIZE;
     cutter.push_datagram(&bytes[..packets], start, false);

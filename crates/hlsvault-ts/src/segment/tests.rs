@@ -132,6 +132,7 @@ fn policy(target: u64) -> CutPolicy {
         selection: Default::default(),
         gap: Duration::from_secs(1),
         cut_at_splice: true,
+        aligned: false,
     }
 }
 
@@ -576,6 +577,7 @@ fn spliced(cut_at_splice: bool) -> (Gen, SegmentCutter) {
     g.sections = vec![(20, splice_out(9, g.pts0 + 80 * FRAME))];
     let cutter = SegmentCutter::new(CutPolicy {
         cut_at_splice,
+        aligned: false,
         ..policy(6)
     });
     (g, cutter)
@@ -633,4 +635,95 @@ fn a_marker_past_the_end_of_the_stream_goes_with_the_last_segment() {
     assert!(segs[..segs.len() - 1].iter().all(|s| s.markers.is_empty()));
     let ahead = last.markers[0].at.duration_since(segs[1].start).unwrap();
     assert_eq!(ahead, Duration::from_millis((1000 - 60) * 40));
+}
+
+#[test]
+fn aligned_cuts_fall_on_the_same_frames_for_recorders_that_started_apart() {
+    // One stream (1 s GOPs, PTS 10 s at 09:59:57), seen by a recorder from
+    // its start and by one that joined 5 s later (past 10:00); both until
+    // PTS 40 s.
+    let cut = |joined: u64, policy: CutPolicy| -> Vec<(SystemTime, u64)> {
+        // A recorder that joined later sees the stream from then on.
+        let mut g = Gen::new(25);
+        g.pts0 = 900_000 + joined * 90_000;
+        g.gap_at = Some((0, joined));
+        let mut c = SegmentCutter::new(policy);
+        g.run(&mut c, 25 * (30 - joined))
+            .into_iter()
+            .map(|s| (s.start, s.duration))
+            .collect()
+    };
+    let aligned = CutPolicy {
+        aligned: true,
+        ..policy(4)
+    };
+    let (early, late) = (cut(0, aligned), cut(5, aligned));
+    // The late one's first segment is what it caught of a slot; from its
+    // second on, both cut the same.
+    let from = early
+        .iter()
+        .position(|s| s.0 == late[1].0)
+        .expect("a boundary in common");
+    assert_eq!(
+        &early[from..],
+        &late[1..],
+        "the same segments from there on"
+    );
+    // Each multiple of 4 s of PTS is a boundary (12 s, 16 s, ...), and the
+    // hour (the first keyframe past 10:00:00 is at 13 s): 10-12, 12-13,
+    // 13-16, then 4 s each; the capture ends inside the last frame.
+    let secs: Vec<u64> = early.iter().map(|s| s.1).collect();
+    let s = 90_000;
+    assert_eq!(
+        secs,
+        [
+            2 * s,
+            s,
+            3 * s,
+            4 * s,
+            4 * s,
+            4 * s,
+            4 * s,
+            4 * s,
+            4 * s - FRAME
+        ]
+    );
+    // Cut by length from their own start, the same recorders disagree.
+    let (early, late) = (cut(0, policy(4)), cut(5, policy(4)));
+    let from = early.iter().position(|s| s.0 == late[1].0);
+    assert!(from.is_none_or(|from| early[from..] != late[1..]));
+}
+
+#[test]
+fn aligned_cuts_go_on_across_the_33_bit_wrap() {
+    // PTS wraps 12 s in: the slot count starts again there, so both sides
+    // of the wrap cut at the first keyframe (each second) at or after a
+    // multiple of 4 s of the PTS they carry.
+    let mut g = Gen::new(25);
+    g.pts0 = PTS_WRAP - 12 * 90_000;
+    let mut c = SegmentCutter::new(CutPolicy {
+        aligned: true,
+        ..policy(4)
+    });
+    let segs = g.run(&mut c, 25 * 24);
+    let firsts: Vec<u64> = segs
+        .iter()
+        .scan(g.pts0, |pts, s| {
+            let first = *pts;
+            *pts = (*pts + s.duration) % PTS_WRAP;
+            Some(first)
+        })
+        .collect();
+    assert!(segs.iter().all(|s| s.discontinuity.is_none()));
+    let slot = |pts: u64| pts / (4 * 90_000);
+    for (i, first) in firsts.iter().enumerate().skip(1) {
+        let at_hour = segs[i].hour() != segs[i - 1].hour();
+        let at_wrap = *first < firsts[i - 1];
+        let keyframe_before = (first + PTS_WRAP - 90_000) % PTS_WRAP;
+        assert!(
+            slot(*first) != slot(keyframe_before) || at_hour || at_wrap,
+            "segment {i} starts at PTS {first}"
+        );
+    }
+    assert!(firsts.windows(2).any(|w| w[1] < w[0]), "it wrapped");
 }
