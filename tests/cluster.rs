@@ -112,7 +112,7 @@ async fn cluster_status_places_every_stream_on_live_members_and_a_drain_moves_th
     );
 
     // Drained, rec-a records nothing and stands by for nothing.
-    let drain = |node: &str, undo: bool| {
+    let drain = |node: &str, undo: bool| -> String {
         let mut args = vec![
             "cluster",
             "drain",
@@ -123,16 +123,23 @@ async fn cluster_status_places_every_stream_on_live_members_and_a_drain_moves_th
         if undo {
             args.push("--undo");
         }
-        assert!(hlsvault(&args).status.success());
+        let out = hlsvault(&args);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
     };
-    drain("rec-a", false);
+    assert_eq!(drain("rec-a", false), "rec-a: drained\n");
     let (live, placed) = status(&config);
     assert_eq!(live, live_rows(&["rec-a", "rec-b", "rec-c"], "rec-a"));
     assert!(
         placed.iter().all(|p| p.1 != "rec-a" && p.2 != "rec-a"),
         "{placed:?}"
     );
-    drain("rec-a", true);
+    assert_eq!(drain("rec-a", true), "rec-a: takes streams again\n");
+    assert_eq!(
+        drain("rec-x", false),
+        "rec-x: drained (it is not a live member now: this applies when it joins)\n"
+    );
+    drain("rec-x", true);
 
     // A member that leaves is gone from the view, and its streams with it.
     let [a, b, c] = members;

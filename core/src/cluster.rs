@@ -35,9 +35,22 @@ pub async fn status(
     Ok(out)
 }
 
-/// Drains `node`, or with `undo` gives it streams again.
-pub async fn drain(settings: &ClusterSettings, node: &str, undo: bool) -> anyhow::Result<()> {
+/// Drains `node`, or with `undo` gives it streams again; says so, and
+/// whether the node is live now (a drain waits for a node that is not).
+pub async fn drain(settings: &ClusterSettings, node: &str, undo: bool) -> anyhow::Result<String> {
+    let keys = Keys::default();
     let mut client = connect(settings).await?;
-    put_drain(&mut client, &Keys::default(), node, undo).await?;
-    Ok(())
+    put_drain(&mut client, &keys, node, undo).await?;
+    let live = members(&mut client, &keys).await?;
+    let done = if undo {
+        "takes streams again"
+    } else {
+        "drained"
+    };
+    Ok(match live.iter().any(|m| m.name == node) {
+        true => format!("{node}: {done}"),
+        false => {
+            format!("{node}: {done} (it is not a live member now: this applies when it joins)")
+        }
+    })
 }

@@ -725,13 +725,7 @@ fn cluster(command: ClusterCommand) -> ExitCode {
                         );
                     }
                     ClusterCommand::Drain { node, undo, .. } => {
-                        hlsvault::cluster::drain(settings, &node, undo).await?;
-                        let done = if undo {
-                            "takes streams again"
-                        } else {
-                            "drained"
-                        };
-                        println!("{node}: {done}");
+                        println!("{}", hlsvault::cluster::drain(settings, &node, undo).await?);
                     }
                 }
                 Ok(())
