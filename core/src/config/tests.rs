@@ -621,7 +621,7 @@ fn cluster_mistakes_are_named_by_key() {
     );
     let got = keys(
         load_str(&format!(
-            "{pinned}\n[cluster]\netcd = [\"http://127.0.0.1:2379\", \"nowhere\"]\nredundancy = 2\n"
+            "{pinned}\n[cluster]\netcd = [\"http://127.0.0.1:2379\", \"nowhere\", \"https://etcd.example:2379\", \"etcd.example:2379\"]\nredundancy = 2\n"
         ))
         .unwrap_err(),
     );
@@ -629,7 +629,8 @@ fn cluster_mistakes_are_named_by_key() {
         got,
         [
             "streams[0] (\"ch1\").nodes: redundancy 2 needs at least two nodes to place an owner and a standby on",
-            "cluster.etcd: \"nowhere\" is not an endpoint (http://HOST:PORT)",
+            "cluster.etcd: \"nowhere\" is not an endpoint (http://HOST:PORT; TLS is not built in)",
+            "cluster.etcd: \"https://etcd.example:2379\" is not an endpoint (http://HOST:PORT; TLS is not built in)",
         ],
         "{got:#?}"
     );

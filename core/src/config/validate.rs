@@ -303,15 +303,15 @@ pub(super) fn cluster(
         );
     }
     for e in &t.etcd {
+        // Plain HTTP only: the client is built without TLS.
         let hostport = e.strip_prefix("http://").unwrap_or(e);
-        if hostport.parse::<SocketAddr>().is_err()
-            && !hostport
-                .rsplit_once(':')
-                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok())
-        {
+        let host_and_port = hostport.rsplit_once(':').is_some_and(|(h, port)| {
+            !h.is_empty() && !h.contains('/') && port.parse::<u16>().is_ok()
+        });
+        if hostport.parse::<SocketAddr>().is_err() && !host_and_port {
             p.add(
                 "cluster.etcd",
-                format!("{e:?} is not an endpoint (http://HOST:PORT)"),
+                format!("{e:?} is not an endpoint (http://HOST:PORT; TLS is not built in)"),
             );
         }
     }
