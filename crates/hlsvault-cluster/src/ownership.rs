@@ -20,6 +20,11 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// The fence: the owner key still has this claim's create revision.
+    fn still_held(&self) -> Compare {
+        Compare::create_revision(self.owner.clone(), CompareOp::Equal, self.token)
+    }
+
     /// The stream it is for.
     pub fn stream(&self) -> &str {
         &self.stream
@@ -76,11 +81,7 @@ impl Membership {
             return Err(fenced(None));
         }
         let txn = Txn::new()
-            .when([Compare::create_revision(
-                claim.owner.clone(),
-                CompareOp::Equal,
-                claim.token,
-            )])
+            .when([claim.still_held()])
             .and_then([TxnOp::put(claim.progress.clone(), progress, None)])
             .or_else([TxnOp::get(claim.owner.clone(), None)]);
         let answer = self.client().txn(txn).await?;
@@ -93,11 +94,7 @@ impl Membership {
     /// Gives `claim`'s stream up (if it is still this node's).
     pub async fn release(&self, claim: Claim) -> Result<(), ClusterError> {
         let txn = Txn::new()
-            .when([Compare::create_revision(
-                claim.owner.clone(),
-                CompareOp::Equal,
-                claim.token,
-            )])
+            .when([claim.still_held()])
             .and_then([TxnOp::delete(claim.owner, None)]);
         self.client().txn(txn).await?;
         Ok(())

@@ -123,19 +123,27 @@ async fn a_node_cut_from_etcd_knows_it_is_out_before_etcd_drops_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_owner_at_a_time_and_an_old_claim_never_commits() {
-    let etcd = EtcdCluster::start(3).unwrap();
-    let keys = Keys::default();
-    let a = Membership::join(&settings("rec-a", &etcd.endpoints), &keys)
+/// Two members, rec-a and rec-b; rec-a's claim on ch1.
+async fn rec_a_owns_ch1_beside_rec_b(
+    etcd: &EtcdCluster,
+    keys: &Keys,
+) -> (Membership, Membership, hlsvault_cluster::Claim) {
+    let a = Membership::join(&settings("rec-a", &etcd.endpoints), keys)
         .await
         .unwrap();
-    let b = Membership::join(&settings("rec-b", &etcd.endpoints), &keys)
+    let b = Membership::join(&settings("rec-b", &etcd.endpoints), keys)
         .await
         .unwrap();
-    let Claimed::Held(claim) = a.claim(&keys, "ch1").await.unwrap() else {
+    let Claimed::Held(claim) = a.claim(keys, "ch1").await.unwrap() else {
         panic!("the first claim holds");
     };
+    (a, b, claim)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_owner_at_a_time_and_an_old_claim_never_commits() {
+    let (etcd, keys) = (EtcdCluster::start(3).unwrap(), Keys::default());
+    let (a, b, claim) = rec_a_owns_ch1_beside_rec_b(&etcd, &keys).await;
     assert_eq!(
         b.claim(&keys, "ch1").await.unwrap(),
         Claimed::Taken { by: "rec-a".into() }
@@ -176,17 +184,8 @@ async fn one_owner_at_a_time_and_an_old_claim_never_commits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_whose_lease_is_gone_at_etcd_is_fenced_though_it_still_believes() {
-    let etcd = EtcdCluster::start(3).unwrap();
-    let keys = Keys::default();
-    let a = Membership::join(&settings("rec-a", &etcd.endpoints), &keys)
-        .await
-        .unwrap();
-    let b = Membership::join(&settings("rec-b", &etcd.endpoints), &keys)
-        .await
-        .unwrap();
-    let Claimed::Held(claim) = a.claim(&keys, "ch1").await.unwrap() else {
-        panic!("the first claim holds");
-    };
+    let (etcd, keys) = (EtcdCluster::start(3).unwrap(), Keys::default());
+    let (a, b, claim) = rec_a_owns_ch1_beside_rec_b(&etcd, &keys).await;
     // What an expiry does, at once: the lease and every key bound to it go.
     let mut admin = connect(&settings("x", &etcd.endpoints)).await.unwrap();
     admin.lease_revoke(a.lease()).await.unwrap();
