@@ -547,12 +547,9 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {
-    let config = match config::load(path) {
+    let config = match load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let listen = config.serve.as_ref().map_or_else(
         || std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -582,18 +579,23 @@ fn serve(path: &std::path::Path) -> ExitCode {
 /// Runs `work` on the store of the config at `path`, after checking that
 /// the config names `stream` (if one is asked for). Exits 2 on a bad config
 /// or an unknown stream, 1 when `work` fails.
+/// The config at `path`, or (its problems printed) exit status 2.
+fn load_config(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(2)
+    })
+}
+
 fn with_store(
     what: &str,
     path: &std::path::Path,
     stream: Option<&str>,
     work: impl AsyncFnOnce(&config::Config, &dyn hlsvault_store::ObjectStore) -> anyhow::Result<()>,
 ) -> ExitCode {
-    let config = match config::load(path) {
+    let config = match load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if let Some(stream) = stream.filter(|s| !config.streams.iter().any(|c| c.name == *s)) {
         eprintln!("hlsvault {what}: no stream named \"{stream}\" in the config");
@@ -700,12 +702,9 @@ fn hold(command: HoldCommand) -> ExitCode {
 
 fn cluster(command: ClusterCommand) -> ExitCode {
     let (ClusterCommand::Status { config } | ClusterCommand::Drain { config, .. }) = &command;
-    let config = match config::load(config) {
+    let config = match load_config(config) {
         Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let Some(settings) = &config.cluster else {
         eprintln!("hlsvault cluster: the config has no [cluster] table");
@@ -741,12 +740,9 @@ fn cluster(command: ClusterCommand) -> ExitCode {
 }
 
 fn sign(path: &std::path::Path, stream: &str, hour: &str) -> ExitCode {
-    let config = match config::load(path) {
+    let config = match load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match engine::sign(&config, stream, hour) {
         Ok(url) => {
@@ -784,12 +780,9 @@ fn export(
     use hlsvault::export::{export_clip, ClipFormat, ExportError};
     use std::io::IsTerminal;
     keep_freed_buffers();
-    let config = match config::load(path) {
+    let config = match load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let query = hlsvault::serve::RangeQuery {
         start,
@@ -891,12 +884,9 @@ fn replay(
     (passes, rate, cbr): (Option<Option<u64>>, f64, bool),
 ) -> ExitCode {
     use hlsvault::replay::{Replay, ReplayError, ReplayFigures, Span};
-    let config = match config::load(path) {
+    let config = match load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let asked_wrong = |said: String| {
         eprintln!("hlsvault replay: {said}");
