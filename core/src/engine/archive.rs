@@ -205,6 +205,19 @@ impl StreamArchive {
     /// A segment that grew on disk is handed to the store as its file (the
     /// file is removed if it cannot be stored).
     pub async fn add(&mut self, finished: Finished) -> Result<(), StoreError> {
+        match self.store_segment(finished).await? {
+            Some(stored) => self.list(stored).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Names and stores a segment, without listing it (see [`Self::list`]):
+    /// None if a namer plugin dropped it. A cluster's owner commits it in
+    /// between.
+    pub async fn store_segment(
+        &mut self,
+        finished: Finished,
+    ) -> Result<Option<Stored>, StoreError> {
         let Finished {
             segment: seg,
             file,
@@ -213,16 +226,10 @@ impl StreamArchive {
         let mut file = GrownFile(file);
         self.plugins().segment_boundary();
         let hour = seg.hour();
-        if self.hour.as_ref().is_none_or(|h| h.hour != hour) {
-            let opened = match self.close_hour().await {
-                Ok(()) => self.open_hour(hour).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = opened {
-                self.stats.lost_segment();
-                self.mark_gap(GapCause::StoreOutage);
-                return Err(e);
-            }
+        if let Err(e) = self.enter_hour(hour).await {
+            self.stats.lost_segment();
+            self.mark_gap(GapCause::StoreOutage);
+            return Err(e);
         }
         let sequence = self.next_sequence;
         self.next_sequence += 1;
@@ -230,10 +237,7 @@ impl StreamArchive {
         let info = SegmentInfo {
             stream_name: self.layout.stream().to_string(),
             sequence,
-            start_ms: seg
-                .start
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            start_ms: unix_ms(seg.start),
             duration_ms: (seg.duration / 90) as u32,
             discontinuity: seg.discontinuity.is_some() || self.gap.is_some(),
             default_name,
@@ -252,7 +256,7 @@ impl StreamArchive {
                 // Fail-closed namer: the segment is not stored (counted).
                 self.stats.plugin_dropped_segment();
                 self.mark_gap(GapCause::PluginDropped);
-                return Ok(());
+                return Ok(None);
             }
         };
         let key = self.layout.segment_key(hour, &name);
@@ -295,38 +299,79 @@ impl StreamArchive {
             sizes.grew(self.layout.stream(), bytes as u64);
         }
         self.enforce_sizes();
-        self.write_unwritten(false).await?;
-        self.verify_hour().await?;
         // Markers before the plugins' tags, in the hour and the window.
         let mut tags = marker_tags;
         tags.extend(
             self.plugins()
                 .entry_tags(&info, &marker_infos, PlaylistKind::Hour),
         );
-        let gap = self.gap.take().or(discontinuity.map(GapCause::from));
-        let entry = Entry {
-            sequence,
-            uri: name.clone(),
-            duration,
-            start,
-            discontinuity: gap.is_some(),
-            gap,
-            tags,
-        };
-        let mut live_tags: Vec<String> = entry.tags[..markers].to_vec();
+        let mut live_tags: Vec<String> = tags[..markers].to_vec();
         live_tags.extend(
             self.plugins()
                 .entry_tags(&info, &marker_infos, PlaylistKind::Live),
         );
+        Ok(Some(Stored {
+            sequence,
+            name,
+            start,
+            duration,
+            gap: self.gap.take().or(discontinuity.map(GapCause::from)),
+            tags,
+            live_tags,
+        }))
+    }
+
+    /// Lists a stored segment in its hour's playlist and the live window,
+    /// and writes them. A playlist whose last entry is it, or a later one,
+    /// already lists it (a cluster's new owner lists what the old one
+    /// committed, in case it could not).
+    pub async fn list(&mut self, stored: Stored) -> Result<(), StoreError> {
+        let hour = Hour::of(stored.start);
+        self.enter_hour(hour).await?;
+        self.write_unwritten(false).await?;
+        self.verify_hour().await?;
+        let entry = Entry {
+            sequence: stored.sequence,
+            uri: stored.name.clone(),
+            duration: stored.duration,
+            start: stored.start,
+            discontinuity: stored.gap.is_some(),
+            gap: stored.gap,
+            tags: stored.tags,
+        };
+        let listed = |p: &Playlist| p.last().is_some_and(|e| e.sequence >= stored.sequence);
         let open = self.hour.as_mut().expect("an hour is open");
-        open.playlist.push(entry.clone());
-        self.live.push(Entry {
-            uri: Layout::live_uri(hour, &name),
-            tags: live_tags,
-            ..entry
-        });
+        if !listed(&open.playlist) {
+            open.playlist.push(entry.clone());
+        }
+        if !listed(&self.live) {
+            self.live.push(Entry {
+                uri: Layout::live_uri(hour, &stored.name),
+                tags: stored.live_tags,
+                ..entry
+            });
+        }
         self.write_hour(false).await?;
         self.write_live().await
+    }
+
+    /// Goes on after `last`, the segment a cluster's previous owner of the
+    /// stream committed last: the media sequence follows it, no gap is
+    /// marked for the change of owner, and it is listed if the previous
+    /// owner could not list it before it went.
+    pub async fn continue_after(&mut self, last: Stored) -> Result<(), StoreError> {
+        self.next_sequence = last.sequence + 1;
+        self.gap = None;
+        self.list(last).await
+    }
+
+    /// Makes `hour` the open hour (closing the one before).
+    async fn enter_hour(&mut self, hour: Hour) -> Result<(), StoreError> {
+        if self.hour.as_ref().is_some_and(|h| h.hour == hour) {
+            return Ok(());
+        }
+        self.close_hour().await?;
+        self.open_hour(hour).await
     }
 
     /// Flushes the playlists. With `end`, the hour and the live window get
@@ -672,6 +717,54 @@ impl StreamArchive {
     }
 }
 
+/// A segment stored but not listed yet: what its playlists' entries say
+/// of it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Its place in the media sequence.
+    pub sequence: u64,
+    /// Its name in its hour's folder.
+    pub name: String,
+    /// When it starts (UTC): its hour is this one's.
+    pub start: std::time::SystemTime,
+    /// Its media duration, in 90 kHz ticks.
+    pub duration: u64,
+    /// Why the timeline broke before it, if it did.
+    pub gap: Option<GapCause>,
+    /// Its tags in the hour's playlist (markers first), and in the live
+    /// window.
+    tags: Vec<String>,
+    live_tags: Vec<String>,
+}
+
+impl Stored {
+    /// A segment as a cluster's commit recorded it (its tags are not
+    /// recorded there).
+    pub fn committed(
+        sequence: u64,
+        name: String,
+        start: std::time::SystemTime,
+        duration: u64,
+        gap: Option<GapCause>,
+    ) -> Self {
+        Stored {
+            sequence,
+            name,
+            start,
+            duration,
+            gap,
+            tags: Vec::new(),
+            live_tags: Vec::new(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub(super) fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// What a playlist policy plugin is told of a marker.
 fn marker_info(placed: &hlsvault_ts::segment::Placed) -> MarkerInfo {
     use hlsvault_ts::scte35::Cue;
@@ -735,6 +828,7 @@ mod tests {
             data: vec![0x47; 188],
             data_offset: 0,
             start: hour.start() + Duration::from_secs(secs),
+            pts: secs * 90_000,
             duration: 6 * 90_000,
             discontinuity: None,
             keyframe: true,

@@ -29,17 +29,21 @@ pub enum GapCause {
     Restart,
     /// A segment namer plugin refused segments (fail-closed).
     PluginDropped,
+    /// The stream changed owner in a cluster, and the new owner had not
+    /// buffered all that the old one left unpublished.
+    Takeover,
     /// The archive says nothing of why: no entry marks the gap.
     NothingRecorded,
 }
 
 impl GapCause {
-    const ALL: [GapCause; 6] = [
+    const ALL: [GapCause; 7] = [
         GapCause::Discontinuity,
         GapCause::Stall,
         GapCause::StoreOutage,
         GapCause::Restart,
         GapCause::PluginDropped,
+        GapCause::Takeover,
         GapCause::NothingRecorded,
     ];
 
@@ -51,6 +55,7 @@ impl GapCause {
             GapCause::StoreOutage => "store_outage",
             GapCause::Restart => "restart",
             GapCause::PluginDropped => "plugin_dropped",
+            GapCause::Takeover => "takeover",
             GapCause::NothingRecorded => "nothing_recorded",
         }
     }

@@ -120,6 +120,9 @@ pub struct Segment {
     pub data_offset: u64,
     /// Wall-clock time (UTC) of its first frame.
     pub start: SystemTime,
+    /// The PTS of its first frame (33 bits): where it lies on the stream's
+    /// own clock, the same for every recorder of the stream.
+    pub pts: u64,
     /// Media duration in 90 kHz ticks.
     pub duration: u64,
     /// Why the timeline broke just before this segment, if it did.
@@ -1046,6 +1049,7 @@ impl SegmentCutter {
             data: open.buf,
             data_offset: open.drained as u64,
             start: open.start,
+            pts: open.first.rem_euclid(1 << 33) as u64,
             duration,
             discontinuity: open.discontinuity,
             keyframe: open.keyframe,
