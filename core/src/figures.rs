@@ -61,6 +61,87 @@ pub struct StreamStats {
     pids: Mutex<Vec<PidInfo>>,
     /// Why the stream's analysis produced no segment, when it did not.
     empty: Mutex<Option<String>>,
+    /// Its part in a cluster (`[cluster]`).
+    pub cluster: ClusterFigures,
+}
+
+/// A stream's part on this node of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Not in a cluster (or not placed here).
+    Alone = 0,
+    /// Records the stream, ready to take it over.
+    Standby = 1,
+    /// Records and publishes it.
+    Owner = 2,
+}
+
+impl Role {
+    /// Its name in metrics and on the status page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Alone => "alone",
+            Role::Standby => "standby",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+/// What a stream's cluster duty counted on this node.
+#[derive(Debug, Default)]
+pub struct ClusterFigures {
+    role: std::sync::atomic::AtomicU8,
+    takeovers: AtomicU64,
+    fenced: AtomicU64,
+    buffered: AtomicU64,
+}
+
+impl ClusterFigures {
+    /// The stream's role here now.
+    pub fn role(&self) -> Role {
+        match self.role.load(Relaxed) {
+            1 => Role::Standby,
+            2 => Role::Owner,
+            _ => Role::Alone,
+        }
+    }
+
+    /// Sets the stream's role here.
+    pub fn set_role(&self, role: Role) {
+        self.role.store(role as u8, Relaxed);
+    }
+
+    /// Times this node took the stream over.
+    pub fn takeovers(&self) -> u64 {
+        self.takeovers.load(Relaxed)
+    }
+
+    /// Counts a takeover.
+    pub fn took_over(&self) {
+        self.takeovers.fetch_add(1, Relaxed);
+    }
+
+    /// Times this node stopped publishing because its claim or lease could
+    /// no longer be trusted (a commit fenced off, a lease past its
+    /// deadline).
+    pub fn fencing_rejections(&self) -> u64 {
+        self.fenced.load(Relaxed)
+    }
+
+    /// Counts a fencing rejection.
+    pub fn fenced(&self) {
+        self.fenced.fetch_add(1, Relaxed);
+    }
+
+    /// Segments held, not published (a standby's buffer).
+    pub fn buffered(&self) -> u64 {
+        self.buffered.load(Relaxed)
+    }
+
+    /// Sets the buffer's depth.
+    pub fn set_buffered(&self, n: usize) {
+        self.buffered.store(n as u64, Relaxed);
+    }
 }
 
 /// What the engine shares with the server: the figures of every stream

@@ -181,6 +181,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         .and_then(|v| problems.parse::<ClusterTable>("cluster", v));
     let declared = top.cluster.is_some();
     let cluster = validate::cluster(cluster_table, declared, &tables, &mut problems);
+    if cluster.is_some() {
+        // A cluster's recorders of a stream must cut the same segments.
+        streams.iter_mut().for_each(|s| s.aligned_cuts = true);
+    }
     let stats_interval = top.stats_interval.unwrap_or(DEFAULT_STATS_INTERVAL);
     if stats_interval < Duration::from_secs(1) {
         problems.add("stats_interval", "must be at least 1s");

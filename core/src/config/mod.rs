@@ -194,7 +194,8 @@ pub struct StreamConfig {
     pub cut_at_splice: bool,
     /// Cuts fall at the first keyframe at or after each multiple of the
     /// segment duration on the stream's PTS timeline (`aligned_cuts`), so
-    /// that independent recorders of one stream cut the same segments.
+    /// that independent recorders of one stream cut the same segments
+    /// (always, under `[cluster]`).
     pub aligned_cuts: bool,
     /// The tags SCTE-35 markers become in the playlists.
     pub scte35_tags: Scte35Tags,

@@ -574,6 +574,10 @@ fn a_cluster_table_names_the_node_and_its_defaults_fit_a_two_second_election() {
     assert_eq!(cluster.redundancy, 1);
     assert_eq!(cluster.lease, Duration::from_secs(4));
     assert_eq!(cluster.etcd.len(), 2);
+    assert!(
+        c.streams.iter().all(|s| s.aligned_cuts),
+        "a cluster's recorders cut alike"
+    );
     // Without node, the host's name.
     let c = load_str(&format!(
         "{GOOD}\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\n"

@@ -361,8 +361,10 @@ impl StreamArchive {
     /// owner could not list it before it went.
     pub async fn continue_after(&mut self, last: Stored) -> Result<(), StoreError> {
         self.next_sequence = last.sequence + 1;
+        let listed = self.list(last).await;
+        // Read back, the hour goes on from the commit: no restart.
         self.gap = None;
-        self.list(last).await
+        listed
     }
 
     /// Makes `hour` the open hour (closing the one before).

@@ -130,17 +130,6 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
 /// and interface is probed once, however many streams use it.
 fn findings(config: &Config) -> Vec<(Problem, bool)> {
     let mut problems: Vec<(Problem, bool)> = store_finding(config).into_iter().collect();
-    if config.cluster.is_some() {
-        // Until recording under a cluster is fenced, one process must not
-        // think it shares the streams with others.
-        problems.push((
-            Problem {
-                key: "cluster".into(),
-                reason: "recording under [cluster] is not built yet: `hlsvault cluster status` and `drain` use the table, `run` does not; remove it to record every stream on this machine".into(),
-            },
-            false,
-        ));
-    }
     if let Err(e) = super::state::prepare(config) {
         problems.push((
             Problem {

@@ -12,15 +12,22 @@
 //! config file changes (see `hlsvault run --help`).
 //! `[[playouts]]` run beside them as tasks that read the store (see
 //! [`crate::replay`]), started and stopped by reload too.
+//! With `[cluster]`, the supervisor runs only the streams the cluster
+//! places on this node ([`node`]), and each stream's archive task follows
+//! its duty there ([`duty`]): a standby buffers, the owner publishes,
+//! every segment committed in etcd under a fenced claim.
 //! SIGINT or SIGTERM stops the readers; every stream then flushes its open
 //! segment and playlists, and the open hours stay open.
 
 mod analysis;
 mod archive;
 mod check;
+mod duty;
+mod fenced;
 mod figures_log;
 mod growing;
 mod hours;
+mod node;
 mod playouts;
 mod plugins;
 mod publish;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::archive::{ArchiveSettings, StreamArchive};
 use super::growing::{left_by_earlier_runs, recover, Finished};
+use super::node::Node;
 use super::plugins::plugins_of;
 use crate::config::StreamConfig;
 use crate::figures::StreamStats;
@@ -66,6 +67,10 @@ pub(super) struct Publish {
     pub stop: Arc<AtomicBool>,
     /// The stream's own (a restart), which also hands the uploads on.
     pub restart: Arc<AtomicBool>,
+    /// This node, in a cluster: the stream's segments follow its duty
+    /// here, straight to the store (no upload queue: what the store does
+    /// not take, the standby holds).
+    pub cluster: Option<Arc<Node>>,
 }
 
 impl Publish {
@@ -82,6 +87,10 @@ impl Publish {
             Some(earlier) => earlier.await.ok().flatten(),
             None => None,
         };
+        if let Some(node) = self.cluster.clone() {
+            super::duty::run(&self, node, &mut rx).await;
+            return None;
+        }
         let stats = &self.stats;
         // What a killed run left growing is this process's to finish, once.
         let first = handed.is_none();

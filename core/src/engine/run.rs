@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use super::check::why_empty;
 use super::figures_log::watch_figures;
+use super::node::Node;
 use super::plugins::load_plugins;
 use super::reader::{Progress, ReaderKey, SourceReport};
 use super::store::open_store;
@@ -104,6 +105,23 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
         .sum();
     let progress = Arc::new(Progress::new(total));
     let mut files = FileWatch::new();
+    // In a cluster, the streams it places here, once it is joined.
+    let cluster = match &config.cluster {
+        Some(settings) => {
+            let (pins, streams) = tokio::sync::watch::channel(supervisor::pinned(&config.streams));
+            let (node, here) = runtime
+                .block_on(Node::start(settings.clone(), streams, files.waker()))
+                .context("cluster")?;
+            tracing::info!(node = node.name(), streams = ?here, "joined the cluster");
+            Some((node, pins, here))
+        }
+        None => None,
+    };
+    let (cluster, placed) = match cluster {
+        Some((node, pins, here)) => (Some((node, pins)), Some(here)),
+        None => (None, None),
+    };
+    let node = cluster.as_ref().map(|(n, _)| n.clone());
     let shared = supervisor::Shared {
         io: runtime.handle().clone(),
         limits: QueueLimits {
@@ -114,12 +132,13 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
             spool_dir: super::state::prepare(config).context("state_dir")?,
         },
         store,
-        stop,
+        stop: stop.clone(),
         progress: progress.clone(),
         figures: figures.clone(),
         wake: files.waker(),
+        cluster,
     };
-    let mut running = Supervisor::start(shared, config.clone(), plugin_runtime, plugins)?;
+    let mut running = Supervisor::start(shared, config.clone(), plugin_runtime, plugins, placed)?;
     if let Some(f) = file {
         files.set(running.watched(f));
     }
@@ -131,16 +150,24 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
             .name("figures".into())
             .spawn(move || watch_figures(&figures, interval, done_rx))?
     };
-    // Until every reader has ended: apply the changed files.
+    // Until every reader has ended (in a cluster, until a signal): apply
+    // the changed files and placements.
     let mut ended = Vec::new();
-    while running.reap(&ended) {
-        let changed;
-        (ended, changed) = files.next(WATCH_EVERY);
+    let go_on = |running: &mut Supervisor, ended: &[usize]| {
+        let reading = running.reap(ended);
+        reading || (node.is_some() && !stop.load(Ordering::Relaxed))
+    };
+    while go_on(&mut running, &ended) {
+        let woken = files.next(WATCH_EVERY);
+        ended = woken.ended;
+        if let Some(here) = woken.placed {
+            running.place(here);
+        }
         let Some(f) = file else { continue };
-        if changed.is_empty() {
+        if woken.changed.is_empty() {
             continue;
         }
-        for path in changed {
+        for path in woken.changed {
             match path == watch::absolute(f) {
                 true => running.reload(f),
                 false => running.plugin_file_changed(&path),
@@ -151,6 +178,9 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
     }
     let running_config = running.config().clone();
     let outcome = running.finish();
+    if let Some(node) = &node {
+        runtime.block_on(node.leave());
+    }
     progress.finish();
     drop(done_tx);
     let _ = logger.join();

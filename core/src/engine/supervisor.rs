@@ -15,6 +15,7 @@ use super::analysis::analyse;
 use super::archive::ArchiveSettings;
 use super::check::source_findings;
 use super::growing::Finished;
+use super::node::{Node, Pinned};
 use super::playouts::Playouts;
 use super::plugins::plugin_problem;
 use super::publish::{ArchiveTask, Publish};
@@ -49,6 +50,9 @@ pub struct Shared {
     pub figures: Arc<Figures>,
     /// Told when a reader ends.
     pub wake: Sender<Wake>,
+    /// This node, in a cluster; and where the streams and their pins go
+    /// for the placement to read.
+    pub cluster: Option<(Arc<Node>, tokio::sync::watch::Sender<Vec<Pinned>>)>,
 }
 
 /// One running stream (its current incarnation).
@@ -94,6 +98,9 @@ pub struct Supervisor {
     playouts: Playouts,
     /// The archive's sizes, for retention by size.
     sizes: Arc<Sizes>,
+    /// In a cluster, the streams it places on this node (the only ones
+    /// that run here).
+    placed: Option<BTreeSet<String>>,
 }
 
 /// How a run ended: every incarnation's figures and every reader's.
@@ -111,6 +118,7 @@ impl Supervisor {
         config: Config,
         plugin_runtime: Option<Arc<plugin::Runtime>>,
         plugins: BTreeMap<String, Arc<Slot>>,
+        placed: Option<BTreeSet<String>>,
     ) -> anyhow::Result<Self> {
         let playouts = Playouts::new(
             shared.io.clone(),
@@ -132,8 +140,10 @@ impl Supervisor {
             next_id: 0,
             sizes: Arc::new(Sizes::new(config.storage.retention_size)),
             config: config.clone(),
+            placed,
         };
-        s.launch(config.streams)?;
+        let here = s.here(&config.streams);
+        s.launch(here)?;
         s.playouts.apply(&config.playouts);
         Ok(s)
     }
@@ -293,33 +303,17 @@ impl Supervisor {
         }
         self.plugins.retain(|n, _| new.plugins.contains_key(n));
 
-        let wanted: BTreeSet<&str> = new.streams.iter().map(|s| s.name.as_str()).collect();
-        let removed: Vec<String> = self
-            .streams
-            .keys()
-            .filter(|n| !wanted.contains(n.as_str()))
-            .cloned()
-            .collect();
-        for name in &removed {
-            self.retire(name, false);
+        self.playouts.apply(&new.playouts);
+        if let Some((_, pins)) = &self.shared.cluster {
+            pins.send_replace(pinned(&new.streams));
         }
-        let (mut start, mut restarted) = (Vec::new(), Vec::new());
-        for s in &new.streams {
-            match self.streams.get(&s.name) {
-                None => start.push(s.clone()),
-                Some(r) if r.cfg != *s => {
-                    self.retire(&s.name, true);
-                    restarted.push(s.name.clone());
-                    start.push(s.clone());
-                }
-                Some(_) => {}
-            }
-        }
-        let added: Vec<&str> = start
-            .iter()
-            .map(|s| s.name.as_str())
-            .filter(|n| !restarted.iter().any(|r| r == n))
-            .collect();
+        self.config = Config {
+            streams: new.streams,
+            playouts: new.playouts,
+            plugins: new.plugins,
+            ..self.config.clone()
+        };
+        let (added, removed, restarted) = self.apply();
         tracing::info!(
             file = %path.display(),
             added = ?added,
@@ -327,16 +321,62 @@ impl Supervisor {
             restarted = ?restarted,
             "config reloaded; the other streams go on untouched"
         );
-        self.playouts.apply(&new.playouts);
-        self.config = Config {
-            streams: new.streams,
-            playouts: new.playouts,
-            plugins: new.plugins,
-            ..self.config.clone()
-        };
+    }
+
+    /// The cluster places `here` on this node now: the streams placed
+    /// away stop, those placed here start.
+    pub fn place(&mut self, here: BTreeSet<String>) {
+        self.placed = Some(here);
+        let (added, removed, _) = self.apply();
+        tracing::info!(started = ?added, stopped = ?removed, "the cluster moved streams");
+    }
+
+    /// Which of `streams` run here: all, or in a cluster those it places
+    /// here.
+    fn here(&self, streams: &[StreamConfig]) -> Vec<StreamConfig> {
+        streams
+            .iter()
+            .filter(|s| self.placed.as_ref().is_none_or(|p| p.contains(&s.name)))
+            .cloned()
+            .collect()
+    }
+
+    /// Makes the running streams those of the config that run here:
+    /// streams no longer wanted stop (their hour ends), changed ones
+    /// restart (their hour goes on), new ones start. Returns the names of
+    /// those added, removed and restarted.
+    fn apply(&mut self) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let wanted = self.here(&self.config.streams);
+        let removed: Vec<String> = self
+            .streams
+            .keys()
+            .filter(|n| !wanted.iter().any(|s| &s.name == *n))
+            .cloned()
+            .collect();
+        for name in &removed {
+            self.retire(name, false);
+        }
+        let (mut start, mut restarted) = (Vec::new(), Vec::new());
+        for s in wanted {
+            match self.streams.get(&s.name) {
+                None => start.push(s),
+                Some(r) if r.cfg != s => {
+                    self.retire(&s.name, true);
+                    restarted.push(s.name.clone());
+                    start.push(s);
+                }
+                Some(_) => {}
+            }
+        }
+        let added: Vec<String> = start
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|n| !restarted.contains(n))
+            .collect();
         if let Err(e) = self.launch(start) {
             tracing::error!(error = %e, "cannot start the added streams");
         }
+        (added, removed, restarted)
     }
 
     /// A plugin file changed: compiled again and swapped in at each of its
@@ -389,7 +429,7 @@ impl Supervisor {
             reader.routes = reader.routes.saturating_sub(1);
         }
         if !restart {
-            tracing::info!(stream = %name, "stream removed from the config: stopping it");
+            tracing::info!(stream = %name, "the stream no longer runs here (removed from the config, or placed on other nodes): stopping it");
         }
         self.retired.push((name.to_string(), r.stats));
         self.finishing.insert(name.to_string(), r.task);
@@ -482,7 +522,13 @@ impl Supervisor {
         let (seg_tx, seg_rx) = tokio::sync::mpsc::channel::<Finished>(QUEUE_SEGMENTS);
         let slots = stream_plugins(s, &self.plugins);
         let (cfg, st) = (s.clone(), stats.clone());
-        let growing = UploadQueue::growing_dir(&self.shared.limits, &s.name);
+        let cluster = self.shared.cluster.as_ref().map(|(node, _)| node.clone());
+        // A cluster's standby holds segments in memory; a killed node's
+        // growing files are not its to recover (the standby took over).
+        let growing = match cluster {
+            Some(_) => None,
+            None => UploadQueue::growing_dir(&self.shared.limits, &s.name),
+        };
         self.analysis.push(
             std::thread::Builder::new()
                 .name(format!("stream-{}", s.name))
@@ -510,6 +556,7 @@ impl Supervisor {
             stats: stats.clone(),
             stop: shared.stop.clone(),
             restart: keep_open.clone(),
+            cluster,
         };
         let task = shared.io.spawn(publish.run(seg_rx, after).instrument(span));
         let id = self.next();
@@ -556,6 +603,14 @@ impl Supervisor {
             .figures
             .set(streams, plugin_figures(&self.plugins));
     }
+}
+
+/// Every stream's name and pins, for the placement.
+pub fn pinned(streams: &[StreamConfig]) -> Vec<Pinned> {
+    streams
+        .iter()
+        .map(|s| (s.name.clone(), s.nodes.clone()))
+        .collect()
 }
 
 /// Logs why a changed config is not applied; the running one stays.

@@ -18,6 +18,19 @@ pub enum Wake {
     Changed(PathBuf),
     /// The reader with this id has ended.
     ReaderEnded(usize),
+    /// The cluster places these streams on this node now.
+    Placed(BTreeSet<String>),
+}
+
+/// What woke a run's loop.
+#[derive(Debug, Default)]
+pub struct Woken {
+    /// Readers that ended.
+    pub ended: Vec<usize>,
+    /// Watched files that changed and have settled.
+    pub changed: Vec<PathBuf>,
+    /// The streams the cluster places here now, if that changed.
+    pub placed: Option<BTreeSet<String>>,
 }
 
 /// Files being watched, and the readers' ends.
@@ -96,19 +109,20 @@ impl FileWatch {
         self.folders = folders;
     }
 
-    /// Waits up to `wait`, or until a reader ends. Returns the readers
-    /// that ended, and the watched files that changed and have since
-    /// stayed quiet for [`SETTLE`].
-    pub fn next(&mut self, wait: Duration) -> (Vec<usize>, Vec<PathBuf>) {
+    /// Waits up to `wait`, or until a reader ends or the placement
+    /// changes. Returns what woke it: the watched files among them once
+    /// they have stayed quiet for [`SETTLE`].
+    pub fn next(&mut self, wait: Duration) -> Woken {
         let until = Instant::now() + wait;
-        let mut ended = Vec::new();
+        let mut woken = Woken::default();
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left.min(SETTLE / 3)) {
                 Ok(Wake::Changed(p)) if self.files.contains(&p) => {
                     self.pending.insert(p, Instant::now());
                 }
-                Ok(Wake::ReaderEnded(id)) => ended.push(id),
+                Ok(Wake::ReaderEnded(id)) => woken.ended.push(id),
+                Ok(Wake::Placed(here)) => woken.placed = Some(here),
                 Ok(Wake::Changed(_)) | Err(RecvTimeoutError::Timeout) => {}
                 // Never: this watch holds a sender itself.
                 Err(RecvTimeoutError::Disconnected) => {}
@@ -119,11 +133,13 @@ impl FileWatch {
                 .filter(|(_, t)| t.elapsed() >= SETTLE)
                 .map(|(p, _)| p.clone())
                 .collect();
-            if !settled.is_empty() || !ended.is_empty() || Instant::now() >= until {
+            let placed = woken.placed.is_some();
+            if !settled.is_empty() || !woken.ended.is_empty() || placed || Instant::now() >= until {
                 for p in &settled {
                     self.pending.remove(p);
                 }
-                return (ended, settled);
+                woken.changed = settled;
+                return woken;
             }
         }
     }

@@ -39,12 +39,31 @@ impl Keys {
         format!("{}progress/{stream}", self.prefix)
     }
 
+    /// A node that records `stream` and could take it over now: bound to
+    /// its lease. An owner hands the stream on only to a node that is.
+    pub fn ready(&self, stream: &str, node: &str) -> String {
+        format!("{}ready/{stream}/{node}", self.prefix)
+    }
+
+    /// The stream and node a ready key is about, if it is one.
+    ///
+    /// ```
+    /// use hlsvault_cluster::Keys;
+    /// let keys = Keys::default();
+    /// assert_eq!(keys.ready_of(&keys.ready("ch1", "rec-b")), Some(("ch1", "rec-b")));
+    /// ```
+    pub fn ready_of<'a>(&self, key: &'a str) -> Option<(&'a str, &'a str)> {
+        self.node_of(key, "ready")?
+            .split_once('/')
+            .filter(|(s, n)| !s.is_empty() && !n.is_empty())
+    }
+
     /// An operator's drain of a node (kept until undone).
     pub fn drain(&self, node: &str) -> String {
         format!("{}drain/{node}", self.prefix)
     }
 
-    /// The folder of a kind of key (`members`, `drain`), with its slash:
+    /// The folder of a kind of key (`members`, `drain`, `owners`, `ready`), with its slash:
     /// a prefix to read or watch.
     pub fn folder(&self, kind: &str) -> String {
         format!("{}{kind}/", self.prefix)

@@ -22,9 +22,11 @@ mod settings;
 mod view;
 
 pub use error::ClusterError;
+/// etcd's client, as [`connect`] makes it.
+pub use etcd_client::Client;
 pub use keys::Keys;
 pub use membership::{connect, Membership};
 pub use ownership::{progress, Claim, Claimed};
 pub use placement::{place, Member, Placement};
 pub use settings::ClusterSettings;
-pub use view::{drain, members};
+pub use view::{drain, members, view, View};

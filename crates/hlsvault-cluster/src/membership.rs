@@ -106,10 +106,11 @@ impl Membership {
         self.client.clone()
     }
 
-    /// Leaves now: the lease is revoked, and the member key with it.
-    pub async fn leave(mut self) -> Result<(), ClusterError> {
+    /// Leaves now: the lease is revoked, and the member key with it (and
+    /// every stream this node owned).
+    pub async fn leave(&self) -> Result<(), ClusterError> {
         self.renewing.abort();
-        self.client.lease_revoke(self.lease).await?;
+        self.client.clone().lease_revoke(self.lease).await?;
         Ok(())
     }
 }

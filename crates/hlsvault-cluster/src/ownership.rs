@@ -91,6 +91,35 @@ impl Membership {
         }
     }
 
+    /// Says that this node records `stream` and could take it over now
+    /// (bound to its lease), or with `ready` false, no longer.
+    pub async fn mark_ready(
+        &self,
+        keys: &Keys,
+        stream: &str,
+        ready: bool,
+    ) -> Result<(), ClusterError> {
+        let key = keys.ready(stream, self.node());
+        let mut client = self.client();
+        match ready {
+            true => {
+                let put = PutOptions::new().with_lease(self.lease());
+                drop(client.put(key, "", Some(put)).await?)
+            }
+            false => drop(client.delete(key, None).await?),
+        }
+        Ok(())
+    }
+
+    /// What `stream`'s owners committed last, if anything.
+    pub async fn progress(
+        &self,
+        keys: &Keys,
+        stream: &str,
+    ) -> Result<Option<String>, ClusterError> {
+        progress(&mut self.client(), keys, stream).await
+    }
+
     /// Gives `claim`'s stream up (if it is still this node's).
     pub async fn release(&self, claim: Claim) -> Result<(), ClusterError> {
         let txn = Txn::new()

@@ -1,23 +1,77 @@
 //! The cluster as every node reads it from etcd: its live members and the
-//! operator's drains.
+//! operator's drains, who owns each stream and who could take it over.
 
-use etcd_client::{Client, GetOptions};
+use std::collections::{BTreeMap, BTreeSet};
+
+use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
 
 use crate::{ClusterError, Keys, Member};
 
-/// The live members, sorted by name, each marked if it is drained.
-pub async fn members(client: &mut Client, keys: &Keys) -> Result<Vec<Member>, ClusterError> {
-    let names = |kind: &str, kvs: &[etcd_client::KeyValue]| -> Vec<String> {
+/// The cluster at one revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    /// Live members, sorted by name, each marked if it is drained.
+    pub members: Vec<Member>,
+    /// Stream -> the node that owns it.
+    pub owners: BTreeMap<String, String>,
+    /// (stream, node): the node records the stream and could take it over.
+    pub ready: BTreeSet<(String, String)>,
+}
+
+/// Reads the whole [`View`] in one transaction (one round trip, one
+/// revision).
+pub async fn view(client: &mut Client, keys: &Keys) -> Result<View, ClusterError> {
+    let folder = |kind: &str, values: bool| {
+        let options = GetOptions::new().with_prefix();
+        let options = match values {
+            true => options,
+            false => options.with_keys_only(),
+        };
+        TxnOp::get(keys.folder(kind), Some(options))
+    };
+    let txn = Txn::new().and_then([
+        folder("members", false),
+        folder("drain", false),
+        folder("owners", true),
+        folder("ready", false),
+    ]);
+    let answer = client.txn(txn).await?;
+    let mut gets = answer.op_responses().into_iter().map(|r| match r {
+        TxnOpResponse::Get(get) => get.kvs().to_vec(),
+        _ => Vec::new(),
+    });
+    let (live, drained, owners, ready) = (
+        gets.next().unwrap_or_default(),
+        gets.next().unwrap_or_default(),
+        gets.next().unwrap_or_default(),
+        gets.next().unwrap_or_default(),
+    );
+    let named = |kind: &str, kvs: &[etcd_client::KeyValue]| -> Vec<String> {
         kvs.iter()
             .filter_map(|kv| kv.key_str().ok())
             .filter_map(|k| keys.node_of(k, kind).map(str::to_string))
             .collect()
     };
-    let prefix = || Some(GetOptions::new().with_prefix().with_keys_only());
-    let live = client.get(keys.folder("members"), prefix()).await?;
-    let drained = client.get(keys.folder("drain"), prefix()).await?;
-    let drained = names("drain", drained.kvs());
-    let mut members: Vec<Member> = names("members", live.kvs())
+    Ok(View {
+        members: marked(named("members", &live), &named("drain", &drained)),
+        owners: owners
+            .iter()
+            .filter_map(|kv| {
+                let stream = keys.node_of(kv.key_str().ok()?, "owners")?;
+                Some((stream.to_string(), kv.value_str().ok()?.to_string()))
+            })
+            .collect(),
+        ready: ready
+            .iter()
+            .filter_map(|kv| keys.ready_of(kv.key_str().ok()?))
+            .map(|(s, n)| (s.to_string(), n.to_string()))
+            .collect(),
+    })
+}
+
+/// Live members sorted by name, each marked if it is `drained`.
+fn marked(live: Vec<String>, drained: &[String]) -> Vec<Member> {
+    let mut members: Vec<Member> = live
         .into_iter()
         .map(|name| Member {
             draining: drained.contains(&name),
@@ -25,7 +79,12 @@ pub async fn members(client: &mut Client, keys: &Keys) -> Result<Vec<Member>, Cl
         })
         .collect();
     members.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(members)
+    members
+}
+
+/// The live members, sorted by name, each marked if it is drained.
+pub async fn members(client: &mut Client, keys: &Keys) -> Result<Vec<Member>, ClusterError> {
+    Ok(view(client, keys).await?.members)
 }
 
 /// Drains `node` (its streams move to the others), or with `undo` gives
