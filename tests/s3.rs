@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
-use futures_util::StreamExt;
 use hlsvault_testkit::archive::{bytes_under, check_timeline, hour_playlists};
 use hlsvault_testkit::encoders::{ad_break, upper_hex};
 use hlsvault_testkit::garage::Garage;
@@ -14,65 +13,11 @@ use hlsvault_testkit::kill_loop::{archive_after_kills, kill_loop, report_losses,
 use hlsvault_testkit::{
     decode_errors, output_shown, probe_duration, write_pcap, KillOnDrop, Wrap, DST,
 };
-use minio::s3::creds::StaticProvider;
-use minio::s3::http::BaseUrl;
-use minio::s3::types::{Region, S3Api, ToStream};
-use minio::s3::MinioClient;
-
-fn client(g: &Garage) -> MinioClient {
-    let mut base: BaseUrl = g.endpoint.parse().unwrap();
-    base.region = Region::new(g.region.clone()).unwrap();
-    let creds = StaticProvider::new(&g.access_key, &g.secret_key, None);
-    MinioClient::new(base, Some(creds), None, None).unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Every key in the bucket under `prefix`, sorted.
-fn list(g: &Garage, prefix: &str) -> Vec<String> {
-    let mut keys: Vec<String> = listed_with_times(g, prefix)
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    keys.sort();
-    keys
-}
-
-/// The object at `key`, read with `c` on `rt`.
-fn object(rt: &tokio::runtime::Runtime, c: &MinioClient, g: &Garage, key: &str) -> bytes::Bytes {
-    rt.block_on(async {
-        c.get_object(&g.bucket, key)
-            .unwrap()
-            .build()
-            .send()
-            .await
-            .unwrap()
-            .into_bytes()
-            .await
-            .unwrap()
-    })
-}
-
-/// Copies every object under `prefix` into `dir`, keys as paths.
-fn mirror(g: &Garage, prefix: &str, dir: &Path) {
-    let c = client(g);
-    let rt = runtime();
-    for key in list(g, prefix) {
-        let bytes = object(&rt, &c, g, &key);
-        let path = dir.join(&key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-}
+use minio::s3::types::S3Api;
 
 fn bucket_exists(g: &Garage, bucket: &str) -> bool {
-    runtime().block_on(async {
-        client(g)
+    hlsvault_testkit::garage::runtime().block_on(async {
+        g.client()
             .bucket_exists(bucket)
             .unwrap()
             .build()
@@ -84,8 +29,8 @@ fn bucket_exists(g: &Garage, bucket: &str) -> bool {
 }
 
 fn presign(g: &Garage, key: &str) -> String {
-    runtime().block_on(async {
-        client(g)
+    hlsvault_testkit::garage::runtime().block_on(async {
+        g.client()
             .get_presigned_object_url(&g.bucket, key, http::Method::GET)
             .unwrap()
             .expiry_seconds(Some(600))
@@ -168,7 +113,7 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
         "the secret never appears in logs"
     );
 
-    let keys = list(&g, "tv/");
+    let keys = g.list("tv/");
     for k in [
         "tv/ch1/hours.log",
         "tv/ch1/live.m3u8",
@@ -184,7 +129,7 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
     // holds up to the same checks as on disk: each segment decodes on its
     // own from a keyframe, EXTINF matches the PTS.
     let copy = dir.path().join("copy");
-    mirror(&g, "tv/", &copy);
+    g.mirror("tv/", &copy);
     let hours = hour_playlists(&copy.join("tv/ch1"));
     assert_eq!(hours.len(), 2);
     let entries: Vec<_> = hours.iter().flat_map(|(_, p)| p.entries.clone()).collect();
@@ -229,7 +174,7 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
         .status
         .success());
     let again = dir.path().join("again");
-    mirror(&g, "tv/ch1/2026", &again);
+    g.mirror("tv/ch1/2026", &again);
     let after: Vec<String> = hour_playlists(&again.join("tv/ch1"))
         .into_iter()
         .flat_map(|(_, p)| p.entries.into_iter().map(|e| e.uri))
@@ -264,9 +209,9 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
     assert!(hlsvault(&[&["run"][..], &config_arg].concat())
         .status
         .success());
-    assert!(!list(&g, "tv/ch1/2026/11/21/09/").is_empty(), "held");
-    assert_eq!(list(&g, "tv/ch1/2026/11/21/10/"), Vec::<String>::new());
-    assert!(!list(&g, "tv/ch1/2026/11/23/12/").is_empty());
+    assert!(!g.list("tv/ch1/2026/11/21/09/").is_empty(), "held");
+    assert_eq!(g.list("tv/ch1/2026/11/21/10/"), Vec::<String>::new());
+    assert!(!g.list("tv/ch1/2026/11/23/12/").is_empty());
     // The ranges show what is left (the held 09:59 and the new run, after
     // a restart) and the hold.
     let out = hlsvault(&[&["ranges", "--stream", "ch1", "--json"][..], &config_arg].concat());
@@ -291,7 +236,7 @@ fn a_capture_archived_into_garage_plays_with_the_right_headers() {
     assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
         .status
         .success());
-    assert_eq!(list(&g, "tv/ch1/2026/11/21/"), Vec::<String>::new());
+    assert_eq!(g.list("tv/ch1/2026/11/21/"), Vec::<String>::new());
 }
 
 #[test]
@@ -304,7 +249,7 @@ fn over_the_total_size_the_oldest_hours_leave_the_bucket_first() {
         .success());
     let sized = |name: &str, hour: &str| {
         let to = dir.path().join(name);
-        mirror(&g, &format!("tv/ch1/2026/11/21/{hour}/"), &to);
+        g.mirror(&format!("tv/ch1/2026/11/21/{hour}/"), &to);
         bytes_under(&to.join(format!("tv/ch1/2026/11/21/{hour}")))
     };
     let (s09, s10) = (sized("before", "09"), sized("before", "10"));
@@ -331,13 +276,12 @@ fn over_the_total_size_the_oldest_hours_leave_the_bucket_first() {
     assert!(hlsvault(&["run", "--config", config.to_str().unwrap()])
         .status
         .success());
-    assert_eq!(list(&g, "tv/ch1/2026/11/21/09/"), Vec::<String>::new());
-    assert_eq!(list(&g, "tv/ch1/2026/11/21/10/"), Vec::<String>::new());
+    assert_eq!(g.list("tv/ch1/2026/11/21/09/"), Vec::<String>::new());
+    assert_eq!(g.list("tv/ch1/2026/11/21/10/"), Vec::<String>::new());
     let (s11, s12) = (sized("after", "11"), sized("after", "12"));
     assert!(s11 + s12 <= cap);
     // The day index sizes the hours as the bucket holds them.
-    let rt = runtime();
-    let index = object(&rt, &client(&g), &g, "tv/ch1/2026/11/21/ranges.txt");
+    let index = g.object("tv/ch1/2026/11/21/ranges.txt");
     let index = String::from_utf8_lossy(&index);
     assert!(
         index.contains(&format!("2026-11-21T11 size {s11}\n")),
@@ -367,7 +311,7 @@ fn a_scte35_break_is_kept_in_the_bucket_as_date_ranges_and_listed_by_the_ranges(
         .status
         .success());
     // The out in the closed 09:00, the in in 10:00, as the bucket holds them.
-    mirror(&g, "tv/ch1/2026/11/21/", dir.path());
+    g.mirror("tv/ch1/2026/11/21/", dir.path());
     let entries: Vec<_> = hour_playlists(&dir.path().join("tv/ch1"))
         .into_iter()
         .flat_map(|(_, p)| p.entries)
@@ -384,7 +328,7 @@ fn a_scte35_break_is_kept_in_the_bucket_as_date_ranges_and_listed_by_the_ranges(
     // the in from the newest hour's playlist.
     let listed = hlsvault(&[&["ranges", "--stream", "ch1", "--json"][..], &config_arg].concat());
     let report: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let index = object(&runtime(), &client(&g), &g, "tv/ch1/2026/11/21/ranges.txt");
+    let index = g.object("tv/ch1/2026/11/21/ranges.txt");
     assert!(
         String::from_utf8_lossy(&index).contains(" mark "),
         "the out is indexed"
@@ -452,30 +396,6 @@ fn check_says_what_is_wrong_with_the_store() {
     );
 }
 
-/// Every key under `prefix` with its modification time.
-fn listed_with_times(g: &Garage, prefix: &str) -> Vec<(String, Option<SystemTime>)> {
-    runtime().block_on(async {
-        let mut stream = client(g)
-            .list_objects(&g.bucket)
-            .unwrap()
-            .prefix(Some(prefix.to_string()))
-            .recursive(true)
-            .build()
-            .to_stream()
-            .await;
-        let mut keys = Vec::new();
-        while let Some(page) = stream.next().await {
-            keys.extend(
-                page.unwrap()
-                    .contents
-                    .into_iter()
-                    .map(|e| (e.name, e.last_modified.map(SystemTime::from))),
-            );
-        }
-        keys
-    })
-}
-
 #[test]
 fn a_store_outage_of_30_seconds_loses_nothing() {
     let mut g = Garage::start("archive").unwrap();
@@ -507,10 +427,7 @@ fn a_store_outage_of_30_seconds_loses_nothing() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_secs(6));
-    let before = list(&g, "tv/")
-        .iter()
-        .filter(|k| k.ends_with(".ts"))
-        .count();
+    let before = g.list("tv/").iter().filter(|k| k.ends_with(".ts")).count();
     g.stop();
     std::thread::sleep(std::time::Duration::from_secs(32));
     let waiting = spooled_objects(&state, "ch1");
@@ -536,12 +453,13 @@ fn a_store_outage_of_30_seconds_loses_nothing() {
     // Everything arrived, in order, and the spool is empty.
     assert_eq!(spooled_objects(&state, "ch1"), 0);
     let copy = dir.path().join("copy");
-    mirror(&g, "tv/", &copy);
+    g.mirror("tv/", &copy);
     let entries: Vec<_> = hour_playlists(&copy.join("tv/ch1"))
         .into_iter()
         .flat_map(|(_, p)| p.entries)
         .collect();
-    let stored: Vec<(String, Option<SystemTime>)> = listed_with_times(&g, "tv/ch1/2026")
+    let stored: Vec<(String, Option<SystemTime>)> = g
+        .listed_with_times("tv/ch1/2026")
         .into_iter()
         .filter(|(k, _)| k.ends_with(".ts"))
         .collect();
@@ -595,7 +513,7 @@ fn fetch(url: &str) -> String {
 
 /// `hours.log` as stored: (label, URL) lines.
 fn hours_log(g: &Garage) -> Vec<(String, String)> {
-    let text = object(&runtime(), &client(g), g, "tv/ch1/hours.log");
+    let text = g.object("tv/ch1/hours.log");
     String::from_utf8_lossy(&text)
         .lines()
         .map(|l| {
@@ -626,7 +544,7 @@ fn presigned_hours_play_end_to_end_and_can_be_signed_again() {
         hours.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(),
         ["2026-11-21T09", "2026-11-21T10"]
     );
-    let keys = list(&g, "tv/ch1/2026/11/21/09/");
+    let keys = g.list("tv/ch1/2026/11/21/09/");
     assert!(
         keys.contains(&"tv/ch1/2026/11/21/09/index.signed.m3u8".to_string()),
         "{keys:?}"
@@ -721,7 +639,7 @@ fn sigkill_mid_hour_then_a_restart_continues_the_hour() {
     child.wait().unwrap();
     let mirrored = |name: &str| {
         let copy = dir.path().join(name);
-        mirror(&g, "tv/", &copy);
+        g.mirror("tv/", &copy);
         hour_playlists(&copy.join("tv/ch1"))
     };
     let killed = mirrored("killed");
@@ -785,7 +703,7 @@ fn a_store_that_is_down_at_start_is_waited_for() {
     assert!(out.status.success());
     assert!(log.contains("waiting for the store"), "{log}");
     let copy = dir.path().join("copy");
-    mirror(&g, "tv/", &copy);
+    g.mirror("tv/", &copy);
     let entries: Vec<_> = hour_playlists(&copy.join("tv/ch1"))
         .into_iter()
         .flat_map(|(_, p)| p.entries)
@@ -848,7 +766,7 @@ fn a_range_served_from_the_bucket_plays_with_fresh_signatures() {
         serde_json::from_slice::<serde_json::Value>(&cli.stdout).unwrap(),
         ranges
     );
-    let index = object(&runtime(), &client(&g), &g, "tv/ch1/2026/11/21/ranges.txt");
+    let index = g.object("tv/ch1/2026/11/21/ranges.txt");
     assert!(
         index.starts_with(b"2026-11-21T09 run 2026-11-21T09:59:5"),
         "{index:?}"
@@ -1043,12 +961,13 @@ fn a_restart_while_the_store_is_down_loses_nothing_without_a_spool() {
     assert!(!stderr.contains("objects lost"), "{stderr}");
 
     let copy = d.join("copy");
-    mirror(&g, "tv/", &copy);
+    g.mirror("tv/", &copy);
     let entries: Vec<_> = hour_playlists(&copy.join("tv/ch1"))
         .into_iter()
         .flat_map(|(_, p)| p.entries)
         .collect();
-    let stored = list(&g, "tv/ch1/")
+    let stored = g
+        .list("tv/ch1/")
         .into_iter()
         .filter(|k| k.ends_with(".ts"))
         .count();
@@ -1106,10 +1025,11 @@ fn a_run_killed_every_7_seconds_for_2_minutes_keeps_a_clean_archive_in_the_bucke
     )
     .unwrap();
     let copy = d.join("copy");
-    mirror(&g, "tv/", &copy);
+    g.mirror("tv/", &copy);
     let (entries, gaps) = archive_after_kills(&copy.join("tv/ch1"));
     assert_eq!(spooled_objects(&run.state, "ch1"), 0, "the spool drained");
-    let stored = list(&g, "tv/ch1/2")
+    let stored = g
+        .list("tv/ch1/2")
         .into_iter()
         .filter(|k| k.ends_with(".ts"))
         .count();

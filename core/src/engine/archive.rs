@@ -106,6 +106,9 @@ pub struct StreamArchive {
     markers: Markers,
     /// Closed hours' runs, by day (what the ranges read).
     days: DayIndexes,
+    /// A segment the store refuses stays with the caller (a cluster's
+    /// owner gives it back to its buffer): not counted lost.
+    refused_kept: bool,
 }
 
 impl StreamArchive {
@@ -173,7 +176,14 @@ impl StreamArchive {
             url_expiry,
             markers: Markers::new(markers),
             days,
+            refused_kept: false,
         })
+    }
+
+    /// From now on a segment the store refuses is the caller's to keep
+    /// (it is not counted lost).
+    pub fn keep_refused_segments(&mut self) {
+        self.refused_kept = true;
     }
 
     /// What retention by size will ask this stream to delete, for the
@@ -227,7 +237,9 @@ impl StreamArchive {
         self.plugins().segment_boundary();
         let hour = seg.hour();
         if let Err(e) = self.enter_hour(hour).await {
-            self.stats.lost_segment();
+            if !self.refused_kept {
+                self.stats.lost_segment();
+            }
             self.mark_gap(GapCause::StoreOutage);
             return Err(e);
         }
@@ -277,7 +289,7 @@ impl StreamArchive {
                 let result = adopted.await;
                 match &result {
                     Ok(()) => file.0 = None,
-                    Err(_) => self.stats.store_error(true),
+                    Err(e) => self.store_failed(e, true),
                 }
                 result
             }
@@ -396,10 +408,18 @@ impl StreamArchive {
     /// Stores an object; a failure is counted (as a lost segment for segments).
     async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
         let result = self.store.put(key, body, kind).await;
-        if result.is_err() {
-            self.stats.store_error(kind == ObjectKind::Segment);
+        if let Err(e) = &result {
+            self.store_failed(e, kind == ObjectKind::Segment);
         }
         result
+    }
+
+    /// Counts a failure of the store (a `segment` lost, unless the caller
+    /// keeps what the store refuses); not the caller's own holding back.
+    fn store_failed(&self, e: &StoreError, segment: bool) {
+        if e.is_store_failure() {
+            self.stats.store_error(segment && !self.refused_kept);
+        }
     }
 
     /// Deletes the hours `retention` has done with, whole, by their folder
@@ -502,7 +522,7 @@ impl StreamArchive {
         self.hours
             .forget(&old)
             .await
-            .inspect_err(|_| self.stats.store_error(false))?;
+            .inspect_err(|e| self.store_failed(e, false))?;
         self.days.forget(&old, &self.hours.hours()).await?;
         Ok((old, held))
     }
@@ -708,7 +728,7 @@ impl StreamArchive {
         self.hours
             .publish(open.hour, &open.playlist, kind, sign)
             .await
-            .inspect_err(|_| self.stats.store_error(false))?;
+            .inspect_err(|e| self.store_failed(e, false))?;
         Ok(written)
     }
 

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hlsvault_cluster::{Claim, Claimed, ClusterError, Membership};
 use hlsvault_hls::GapCause;
@@ -73,6 +73,11 @@ impl Committed {
         )
     }
 
+    /// When it ends, on the archive's timeline.
+    pub fn ends_at(&self) -> SystemTime {
+        self.end().at
+    }
+
     /// Where it ends: on the stream's clock, and on the archive's.
     fn end(&self) -> Mark {
         Mark {
@@ -127,39 +132,64 @@ struct Duty<'a> {
     node: Arc<Node>,
     /// The newest segments not published, oldest first.
     buffer: VecDeque<Finished>,
-    /// How many it keeps while standing by.
+    /// How many it keeps while it does not publish.
     bound: usize,
     owned: Option<Owned>,
+    /// The owner's lease is past its deadline by this node's clock, but
+    /// etcd has not said it is gone: nothing is published until a renewal
+    /// comes (or the lease is known gone).
+    paused: bool,
     /// The lease under which this node said it is ready.
     ready: Option<i64>,
+    /// When the last segment came (None before the first).
+    last_segment: Option<Instant>,
+    /// The first PTS of the first segment that came.
+    first_pts: Option<u64>,
+    /// Silence longer than this: the source is lost here.
+    stall: Duration,
+    /// After resigning, this node does not say it is ready before then.
+    cool_down: Option<Instant>,
+    /// The next cool-down's length (doubling while resignations repeat).
+    backoff: Duration,
 }
 
 /// Runs the stream's duty until its segments end; then an owner publishes
-/// what it holds (but a last, cut-short segment a ready standby holds
-/// whole) and gives the stream up.
+/// what it holds (unless it stops and a ready standby holds it whole) and
+/// gives the stream up.
 pub(super) async fn run(
     publish: &Publish,
     node: Arc<Node>,
     rx: &mut tokio::sync::mpsc::Receiver<Finished>,
 ) {
     let segment = publish.cfg.segment_duration.max(Duration::from_millis(100));
+    let lease = node.settings.lease;
     // The gap a takeover can leave: the lease, a read of the placement,
     // and a claim, with room.
-    let covered = node.settings.lease * 2 + Duration::from_secs(10);
+    let covered = lease * 2 + Duration::from_secs(10);
     let mut duty = Duty {
         publish,
         bound: (covered.as_secs_f64() / segment.as_secs_f64()).ceil() as usize + 2,
         node,
         buffer: VecDeque::new(),
         owned: None,
+        paused: false,
         ready: None,
+        last_segment: None,
+        first_pts: None,
+        stall: (segment * 3).max(lease * 2),
+        cool_down: None,
+        backoff: lease * 3,
     };
-    let mut tick = tokio::time::interval(tick(duty.node.settings.lease));
+    let mut tick = tokio::time::interval(tick(lease));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             seg = rx.recv() => match seg {
-                Some(seg) => duty.buffer.push_back(seg),
+                Some(seg) => {
+                    duty.first_pts.get_or_insert(seg.segment.pts);
+                    duty.buffer.push_back(seg);
+                    duty.last_segment = Some(Instant::now());
+                }
                 None => break,
             },
             _ = tick.tick() => {}
@@ -175,17 +205,18 @@ impl Duty<'_> {
     }
 
     async fn step(&mut self) {
-        if self.owned.as_ref().is_some_and(|o| !o.membership.alive()) {
-            tracing::warn!("this node's cluster lease may have expired: it stops publishing the stream (another node takes it over)");
-            self.publish.stats.cluster.fenced();
-            self.owned = None;
-        }
-        if self.owned.is_some() {
-            self.publish_buffered().await;
+        self.check_lease();
+        if self.owned.is_some() && !self.paused {
+            if !self.receiving() {
+                tracing::warn!(silent = %humantime::format_duration(self.stall), "the source is lost on this node: giving the stream up to a node that receives it");
+                self.resign("the source stalled here").await;
+            } else {
+                self.publish_buffered().await;
+            }
         }
         let placed = self.node.placed();
         let me = self.node.name().to_string();
-        if self.owned.is_some() && self.buffer.is_empty() {
+        if self.owned.is_some() && !self.paused && self.buffer.is_empty() {
             // At a segment boundary: hand over to the node the placement
             // prefers, once it records the stream too.
             if let Some(next) = placed.owner(self.stream()) {
@@ -194,23 +225,44 @@ impl Duty<'_> {
                 }
             }
         }
+        if self.owned.is_none() || self.paused {
+            // Another node publishes what falls out; with no owner at all
+            // it is lost (counted).
+            let orphaned = placed.current_owner(self.stream()).is_none();
+            let excess = self.buffer.len().saturating_sub(self.bound);
+            self.buffer.drain(..excess);
+            if orphaned && excess > 0 {
+                tracing::warn!(
+                    segments = excess,
+                    "no node publishes the stream and this one holds no more: segments lost"
+                );
+                (0..excess).for_each(|_| self.publish.stats.lost_segment());
+            }
+        }
         if self.owned.is_none() {
-            self.stand_by().await;
+            self.say_ready().await;
             let owner = placed.owner(self.stream());
             let standby = placed
                 .placements
                 .get(self.stream())
                 .and_then(|p| p.standby.as_deref());
-            let ready = |n: Option<&str>| n.is_some_and(|n| placed.ready(self.stream(), n));
+            let ready = |n: Option<&str>| match n {
+                Some(n) if n == me => self.ready.is_some(),
+                Some(n) => placed.ready(self.stream(), n),
+                None => false,
+            };
             // Whoever is ready takes an unowned stream: the preferred
             // owner, else the standby (the owner gets it at a boundary
             // once it is ready).
             let mine = match (owner == Some(&me), standby == Some(&me)) {
-                (true, _) => ready(Some(&me)) || !ready(standby),
+                (true, _) => self.receiving() && (ready(Some(&me)) || !ready(standby)),
                 (false, true) => ready(Some(&me)) && !ready(owner),
                 _ => false,
             };
-            if mine && placed.current_owner(self.stream()).is_none() {
+            // (A claim of this node's own, left from before a pause, is
+            // taken up again.)
+            let unowned = placed.current_owner(self.stream()).is_none_or(|o| o == me);
+            if mine && unowned {
                 self.take_over().await;
                 if self.owned.is_some() {
                     self.publish_buffered().await;
@@ -225,21 +277,58 @@ impl Duty<'_> {
         figures.set_buffered(self.buffer.len());
     }
 
-    /// Standing by: keeps the newest segments only, and says it is ready
-    /// once it holds one.
-    async fn stand_by(&mut self) {
-        while self.buffer.len() > self.bound {
-            self.buffer.pop_front();
+    /// An owner whose lease is past its deadline by its own clock pauses;
+    /// once etcd says the lease is gone, the stream is no longer its own.
+    fn check_lease(&mut self) {
+        let Some(owned) = &self.owned else {
+            self.paused = false;
+            return;
+        };
+        match owned.membership.alive_until() {
+            None => {
+                tracing::warn!(
+                    "this node's cluster lease expired: another node takes the stream over"
+                );
+                self.publish.stats.cluster.fenced();
+                self.owned = None;
+                self.paused = false;
+            }
+            Some(until) if Instant::now() >= until => {
+                if !self.paused {
+                    tracing::warn!("this node cannot renew its cluster lease: it publishes nothing until it can (another node takes the stream over if the lease expires)");
+                    self.publish.stats.cluster.fenced();
+                    self.paused = true;
+                }
+            }
+            Some(_) => {
+                if std::mem::take(&mut self.paused) {
+                    tracing::info!("the cluster lease was renewed: publishing again");
+                }
+            }
         }
+    }
+
+    /// Whether segments come here now (one came within the stall time).
+    fn receiving(&self) -> bool {
+        self.last_segment.is_some_and(|t| t.elapsed() <= self.stall)
+    }
+
+    /// Says this node could take the stream over: it receives it now (a
+    /// segment came lately), outside a cool-down.
+    async fn say_ready(&mut self) {
         let Some(m) = self.node.membership() else {
             return;
         };
-        if self.buffer.is_empty() || self.ready == Some(m.lease()) || !m.alive() {
+        let cooling = self.cool_down.is_some_and(|t| Instant::now() < t);
+        let want = self.receiving() && !self.buffer.is_empty() && !cooling && m.alive();
+        if want == (self.ready == Some(m.lease())) {
             return;
         }
-        match m.mark_ready(&self.node.keys, self.stream(), true).await {
-            Ok(()) => self.ready = Some(m.lease()),
-            Err(e) => tracing::warn!(error = %e, "cannot tell the cluster this node is ready"),
+        match m.mark_ready(&self.node.keys, self.stream(), want).await {
+            Ok(()) => self.ready = want.then_some(m.lease()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell the cluster whether this node is ready")
+            }
         }
     }
 
@@ -271,6 +360,7 @@ impl Duty<'_> {
                 plugins,
             )
             .await?;
+            archive.keep_refused_segments();
             if let Some(last) = &last {
                 archive.continue_after(last.stored()).await?;
             }
@@ -299,29 +389,40 @@ impl Duty<'_> {
                 if let Err(e) = m.release(claim).await {
                     tracing::warn!(error = %e, "cannot give the claim back; it goes with the lease");
                 }
+                self.start_cool_down().await;
             }
         }
     }
 
     /// Publishes the buffered segments in order: stored, committed, listed.
-    /// A failure gives the stream up (the fence: to nobody; the store: to
-    /// the standby, which holds what was not committed).
+    /// A store that fails gives the stream up to a node that can store it
+    /// (the segment stays here meanwhile); a fenced commit means another
+    /// node owns the stream.
     async fn publish_buffered(&mut self) {
         while let Some(mut seg) = self.buffer.pop_front() {
             let Some(owned) = self.owned.as_mut() else {
                 self.buffer.push_front(seg);
                 return;
             };
-            if !owned.place(&mut seg) {
+            let first_here = self.first_pts == Some(seg.segment.pts);
+            if !owned.place(&mut seg, first_here) {
                 continue;
             }
             let pts = seg.segment.pts;
+            // Kept until stored: a store that fails must not lose it.
+            let copy = Finished::in_memory(seg.segment.clone());
             let stored = match owned.archive.store_segment(seg).await {
                 Ok(Some(stored)) => stored,
                 Ok(None) => continue,
                 Err(e) => {
+                    // Kept, for this node or the next owner to store.
+                    self.buffer.push_front(copy);
+                    if !e.is_store_failure() {
+                        // The fence, not the store: the lease decides.
+                        return self.give_up("the cluster lease may expire", None).await;
+                    }
                     tracing::error!(error = %e, "the store refused a segment: giving the stream up to a node that can store it");
-                    return self.give_up("the store failed", None).await;
+                    return self.resign("the store failed").await;
                 }
             };
             let committed = Committed::of(&stored, pts, self.node.name());
@@ -336,15 +437,35 @@ impl Duty<'_> {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot commit a segment: giving the stream up");
-                    return self.give_up("etcd failed", None).await;
+                    self.buffer.push_front(copy);
+                    return self.resign("etcd failed").await;
                 }
             }
             owned.end = Some(committed.end());
             if let Err(e) = owned.archive.list(stored).await {
+                if !e.is_store_failure() {
+                    // Its lease may expire: the listing waits for a
+                    // renewal here, or for the next owner.
+                    return self.check_lease();
+                }
                 tracing::error!(error = %e, "cannot list a committed segment: giving the stream up (the next owner lists it)");
-                return self.give_up("the store failed", None).await;
+                return self.resign("the store failed").await;
             }
+            self.backoff = self.node.settings.lease * 3;
         }
+    }
+
+    /// Gives the stream up and says this node is not ready for a while
+    /// (longer each time in a row), so that another node takes it.
+    async fn resign(&mut self, why: &str) {
+        self.give_up(why, None).await;
+        self.start_cool_down().await;
+    }
+
+    async fn start_cool_down(&mut self) {
+        self.cool_down = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(120));
+        self.say_ready().await;
     }
 
     /// Stops owning the stream: the playlists flushed (when handing over),
@@ -353,6 +474,7 @@ impl Duty<'_> {
         let Some(mut owned) = self.owned.take() else {
             return;
         };
+        self.paused = false;
         if to.is_some() {
             if let Err(e) = owned.archive.finish(false).await {
                 tracing::warn!(error = %e, "cannot flush the playlists before handing over");
@@ -366,7 +488,7 @@ impl Duty<'_> {
 
     /// The stream's segments have ended here (a stop, or it moved away).
     async fn finish(mut self) {
-        if self.owned.is_some() {
+        if self.owned.is_some() && !self.paused {
             let placed = self.node.placed();
             let standby = placed
                 .placements
@@ -374,9 +496,9 @@ impl Duty<'_> {
                 .and_then(|p| p.standby.clone())
                 .filter(|s| s != self.node.name() && placed.ready(self.stream(), s));
             if standby.is_some() && self.publish.stop.load(Ordering::Relaxed) {
-                // The last segment was cut short by the stop; the standby
-                // holds it whole.
-                self.buffer.pop_back();
+                // What the stop flushed may be cut short (the newest
+                // frames dropped); the standby holds it whole.
+                self.buffer.clear();
             }
             self.publish_buffered().await;
             self.give_up("the stream stopped here", standby).await;
@@ -392,7 +514,8 @@ impl Duty<'_> {
 impl Owned {
     /// Places a segment on the archive's timeline; false if it was
     /// published by the previous owner already (it is dropped).
-    fn place(&mut self, seg: &mut Finished) -> bool {
+    /// `first_here`: it is the first this node received.
+    fn place(&mut self, seg: &mut Finished, first_here: bool) -> bool {
         let s = &mut seg.segment;
         let local = s.start;
         if let Some(end) = self.end {
@@ -412,11 +535,14 @@ impl Owned {
                     // the archive.
                     s.discontinuity = None;
                 } else {
-                    tracing::warn!(
-                        missing = %humantime::format_duration(Duration::from_millis(d as u64 / 90)),
-                        "this node had not buffered all the previous owner left unpublished"
-                    );
-                    self.archive.mark_gap(GapCause::Takeover);
+                    let missing = humantime::format_duration(Duration::from_millis(d as u64 / 90));
+                    let cause = match first_here {
+                        // Nobody recorded the gap: not this node either.
+                        true => GapCause::Restart,
+                        false => GapCause::Takeover,
+                    };
+                    tracing::warn!(%missing, cause = cause.as_str(), "the stream goes on after a gap since the last commit");
+                    self.archive.mark_gap(cause);
                 }
             }
             match (s.discontinuity, end.place(s.pts)) {

@@ -1,6 +1,6 @@
-//! The store as a cluster's owner writes to it: no write starts once this
+//! The store as a cluster's owner uses it: no write starts once this
 //! node's lease may have expired (by its own monotonic clock, with a
-//! margin), and none may still run then. Stores like Garage ignore
+//! margin), and no call may still run then. Stores like Garage ignore
 //! conditional writes, so the store cannot fence a frozen owner that
 //! wakes up: the owner fences itself.
 
@@ -23,18 +23,18 @@ impl FencedStore {
         FencedStore { inner, membership }
     }
 
-    /// Runs the write `op` on `key`, cut off at the lease's deadline.
-    async fn write<F>(&self, op: &'static str, key: &str, write: F) -> Result<(), StoreError>
+    /// Runs `call` (`op` on `key`), cut off at the lease's deadline: a
+    /// write must not land after it, and a read that hangs must not keep
+    /// the stream from the standby.
+    async fn fenced<T, F>(&self, op: &'static str, key: &str, call: F) -> Result<T, StoreError>
     where
-        F: std::future::Future<Output = Result<(), StoreError>>,
+        F: std::future::Future<Output = Result<T, StoreError>>,
     {
-        let refused = || {
-            StoreError::Backend {
+        let refused = || StoreError::NotAllowed {
             op,
             key: key.to_string(),
-            reason: "this node's cluster lease may have expired: it writes no more (another node may own the stream)".into(),
-            source: None,
-        }
+            reason:
+                "not once this node's cluster lease may expire (another node may own the stream)",
         };
         let Some(deadline) = self.membership.alive_until() else {
             return Err(refused());
@@ -42,16 +42,24 @@ impl FencedStore {
         if Instant::now() >= deadline {
             return Err(refused());
         }
-        tokio::time::timeout_at(deadline.into(), write)
-            .await
-            .unwrap_or_else(|_| Err(refused()))
+        match tokio::time::timeout_at(deadline.into(), call).await {
+            Ok(answer) => answer,
+            // Renewed meanwhile: the store is what did not answer.
+            Err(_) if self.membership.alive() => Err(StoreError::Unreachable {
+                op,
+                key: key.to_string(),
+                reason: "no answer within the cluster lease".into(),
+                source: None,
+            }),
+            Err(_) => Err(refused()),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl ObjectStore for FencedStore {
     async fn put(&self, key: &str, body: Bytes, kind: ObjectKind) -> Result<(), StoreError> {
-        self.write("put", key, self.inner.put(key, body, kind))
+        self.fenced("put", key, self.inner.put(key, body, kind))
             .await
     }
 
@@ -63,19 +71,19 @@ impl ObjectStore for FencedStore {
         kind: ObjectKind,
     ) -> Result<(), StoreError> {
         let write = self.inner.put_from_file(key, path, len, kind);
-        self.write("put", key, write).await
+        self.fenced("put", key, write).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        self.inner.get(key).await
+        self.fenced("get", key, self.inner.get(key)).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        self.inner.list(prefix).await
+        self.fenced("list", prefix, self.inner.list(prefix)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.write("delete", key, self.inner.delete(key)).await
+        self.fenced("delete", key, self.inner.delete(key)).await
     }
 
     async fn presign_get(

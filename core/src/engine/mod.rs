@@ -43,6 +43,7 @@ mod watch;
 pub use analysis::StreamAnalysis;
 pub use archive::{ArchiveSettings, StreamArchive};
 pub use check::{check, preflight};
+pub use duty::Committed;
 pub use growing::Finished;
 pub use hours::HourPublisher;
 pub use reader::{Batch, Input, SourceReport};

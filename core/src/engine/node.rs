@@ -4,17 +4,17 @@
 //! here (as owner or standby) are the ones the supervisor runs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hlsvault_cluster::{
-    connect, place, view, Client, ClusterSettings, Keys, Membership, Placement, View,
+    connect, place, view, ClusterSettings, Etcd, Keys, Membership, Placement, View,
 };
 use tokio::sync::watch;
 
 use super::watch::Wake;
+use crate::figures::NodeFigures;
 
 /// A stream as the placement sees it: its name and its pins.
 pub type Pinned = (String, Vec<String>);
@@ -28,16 +28,7 @@ pub struct Node {
     membership: watch::Receiver<Option<Arc<Membership>>>,
     placed: watch::Receiver<Arc<Placed>>,
     /// What the node counted (the streams' own figures count the rest).
-    pub figures: NodeFigures,
-}
-
-/// What a node counts, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct NodeFigures {
-    /// Times this node joined (again, after etcd let its lease lapse).
-    pub joins: AtomicU64,
-    /// Reads of the cluster's view that failed.
-    pub view_errors: AtomicU64,
+    pub figures: Arc<NodeFigures>,
 }
 
 /// Where the cluster places every stream of the config, as last read.
@@ -109,9 +100,9 @@ impl Node {
     ) -> anyhow::Result<(Arc<Node>, BTreeSet<String>)> {
         let keys = Keys::default();
         let membership = Arc::new(Membership::join(&settings, &keys).await?);
-        let mut client = connect(&settings).await?;
+        let client = connect(&settings).await?;
         let first = Placed::of(
-            view(&mut client, &keys).await?,
+            view(&client, &keys).await?,
             &streams.borrow(),
             settings.redundancy,
         );
@@ -123,9 +114,9 @@ impl Node {
             keys,
             membership: membership_rx,
             placed: placed_rx,
-            figures: NodeFigures::default(),
+            figures: Arc::default(),
         });
-        node.figures.joins.fetch_add(1, Ordering::Relaxed);
+        node.figures.joined();
         tokio::spawn(follow(
             node.clone(),
             client,
@@ -170,7 +161,7 @@ impl Node {
 /// again.
 async fn follow(
     node: Arc<Node>,
-    mut client: Client,
+    client: Etcd,
     membership: watch::Sender<Option<Arc<Membership>>>,
     placed: watch::Sender<Arc<Placed>>,
     streams: watch::Receiver<Vec<Pinned>>,
@@ -188,7 +179,7 @@ async fn follow(
             membership.send_replace(None);
             match Membership::join(&node.settings, &node.keys).await {
                 Ok(m) => {
-                    node.figures.joins.fetch_add(1, Ordering::Relaxed);
+                    node.figures.joined();
                     membership.send_replace(Some(Arc::new(m)));
                 }
                 Err(e) => {
@@ -197,10 +188,13 @@ async fn follow(
                 }
             }
         }
-        let read = match view(&mut client, &node.keys).await {
+        if let Some(latency) = membership.borrow().as_ref().and_then(|m| m.renew_latency()) {
+            node.figures.set_renew_latency(latency);
+        }
+        let read = match view(&client, &node.keys).await {
             Ok(v) => Placed::of(v, &streams.borrow(), node.settings.redundancy),
             Err(e) => {
-                node.figures.view_errors.fetch_add(1, Ordering::Relaxed);
+                node.figures.view_failed();
                 tracing::debug!(error = %e, "cannot read the cluster from etcd");
                 continue;
             }

@@ -113,6 +113,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
                 .block_on(Node::start(settings.clone(), streams, files.waker()))
                 .context("cluster")?;
             tracing::info!(node = node.name(), streams = ?here, "joined the cluster");
+            figures.set_node(node.figures.clone());
             Some((node, pins, here))
         }
         None => None,

@@ -599,9 +599,15 @@ impl Supervisor {
                 })
             })
             .collect();
+        let configured = self
+            .config
+            .streams
+            .iter()
+            .map(|s| (s.name.clone(), s.stall_timeout))
+            .collect();
         self.shared
             .figures
-            .set(streams, plugin_figures(&self.plugins));
+            .set(configured, streams, plugin_figures(&self.plugins));
     }
 }
 

@@ -13,7 +13,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 
 use crate::export::ExportSnapshot;
-use crate::figures::{Figures, Snapshot};
+use crate::figures::{Figures, Role, Snapshot};
 use crate::ranges::Glance;
 use hlsvault_store::LATENCY_BOUNDS;
 
@@ -317,6 +317,75 @@ fn stream_families(out: &mut Scrape, figures: &Figures) {
     );
 }
 
+/// This node's part in a cluster: per stream, its role here and what the
+/// duty counted; the node's lease renewals and joins.
+fn cluster_families(out: &mut Scrape, figures: &Figures) {
+    let Some(node) = figures.node() else {
+        return;
+    };
+    out.family(
+        "hlsvault_cluster_joins_total",
+        "Times this node joined the cluster (again, after etcd let its lease lapse).",
+        MetricType::COUNTER,
+        vec![counter(&[], node.joins() as f64)],
+    );
+    out.family(
+        "hlsvault_cluster_view_errors_total",
+        "Reads of the cluster from etcd that failed.",
+        MetricType::COUNTER,
+        vec![counter(&[], node.view_errors() as f64)],
+    );
+    out.family(
+        "hlsvault_cluster_lease_renew_latency_seconds",
+        "The last lease renewal's round trip to etcd.",
+        MetricType::GAUGE,
+        node.renew_latency()
+            .map(|l| gauge(&[], l.as_secs_f64()))
+            .into_iter()
+            .collect(),
+    );
+    let streams = figures.streams();
+    let rows: Vec<(&str, &crate::figures::ClusterFigures)> = streams
+        .iter()
+        .map(|s| (s.name.as_str(), &s.stats.cluster))
+        .collect();
+    let roles = rows
+        .iter()
+        .flat_map(|(s, c)| {
+            let now = c.role();
+            [Role::Owner, Role::Standby].map(|role| {
+                let is = f64::from(u8::from(now == role));
+                gauge(&[("stream", s), ("role", role.as_str())], is)
+            })
+        })
+        .collect();
+    out.family(
+        "hlsvault_cluster_role",
+        "1 for the stream's role on this node (owner: records and publishes; standby: records, ready to take over).",
+        MetricType::GAUGE,
+        roles,
+    );
+    let fields: [Field<&crate::figures::ClusterFigures>; 2] = [
+        (
+            "hlsvault_cluster_takeovers_total",
+            "Times this node took the stream over.",
+            |c| c.takeovers() as f64,
+        ),
+        (
+            "hlsvault_cluster_fencing_rejections_total",
+            "Times this node stopped publishing the stream because its claim or lease could no longer be trusted.",
+            |c| c.fencing_rejections() as f64,
+        ),
+    ];
+    out.per_row(MetricType::COUNTER, "stream", &fields, &rows);
+    let depth: [Field<&crate::figures::ClusterFigures>; 1] = [(
+        "hlsvault_cluster_standby_buffer_segments",
+        "Segments held and not published (a standby's buffer).",
+        |c| c.buffered() as f64,
+    )];
+    out.per_row(MetricType::GAUGE, "stream", &depth, &rows);
+}
+
 fn plugin_families(out: &mut Scrape, figures: &Figures) {
     let plugins = figures.plugins();
     let now: Vec<(&str, hlsvault_plugin::PluginSnapshot)> = plugins
@@ -509,6 +578,7 @@ pub fn render(
         stream_families(&mut out, f);
         plugin_families(&mut out, f);
         playout_families(&mut out, f);
+        cluster_families(&mut out, f);
     }
     out.0.extend(process.collect());
     let mut text = Vec::new();

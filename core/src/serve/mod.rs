@@ -89,6 +89,7 @@ pub async fn serve(
         connections: connections.clone(),
         exports: state.exports.clone(),
         process: Arc::new(prometheus::process_collector::ProcessCollector::for_self()),
+        cluster: config.cluster.clone(),
     };
     let playback = Router::new()
         .route("/streams/{name}/live.m3u8", get(live))
@@ -144,7 +145,8 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
 }
 
 /// The streams a server knows: those of its config (`hlsvault serve`), or
-/// those the engine runs now (`run` with `[serve]`: it follows reloads).
+/// those of the engine's (`run` with `[serve]`: it follows reloads; in a
+/// cluster, with figures for those that run on this node).
 #[derive(Clone)]
 enum Catalog {
     Config(Arc<Vec<(String, Duration)>>),
@@ -153,15 +155,11 @@ enum Catalog {
 
 impl Catalog {
     /// Every stream and its stall timeout, with its live counters when
-    /// this process archives.
+    /// this process archives it.
     fn streams(&self) -> Vec<(String, Duration, Option<Arc<StreamStats>>)> {
         match self {
             Catalog::Config(list) => list.iter().map(|(n, t)| (n.clone(), *t, None)).collect(),
-            Catalog::Engine(f) => f
-                .streams()
-                .into_iter()
-                .map(|s| (s.name, s.stall_timeout, Some(s.stats)))
-                .collect(),
+            Catalog::Engine(f) => f.configured(),
         }
     }
 
@@ -176,7 +174,7 @@ impl Catalog {
     fn knows(&self, name: &str) -> bool {
         match self {
             Catalog::Config(list) => list.iter().any(|(n, _)| n == name),
-            Catalog::Engine(f) => f.runs(name),
+            Catalog::Engine(f) => f.knows(name),
         }
     }
 }
@@ -190,6 +188,8 @@ struct Status {
     exports: Arc<ExportFigures>,
     /// Kept across scrapes: its CPU counter only moves forward.
     process: Arc<prometheus::process_collector::ProcessCollector>,
+    /// The cluster the streams are recorded by, if any.
+    cluster: Option<hlsvault_cluster::ClusterSettings>,
 }
 
 /// What the store says of a stream's recording.
@@ -352,6 +352,40 @@ async fn timeline_rows(
         .collect()
 }
 
+/// In a cluster, which node records each stream: its owner, and the nodes
+/// ready to take it over ("rec-a (standby rec-b)"); `None` without a
+/// cluster, and "etcd unreachable" rows when it cannot be read.
+async fn recorders(s: &Status) -> Option<std::collections::BTreeMap<String, String>> {
+    let settings = s.cluster.as_ref()?;
+    let read = async {
+        let client = hlsvault_cluster::connect(settings).await?;
+        hlsvault_cluster::view(&client, &hlsvault_cluster::Keys::default()).await
+    };
+    let names = s.streams.streams().into_iter().map(|(n, _, _)| n);
+    let view = match tokio::time::timeout(Duration::from_secs(2), read).await {
+        Ok(Ok(view)) => view,
+        _ => return Some(names.map(|n| (n, "etcd unreachable".to_string())).collect()),
+    };
+    Some(
+        names
+            .map(|name| {
+                let owner = view.owners.get(&name).cloned();
+                let standbys: Vec<&str> = view
+                    .ready
+                    .iter()
+                    .filter(|(st, n)| *st == name && Some(n) != owner.as_ref())
+                    .map(|(_, n)| n.as_str())
+                    .collect();
+                let mut text = owner.unwrap_or_else(|| "nobody".to_string());
+                if !standbys.is_empty() {
+                    text.push_str(&format!(" (standby {})", standbys.join(", ")));
+                }
+                (name, text)
+            })
+            .collect(),
+    )
+}
+
 /// `GET /?day=`: the status page.
 async fn status_page(State(s): State<Status>, Query(q): Query<query::PageQuery>) -> Response {
     let window = match q.window(SystemTime::now()) {
@@ -365,10 +399,16 @@ async fn status_page(State(s): State<Status>, Query(q): Query<query::PageQuery>)
                 Ok(rows) => page::Timeline { window, rows },
                 Err(e) => return store_failed(e),
             };
+            let recorders = recorders(&s).await;
             let rows: Vec<page::Row> = states
                 .iter()
                 .map(|st| page::Row {
                     name: &st.name,
+                    recorder: recorders.as_ref().map(|r| {
+                        r.get(&st.name)
+                            .cloned()
+                            .unwrap_or_else(|| "nobody".to_string())
+                    }),
                     state: st.state,
                     last: st.last,
                     bitrate: st

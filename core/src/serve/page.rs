@@ -21,6 +21,8 @@ use hlsvault_ts::clock::writable;
 pub struct Row<'a> {
     /// Stream name (config names are `[A-Za-z0-9._-]`, safe in HTML and URLs).
     pub name: &'a str,
+    /// In a cluster, the node that records it (and its standbys).
+    pub recorder: Option<String>,
     /// What its recording is doing.
     pub state: StreamState,
     /// When the newest segment ended, if there is one.
@@ -142,8 +144,13 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
 .strip a{display:inline-block;margin-right:8px;text-align:center;font-size:12px}.strip video{display:block}
 </style></head><body>
 <h1>hlsvault</h1>
-<table><tr><th>stream</th><th>state</th><th>last segment</th><th class="num">bit rate</th><th>last hour</th><th>picture</th><th>play</th></tr>
 "#,
+    );
+    let cluster = rows.iter().any(|r| r.recorder.is_some());
+    let recorded_by = if cluster { "<th>recorded by</th>" } else { "" };
+    let _ = writeln!(
+        html,
+        r#"<table><tr><th>stream</th>{recorded_by}<th>state</th><th>last segment</th><th class="num">bit rate</th><th>last hour</th><th>picture</th><th>play</th></tr>"#
     );
     for r in rows {
         // The links go to the newest recording, however old it is.
@@ -180,9 +187,13 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
         } else {
             String::new()
         };
+        let recorder = match &r.recorder {
+            Some(node) => format!("<td>{}</td>", html_escape(node)),
+            None => String::new(),
+        };
         let _ = writeln!(
             html,
-            r#"<tr><td>{name}</td><td class="{state}">{state}</td><td>{age}</td><td class="num">{rate}</td><td>{spark}</td><td>{picture}</td><td><a href="streams/{name}/live.m3u8">live</a> · <a href="streams/{name}/{path}/index.m3u8">hour {label}</a> · <a href="streams/{name}/archive.m3u8?start={hour_ago}&amp;duration=1h">last recorded hour</a></td></tr>"#,
+            r#"<tr><td>{name}</td>{recorder}<td class="{state}">{state}</td><td>{age}</td><td class="num">{rate}</td><td>{spark}</td><td>{picture}</td><td><a href="streams/{name}/live.m3u8">live</a> · <a href="streams/{name}/{path}/index.m3u8">hour {label}</a> · <a href="streams/{name}/archive.m3u8?start={hour_ago}&amp;duration=1h">last recorded hour</a></td></tr>"#,
             state = r.state.as_str(),
             path = hour.path(),
             label = hour.label(),
@@ -190,7 +201,8 @@ table{border-collapse:collapse}td,th{padding:6px 12px;text-align:left;border-bot
         if r.last.is_some() {
             let _ = writeln!(
                 html,
-                r#"<tr class="strip"><td></td><td colspan="6">{}</td></tr>"#,
+                r#"<tr class="strip"><td></td><td colspan="{}">{}</td></tr>"#,
+                6 + usize::from(cluster),
                 strip(name, newest)
             );
         }
@@ -304,6 +316,7 @@ mod tests {
         let html = render(
             &[Row {
                 name: "ch1",
+                recorder: None,
                 state: StreamState::Stalled,
                 last: Some(now - Duration::from_secs(3 * 3600 + 42)),
                 bitrate: vec![],
@@ -327,6 +340,37 @@ mod tests {
         assert!(html.contains(r#"<td class="stalled">stalled</td><td>3h 42s ago</td>"#));
         assert!(!html.contains("<h2>timeline"), "no row, no timeline");
         assert!(!html.contains("playouts"), "no playout, no table");
+    }
+
+    #[test]
+    fn in_a_cluster_a_row_says_which_node_records_the_stream() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let row = |recorder: Option<&str>| Row {
+            name: "ch1",
+            recorder: recorder.map(str::to_string),
+            state: StreamState::Receiving,
+            last: Some(now),
+            bitrate: vec![],
+        };
+        let html = render(
+            &[row(Some("rec-a (standby rec-b)"))],
+            &[],
+            &no_timeline(),
+            now,
+        );
+        assert!(html.contains("<th>stream</th><th>recorded by</th><th>state</th>"));
+        assert!(
+            html.contains(
+                r#"<tr><td>ch1</td><td>rec-a (standby rec-b)</td><td class="receiving">"#
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<td colspan="7">"#),
+            "the strip spans the column too"
+        );
+        let alone = render(&[row(None)], &[], &no_timeline(), now);
+        assert!(!alone.contains("recorded by"), "one process: no column");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! ```
 
 mod error;
+mod etcd;
 mod keys;
 mod membership;
 mod ownership;
@@ -22,10 +23,9 @@ mod settings;
 mod view;
 
 pub use error::ClusterError;
-/// etcd's client, as [`connect`] makes it.
-pub use etcd_client::Client;
+pub use etcd::{connect, Etcd};
 pub use keys::Keys;
-pub use membership::{connect, Membership};
+pub use membership::Membership;
 pub use ownership::{progress, Claim, Claimed};
 pub use placement::{place, Member, Placement};
 pub use settings::ClusterSettings;

@@ -7,7 +7,7 @@
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 
-use crate::{ClusterError, Keys, Membership};
+use crate::{ClusterError, Etcd, Keys, Membership};
 
 /// This node's hold on a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,9 @@ pub enum Claimed {
 }
 
 impl Membership {
-    /// Claims `stream` for this node, unless a live owner holds it.
+    /// Claims `stream` for this node, unless a live owner holds it. A
+    /// claim this node made under its current lease (and gave up locally,
+    /// unable to renew for a while) is its own again.
     pub async fn claim(&self, keys: &Keys, stream: &str) -> Result<Claimed, ClusterError> {
         let owner = keys.owner(stream);
         let put = PutOptions::new().with_lease(self.lease());
@@ -54,19 +56,26 @@ impl Membership {
             .when([Compare::create_revision(owner.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(owner.clone(), self.node(), Some(put))])
             .or_else([TxnOp::get(owner.clone(), None)]);
-        let answer = self.client().txn(txn).await?;
-        if !answer.succeeded() {
-            return Ok(Claimed::Taken {
-                by: holder(&answer).unwrap_or_default(),
-            });
+        let answer = self.etcd().call(|c| send(c, txn.clone())).await?;
+        let claim = |token| {
+            Claimed::Held(Claim {
+                stream: stream.to_string(),
+                owner: owner.clone(),
+                progress: keys.progress(stream),
+                token,
+            })
+        };
+        if answer.succeeded() {
+            return Ok(claim(answer.header().map_or(0, |h| h.revision())));
         }
-        let token = answer.header().map_or(0, |h| h.revision());
-        Ok(Claimed::Held(Claim {
-            stream: stream.to_string(),
-            owner,
-            progress: keys.progress(stream),
-            token,
-        }))
+        Ok(match held(&answer) {
+            Some(kv) if kv.lease() == self.lease() => claim(kv.create_revision()),
+            kv => Claimed::Taken {
+                by: kv
+                    .and_then(|kv| kv.value_str().ok().map(str::to_string))
+                    .unwrap_or_default(),
+            },
+        })
     }
 
     /// Commits `progress` (what the owner published last) under `claim`:
@@ -84,7 +93,7 @@ impl Membership {
             .when([claim.still_held()])
             .and_then([TxnOp::put(claim.progress.clone(), progress, None)])
             .or_else([TxnOp::get(claim.owner.clone(), None)]);
-        let answer = self.client().txn(txn).await?;
+        let answer = self.etcd().call(|c| send(c, txn.clone())).await?;
         match answer.succeeded() {
             true => Ok(()),
             false => Err(fenced(holder(&answer))),
@@ -100,13 +109,23 @@ impl Membership {
         ready: bool,
     ) -> Result<(), ClusterError> {
         let key = keys.ready(stream, self.node());
-        let mut client = self.client();
+        let lease = self.lease();
+        let etcd = self.etcd();
         match ready {
-            true => {
-                let put = PutOptions::new().with_lease(self.lease());
-                drop(client.put(key, "", Some(put)).await?)
-            }
-            false => drop(client.delete(key, None).await?),
+            true => drop(
+                etcd.call(|mut c| {
+                    let (key, put) = (key.clone(), PutOptions::new().with_lease(lease));
+                    async move { c.put(key, "", Some(put)).await }
+                })
+                .await?,
+            ),
+            false => drop(
+                etcd.call(|mut c| {
+                    let key = key.clone();
+                    async move { c.delete(key, None).await }
+                })
+                .await?,
+            ),
         }
         Ok(())
     }
@@ -117,7 +136,7 @@ impl Membership {
         keys: &Keys,
         stream: &str,
     ) -> Result<Option<String>, ClusterError> {
-        progress(&mut self.client(), keys, stream).await
+        progress(self.etcd(), keys, stream).await
     }
 
     /// Gives `claim`'s stream up (if it is still this node's).
@@ -125,18 +144,24 @@ impl Membership {
         let txn = Txn::new()
             .when([claim.still_held()])
             .and_then([TxnOp::delete(claim.owner, None)]);
-        self.client().txn(txn).await?;
+        self.etcd().call(|c| send(c, txn.clone())).await?;
         Ok(())
     }
 }
 
 /// What the stream's owners committed last, if anything.
 pub async fn progress(
-    client: &mut etcd_client::Client,
+    etcd: &Etcd,
     keys: &Keys,
     stream: &str,
 ) -> Result<Option<String>, ClusterError> {
-    let answer = client.get(keys.progress(stream), None).await?;
+    let key = keys.progress(stream);
+    let answer = etcd
+        .call(|mut c| {
+            let key = key.clone();
+            async move { c.get(key, None).await }
+        })
+        .await?;
     Ok(answer
         .kvs()
         .first()
@@ -144,14 +169,23 @@ pub async fn progress(
         .map(str::to_string))
 }
 
-/// The owner a failed transaction's `get` found.
-fn holder(answer: &etcd_client::TxnResponse) -> Option<String> {
+/// Sends `txn` with `client`.
+async fn send(
+    mut client: etcd_client::Client,
+    txn: Txn,
+) -> Result<etcd_client::TxnResponse, etcd_client::Error> {
+    client.txn(txn).await
+}
+
+/// The owner key a failed transaction's `get` found.
+fn held(answer: &etcd_client::TxnResponse) -> Option<etcd_client::KeyValue> {
     answer.op_responses().into_iter().find_map(|r| match r {
-        etcd_client::TxnOpResponse::Get(get) => get
-            .kvs()
-            .first()
-            .and_then(|kv| kv.value_str().ok())
-            .map(str::to_string),
+        etcd_client::TxnOpResponse::Get(get) => get.kvs().first().cloned(),
         _ => None,
     })
+}
+
+/// The owner a failed transaction's `get` found.
+fn holder(answer: &etcd_client::TxnResponse) -> Option<String> {
+    held(answer).and_then(|kv| kv.value_str().ok().map(str::to_string))
 }

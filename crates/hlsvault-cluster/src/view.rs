@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{GetOptions, Txn, TxnOp, TxnOpResponse};
 
-use crate::{ClusterError, Keys, Member};
+use crate::{ClusterError, Etcd, Keys, Member};
 
 /// The cluster at one revision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct View {
 
 /// Reads the whole [`View`] in one transaction (one round trip, one
 /// revision).
-pub async fn view(client: &mut Client, keys: &Keys) -> Result<View, ClusterError> {
+pub async fn view(etcd: &Etcd, keys: &Keys) -> Result<View, ClusterError> {
     let folder = |kind: &str, values: bool| {
         let options = GetOptions::new().with_prefix();
         let options = match values {
@@ -35,7 +35,12 @@ pub async fn view(client: &mut Client, keys: &Keys) -> Result<View, ClusterError
         folder("owners", true),
         folder("ready", false),
     ]);
-    let answer = client.txn(txn).await?;
+    let answer = etcd
+        .call(|mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await?;
     let mut gets = answer.op_responses().into_iter().map(|r| match r {
         TxnOpResponse::Get(get) => get.kvs().to_vec(),
         _ => Vec::new(),
@@ -83,21 +88,23 @@ fn marked(live: Vec<String>, drained: &[String]) -> Vec<Member> {
 }
 
 /// The live members, sorted by name, each marked if it is drained.
-pub async fn members(client: &mut Client, keys: &Keys) -> Result<Vec<Member>, ClusterError> {
-    Ok(view(client, keys).await?.members)
+pub async fn members(etcd: &Etcd, keys: &Keys) -> Result<Vec<Member>, ClusterError> {
+    Ok(view(etcd, keys).await?.members)
 }
 
 /// Drains `node` (its streams move to the others), or with `undo` gives
 /// it streams again.
-pub async fn drain(
-    client: &mut Client,
-    keys: &Keys,
-    node: &str,
-    undo: bool,
-) -> Result<(), ClusterError> {
-    match undo {
-        true => drop(client.delete(keys.drain(node), None).await?),
-        false => drop(client.put(keys.drain(node), "drained", None).await?),
-    }
+pub async fn drain(etcd: &Etcd, keys: &Keys, node: &str, undo: bool) -> Result<(), ClusterError> {
+    let key = keys.drain(node);
+    etcd.call(|mut c| {
+        let key = key.clone();
+        async move {
+            match undo {
+                true => c.delete(key, None).await.map(drop),
+                false => c.put(key, "drained", None).await.map(drop),
+            }
+        }
+    })
+    .await?;
     Ok(())
 }

@@ -37,11 +37,11 @@ async fn nodes_join_drain_and_leave_and_every_node_reads_the_same_members() {
         .await
         .unwrap();
     assert!(a.alive() && b.alive());
-    let mut reader = connect(&settings("x", &etcd.endpoints[2..3]))
+    let reader = connect(&settings("x", &etcd.endpoints[2..3]))
         .await
         .unwrap();
     assert_eq!(
-        names(&members(&mut reader, &keys).await.unwrap()),
+        names(&members(&reader, &keys).await.unwrap()),
         [("rec-a", false), ("rec-b", false)]
     );
 
@@ -54,8 +54,8 @@ async fn nodes_join_drain_and_leave_and_every_node_reads_the_same_members() {
     );
 
     // Drained, rec-b keeps no stream while rec-a can take it.
-    drain(&mut reader, &keys, "rec-b", false).await.unwrap();
-    let seen = members(&mut reader, &keys).await.unwrap();
+    drain(&reader, &keys, "rec-b", false).await.unwrap();
+    let seen = members(&reader, &keys).await.unwrap();
     assert_eq!(names(&seen), [("rec-a", false), ("rec-b", true)]);
     for i in 0..50 {
         let placed = place(&format!("ch{i}"), &seen, None, 2);
@@ -66,19 +66,19 @@ async fn nodes_join_drain_and_leave_and_every_node_reads_the_same_members() {
             "the only other node"
         );
     }
-    drain(&mut reader, &keys, "rec-b", true).await.unwrap();
+    drain(&reader, &keys, "rec-b", true).await.unwrap();
 
     // Leaving takes the member key at once.
     b.leave().await.unwrap();
     assert_eq!(
-        names(&members(&mut reader, &keys).await.unwrap()),
+        names(&members(&reader, &keys).await.unwrap()),
         [("rec-a", false)]
     );
     assert!(a.alive(), "renewed past its first TTL");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(a.alive(), "renewed past its first TTL");
     assert_eq!(
-        names(&members(&mut reader, &keys).await.unwrap()),
+        names(&members(&reader, &keys).await.unwrap()),
         [("rec-a", false)]
     );
 }
@@ -91,7 +91,7 @@ async fn a_node_cut_from_etcd_knows_it_is_out_before_etcd_drops_it() {
     let a = Membership::join(&settings("rec-a", &etcd.endpoints[0..1]), &keys)
         .await
         .unwrap();
-    let mut reader = connect(&settings("x", &etcd.endpoints[1..3]))
+    let reader = connect(&settings("x", &etcd.endpoints[1..3]))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -105,7 +105,7 @@ async fn a_node_cut_from_etcd_knows_it_is_out_before_etcd_drops_it() {
             out_at = Some(Instant::now());
         }
         if gone_at.is_none() {
-            if let Ok(m) = members(&mut reader, &keys).await {
+            if let Ok(m) = members(&reader, &keys).await {
                 if m.is_empty() {
                     gone_at = Some(Instant::now());
                 }
@@ -150,12 +150,9 @@ async fn one_owner_at_a_time_and_an_old_claim_never_commits() {
     );
     a.commit(&claim, "seq 41").await.unwrap();
     a.commit(&claim, "seq 42").await.unwrap();
-    let mut reader = connect(&settings("x", &etcd.endpoints)).await.unwrap();
+    let reader = connect(&settings("x", &etcd.endpoints)).await.unwrap();
     assert_eq!(
-        progress(&mut reader, &keys, "ch1")
-            .await
-            .unwrap()
-            .as_deref(),
+        progress(&reader, &keys, "ch1").await.unwrap().as_deref(),
         Some("seq 42")
     );
 
@@ -174,10 +171,7 @@ async fn one_owner_at_a_time_and_an_old_claim_never_commits() {
     );
     b.commit(&taken, "seq 43").await.unwrap();
     assert_eq!(
-        progress(&mut reader, &keys, "ch1")
-            .await
-            .unwrap()
-            .as_deref(),
+        progress(&reader, &keys, "ch1").await.unwrap().as_deref(),
         Some("seq 43")
     );
 }
@@ -187,8 +181,12 @@ async fn an_owner_whose_lease_is_gone_at_etcd_is_fenced_though_it_still_believes
     let (etcd, keys) = (EtcdCluster::start(3).unwrap(), Keys::default());
     let (a, b, claim) = rec_a_owns_ch1_beside_rec_b(&etcd, &keys).await;
     // What an expiry does, at once: the lease and every key bound to it go.
-    let mut admin = connect(&settings("x", &etcd.endpoints)).await.unwrap();
-    admin.lease_revoke(a.lease()).await.unwrap();
+    let admin = connect(&settings("x", &etcd.endpoints)).await.unwrap();
+    let lease = a.lease();
+    admin
+        .call(|mut c| async move { c.lease_revoke(lease).await })
+        .await
+        .unwrap();
     let Claimed::Held(_) = b.claim(&keys, "ch1").await.unwrap() else {
         panic!("free once rec-a's lease is gone");
     };
@@ -199,5 +197,12 @@ async fn an_owner_whose_lease_is_gone_at_etcd_is_fenced_though_it_still_believes
         matches!(&refused, ClusterError::Fenced { holder: Some(h), .. } if h == "rec-b"),
         "{refused}"
     );
-    assert_eq!(progress(&mut admin, &keys, "ch1").await.unwrap(), None);
+    assert_eq!(progress(&admin, &keys, "ch1").await.unwrap(), None);
+    // Its next renewal tells it the lease is gone: it is out, for good.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while a.alive_until().is_some() {
+        assert!(std::time::Instant::now() < until, "rec-a never learns");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!a.alive());
 }

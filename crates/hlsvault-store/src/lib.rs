@@ -104,6 +104,17 @@ pub enum StoreError {
         #[source]
         source: Option<Cause>,
     },
+    /// The caller may not use the store now (a cluster node whose lease
+    /// may have expired): nothing was asked of the store.
+    #[error("{op} {key}: {reason}")]
+    NotAllowed {
+        /// The operation.
+        op: &'static str,
+        /// The key.
+        key: String,
+        /// Why not.
+        reason: &'static str,
+    },
     /// The backend failed.
     #[error("{op} {key}: {source}")]
     Io {
@@ -121,6 +132,11 @@ impl StoreError {
     /// opposed to a store that is down or failing for now.
     pub fn is_permanent(&self) -> bool {
         matches!(self, StoreError::InvalidKey { .. })
+    }
+
+    /// Whether the store failed (as opposed to the caller holding back).
+    pub fn is_store_failure(&self) -> bool {
+        !matches!(self, StoreError::NotAllowed { .. })
     }
 }
 

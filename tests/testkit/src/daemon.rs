@@ -18,16 +18,61 @@ pub struct Daemon {
 impl Daemon {
     /// `bin run --config CONFIG`, logging to `dir/TAG.log`.
     pub fn start(bin: &str, config: &Path, dir: &Path, tag: &str) -> Self {
+        Self::start_with_env(bin, config, dir, tag, &[])
+    }
+
+    /// As [`Daemon::start`], with `env` added to its environment.
+    pub fn start_with_env(
+        bin: &str,
+        config: &Path,
+        dir: &Path,
+        tag: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = dir.join(format!("{tag}.log"));
         let out = dir.join(format!("{tag}.out"));
         let child = Command::new(bin)
             .args(["run", "--config", config.to_str().unwrap()])
             .env("HLSVAULT_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         Daemon { child, log, out }
+    }
+
+    /// CPU time it has used so far (user and system).
+    pub fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command (which may hold spaces), from the state:
+        // utime is the 12th, stime the 13th, in clock ticks (100 a second).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let ticks = field(11) + field(12);
+        Duration::from_millis(ticks * 10)
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// SIGKILL, and waits for it to be gone; returns its log.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log()
     }
 
     /// Its log so far.
@@ -55,7 +100,14 @@ impl Daemon {
     }
 
     /// SIGTERM; returns the summary on standard output once it has exited 0.
-    pub fn stop(mut self) -> String {
+    pub fn stop(self) -> String {
+        let (status, out) = self.stop_with_status();
+        assert!(status.success(), "exit status after SIGTERM: {status}");
+        out
+    }
+
+    /// SIGTERM; returns how it exited and the summary on standard output.
+    pub fn stop_with_status(mut self) -> (std::process::ExitStatus, String) {
         // SAFETY: signals our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let until = Instant::now() + PATIENCE;
@@ -71,7 +123,16 @@ impl Daemon {
         };
         let out = std::fs::read_to_string(&self.out).unwrap();
         eprintln!("stdout:\n{out}\nstderr:\n{}", self.log());
-        assert!(status.success(), "exit status after SIGTERM: {status}");
-        out
+        (status, out)
+    }
+}
+
+impl Drop for Daemon {
+    /// A test that failed leaves no process behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

@@ -111,6 +111,44 @@ impl EtcdCluster {
             .collect()
     }
 
+    /// The member that leads the cluster now, as the members say.
+    pub fn leader(&self) -> Option<usize> {
+        self.members
+            .iter()
+            .zip(&self.endpoints)
+            .enumerate()
+            .filter(|(_, (m, _))| m.is_some())
+            .find_map(|(i, (_, e))| {
+                let out = Command::new("curl")
+                    .args(["-s", "-m", "2", "-X", "POST", "-d", "{}"])
+                    .arg(format!("{e}/v3/maintenance/status"))
+                    .output()
+                    .ok()?;
+                let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                let member = status["header"]["member_id"].as_str()?;
+                (status["leader"].as_str()? == member).then_some(i)
+            })
+    }
+
+    /// Bytes the running members have received from and sent to their
+    /// clients so far (etcd's own gRPC counters).
+    pub fn client_traffic(&self) -> u64 {
+        self.running_endpoints()
+            .iter()
+            .map(|e| {
+                let (_, _, body) = crate::http_get(&format!("{e}/metrics"), &["-m", "2"]);
+                String::from_utf8_lossy(&body)
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("etcd_network_client_grpc_received_bytes_total ")
+                            || l.starts_with("etcd_network_client_grpc_sent_bytes_total ")
+                    })
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>() as u64
+            })
+            .sum()
+    }
+
     /// Kills member `i` (SIGKILL).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].take() {

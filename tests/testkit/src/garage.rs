@@ -9,6 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use futures_util::StreamExt;
+use minio::s3::creds::StaticProvider;
+use minio::s3::http::BaseUrl;
+use minio::s3::types::{Region, S3Api, ToStream};
+use minio::s3::MinioClient;
+use std::time::SystemTime;
 
 /// A running Garage server; killed when dropped.
 pub struct Garage {
@@ -243,5 +249,87 @@ impl std::error::Error for S3Unanswered {}
 impl Drop for Garage {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A runtime for the S3 client's calls in a test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Reading the bucket back, as a test checks what was stored.
+impl Garage {
+    /// An S3 client with the test key.
+    pub fn client(&self) -> MinioClient {
+        let mut base: BaseUrl = self.endpoint.parse().unwrap();
+        base.region = Region::new(self.region.clone()).unwrap();
+        let creds = StaticProvider::new(&self.access_key, &self.secret_key, None);
+        MinioClient::new(base, Some(creds), None, None).unwrap()
+    }
+
+    /// Every key in the bucket under `prefix`, sorted.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .listed_with_times(prefix)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Every key under `prefix` with its modification time.
+    pub fn listed_with_times(&self, prefix: &str) -> Vec<(String, Option<SystemTime>)> {
+        runtime().block_on(async {
+            let mut stream = self
+                .client()
+                .list_objects(&self.bucket)
+                .unwrap()
+                .prefix(Some(prefix.to_string()))
+                .recursive(true)
+                .build()
+                .to_stream()
+                .await;
+            let mut keys = Vec::new();
+            while let Some(page) = stream.next().await {
+                keys.extend(
+                    page.unwrap()
+                        .contents
+                        .into_iter()
+                        .map(|e| (e.name, e.last_modified.map(SystemTime::from))),
+                );
+            }
+            keys
+        })
+    }
+
+    /// The object at `key`.
+    pub fn object(&self, key: &str) -> bytes::Bytes {
+        let client = self.client();
+        runtime().block_on(async {
+            client
+                .get_object(&self.bucket, key)
+                .unwrap()
+                .build()
+                .send()
+                .await
+                .unwrap()
+                .into_bytes()
+                .await
+                .unwrap()
+        })
+    }
+
+    /// Copies every object under `prefix` into `dir`, keys as paths.
+    pub fn mirror(&self, prefix: &str, dir: &Path) {
+        for key in self.list(prefix) {
+            let bytes = self.object(&key);
+            let path = dir.join(&key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 
 pub mod archive;
+pub mod cluster;
 pub mod daemon;
 pub mod encoders;
 pub mod etcd;
@@ -18,6 +19,7 @@ pub mod garage;
 pub mod kill_loop;
 pub mod net;
 pub mod pcr_timing;
+pub mod proxy;
 pub mod receive;
 pub mod sniff;
 

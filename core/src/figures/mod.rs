@@ -9,6 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+mod cluster;
+
+pub use cluster::{ClusterFigures, NodeFigures, Role};
+
 use hlsvault_hls::Playlist;
 use hlsvault_store::{PublishLatency, QueueCounters, UploadQueue};
 use hlsvault_ts::clock::format_seconds;
@@ -65,93 +69,19 @@ pub struct StreamStats {
     pub cluster: ClusterFigures,
 }
 
-/// A stream's part on this node of a cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Not in a cluster (or not placed here).
-    Alone = 0,
-    /// Records the stream, ready to take it over.
-    Standby = 1,
-    /// Records and publishes it.
-    Owner = 2,
-}
-
-impl Role {
-    /// Its name in metrics and on the status page.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Alone => "alone",
-            Role::Standby => "standby",
-            Role::Owner => "owner",
-        }
-    }
-}
-
-/// What a stream's cluster duty counted on this node.
-#[derive(Debug, Default)]
-pub struct ClusterFigures {
-    role: std::sync::atomic::AtomicU8,
-    takeovers: AtomicU64,
-    fenced: AtomicU64,
-    buffered: AtomicU64,
-}
-
-impl ClusterFigures {
-    /// The stream's role here now.
-    pub fn role(&self) -> Role {
-        match self.role.load(Relaxed) {
-            1 => Role::Standby,
-            2 => Role::Owner,
-            _ => Role::Alone,
-        }
-    }
-
-    /// Sets the stream's role here.
-    pub fn set_role(&self, role: Role) {
-        self.role.store(role as u8, Relaxed);
-    }
-
-    /// Times this node took the stream over.
-    pub fn takeovers(&self) -> u64 {
-        self.takeovers.load(Relaxed)
-    }
-
-    /// Counts a takeover.
-    pub fn took_over(&self) {
-        self.takeovers.fetch_add(1, Relaxed);
-    }
-
-    /// Times this node stopped publishing because its claim or lease could
-    /// no longer be trusted (a commit fenced off, a lease past its
-    /// deadline).
-    pub fn fencing_rejections(&self) -> u64 {
-        self.fenced.load(Relaxed)
-    }
-
-    /// Counts a fencing rejection.
-    pub fn fenced(&self) {
-        self.fenced.fetch_add(1, Relaxed);
-    }
-
-    /// Segments held, not published (a standby's buffer).
-    pub fn buffered(&self) -> u64 {
-        self.buffered.load(Relaxed)
-    }
-
-    /// Sets the buffer's depth.
-    pub fn set_buffered(&self, n: usize) {
-        self.buffered.store(n as u64, Relaxed);
-    }
-}
-
 /// What the engine shares with the server: the figures of every stream
 /// that runs now (config order) and every plugin's. A config reload
 /// changes the lists; readers take a copy.
 #[derive(Debug, Default)]
 pub struct Figures {
+    /// Every stream of the config, and its stall timeout (in a cluster,
+    /// also those that run on other nodes).
+    configured: RwLock<Vec<(String, Duration)>>,
     streams: RwLock<Vec<StreamFigures>>,
     plugins: RwLock<Vec<(String, Arc<hlsvault_plugin::PluginFigures>)>>,
     playouts: RwLock<Vec<PlayoutFigures>>,
+    /// This node, in a cluster.
+    node: OnceLock<Arc<NodeFigures>>,
 }
 
 /// One running playout's figures.
@@ -180,10 +110,25 @@ impl Figures {
         self.streams.read().expect("figures lock").clone()
     }
 
-    /// Whether stream `name` runs now.
-    pub fn runs(&self, name: &str) -> bool {
+    /// Every stream of the config and its stall timeout, with its figures
+    /// if it runs here.
+    pub fn configured(&self) -> Vec<(String, Duration, Option<Arc<StreamStats>>)> {
         let streams = self.streams.read().expect("figures lock");
-        streams.iter().any(|s| s.name == name)
+        let stats = |name: &str| {
+            let running = streams.iter().find(|s| s.name == name);
+            running.map(|s| s.stats.clone())
+        };
+        let configured = self.configured.read().expect("figures lock");
+        configured
+            .iter()
+            .map(|(n, stall)| (n.clone(), *stall, stats(n)))
+            .collect()
+    }
+
+    /// Whether stream `name` is in the config.
+    pub fn knows(&self, name: &str) -> bool {
+        let configured = self.configured.read().expect("figures lock");
+        configured.iter().any(|(n, _)| n == name)
     }
 
     /// Every plugin's figures, by name.
@@ -196,6 +141,16 @@ impl Figures {
         self.playouts.read().expect("figures lock").clone()
     }
 
+    /// Makes this process a node of a cluster, with these figures.
+    pub fn set_node(&self, node: Arc<NodeFigures>) {
+        let _ = self.node.set(node);
+    }
+
+    /// This node's figures, in a cluster.
+    pub fn node(&self) -> Option<&Arc<NodeFigures>> {
+        self.node.get()
+    }
+
     /// Replaces the playouts that run.
     pub fn set_playouts(&self, playouts: Vec<PlayoutFigures>) {
         *self.playouts.write().expect("figures lock") = playouts;
@@ -204,9 +159,11 @@ impl Figures {
     /// Replaces what runs.
     pub fn set(
         &self,
+        configured: Vec<(String, Duration)>,
         streams: Vec<StreamFigures>,
         plugins: Vec<(String, Arc<hlsvault_plugin::PluginFigures>)>,
     ) {
+        *self.configured.write().expect("figures lock") = configured;
         *self.streams.write().expect("figures lock") = streams;
         *self.plugins.write().expect("figures lock") = plugins;
     }
