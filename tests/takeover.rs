@@ -31,6 +31,18 @@ fn report(scenario: &str, took: Duration) {
 
 const SETTLE: Duration = Duration::from_secs(40);
 
+/// rec-a and rec-b recording one stream for a few seconds, settled: the
+/// scenario, the owner and its index.
+fn two_nodes_recording() -> (Scenario, String, usize) {
+    let mut s = scenario(&["rec-a", "rec-b"], 1, 40);
+    s.start(0);
+    s.start(1);
+    let owner = s.settled("ch0", SETTLE);
+    std::thread::sleep(Duration::from_secs(3));
+    let i = s.index(&owner);
+    (s, owner, i)
+}
+
 /// The value of `sample` (a name and its labels) in a scrape of /metrics.
 fn sample(metrics: &str, sample: &str) -> f64 {
     let line = metrics
@@ -42,12 +54,7 @@ fn sample(metrics: &str, sample: &str) -> f64 {
 
 #[test]
 fn a_killed_owners_standby_goes_on_after_its_last_commit_with_no_gap_and_no_duplicate() {
-    let mut s = scenario(&["rec-a", "rec-b"], 1, 40);
-    s.start(0);
-    s.start(1);
-    let owner = s.settled("ch0", SETTLE);
-    std::thread::sleep(Duration::from_secs(4));
-    let i = s.index(&owner);
+    let (mut s, owner, i) = two_nodes_recording();
     // The other node stands by, holding the newest segments.
     let standby = s.nodes.iter().find(|n| n.name != owner).unwrap();
     let metrics = standby.get("/metrics");
@@ -98,12 +105,7 @@ fn a_killed_owners_standby_goes_on_after_its_last_commit_with_no_gap_and_no_dupl
 
 #[test]
 fn a_frozen_owner_that_wakes_after_its_lease_publishes_nothing_more_and_the_standby_goes_on() {
-    let mut s = scenario(&["rec-a", "rec-b"], 1, 40);
-    s.start(0);
-    s.start(1);
-    let owner = s.settled("ch0", SETTLE);
-    std::thread::sleep(Duration::from_secs(3));
-    let i = s.index(&owner);
+    let (mut s, owner, i) = two_nodes_recording();
     let frozen = Instant::now();
     s.daemon(i).signal(libc::SIGSTOP);
     let (_, took) = s.taken_over("ch0", &owner, frozen);
@@ -120,12 +122,7 @@ fn a_frozen_owner_that_wakes_after_its_lease_publishes_nothing_more_and_the_stan
 
 #[test]
 fn an_owner_cut_from_etcd_stops_publishing_and_its_standby_takes_over() {
-    let mut s = scenario(&["rec-a", "rec-b"], 1, 40);
-    s.start(0);
-    s.start(1);
-    let owner = s.settled("ch0", SETTLE);
-    std::thread::sleep(Duration::from_secs(3));
-    let i = s.index(&owner);
+    let (mut s, owner, i) = two_nodes_recording();
     let cut = Instant::now();
     s.nodes[i].cut_etcd(true);
     let (_, took) = s.taken_over("ch0", &owner, cut);
@@ -139,12 +136,7 @@ fn an_owner_cut_from_etcd_stops_publishing_and_its_standby_takes_over() {
 
 #[test]
 fn an_owner_cut_from_the_store_resigns_and_its_standby_takes_over() {
-    let mut s = scenario(&["rec-a", "rec-b"], 1, 40);
-    s.start(0);
-    s.start(1);
-    let owner = s.settled("ch0", SETTLE);
-    std::thread::sleep(Duration::from_secs(3));
-    let i = s.index(&owner);
+    let (mut s, owner, i) = two_nodes_recording();
     let cut = Instant::now();
     s.nodes[i].s3.cut(true);
     let (_, took) = s.taken_over("ch0", &owner, cut);
@@ -169,12 +161,7 @@ fn an_owner_cut_from_the_store_resigns_and_its_standby_takes_over() {
 
 #[test]
 fn an_owner_that_loses_its_source_resigns_and_its_standby_takes_over() {
-    let mut s = scenario(&["rec-a", "rec-b"], 1, 40);
-    s.start(0);
-    s.start(1);
-    let owner = s.settled("ch0", SETTLE);
-    std::thread::sleep(Duration::from_secs(3));
-    let i = s.index(&owner);
+    let (mut s, owner, i) = two_nodes_recording();
     let cut = Instant::now();
     s.cut_source(i, 0, true);
     let (_, took) = s.taken_over("ch0", &owner, cut);
@@ -187,11 +174,7 @@ fn an_owner_that_loses_its_source_resigns_and_its_standby_takes_over() {
 
 #[test]
 fn killing_the_etcd_leader_loses_no_segment() {
-    let mut s = scenario(&["rec-a", "rec-b"], 1, 40);
-    s.start(0);
-    s.start(1);
-    let owner = s.settled("ch0", SETTLE);
-    std::thread::sleep(Duration::from_secs(3));
+    let (mut s, owner, _) = two_nodes_recording();
     let leader = s.etcd.leader().expect("etcd has a leader");
     let killed = Instant::now();
     s.etcd.kill(leader);

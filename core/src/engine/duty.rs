@@ -246,8 +246,9 @@ impl Duty<'_> {
                 .placements
                 .get(self.stream())
                 .and_then(|p| p.standby.as_deref());
+            let lease = self.node.membership().map(|m| m.lease());
             let ready = |n: Option<&str>| match n {
-                Some(n) if n == me => self.ready.is_some(),
+                Some(n) if n == me => self.ready.is_some() && self.ready == lease,
                 Some(n) => placed.ready(self.stream(), n),
                 None => false,
             };

@@ -181,10 +181,7 @@ impl Scenario {
             .map(|n| n.name.as_str())
             .collect();
         loop {
-            let view = runtime().block_on(async {
-                let client = hlsvault_cluster::connect(&self.settings()).await.ok()?;
-                hlsvault_cluster::view(&client, &Keys::default()).await.ok()
-            });
+            let view = self.view();
             let live: Vec<String> = view
                 .iter()
                 .flat_map(|v| v.members.iter().map(|m| m.name.clone()))
@@ -200,15 +197,17 @@ impl Scenario {
         }
     }
 
+    /// The cluster as etcd says it is now (None if it cannot be read).
+    pub fn view(&self) -> Option<hlsvault_cluster::View> {
+        runtime().block_on(async {
+            let client = hlsvault_cluster::connect(&self.settings()).await.ok()?;
+            hlsvault_cluster::view(&client, &Keys::default()).await.ok()
+        })
+    }
+
     /// Who owns each stream now, as etcd says.
     pub fn owners(&self) -> Vec<Option<String>> {
-        let settings = self.settings();
-        let view = runtime().block_on(async {
-            let client = hlsvault_cluster::connect(&settings).await.unwrap();
-            hlsvault_cluster::view(&client, &Keys::default())
-                .await
-                .unwrap()
-        });
+        let view = self.view().expect("etcd answers");
         self.streams
             .iter()
             .map(|s| view.owners.get(s).cloned())
@@ -221,10 +220,7 @@ impl Scenario {
     pub fn settled(&self, stream: &str, within: Duration) -> String {
         let until = Instant::now() + within;
         loop {
-            let view = runtime().block_on(async {
-                let client = hlsvault_cluster::connect(&self.settings()).await.ok()?;
-                hlsvault_cluster::view(&client, &Keys::default()).await.ok()
-            });
+            let view = self.view();
             let ready: BTreeSet<String> = view
                 .iter()
                 .flat_map(|v| v.ready.iter())
