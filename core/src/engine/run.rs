@@ -106,7 +106,7 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
     let progress = Arc::new(Progress::new(total));
     let mut files = FileWatch::new();
     // In a cluster, the streams it places here, once it is joined.
-    let cluster = match &config.cluster {
+    let (cluster, placed) = match &config.cluster {
         Some(settings) => {
             let (pins, streams) = tokio::sync::watch::channel(supervisor::pinned(&config.streams));
             let (node, here) = runtime
@@ -114,12 +114,8 @@ pub fn run(config: &Config, file: Option<&Path>) -> anyhow::Result<Report> {
                 .context("cluster")?;
             tracing::info!(node = node.name(), streams = ?here, "joined the cluster");
             figures.set_node(node.figures.clone());
-            Some((node, pins, here))
+            (Some((node, pins)), Some(here))
         }
-        None => None,
-    };
-    let (cluster, placed) = match cluster {
-        Some((node, pins, here)) => (Some((node, pins)), Some(here)),
         None => (None, None),
     };
     let node = cluster.as_ref().map(|(n, _)| n.clone());
