@@ -23,9 +23,10 @@ impl FencedStore {
         FencedStore { inner, membership }
     }
 
-    /// Runs `call` (`op` on `key`), cut off at the lease's deadline: a
-    /// write must not land after it, and a read that hangs must not keep
-    /// the stream from the standby.
+    /// Runs `call` (`op` on `key`), cut off at the lease's deadline (each
+    /// renewal moves it on): a write must not land after it. A store that
+    /// does not answer within twice the lease is failing: the owner gives
+    /// the stream to a node whose store answers.
     async fn fenced<T, F>(&self, op: &'static str, key: &str, call: F) -> Result<T, StoreError>
     where
         F: std::future::Future<Output = Result<T, StoreError>>,
@@ -36,22 +37,25 @@ impl FencedStore {
             reason:
                 "not once this node's cluster lease may expire (another node may own the stream)",
         };
-        let Some(deadline) = self.membership.alive_until() else {
-            return Err(refused());
-        };
-        if Instant::now() >= deadline {
-            return Err(refused());
-        }
-        match tokio::time::timeout_at(deadline.into(), call).await {
-            Ok(answer) => answer,
-            // Renewed meanwhile: the store is what did not answer.
-            Err(_) if self.membership.alive() => Err(StoreError::Unreachable {
-                op,
-                key: key.to_string(),
-                reason: "no answer within the cluster lease".into(),
-                source: None,
-            }),
-            Err(_) => Err(refused()),
+        let patience = Instant::now() + self.membership.ttl() * 2;
+        tokio::pin!(call);
+        loop {
+            let deadline = match self.membership.alive_until() {
+                Some(d) if Instant::now() < d => d,
+                _ => return Err(refused()),
+            };
+            if Instant::now() >= patience {
+                return Err(StoreError::Unreachable {
+                    op,
+                    key: key.to_string(),
+                    reason: "no answer within twice the cluster lease".into(),
+                    source: None,
+                });
+            }
+            let wake = deadline.min(patience);
+            if let Ok(answer) = tokio::time::timeout_at(wake.into(), &mut call).await {
+                return answer;
+            }
         }
     }
 }

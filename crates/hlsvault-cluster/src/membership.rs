@@ -22,6 +22,7 @@ pub struct Membership {
     etcd: Etcd,
     node: String,
     lease: i64,
+    ttl: Duration,
     alive_until: watch::Receiver<Option<Instant>>,
     /// The last renewal's round trip, in µs (0: none yet).
     renew_micros: Arc<AtomicU64>,
@@ -82,6 +83,7 @@ impl Membership {
             etcd,
             node: settings.node.clone(),
             lease,
+            ttl,
             alive_until,
             renew_micros,
             renewing,
@@ -105,6 +107,11 @@ impl Membership {
             0 => None,
             us => Some(Duration::from_micros(us)),
         }
+    }
+
+    /// The lease's time to live.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// This node's name.

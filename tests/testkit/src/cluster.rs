@@ -69,6 +69,11 @@ impl Scenario {
         let clip = dir.path().join("clip.ts");
         clip_with_keyframe_every_second(&clip, seconds);
         let names: Vec<String> = (0..streams).map(|i| format!("ch{i}")).collect();
+        // Held until all are chosen: each node's port for each stream differs.
+        let held: Vec<std::net::UdpSocket> = (0..nodes.len() * streams)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let mut free = held.iter().map(|s| s.local_addr().unwrap().port());
         let mut built = Vec::new();
         for name in nodes {
             let etcd_links: Vec<TcpProxy> = etcd
@@ -77,7 +82,7 @@ impl Scenario {
                 .map(|e| TcpProxy::start(addr_of(e)).unwrap())
                 .collect();
             let s3 = TcpProxy::start(addr_of(&garage.endpoint)).unwrap();
-            let ports = (0..streams).map(|_| free_udp_port()).collect();
+            let ports = (0..streams).map(|_| free.next().unwrap()).collect();
             let node = Node {
                 name: name.to_string(),
                 config: dir.path().join(format!("{name}.toml")),
@@ -101,6 +106,9 @@ impl Scenario {
                 (fanout, KillOnDrop(sender))
             })
             .collect();
+        // The senders' and fan-outs' own ports are taken: the nodes' are
+        // free for the nodes alone.
+        drop(held);
         Scenario {
             dir,
             etcd,
@@ -418,14 +426,6 @@ fn clip_with_keyframe_every_second(out: &Path, seconds: u64) {
 
 fn addr_of(url: &str) -> std::net::SocketAddr {
     url.trim_start_matches("http://").parse().unwrap()
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Drop for Scenario {
